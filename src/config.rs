@@ -1,0 +1,707 @@
+//! The config file schema (TOML, unknown keys refused) and its validation, with key paths in errors.
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One problem found in a config file: the key path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Key path such as `upstream.servers[1]`; empty for whole-file errors.
+    pub key: String,
+    pub message: String,
+}
+
+/// Every problem found in one config file; each renders as `FILE: KEY: MESSAGE`.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if p.key.is_empty() {
+                write!(f, "{}: {}", self.file.display(), p.message)?;
+            } else {
+                write!(f, "{}: {}: {}", self.file.display(), p.key, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A duration written as `"250ms"`, `"10s"`, `"5m"` or `"1h"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub const fn secs(s: u64) -> Self {
+        Dur(Duration::from_secs(s))
+    }
+    pub const fn millis(ms: u64) -> Self {
+        Dur(Duration::from_millis(ms))
+    }
+}
+
+/// Parses `"250ms"`, `"10s"`, `"5m"`, `"1h"` into a duration.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{s}` has no unit; write e.g. \"250ms\", \"10s\", \"5m\""))?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` does not start with a whole number"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => {
+            return Err(format!(
+                "`{s}` has unknown unit `{unit}`; use ms, s, m or h"
+            ))
+        }
+    };
+    Ok(d)
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(Dur).map_err(de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: Server,
+    pub tls: Option<Tls>,
+    pub upstream: Upstream,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub forwarding: Forwarding,
+    #[serde(default, rename = "static")]
+    pub statics: Vec<Static>,
+    #[serde(default)]
+    pub context: Context,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    #[serde(default)]
+    pub telemetry: Telemetry,
+    #[serde(default)]
+    pub metrics: Metrics,
+    #[serde(default)]
+    pub spike: Spike,
+    #[serde(default)]
+    pub sampling: Sampling,
+    #[serde(default)]
+    pub sink: Sink,
+    #[serde(default)]
+    pub access_log: AccessLog,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Plain-HTTP listeners.
+    pub listen: Vec<String>,
+    /// Admin listener: /metrics /healthz /readyz /debug/authz.
+    pub admin: String,
+    pub threads: usize,
+    pub grace_period: Dur,
+    /// Unix socket through which `--upgrade` takes the listeners over.
+    pub upgrade_sock: String,
+    pub pid_file: String,
+    /// Idle time allowed between requests on a client keepalive connection.
+    pub keepalive_timeout: Dur,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: vec!["127.0.0.1:8080".into()],
+            admin: "127.0.0.1:9090".into(),
+            threads: 2,
+            grace_period: Dur::secs(10),
+            upgrade_sock: "/tmp/authz-edge-upgrade.sock".into(),
+            pid_file: "/tmp/authz-edge.pid".into(),
+            keepalive_timeout: Dur::secs(75),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub listen: Vec<String>,
+    pub cert: String,
+    pub key: String,
+    /// Answer plain-HTTP requests with a 308 redirect to HTTPS.
+    #[serde(default)]
+    pub redirect_http: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub servers: Vec<String>,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Dur,
+    #[serde(default = "default_io_timeout")]
+    pub read_timeout: Dur,
+    #[serde(default = "default_io_timeout")]
+    pub write_timeout: Dur,
+    /// How long an idle pooled upstream connection is kept.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: Dur,
+    /// Idle keepalive connections kept per process.
+    #[serde(default = "default_pool_size")]
+    pub keepalive_pool: usize,
+    /// Tries on other servers when connecting fails (before anything was sent).
+    pub retries: Option<usize>,
+    pub health_check: Option<HealthCheck>,
+}
+
+fn default_connect_timeout() -> Dur {
+    Dur::secs(2)
+}
+fn default_io_timeout() -> Dur {
+    Dur::secs(60)
+}
+fn default_idle_timeout() -> Dur {
+    Dur::secs(60)
+}
+fn default_pool_size() -> usize {
+    128
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    pub path: String,
+    #[serde(default = "default_hc_interval")]
+    pub interval: Dur,
+    #[serde(default = "default_hc_timeout")]
+    pub timeout: Dur,
+    /// `Host` sent with the check; Django's ALLOWED_HOSTS must accept it.
+    #[serde(default = "default_hc_host")]
+    pub host: String,
+}
+
+fn default_hc_interval() -> Dur {
+    Dur::secs(5)
+}
+fn default_hc_timeout() -> Dur {
+    Dur::secs(1)
+}
+fn default_hc_host() -> String {
+    "localhost".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_uri_bytes: usize,
+    pub max_body_bytes: u64,
+    pub header_timeout: Dur,
+    /// Requests served on one client keepalive connection before it is closed.
+    pub max_requests_per_connection: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 32768,
+            max_headers: 100,
+            max_uri_bytes: 8192,
+            max_body_bytes: 10 * 1024 * 1024,
+            header_timeout: Dur::secs(10),
+            max_requests_per_connection: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Forwarding {
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Static {
+    pub prefix: String,
+    pub root: String,
+    #[serde(default = "default_true")]
+    pub gzip: bool,
+    /// `Cache-Control` value for served files, e.g. "public, max-age=3600".
+    pub cache_control: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Context {
+    pub user_header: String,
+    pub kind_header: String,
+    pub permission_header: String,
+    pub route_header: String,
+    pub reason_header: String,
+    pub release_header: String,
+    pub session_cookie: String,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context {
+            user_header: "X-Authz-User".into(),
+            kind_header: "X-Authz-Kind".into(),
+            permission_header: "X-Authz-Permission".into(),
+            route_header: "X-Authz-Route".into(),
+            reason_header: "X-Authz-Reason".into(),
+            release_header: "X-App-Release".into(),
+            session_cookie: "sessionid".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub pattern: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Telemetry {
+    pub enabled: bool,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry { enabled: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    pub max_routes: usize,
+    pub max_permissions: usize,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            max_routes: 200,
+            max_permissions: 200,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Spike {
+    pub tick: Dur,
+    pub window: Dur,
+}
+
+impl Default for Spike {
+    fn default() -> Self {
+        Spike {
+            tick: Dur::secs(1),
+            window: Dur::secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sampling {
+    pub per_route_per_minute: u32,
+    pub body_bytes: usize,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            per_route_per_minute: 30,
+            body_bytes: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkType {
+    File,
+    Http,
+    Stdout,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sink {
+    #[serde(rename = "type")]
+    pub kind: SinkType,
+    pub path: String,
+    pub url: Option<String>,
+    pub queue: usize,
+}
+
+impl Default for Sink {
+    fn default() -> Self {
+        Sink {
+            kind: SinkType::File,
+            path: "authz-edge-diagnostics.jsonl".into(),
+            url: None,
+            queue: 8192,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessLog {
+    /// One JSON line per request through `tracing` (target `access`).
+    pub enabled: bool,
+    /// Write to this file instead of standard output.
+    pub path: Option<String>,
+}
+
+/// Reads, parses and validates a config file; every problem is reported, not just the first.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let fail = |key: String, message: String| ConfigError {
+        file: path.to_path_buf(),
+        problems: vec![Problem { key, message }],
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| fail(String::new(), format!("cannot read the file: {e}")))?;
+    let config = parse(&text).map_err(|p| ConfigError {
+        file: path.to_path_buf(),
+        problems: vec![p],
+    })?;
+    let problems = validate(&config);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError {
+            file: path.to_path_buf(),
+            problems,
+        })
+    }
+}
+
+/// Parses TOML text into the schema; a parse error names the key path where it can.
+pub fn parse(text: &str) -> Result<Config, Problem> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let mut message = inner.message().to_string();
+        if let Some(span) = inner.span() {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            message = format!("{message} (line {line})");
+        }
+        Problem {
+            key: if key == "." { String::new() } else { key },
+            message,
+        }
+    })
+}
+
+/// Checks what types alone cannot; returns one problem per bad key.
+pub fn validate(c: &Config) -> Vec<Problem> {
+    let mut p = Vec::new();
+    let mut bad = |key: String, message: String| p.push(Problem { key, message });
+
+    if c.server.listen.is_empty() && c.tls.is_none() {
+        bad(
+            "server.listen".into(),
+            "no listener: give at least one address or a [tls] section".into(),
+        );
+    }
+    for (i, a) in c.server.listen.iter().enumerate() {
+        if let Err(m) = validate_addr(a) {
+            bad(format!("server.listen[{i}]"), m);
+        }
+    }
+    if let Err(m) = validate_addr(&c.server.admin) {
+        bad("server.admin".into(), m);
+    }
+    if c.server.threads == 0 || c.server.threads > 1024 {
+        bad(
+            "server.threads".into(),
+            format!("{} is out of range: use 1 to 1024", c.server.threads),
+        );
+    }
+    if let Some(tls) = &c.tls {
+        if tls.listen.is_empty() {
+            bad(
+                "tls.listen".into(),
+                "empty: give at least one address".into(),
+            );
+        }
+        for (i, a) in tls.listen.iter().enumerate() {
+            if let Err(m) = validate_addr(a) {
+                bad(format!("tls.listen[{i}]"), m);
+            }
+        }
+        for (key, file) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
+            if let Err(e) = std::fs::metadata(file) {
+                bad(key.into(), format!("cannot read `{file}`: {e}"));
+            }
+        }
+        if tls.redirect_http && c.server.listen.is_empty() {
+            bad(
+                "tls.redirect_http".into(),
+                "is on but server.listen has no plain-HTTP listener to redirect from".into(),
+            );
+        }
+    }
+
+    if c.upstream.servers.is_empty() {
+        bad(
+            "upstream.servers".into(),
+            "empty: give at least one Django server, e.g. \"127.0.0.1:8000\"".into(),
+        );
+    }
+    for (i, s) in c.upstream.servers.iter().enumerate() {
+        if let Err(m) = validate_addr(s) {
+            bad(format!("upstream.servers[{i}]"), m);
+        }
+    }
+    for (key, d) in [
+        ("upstream.connect_timeout", c.upstream.connect_timeout),
+        ("upstream.read_timeout", c.upstream.read_timeout),
+        ("upstream.write_timeout", c.upstream.write_timeout),
+        ("limits.header_timeout", c.limits.header_timeout),
+        ("spike.tick", c.spike.tick),
+        ("spike.window", c.spike.window),
+    ] {
+        if d.0.is_zero() {
+            bad(key.into(), "must be longer than zero".into());
+        }
+    }
+    if let Some(hc) = &c.upstream.health_check {
+        if !hc.path.starts_with('/') {
+            bad(
+                "upstream.health_check.path".into(),
+                format!("`{}` must start with `/`", hc.path),
+            );
+        }
+        if hc.interval.0 < Duration::from_millis(100) {
+            bad(
+                "upstream.health_check.interval".into(),
+                "must be at least 100ms".into(),
+            );
+        }
+    }
+
+    let l = &c.limits;
+    for (key, v, min) in [
+        ("limits.max_header_bytes", l.max_header_bytes, 1024),
+        ("limits.max_headers", l.max_headers, 8),
+        ("limits.max_uri_bytes", l.max_uri_bytes, 64),
+    ] {
+        if v < min {
+            bad(key.into(), format!("{v} is too small: use at least {min}"));
+        }
+    }
+    if l.max_header_bytes > 1_048_000 {
+        bad(
+            "limits.max_header_bytes".into(),
+            "must be at most 1048000 (Pingora's own ceiling)".into(),
+        );
+    }
+    if l.max_headers > 256 {
+        bad(
+            "limits.max_headers".into(),
+            "must be at most 256 (Pingora's own ceiling)".into(),
+        );
+    }
+    if l.max_requests_per_connection == 0 {
+        bad(
+            "limits.max_requests_per_connection".into(),
+            "must be at least 1".into(),
+        );
+    }
+
+    for (i, cidr) in c.forwarding.trusted_proxies.iter().enumerate() {
+        if parse_cidr(cidr).is_none() {
+            bad(
+                format!("forwarding.trusted_proxies[{i}]"),
+                format!("`{cidr}` is not an IP address or CIDR such as \"10.0.0.0/8\""),
+            );
+        }
+    }
+
+    for (i, s) in c.statics.iter().enumerate() {
+        if !s.prefix.starts_with('/') || !s.prefix.ends_with('/') {
+            bad(
+                format!("static[{i}].prefix"),
+                format!("`{}` must start and end with `/`", s.prefix),
+            );
+        }
+        match std::fs::metadata(&s.root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => bad(
+                format!("static[{i}].root"),
+                format!("`{}` is not a directory", s.root),
+            ),
+            Err(e) => bad(
+                format!("static[{i}].root"),
+                format!("cannot read `{}`: {e}", s.root),
+            ),
+        }
+    }
+
+    let ctx = &c.context;
+    for (key, v) in [
+        ("context.user_header", &ctx.user_header),
+        ("context.kind_header", &ctx.kind_header),
+        ("context.permission_header", &ctx.permission_header),
+        ("context.route_header", &ctx.route_header),
+        ("context.reason_header", &ctx.reason_header),
+        ("context.release_header", &ctx.release_header),
+    ] {
+        if http::HeaderName::from_bytes(v.as_bytes()).is_err() {
+            bad(key.into(), format!("`{v}` is not a valid header name"));
+        }
+    }
+    if ctx.session_cookie.is_empty()
+        || ctx
+            .session_cookie
+            .contains(|c: char| c.is_whitespace() || c == ';' || c == '=')
+    {
+        bad(
+            "context.session_cookie".into(),
+            format!("`{}` is not a valid cookie name", ctx.session_cookie),
+        );
+    }
+
+    for (i, r) in c.routes.iter().enumerate() {
+        if let Err(m) = crate::routes::Pattern::parse(&r.pattern) {
+            bad(format!("routes[{i}].pattern"), m);
+        }
+    }
+
+    if c.metrics.max_routes == 0 || c.metrics.max_routes > 10_000 {
+        bad(
+            "metrics.max_routes".into(),
+            format!("{} is out of range: use 1 to 10000", c.metrics.max_routes),
+        );
+    }
+    if c.metrics.max_permissions == 0 || c.metrics.max_permissions > 10_000 {
+        bad(
+            "metrics.max_permissions".into(),
+            format!(
+                "{} is out of range: use 1 to 10000",
+                c.metrics.max_permissions
+            ),
+        );
+    }
+    if c.spike.window.0 < c.spike.tick.0 {
+        bad(
+            "spike.window".into(),
+            "must be at least as long as spike.tick".into(),
+        );
+    }
+    if c.sink.queue == 0 {
+        bad("sink.queue".into(), "must be at least 1".into());
+    }
+    match c.sink.kind {
+        SinkType::Http if c.sink.url.is_none() => bad(
+            "sink.url".into(),
+            "is required when sink.type = \"http\"".into(),
+        ),
+        SinkType::File if c.sink.path.is_empty() => bad(
+            "sink.path".into(),
+            "is required when sink.type = \"file\"".into(),
+        ),
+        _ => {}
+    }
+    p
+}
+
+fn validate_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>().map_err(|_| {
+        format!("`{s}` is not an address of the form IP:PORT, e.g. \"127.0.0.1:8000\"")
+    })
+}
+
+/// Parses `10.0.0.0/8` or a single address into a network.
+pub fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = "[upstream]\nservers = [\"127.0.0.1:8000\"]\n";
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("10d").is_err());
+    }
+
+    #[test]
+    fn minimal_config_is_valid() {
+        let c = parse(MIN).expect("parses");
+        assert!(validate(&c).is_empty());
+        assert_eq!(c.limits.max_headers, 100);
+    }
+
+    #[test]
+    fn unknown_key_names_its_path() {
+        let e = parse(&format!("{MIN}bogus = 1\n")).expect_err("refused");
+        assert!(e.message.contains("unknown field `bogus`"), "{e:?}");
+        let e = parse("[upstream]\nservers=[\"127.0.0.1:1\"]\ncolour = 2\n").expect_err("refused");
+        assert_eq!(e.key, "upstream");
+        assert!(e.message.contains("colour"), "{e:?}");
+    }
+
+    #[test]
+    fn bad_server_names_its_index() {
+        let c = parse("[upstream]\nservers = [\"127.0.0.1:8000\", \"nohost\"]\n").expect("parses");
+        let p = validate(&c);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].key, "upstream.servers[1]");
+    }
+
+    #[test]
+    fn bad_duration_names_its_key() {
+        let e =
+            parse("[upstream]\nservers = [\"127.0.0.1:8000\"]\nconnect_timeout = \"2 weeks\"\n")
+                .expect_err("refused");
+        assert_eq!(e.key, "upstream.connect_timeout");
+    }
+}

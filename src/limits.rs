@@ -1,0 +1,256 @@
+//! Request limits: checks on the raw HTTP/1 head before Pingora parses it, and on parsed headers.
+
+use crate::config::Limits;
+use crate::metrics::RejectReason;
+use pingora::http::RequestHeader;
+
+/// What the raw bytes read so far say about the request head.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeadState {
+    /// The head is complete within limits.
+    Complete,
+    /// More bytes are needed.
+    Partial,
+    /// Refuse the request.
+    Reject(RejectReason),
+}
+
+/// Checks a raw HTTP/1 request head (possibly incomplete) against the limits.
+///
+/// Runs before Pingora's parser so that oversized or smuggling-prone heads never go further.
+pub fn check_raw_head(buf: &[u8], limits: &Limits) -> HeadState {
+    // Skip the blank lines that RFC 9112 allows before a request line.
+    let start = buf
+        .iter()
+        .position(|b| *b != b'\r' && *b != b'\n')
+        .unwrap_or(buf.len());
+    let head = &buf[start..];
+    let end = find_head_end(head);
+    let examined = end.unwrap_or(head.len());
+
+    // Request line length: the URI check does not need the whole head.
+    let line_end = head.iter().position(|b| *b == b'\n');
+    let line = &head[..line_end.unwrap_or(head.len())];
+    let uri_len = line
+        .iter()
+        .position(|b| *b == b' ')
+        .map(|s| {
+            let rest = &line[s + 1..];
+            rest.iter().position(|b| *b == b' ').unwrap_or(rest.len())
+        })
+        .unwrap_or(0);
+    if uri_len > limits.max_uri_bytes {
+        return HeadState::Reject(RejectReason::UriTooLong);
+    }
+    if line_end.is_none() && line.len() > limits.max_uri_bytes + 64 {
+        return HeadState::Reject(RejectReason::UriTooLong);
+    }
+    let header_bytes = examined.saturating_sub(line_end.map_or(examined, |e| e + 1));
+    if header_bytes > limits.max_header_bytes {
+        return HeadState::Reject(RejectReason::HeaderTooLarge);
+    }
+    // Count header lines seen so far.
+    let lines = head[..examined].iter().filter(|b| **b == b'\n').count();
+    if lines.saturating_sub(1) > limits.max_headers {
+        return HeadState::Reject(RejectReason::TooManyHeaders);
+    }
+    let Some(end) = end else {
+        return HeadState::Partial;
+    };
+    check_framing(&head[..end])
+}
+
+/// The position just past the blank line ending the head (`\r\n\r\n` or `\n\n`).
+fn find_head_end(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\n' {
+            if b.get(i + 1) == Some(&b'\n') {
+                return Some(i + 2);
+            }
+            if b.get(i + 1) == Some(&b'\r') && b.get(i + 2) == Some(&b'\n') {
+                return Some(i + 3);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Refuses heads whose message framing is ambiguous: CL with TE, bad CL, obsolete line folding,
+/// and malformed header lines (which Pingora would otherwise try to repair).
+fn check_framing(head: &[u8]) -> HeadState {
+    let mut has_cl = false;
+    let mut has_te = false;
+    let mut cl_value: Option<&[u8]> = None;
+    let mut lines = head.split(|b| *b == b'\n');
+    let Some(request_line) = lines.next() else {
+        return HeadState::Reject(RejectReason::BadRequest);
+    };
+    let request_line = request_line.strip_suffix(b"\r").unwrap_or(request_line);
+    let mut parts = request_line.split(|b| *b == b' ');
+    let (method, target, version) = (parts.next(), parts.next(), parts.next());
+    let well_formed_line = matches!((method, target, version, parts.next()),
+        (Some(m), Some(t), Some(v), None)
+            if !m.is_empty() && m.iter().all(|c| c.is_ascii_uppercase() || *c == b'-')
+                && !t.is_empty()
+                && t.iter().all(|c| c.is_ascii_graphic())
+                && (v == b"HTTP/1.1" || v == b"HTTP/1.0"));
+    if !well_formed_line {
+        return HeadState::Reject(RejectReason::BadRequest);
+    }
+    for line in lines {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        if line[0] == b' ' || line[0] == b'\t' {
+            // Obsolete line folding: a classic smuggling vector.
+            return HeadState::Reject(RejectReason::BadRequest);
+        }
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            return HeadState::Reject(RejectReason::BadRequest);
+        };
+        let name = &line[..colon];
+        if name.is_empty() || name.iter().any(|c| !is_token(*c)) {
+            // Includes `Transfer-Encoding : chunked` (space before the colon).
+            return HeadState::Reject(RejectReason::BadRequest);
+        }
+        let value = line[colon + 1..].trim_ascii();
+        if value.iter().any(|c| *c == 0 || *c == b'\r') {
+            return HeadState::Reject(RejectReason::BadRequest);
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            if !value.iter().all(u8::is_ascii_digit) || value.is_empty() {
+                return HeadState::Reject(RejectReason::BadRequest);
+            }
+            if cl_value.is_some_and(|v| v != value) {
+                return HeadState::Reject(RejectReason::BadRequest);
+            }
+            cl_value = Some(value);
+            has_cl = true;
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            if has_te || !value.eq_ignore_ascii_case(b"chunked") {
+                return HeadState::Reject(RejectReason::BadRequest);
+            }
+            has_te = true;
+        }
+    }
+    if has_cl && has_te {
+        return HeadState::Reject(RejectReason::ConflictingLength);
+    }
+    HeadState::Complete
+}
+
+fn is_token(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
+/// Checks a parsed request (HTTP/2 included) against the limits.
+pub fn check_parsed(req: &RequestHeader, limits: &Limits) -> Result<(), RejectReason> {
+    let uri_len = req.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > limits.max_uri_bytes {
+        return Err(RejectReason::UriTooLong);
+    }
+    if req.headers.len() > limits.max_headers {
+        return Err(RejectReason::TooManyHeaders);
+    }
+    let bytes: usize = req
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if bytes > limits.max_header_bytes {
+        return Err(RejectReason::HeaderTooLarge);
+    }
+    if let Some(cl) = req.headers.get(http::header::CONTENT_LENGTH) {
+        let n: u64 = cl
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or(RejectReason::BadRequest)?;
+        if n > limits.max_body_bytes {
+            return Err(RejectReason::BodyTooLarge);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lim() -> Limits {
+        Limits {
+            max_header_bytes: 2048,
+            max_headers: 10,
+            max_uri_bytes: 100,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn complete_and_partial_heads() {
+        let l = lim();
+        assert_eq!(
+            check_raw_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &l),
+            HeadState::Complete
+        );
+        assert_eq!(
+            check_raw_head(b"GET / HTTP/1.1\r\nHost: a\r\n", &l),
+            HeadState::Partial
+        );
+        assert_eq!(
+            check_raw_head(b"\r\nGET / HTTP/1.1\nHost: a\n\n", &l),
+            HeadState::Complete
+        );
+    }
+
+    #[test]
+    fn limits_give_their_reason() {
+        let l = lim();
+        let long_uri = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(200));
+        assert_eq!(
+            check_raw_head(long_uri.as_bytes(), &l),
+            HeadState::Reject(RejectReason::UriTooLong)
+        );
+        let many = format!("GET / HTTP/1.1\r\n{}\r\n", "X-A: 1\r\n".repeat(11));
+        assert_eq!(
+            check_raw_head(many.as_bytes(), &l),
+            HeadState::Reject(RejectReason::TooManyHeaders)
+        );
+        let big = format!("GET / HTTP/1.1\r\nX-A: {}\r\n", "b".repeat(3000));
+        assert_eq!(
+            check_raw_head(big.as_bytes(), &l),
+            HeadState::Reject(RejectReason::HeaderTooLarge)
+        );
+    }
+
+    #[test]
+    fn smuggling_shapes_are_refused() {
+        let l = lim();
+        for head in [
+            &b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n",
+            b"GET / HTTP/1.1 extra\r\n\r\n",
+            b"GET / HTTP/2.0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        ] {
+            assert!(
+                matches!(check_raw_head(head, &l), HeadState::Reject(_)),
+                "{}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        assert_eq!(
+            check_raw_head(
+                b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                &l
+            ),
+            HeadState::Reject(RejectReason::ConflictingLength)
+        );
+    }
+}

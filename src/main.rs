@@ -1,0 +1,157 @@
+//! The `authz-edge` command: parse the CLI, load the config, add the services, run.
+
+use authz_edge::identity::HashKey;
+use authz_edge::runtime::Shared;
+use authz_edge::{config, server};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "authz-edge",
+    version,
+    about = "Edge proxy for Django that watches 401/403s"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The config file (TOML).
+    #[arg(long, short = 'c', global = true)]
+    config: Option<PathBuf>,
+    /// Take the listening sockets over from the running instance (zero-downtime upgrade).
+    #[arg(long, short = 'u')]
+    upgrade: bool,
+    /// Run in the background.
+    #[arg(long, short = 'd')]
+    daemon: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the config, print a summary, and exit.
+    Check,
+}
+
+fn init_logging(access: &config::AccessLog) {
+    use tracing_subscriber::filter::{filter_fn, EnvFilter};
+    use tracing_subscriber::prelude::*;
+    let errors = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_filter(filter_fn(|m| m.target() != "access"));
+    let access_layer = access.enabled.then(|| {
+        let writer: tracing_subscriber::fmt::writer::BoxMakeWriter = match &access.path {
+            Some(p) => match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+            {
+                Ok(f) => {
+                    tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::sync::Mutex::new(f))
+                }
+                Err(e) => {
+                    eprintln!("access_log.path {p}: {e}; writing the access log to stdout");
+                    tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout)
+                }
+            },
+            None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout),
+        };
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(writer)
+            .with_filter(filter_fn(|m| m.target() == "access"))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(errors)
+        .with(access_layer)
+        .try_init();
+}
+
+fn check(path: &PathBuf) -> ExitCode {
+    match config::load(path) {
+        Ok(c) => {
+            println!("{}: ok", path.display());
+            println!(
+                "listeners: http {}; https {}; admin {}",
+                if c.server.listen.is_empty() {
+                    "-".into()
+                } else {
+                    c.server.listen.join(", ")
+                },
+                c.tls.as_ref().map_or("-".into(), |t| t.listen.join(", ")),
+                c.server.admin
+            );
+            let hc = c
+                .upstream
+                .health_check
+                .as_ref()
+                .map_or(String::from("no health check"), |h| {
+                    format!("health check GET {} every {:?}", h.path, h.interval.0)
+                });
+            println!("upstreams: {} ({hc})", c.upstream.servers.join(", "));
+            println!("routes: {} configured", c.routes.len());
+            for r in &c.routes {
+                println!("  {}", r.pattern);
+            }
+            for s in &c.statics {
+                println!("static: {} -> {}", s.prefix, s.root);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Some(path) = cli.config.clone() else {
+        eprintln!("authz-edge: --config PATH is required (try --config config/authz-edge.toml)");
+        return ExitCode::from(2);
+    };
+    if let Some(Command::Check) = cli.command {
+        return check(&path);
+    }
+    let config = match config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config.access_log);
+    let key = HashKey::from_env();
+    if key.ephemeral {
+        tracing::warn!("AUTHZ_EDGE_HASH_KEY is not set: using a random key, so user and session hashes change on restart");
+    }
+    let bound = match server::bind_plan(&config) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("authz-edge: cannot bind: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let shared = match Shared::start(&path, key) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let srv = match server::build(shared, &bound, cli.upgrade, cli.daemon) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("authz-edge: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!("authz-edge listening {bound}");
+    srv.run_forever()
+}

@@ -1,0 +1,287 @@
+//! `impl ProxyHttp`: each phase is a short list of calls into the modules that do the work.
+
+use crate::forwarding::{self, Client};
+use crate::limits;
+use crate::metrics::{RejectReason, UpstreamErrorKind};
+use crate::runtime::{Runtime, Shared};
+use crate::static_files::{self, respond_simple};
+use crate::telemetry::{self, Observed};
+use crate::{access_log, body, upstream};
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The proxy service: Django behind, telemetry alongside.
+pub struct EdgeProxy {
+    pub shared: Arc<Shared>,
+}
+
+/// Per-request state, grouped by concern.
+pub struct RequestCtx {
+    /// The config generation this request runs under, for all of its phases.
+    pub rt: Arc<Runtime>,
+    pub start: Instant,
+    pub request_id: String,
+    /// The final status when the proxy answered itself (limits, static, errors).
+    pub status: u16,
+    pub upstream: UpstreamTries,
+    pub body: body::BodyState,
+    pub obs: Observed,
+}
+
+/// Which servers were tried, and whether an error was already counted.
+#[derive(Default)]
+pub struct UpstreamTries {
+    pub tried: u64,
+    pub tries: usize,
+    pub error: Option<UpstreamErrorKind>,
+    pub error_counted: bool,
+}
+
+fn is_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
+/// Refuses a request before it reaches Django.
+async fn reject(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx, r: RejectReason) {
+    shared.metrics.count_rejected(r);
+    let body = match r.status() {
+        411 => "411 Length Required\n",
+        413 => "413 Content Too Large\n",
+        414 => "414 URI Too Long\n",
+        431 => "431 Request Header Fields Too Large\n",
+        _ => "400 Bad Request\n",
+    };
+    ctx.status = respond_simple(session, r.status(), body, None).await;
+}
+
+/// Answers a plain-HTTP request with a redirect to HTTPS on `port`.
+async fn redirect_to_https(session: &mut Session, port: u16) -> u16 {
+    let req = session.req_header();
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.host())
+        .unwrap_or("localhost");
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|c| c.is_ascii_digit()) && !h.ends_with(']') {
+            h
+        } else {
+            host
+        }
+    });
+    let target = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let location = if port == 443 {
+        format!("https://{host}{target}")
+    } else {
+        format!("https://{host}:{port}{target}")
+    };
+    let Ok(mut resp) = ResponseHeader::build(308, Some(3)) else {
+        return 500;
+    };
+    let _ = resp.insert_header(http::header::LOCATION, location);
+    let _ = resp.insert_header(http::header::CONTENT_LENGTH, "0");
+    let _ = session.write_response_header(Box::new(resp), true).await;
+    308
+}
+
+#[async_trait]
+impl ProxyHttp for EdgeProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            rt: self.shared.runtime.load_full(),
+            start: Instant::now(),
+            request_id: String::new(),
+            status: 0,
+            upstream: UpstreamTries::default(),
+            body: body::BodyState::default(),
+            obs: Observed::default(),
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let rt = ctx.rt.clone();
+        if let Err(r) = limits::check_parsed(session.req_header(), &rt.limits) {
+            reject(&self.shared, session, ctx, r).await;
+            return Ok(true);
+        }
+        if let Some(port) = rt.https_redirect_port.filter(|_| !is_tls(session)) {
+            ctx.status = redirect_to_https(session, port).await;
+            return Ok(true);
+        }
+        let path = session.req_header().uri.path();
+        if let Some(mount) = rt.statics.iter().find(|m| path.starts_with(&m.prefix)) {
+            ctx.obs.route = Some(self.shared.metrics.routes.get(&mount.prefix));
+            let raw = path.to_string();
+            ctx.status = static_files::serve(session, mount, &raw).await;
+            return Ok(true);
+        }
+        ctx.obs.route = rt.routes.find(path).cloned();
+        ctx.request_id = forwarding::request_id(session.req_header());
+        if let Err(r) = body::buffer_unsized_body(session, &rt.limits, &mut ctx.body).await {
+            reject(&self.shared, session, ctx, r).await;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        chunk: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        body::count_streamed(chunk.as_ref(), &ctx.rt.limits, &mut ctx.body)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        match upstream::pick_peer(&ctx.rt, ctx.upstream.tried) {
+            Some((peer, idx)) => {
+                if idx < 64 {
+                    ctx.upstream.tried |= 1 << idx;
+                }
+                ctx.upstream.tries += 1;
+                Ok(peer)
+            }
+            None => {
+                ctx.upstream.error = Some(UpstreamErrorKind::Connect);
+                let mut e = Error::explain(ErrorType::ConnectNoRoute, "no healthy upstream server");
+                e.esource = ErrorSource::Upstream;
+                Err(e)
+            }
+        }
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let client = Client {
+            ip: session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip()),
+            tls: is_tls(session),
+        };
+        forwarding::prepare_upstream_request(req, &ctx.rt, &client, &ctx.request_id);
+        body::set_buffered_length(req, &ctx.body);
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // Nothing was sent yet, so another server may take the request.
+        self.shared
+            .metrics
+            .count_upstream_error(upstream::error_kind(&e));
+        ctx.upstream.error_counted = true;
+        if ctx.upstream.tries <= ctx.rt.upstream.retries {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let rt = ctx.rt.clone();
+        if rt.telemetry {
+            telemetry::observe_response(
+                &self.shared,
+                &rt,
+                session.req_header(),
+                resp,
+                &mut ctx.obs,
+            );
+        }
+        forwarding::strip_context_from_response(resp, &rt.context);
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        chunk: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(b) = chunk {
+            telemetry::observe_body(&mut ctx.obs, b);
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = match (e.etype(), e.esource()) {
+            (ErrorType::HTTPStatus(c), _) => *c,
+            (_, ErrorSource::Upstream) => {
+                let kind = ctx
+                    .upstream
+                    .error
+                    .unwrap_or_else(|| upstream::error_kind(e));
+                if !ctx.upstream.error_counted {
+                    self.shared.metrics.count_upstream_error(kind);
+                }
+                upstream::error_status(kind)
+            }
+            (ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed, _) => 0,
+            (_, ErrorSource::Downstream) => 400,
+            _ => 500,
+        };
+        if code > 0 && session.response_written().is_none() {
+            let body = match code {
+                413 => "413 Content Too Large\n",
+                502 => "502 Bad Gateway: the application server could not be reached\n",
+                504 => "504 Gateway Timeout: the application server did not answer in time\n",
+                400 => "400 Bad Request\n",
+                _ => "500 Internal Server Error\n",
+            };
+            respond_simple(session, code, body, None).await;
+        }
+        ctx.status = code;
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map_or(ctx.status, |r| r.status.as_u16());
+        let route = telemetry::route_for(&self.shared, &ctx.obs, session.req_header().uri.path());
+        let seconds = ctx.start.elapsed().as_secs_f64();
+        telemetry::record(&self.shared, &route, status, seconds, &ctx.obs);
+        if ctx.rt.access_log {
+            access_log::write(session, ctx, &route.label, status, seconds);
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! SIGHUP: load -> validate -> compile -> swap; a bad config is refused and the old one stays.
+
+use crate::config;
+use crate::runtime::{Runtime, Shared};
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::sync::Arc;
+
+/// The outcome of one reload attempt.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Swapped in; the strings name listener changes that need `--upgrade`.
+    Applied {
+        generation: u64,
+        needs_upgrade: Vec<String>,
+    },
+    Refused(String),
+}
+
+/// Reloads the config file once; the running config is untouched on any error.
+pub fn reload(shared: &Shared) -> Outcome {
+    let current = shared.runtime.load_full();
+    let outcome = config::load(&shared.config_path)
+        .map_err(|e| e.to_string())
+        .and_then(|c| Runtime::build(c, current.generation + 1, &shared.metrics));
+    match outcome {
+        Ok(new) => {
+            let (old_l, old_t, old_a) = current.listeners();
+            let (new_l, new_t, new_a) = new.listeners();
+            let mut needs_upgrade = Vec::new();
+            if old_l != new_l {
+                needs_upgrade.push("server.listen".to_string());
+            }
+            if old_t != new_t {
+                needs_upgrade.push("tls.listen".to_string());
+            }
+            if old_a != new_a {
+                needs_upgrade.push("server.admin".to_string());
+            }
+            if current.config.server.threads != new.config.server.threads {
+                needs_upgrade.push("server.threads".to_string());
+            }
+            let generation = new.generation;
+            shared.runtime.store(Arc::new(new));
+            shared.metrics.generation.set(generation as i64);
+            shared.metrics.count_reload(true);
+            tracing::info!(generation, "config reloaded");
+            if !needs_upgrade.is_empty() {
+                tracing::warn!(
+                    keys = %needs_upgrade.join(", "),
+                    "these changes take effect only after a restart or `--upgrade`; the rest is live"
+                );
+            }
+            Outcome::Applied {
+                generation,
+                needs_upgrade,
+            }
+        }
+        Err(e) => {
+            shared.metrics.count_reload(false);
+            for line in e.lines() {
+                tracing::error!("config reload refused, the running config stays: {line}");
+            }
+            Outcome::Refused(e)
+        }
+    }
+}
+
+/// Waits for SIGHUP and reloads.
+pub struct Reloader {
+    pub shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot listen for SIGHUP, reload is off: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    reload(&self.shared);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The compiled form of the config that requests read through `ArcSwap`, and the shared state.
+//!
+//! A `Runtime` is built whole from a validated `Config`; a reload swaps in a new one only once
+//! it is complete, so a request always sees one consistent generation.
+
+use crate::config::{self, Config};
+use crate::identity::HashKey;
+use crate::metrics::{Metrics, RouteStats};
+use crate::routes::{Pattern, RouteMatcher};
+use arc_swap::ArcSwap;
+use http::HeaderName;
+use pingora::lb::health_check::HttpHealthCheck;
+use pingora::lb::selection::RoundRobin;
+use pingora::lb::LoadBalancer;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The Django upstream pool and how to talk to it.
+pub struct Upstream {
+    pub lb: Arc<LoadBalancer<RoundRobin>>,
+    pub servers: Vec<SocketAddr>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// Further servers tried when connecting fails.
+    pub retries: usize,
+    pub health_interval: Option<Duration>,
+}
+
+impl Upstream {
+    /// Whether at least one server is currently healthy.
+    pub fn any_healthy(&self) -> bool {
+        let backends = self.lb.backends();
+        backends.get_backend().iter().any(|b| backends.ready(b))
+    }
+}
+
+/// A `[[static]]` mount.
+pub struct StaticMount {
+    pub prefix: String,
+    pub root: PathBuf,
+    pub gzip: bool,
+    pub cache_control: Option<String>,
+}
+
+/// The context header names, parsed once.
+pub struct ContextHeaders {
+    pub user: HeaderName,
+    pub kind: HeaderName,
+    pub permission: HeaderName,
+    pub route: HeaderName,
+    pub reason: HeaderName,
+    pub release: HeaderName,
+    /// Every configured name, for stripping.
+    pub all: [HeaderName; 6],
+    pub session_cookie: String,
+}
+
+/// Configured `[[routes]]` with their metric handles resolved once per table.
+pub struct CompiledRoutes {
+    pub matcher: RouteMatcher,
+    pub stats: Vec<Arc<RouteStats>>,
+}
+
+impl CompiledRoutes {
+    /// The stats of the configured route matching `path`, if any.
+    #[inline]
+    pub fn find(&self, path: &str) -> Option<&Arc<RouteStats>> {
+        self.matcher.find(path).and_then(|i| self.stats.get(i))
+    }
+}
+
+/// Everything a request needs from the config, compiled.
+pub struct Runtime {
+    pub generation: u64,
+    pub config: Config,
+    pub limits: config::Limits,
+    pub trusted: Vec<ipnet::IpNet>,
+    pub upstream: Upstream,
+    pub statics: Vec<StaticMount>,
+    pub context: ContextHeaders,
+    pub routes: CompiledRoutes,
+    pub telemetry: bool,
+    /// The HTTPS port plain-HTTP requests are redirected to, when `tls.redirect_http` is on.
+    pub https_redirect_port: Option<u16>,
+    pub access_log: bool,
+}
+
+fn header_name(s: &str) -> Result<HeaderName, String> {
+    HeaderName::from_bytes(s.as_bytes()).map_err(|e| format!("bad header name `{s}`: {e}"))
+}
+
+impl Runtime {
+    /// Compiles a validated config; fails only on what validation cannot see ahead.
+    pub fn build(config: Config, generation: u64, metrics: &Metrics) -> Result<Self, String> {
+        let servers: Vec<SocketAddr> = config
+            .upstream
+            .servers
+            .iter()
+            .map(|s| s.parse().map_err(|_| format!("bad upstream server `{s}`")))
+            .collect::<Result<_, _>>()?;
+        let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(servers.iter().copied())
+            .map_err(|e| format!("upstream.servers: {e}"))?;
+        let mut health_interval = None;
+        if let Some(hc) = &config.upstream.health_check {
+            let mut check = HttpHealthCheck::new(&hc.host, false);
+            check.req = pingora::http::RequestHeader::build("GET", hc.path.as_bytes(), None)
+                .map_err(|e| format!("upstream.health_check.path: {e}"))?;
+            check
+                .req
+                .insert_header("Host", hc.host.as_str())
+                .map_err(|e| format!("upstream.health_check.host: {e}"))?;
+            check.peer_template.options.connection_timeout = Some(hc.timeout.0);
+            check.peer_template.options.read_timeout = Some(hc.timeout.0);
+            check.consecutive_failure = 2;
+            check.consecutive_success = 1;
+            lb.set_health_check(Box::new(check));
+            lb.parallel_health_check = true;
+            health_interval = Some(hc.interval.0);
+        }
+        let upstream = Upstream {
+            lb: Arc::new(lb),
+            retries: config
+                .upstream
+                .retries
+                .unwrap_or(servers.len().saturating_sub(1))
+                .min(servers.len().saturating_sub(1)),
+            servers,
+            connect_timeout: config.upstream.connect_timeout.0,
+            read_timeout: config.upstream.read_timeout.0,
+            write_timeout: config.upstream.write_timeout.0,
+            idle_timeout: config.upstream.idle_timeout.0,
+            health_interval,
+        };
+
+        let c = &config.context;
+        let context = ContextHeaders {
+            user: header_name(&c.user_header)?,
+            kind: header_name(&c.kind_header)?,
+            permission: header_name(&c.permission_header)?,
+            route: header_name(&c.route_header)?,
+            reason: header_name(&c.reason_header)?,
+            release: header_name(&c.release_header)?,
+            all: [
+                header_name(&c.user_header)?,
+                header_name(&c.kind_header)?,
+                header_name(&c.permission_header)?,
+                header_name(&c.route_header)?,
+                header_name(&c.reason_header)?,
+                header_name(&c.release_header)?,
+            ],
+            session_cookie: c.session_cookie.clone(),
+        };
+
+        let patterns = config
+            .routes
+            .iter()
+            .map(|r| Pattern::parse(&r.pattern))
+            .collect::<Result<Vec<_>, _>>()?;
+        metrics.routes.set_max(config.metrics.max_routes);
+        metrics.permissions.set_max(config.metrics.max_permissions);
+        let stats = patterns
+            .iter()
+            .map(|p| metrics.routes.get(&p.text))
+            .collect();
+        let routes = CompiledRoutes {
+            matcher: RouteMatcher::new(patterns),
+            stats,
+        };
+
+        let statics = config
+            .statics
+            .iter()
+            .map(|s| StaticMount {
+                prefix: s.prefix.clone(),
+                root: PathBuf::from(&s.root),
+                gzip: s.gzip,
+                cache_control: s.cache_control.clone(),
+            })
+            .collect();
+
+        let https_redirect_port = config
+            .tls
+            .as_ref()
+            .filter(|t| t.redirect_http)
+            .and_then(|t| t.listen.first())
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+            .map(|a| a.port());
+
+        Ok(Runtime {
+            generation,
+            limits: config.limits.clone(),
+            trusted: config
+                .forwarding
+                .trusted_proxies
+                .iter()
+                .filter_map(|s| config::parse_cidr(s))
+                .collect(),
+            upstream,
+            statics,
+            context,
+            routes,
+            telemetry: config.telemetry.enabled,
+            https_redirect_port,
+            access_log: config.access_log.enabled,
+            config,
+        })
+    }
+
+    /// Whether `ip` is a trusted proxy whose X-Forwarded-* headers are kept.
+    pub fn is_trusted(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The listener set, to tell a reload that it needs `--upgrade`.
+    pub fn listeners(&self) -> (Vec<String>, Option<Vec<String>>, String) {
+        (
+            self.config.server.listen.clone(),
+            self.config.tls.as_ref().map(|t| t.listen.clone()),
+            self.config.server.admin.clone(),
+        )
+    }
+}
+
+/// What every service of the process shares.
+pub struct Shared {
+    pub runtime: ArcSwap<Runtime>,
+    pub metrics: Metrics,
+    pub hash_key: HashKey,
+    pub config_path: PathBuf,
+}
+
+impl Shared {
+    /// Loads, validates and compiles the config at `path` as generation 1.
+    pub fn start(path: &Path, hash_key: HashKey) -> Result<Arc<Shared>, String> {
+        let config = config::load(path).map_err(|e| e.to_string())?;
+        let metrics = Metrics::new(config.metrics.max_routes, config.metrics.max_permissions);
+        let runtime = Runtime::build(config, 1, &metrics)?;
+        metrics.generation.set(1);
+        Ok(Arc::new(Shared {
+            runtime: ArcSwap::from_pointee(runtime),
+            metrics,
+            hash_key,
+            config_path: path.to_path_buf(),
+        }))
+    }
+}

@@ -1,0 +1,142 @@
+//! Builds the Pingora server: listeners, the proxy app, the admin app and background services.
+
+use crate::admin::Admin;
+use crate::app::EdgeApp;
+use crate::config::Config;
+use crate::proxy::EdgeProxy;
+use crate::reload::Reloader;
+use crate::runtime::Shared;
+use crate::upstream::HealthChecker;
+use pingora::listeners::tls::TlsSettings;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+/// The addresses actually listened on (port 0 resolved to a free port).
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub http: Vec<String>,
+    pub https: Vec<String>,
+    pub admin: String,
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "http={} https={} admin={}",
+            self.http.join(","),
+            self.https.join(","),
+            self.admin
+        )
+    }
+}
+
+/// Resolves `IP:0` to a free port so that the real address can be reported.
+fn resolve_port(addr: &str) -> std::io::Result<String> {
+    let a: SocketAddr = addr
+        .parse()
+        .map_err(|_| std::io::Error::other(format!("bad address {addr}")))?;
+    if a.port() != 0 {
+        return Ok(addr.to_string());
+    }
+    let l = TcpListener::bind(a)?;
+    Ok(l.local_addr()?.to_string())
+}
+
+/// Where the listeners go, from the config.
+pub fn bind_plan(config: &Config) -> std::io::Result<Bound> {
+    Ok(Bound {
+        http: config
+            .server
+            .listen
+            .iter()
+            .map(|a| resolve_port(a))
+            .collect::<Result<_, _>>()?,
+        https: config
+            .tls
+            .as_ref()
+            .map(|t| t.listen.iter().map(|a| resolve_port(a)).collect())
+            .transpose()?
+            .unwrap_or_default(),
+        admin: resolve_port(&config.server.admin)?,
+    })
+}
+
+/// Pingora's server settings from ours.
+fn server_conf(config: &Config) -> ServerConf {
+    let mut conf = ServerConf::default();
+    conf.threads = config.server.threads;
+    // Pingora waits out the grace period after it stops accepting, then gives in-flight
+    // requests a last short while before the runtimes are torn down.
+    conf.grace_period_seconds = Some(config.server.grace_period.0.as_secs_f64().ceil() as u64);
+    conf.graceful_shutdown_timeout_seconds = Some(1);
+    conf.upgrade_sock = config.server.upgrade_sock.clone();
+    conf.pid_file = config.server.pid_file.clone();
+    conf.upstream_keepalive_pool_size = config.upstream.keepalive_pool;
+    conf
+}
+
+/// Assembles every service; the caller runs the returned server.
+pub fn build(
+    shared: Arc<Shared>,
+    bound: &Bound,
+    upgrade: bool,
+    daemon: bool,
+) -> Result<Server, String> {
+    let config = shared.runtime.load().config.clone();
+    let opt = Opt {
+        upgrade,
+        daemon,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config));
+    server.bootstrap();
+
+    let proxy = pingora::proxy::http_proxy(
+        &server.configuration,
+        EdgeProxy {
+            shared: shared.clone(),
+        },
+    );
+    let app = EdgeApp {
+        proxy: Arc::new(proxy),
+        shared: shared.clone(),
+    };
+    let mut edge = Service::new("authz-edge proxy".to_string(), app);
+    for addr in &bound.http {
+        edge.add_tcp(addr);
+    }
+    if let Some(tls) = &config.tls {
+        for addr in &bound.https {
+            let mut settings = TlsSettings::intermediate(&tls.cert, &tls.key)
+                .map_err(|e| format!("tls: cannot load cert/key: {e}"))?;
+            settings.enable_h2();
+            edge.add_tls_with_settings(addr, None, settings);
+        }
+    }
+    let mut admin = Service::new(
+        "authz-edge admin".to_string(),
+        Admin {
+            shared: shared.clone(),
+        },
+    );
+    admin.add_tcp(&bound.admin);
+
+    server.add_service(edge);
+    server.add_service(admin);
+    server.add_service(background_service(
+        "config reload",
+        Reloader {
+            shared: shared.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "upstream health",
+        HealthChecker { shared },
+    ));
+    Ok(server)
+}

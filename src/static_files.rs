@@ -1,0 +1,420 @@
+//! `[[static]]`: files served from a directory, as nginx's `alias` did for Django's STATIC_ROOT.
+//!
+//! MIME types, ETag and Last-Modified with 304, single byte ranges, gzip (a precompressed
+//! `.gz` sibling first, else on the fly for small text files). Traversal is refused in every
+//! encoding before the file system is touched.
+
+use crate::runtime::StaticMount;
+use bytes::Bytes;
+use http::{header, HeaderMap, Method};
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// On-the-fly gzip only for files up to this size.
+const GZIP_MAX: u64 = 1024 * 1024;
+/// Chunk size when streaming a file.
+const CHUNK: usize = 64 * 1024;
+
+/// What a request for a static path resolves to, before any I/O is done on the body.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resolved {
+    File(PathBuf),
+    /// The path tries to leave the root or is malformed: 400.
+    Refused,
+}
+
+/// Maps the part of the raw (still percent-encoded) path after the prefix to a file under root.
+pub fn resolve(root: &Path, raw_rest: &str) -> Resolved {
+    let lower = raw_rest.to_ascii_lowercase();
+    // Encoded separators and dots, backslashes and empty segments are never legitimate here.
+    if lower.contains("%2f")
+        || lower.contains("%5c")
+        || lower.contains("%2e")
+        || lower.contains("%00")
+        || raw_rest.contains('\\')
+        || raw_rest.contains("//")
+        || raw_rest.starts_with('/')
+    {
+        return Resolved::Refused;
+    }
+    let Some(decoded) = percent_decode(raw_rest) else {
+        return Resolved::Refused;
+    };
+    let mut path = root.to_path_buf();
+    for seg in decoded.split('/') {
+        if seg.is_empty() || seg == "." || seg == ".." || seg.contains('\\') || seg.contains('\0') {
+            return Resolved::Refused;
+        }
+        path.push(seg);
+    }
+    Resolved::File(path)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn etag_of(len: u64, mtime: SystemTime) -> String {
+    let secs = mtime
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("\"{secs:x}-{len:x}\"")
+}
+
+/// Whether the request's validators say the client copy is current.
+fn not_modified(req: &HeaderMap, etag: &str, mtime: SystemTime) -> bool {
+    if let Some(inm) = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        return inm
+            .split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == etag || t == "*");
+    }
+    if let Some(ims) = req
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+    {
+        let mtime_secs = mtime
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let ims_secs = ims
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        return mtime_secs <= ims_secs;
+    }
+    false
+}
+
+/// A single byte range `bytes=a-b`, `bytes=a-` or `bytes=-n`, resolved against `len`.
+/// `Some(None)` means unsatisfiable; `None` means no usable Range header (serve it all).
+pub fn parse_range(v: &str, len: u64) -> Option<Option<(u64, u64)>> {
+    let spec = v.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None; // multipart ranges: serve the whole file, as RFC 9110 allows
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let range = if a.is_empty() {
+        let n: u64 = b.parse().ok()?;
+        if n == 0 || len == 0 {
+            return Some(None);
+        }
+        (len.saturating_sub(n), len - 1)
+    } else {
+        let start: u64 = a.parse().ok()?;
+        let end: u64 = if b.is_empty() {
+            len.saturating_sub(1)
+        } else {
+            b.parse::<u64>().ok()?.min(len.saturating_sub(1))
+        };
+        if start >= len || start > end {
+            return Some(None);
+        }
+        (start, end)
+    };
+    Some(Some(range))
+}
+
+fn accepts_gzip(req: &HeaderMap) -> bool {
+    req.get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            let mut parts = t.trim().split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let q_zero = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+        })
+}
+
+fn compressible(mime: &str) -> bool {
+    mime.starts_with("text/")
+        || mime.contains("javascript")
+        || mime.contains("json")
+        || mime.contains("xml")
+        || mime == "image/svg+xml"
+}
+
+/// Serves `raw_path` from `mount`; returns the status sent.
+pub async fn serve(session: &mut Session, mount: &StaticMount, raw_path: &str) -> u16 {
+    let req = session.req_header();
+    let method = req.method.clone();
+    if method != Method::GET && method != Method::HEAD {
+        return respond_simple(session, 405, "405 Method Not Allowed\n", Some("GET, HEAD")).await;
+    }
+    let rest = &raw_path[mount.prefix.len()..];
+    let path = match resolve(&mount.root, rest) {
+        Resolved::File(p) => p,
+        Resolved::Refused => return respond_simple(session, 400, "400 Bad Request\n", None).await,
+    };
+    // A symlink or odd path leaving the root is refused after canonicalisation too.
+    let inside = match (
+        tokio::fs::canonicalize(&path).await,
+        tokio::fs::canonicalize(&mount.root).await,
+    ) {
+        (Ok(p), Ok(root)) => p.starts_with(&root),
+        _ => false,
+    };
+    let meta = match tokio::fs::metadata(&path).await {
+        Ok(m) if m.is_file() && inside => m,
+        _ => return respond_simple(session, 404, "404 Not Found\n", None).await,
+    };
+    let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
+    let len = meta.len();
+    let etag = etag_of(len, mtime);
+    let mime = mime_guess::from_path(&path)
+        .first_raw()
+        .unwrap_or("application/octet-stream");
+    let mime = if mime.starts_with("text/") || mime.contains("javascript") {
+        format!("{mime}; charset=utf-8")
+    } else {
+        mime.to_string()
+    };
+    let headers = session.req_header().headers.clone();
+
+    let mut resp = match ResponseHeader::build(200, Some(8)) {
+        Ok(r) => r,
+        Err(_) => return 500,
+    };
+    let _ = resp.insert_header(header::ETAG, etag.as_str());
+    let _ = resp.insert_header(header::LAST_MODIFIED, httpdate::fmt_http_date(mtime));
+    let _ = resp.insert_header(header::ACCEPT_RANGES, "bytes");
+    let _ = resp.insert_header(header::VARY, "Accept-Encoding");
+    if let Some(cc) = &mount.cache_control {
+        let _ = resp.insert_header(header::CACHE_CONTROL, cc.as_str());
+    }
+
+    if not_modified(&headers, &etag, mtime) {
+        resp.set_status(304).ok();
+        let _ = session.write_response_header(Box::new(resp), true).await;
+        return 304;
+    }
+    let _ = resp.insert_header(header::CONTENT_TYPE, mime.as_str());
+    let head_only = method == Method::HEAD;
+
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_range(v, len));
+    match range {
+        Some(None) => {
+            let mut r = match ResponseHeader::build(416, Some(2)) {
+                Ok(r) => r,
+                Err(_) => return 500,
+            };
+            let _ = r.insert_header(header::CONTENT_RANGE, format!("bytes */{len}"));
+            let _ = r.insert_header(header::CONTENT_LENGTH, "0");
+            let _ = session.write_response_header(Box::new(r), true).await;
+            return 416;
+        }
+        Some(Some((start, end))) => {
+            resp.set_status(206).ok();
+            let _ = resp.insert_header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
+            let n = end - start + 1;
+            let _ = resp.insert_header(header::CONTENT_LENGTH, n.to_string());
+            let head_end = head_only || n == 0;
+            if session
+                .write_response_header(Box::new(resp), head_end)
+                .await
+                .is_err()
+                || head_end
+            {
+                return 206;
+            }
+            stream_file(session, &path, start, n).await;
+            return 206;
+        }
+        None => {}
+    }
+
+    if mount.gzip && compressible(&mime) && accepts_gzip(&headers) {
+        let mut gz_path = path.clone().into_os_string();
+        gz_path.push(".gz");
+        let gz_path = PathBuf::from(gz_path);
+        if let Ok(gz_meta) = tokio::fs::metadata(&gz_path).await {
+            if gz_meta.is_file() {
+                let _ = resp.insert_header(header::CONTENT_ENCODING, "gzip");
+                let _ = resp.insert_header(header::CONTENT_LENGTH, gz_meta.len().to_string());
+                if session
+                    .write_response_header(Box::new(resp), head_only)
+                    .await
+                    .is_ok()
+                    && !head_only
+                {
+                    stream_file(session, &gz_path, 0, gz_meta.len()).await;
+                }
+                return 200;
+            }
+        }
+        if len <= GZIP_MAX {
+            if let Ok(raw) = tokio::fs::read(&path).await {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                if enc.write_all(&raw).is_ok() {
+                    if let Ok(gz) = enc.finish() {
+                        let _ = resp.insert_header(header::CONTENT_ENCODING, "gzip");
+                        let _ = resp.insert_header(header::CONTENT_LENGTH, gz.len().to_string());
+                        if session
+                            .write_response_header(Box::new(resp), head_only)
+                            .await
+                            .is_ok()
+                            && !head_only
+                        {
+                            let _ = session
+                                .write_response_body(Some(Bytes::from(gz)), true)
+                                .await;
+                        }
+                        return 200;
+                    }
+                }
+            }
+        }
+    }
+
+    let _ = resp.insert_header(header::CONTENT_LENGTH, len.to_string());
+    let head_end = head_only || len == 0;
+    if session
+        .write_response_header(Box::new(resp), head_end)
+        .await
+        .is_ok()
+        && !head_end
+    {
+        stream_file(session, &path, 0, len).await;
+    }
+    200
+}
+
+/// Streams `n` bytes of a file from `start`, in chunks.
+async fn stream_file(session: &mut Session, path: &Path, start: u64, n: u64) {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let Ok(mut f) = tokio::fs::File::open(path).await else {
+        return;
+    };
+    if f.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+        return;
+    }
+    let mut left = n;
+    while left > 0 {
+        let mut buf = vec![0u8; CHUNK.min(left as usize)];
+        match f.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(k) => {
+                buf.truncate(k);
+                left -= k as u64;
+                if session
+                    .write_response_body(Some(Bytes::from(buf)), left == 0)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Writes a small proxy-made response; returns its status.
+pub async fn respond_simple(
+    session: &mut Session,
+    status: u16,
+    body: &'static str,
+    allow: Option<&'static str>,
+) -> u16 {
+    let Ok(mut resp) = ResponseHeader::build(status, Some(4)) else {
+        return status;
+    };
+    let _ = resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8");
+    let _ = resp.insert_header(header::CONTENT_LENGTH, body.len().to_string());
+    let _ = resp.insert_header(header::CACHE_CONTROL, "no-store");
+    if let Some(a) = allow {
+        let _ = resp.insert_header(header::ALLOW, a);
+    }
+    let head_only = session.req_header().method == Method::HEAD;
+    if session
+        .write_response_header(Box::new(resp), head_only)
+        .await
+        .is_ok()
+        && !head_only
+    {
+        let _ = session
+            .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
+            .await;
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traversal_is_refused_in_every_encoding() {
+        let root = Path::new("/srv/static");
+        for bad in [
+            "../etc/passwd",
+            "%2e%2e/etc/passwd",
+            "%2E%2E%2Fetc",
+            "a/..%2f..%2fetc",
+            "a//b",
+            "a\\..\\b",
+            "/etc/passwd",
+            "a/./b",
+            "a/%00b",
+            "%c0%ae%c0%ae/x",
+        ] {
+            assert_eq!(resolve(root, bad), Resolved::Refused, "{bad}");
+        }
+        assert_eq!(
+            resolve(root, "css/site%20a.css"),
+            Resolved::File(PathBuf::from("/srv/static/css/site a.css"))
+        );
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some(Some((0, 9))));
+        assert_eq!(parse_range("bytes=90-", 100), Some(Some((90, 99))));
+        assert_eq!(parse_range("bytes=-10", 100), Some(Some((90, 99))));
+        assert_eq!(parse_range("bytes=95-200", 100), Some(Some((95, 99))));
+        assert_eq!(parse_range("bytes=100-", 100), Some(None));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
+
+    #[test]
+    fn gzip_acceptance() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT_ENCODING,
+            "br, gzip;q=0.8".parse().expect("v"),
+        );
+        assert!(accepts_gzip(&h));
+        h.insert(header::ACCEPT_ENCODING, "gzip;q=0".parse().expect("v"));
+        assert!(!accepts_gzip(&h));
+    }
+}

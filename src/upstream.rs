@@ -1,0 +1,92 @@
+//! Django upstream: peer choice (round robin, skipping servers already tried), error kinds,
+//! and the health-check ticker that always checks the pool of the config in use.
+
+use crate::metrics::UpstreamErrorKind;
+use crate::runtime::{Runtime, Shared};
+use async_trait::async_trait;
+use pingora::prelude::HttpPeer;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use pingora::{Error, ErrorType};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Picks the next healthy server not in `tried` (a bit per index in `rt.upstream.servers`).
+pub fn pick_peer(rt: &Runtime, tried: u64) -> Option<(Box<HttpPeer>, usize)> {
+    let up = &rt.upstream;
+    let backend = up.lb.select_with(b"", 256, |b, healthy| {
+        let idx = up
+            .servers
+            .iter()
+            .position(|s| *s == b.addr.as_inet().copied().unwrap_or(*s));
+        healthy && idx.is_some_and(|i| i >= 64 || tried & (1 << i) == 0)
+    })?;
+    let addr = backend.addr.as_inet().copied()?;
+    let idx = up.servers.iter().position(|s| *s == addr).unwrap_or(0);
+    let mut peer = HttpPeer::new(addr, false, String::new());
+    peer.options.connection_timeout = Some(up.connect_timeout);
+    peer.options.read_timeout = Some(up.read_timeout);
+    peer.options.write_timeout = Some(up.write_timeout);
+    peer.options.idle_timeout = Some(up.idle_timeout);
+    Some((Box::new(peer), idx))
+}
+
+/// Maps a Pingora error to the kind counted in `authz_edge_upstream_errors_total`.
+pub fn error_kind(e: &Error) -> UpstreamErrorKind {
+    match e.etype() {
+        ErrorType::ConnectTimedout
+        | ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::BindError
+        | ErrorType::SocketError
+        | ErrorType::ConnectProxyFailure
+        | ErrorType::TLSHandshakeFailure => UpstreamErrorKind::Connect,
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => UpstreamErrorKind::Timeout,
+        ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError => {
+            UpstreamErrorKind::Reset
+        }
+        _ => UpstreamErrorKind::Other,
+    }
+}
+
+/// The status a client gets for an upstream failure of this kind.
+pub fn error_status(kind: UpstreamErrorKind) -> u16 {
+    match kind {
+        UpstreamErrorKind::Timeout => 504,
+        _ => 502,
+    }
+}
+
+/// Runs the configured health checks against whichever pool the current config has.
+pub struct HealthChecker {
+    pub shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for HealthChecker {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut last_generation = 0;
+        let mut next_check = Instant::now();
+        loop {
+            let rt = self.shared.runtime.load_full();
+            if rt.generation != last_generation {
+                // A new pool: check it now rather than after a whole interval.
+                last_generation = rt.generation;
+                next_check = Instant::now();
+            }
+            if let Some(interval) = rt.upstream.health_interval {
+                if Instant::now() >= next_check {
+                    rt.upstream.lb.backends().run_health_check(true).await;
+                    next_check = Instant::now() + interval;
+                }
+            }
+            drop(rt);
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+}
