@@ -38,18 +38,24 @@ async fn read_head(
     stream: &mut Stream,
     shared: &Shared,
     idle: Duration,
-    shutdown: &ShutdownWatch,
+    shutdown: Option<&ShutdownWatch>,
 ) -> Head {
     let limits = shared.runtime.load().limits.clone();
     let mut buf = BytesMut::with_capacity(4096);
-    let mut shutdown = shutdown.clone();
-    if *shutdown.borrow() {
-        return Head::Closed;
-    }
-    // Waiting for the first byte is idling (keepalive); the deadline starts with it.
-    let first = tokio::select! {
-        r = timeout(idle, stream.read_buf(&mut buf)) => r,
-        _ = shutdown.changed() => return Head::Closed,
+    // Waiting for the first byte is idling; the head deadline starts with it. An idle
+    // keepalive connection is closed at shutdown; a new connection still gets its answer.
+    let first = match shutdown {
+        Some(watch) => {
+            let mut watch = watch.clone();
+            if *watch.borrow() {
+                return Head::Closed;
+            }
+            tokio::select! {
+                r = timeout(idle, stream.read_buf(&mut buf)) => r,
+                _ = watch.changed() => return Head::Closed,
+            }
+        }
+        None => timeout(idle, stream.read_buf(&mut buf)).await,
     };
     match first {
         Ok(Ok(n)) if n > 0 => {}
@@ -126,7 +132,8 @@ impl ServerApp for EdgeApp {
         let mut first = true;
         loop {
             let idle = if first { header_timeout } else { keepalive };
-            let head = match read_head(&mut stream, &self.shared, idle, shutdown).await {
+            let watch = (!first).then_some(shutdown);
+            let head = match read_head(&mut stream, &self.shared, idle, watch).await {
                 Head::Ready(h) => h,
                 Head::Closed => return None,
                 Head::Reject(reason) => {

@@ -257,7 +257,7 @@ mod tests {
                 "x-authz-permission",
                 "reports.export_report, bad perm!, reports.view",
             ),
-            ("x-authz-reason", "no\nway"),
+            ("x-authz-reason", "no\tway"),
         ]);
         let d = classify(403, &req, &resp, &names(), &k).expect("denial");
         assert_eq!(d.kind, Kind::Permission);
@@ -266,7 +266,7 @@ mod tests {
         assert_eq!(d.user, Some(k.hash("user", b"42")));
         assert_eq!(d.session, Some(k.hash("session", b"abc")));
         assert_eq!(d.permissions, vec!["reports.export_report", "reports.view"]);
-        assert_eq!(d.reason.as_deref(), Some("no\\nway"));
+        assert_eq!(d.reason.as_deref(), Some("no\\tway"));
     }
 
     #[test]

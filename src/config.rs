@@ -174,6 +174,10 @@ pub struct Upstream {
     pub keepalive_pool: usize,
     /// Tries on other servers when connecting fails (before anything was sent).
     pub retries: Option<usize>,
+    /// After a failed connect, the server is skipped for this long (nginx: fail_timeout);
+    /// "0s" turns this off. When every server is marked, all are tried anyway.
+    #[serde(default = "default_fail_timeout")]
+    pub fail_timeout: Dur,
     pub health_check: Option<HealthCheck>,
 }
 
@@ -185,6 +189,9 @@ fn default_io_timeout() -> Dur {
 }
 fn default_idle_timeout() -> Dur {
     Dur::secs(60)
+}
+fn default_fail_timeout() -> Dur {
+    Dur::secs(10)
 }
 fn default_pool_size() -> usize {
     128
@@ -685,7 +692,7 @@ mod tests {
         let e = parse(&format!("{MIN}bogus = 1\n")).expect_err("refused");
         assert!(e.message.contains("unknown field `bogus`"), "{e:?}");
         let e = parse("[upstream]\nservers=[\"127.0.0.1:1\"]\ncolour = 2\n").expect_err("refused");
-        assert_eq!(e.key, "upstream");
+        assert_eq!(e.key, "upstream.colour");
         assert!(e.message.contains("colour"), "{e:?}");
     }
 

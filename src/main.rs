@@ -72,7 +72,7 @@ fn init_logging(access: &config::AccessLog) {
         .try_init();
 }
 
-fn check(path: &PathBuf) -> ExitCode {
+fn check(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(c) => {
             println!("{}: ok", path.display());
@@ -145,6 +145,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(port) = bound
+        .https
+        .first()
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+    {
+        shared
+            .bound_https_port
+            .store(port.port(), std::sync::atomic::Ordering::Relaxed);
+    }
     let srv = match server::build(shared, &bound, cli.upgrade, cli.daemon) {
         Ok(s) => s,
         Err(e) => {

@@ -114,6 +114,13 @@ impl ProxyHttp for EdgeProxy {
             return Ok(true);
         }
         if let Some(port) = rt.https_redirect_port.filter(|_| !is_tls(session)) {
+            let port = match port {
+                0 => self
+                    .shared
+                    .bound_https_port
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                p => p,
+            };
             ctx.status = redirect_to_https(session, port).await;
             return Ok(true);
         }
@@ -186,10 +193,11 @@ impl ProxyHttp for EdgeProxy {
     fn fail_to_connect(
         &self,
         _session: &mut Session,
-        _peer: &HttpPeer,
+        peer: &HttpPeer,
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        upstream::mark_failed(&ctx.rt, peer);
         // Nothing was sent yet, so another server may take the request.
         self.shared
             .metrics

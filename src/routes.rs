@@ -279,7 +279,7 @@ pub fn normalise_into(path: &str, out: &mut String) {
     out.push('/');
     for (i, seg) in rest.split('/').enumerate() {
         if i == MAX_SEGMENTS {
-            out.push_str("...");
+            out.push_str("/...");
             return;
         }
         if i > 0 {

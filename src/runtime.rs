@@ -28,9 +28,32 @@ pub struct Upstream {
     /// Further servers tried when connecting fails.
     pub retries: usize,
     pub health_interval: Option<Duration>,
+    /// Passive failure marking: per server, when it may be tried again.
+    pub fail_timeout: Duration,
+    down_until: Vec<std::sync::atomic::AtomicU64>,
+    epoch: std::time::Instant,
 }
 
 impl Upstream {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Marks server `idx` as failed for `fail_timeout`.
+    pub fn mark_failed(&self, idx: usize) {
+        if let Some(d) = self.down_until.get(idx) {
+            let until = self.now_ms() + self.fail_timeout.as_millis() as u64;
+            d.store(until, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Whether server `idx` failed recently.
+    pub fn recently_failed(&self, idx: usize) -> bool {
+        self.down_until
+            .get(idx)
+            .is_some_and(|d| d.load(std::sync::atomic::Ordering::Relaxed) > self.now_ms())
+    }
+
     /// Whether at least one server is currently healthy.
     pub fn any_healthy(&self) -> bool {
         let backends = self.lb.backends();
@@ -134,6 +157,11 @@ impl Runtime {
             write_timeout: config.upstream.write_timeout.0,
             idle_timeout: config.upstream.idle_timeout.0,
             health_interval,
+            fail_timeout: config.upstream.fail_timeout.0,
+            down_until: (0..config.upstream.servers.len())
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+            epoch: std::time::Instant::now(),
         };
 
         let c = &config.context;
@@ -231,6 +259,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub hash_key: HashKey,
     pub config_path: PathBuf,
+    /// The first HTTPS port actually bound, for redirects when the config says port 0.
+    pub bound_https_port: std::sync::atomic::AtomicU16,
 }
 
 impl Shared {
@@ -245,6 +275,7 @@ impl Shared {
             metrics,
             hash_key,
             config_path: path.to_path_buf(),
+            bound_https_port: std::sync::atomic::AtomicU16::new(0),
         }))
     }
 }

@@ -68,16 +68,17 @@ pub fn bind_plan(config: &Config) -> std::io::Result<Bound> {
 
 /// Pingora's server settings from ours.
 fn server_conf(config: &Config) -> ServerConf {
-    let mut conf = ServerConf::default();
-    conf.threads = config.server.threads;
     // Pingora waits out the grace period after it stops accepting, then gives in-flight
     // requests a last short while before the runtimes are torn down.
-    conf.grace_period_seconds = Some(config.server.grace_period.0.as_secs_f64().ceil() as u64);
-    conf.graceful_shutdown_timeout_seconds = Some(1);
-    conf.upgrade_sock = config.server.upgrade_sock.clone();
-    conf.pid_file = config.server.pid_file.clone();
-    conf.upstream_keepalive_pool_size = config.upstream.keepalive_pool;
-    conf
+    ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(config.server.grace_period.0.as_secs_f64().ceil() as u64),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upgrade_sock: config.server.upgrade_sock.clone(),
+        pid_file: config.server.pid_file.clone(),
+        upstream_keepalive_pool_size: config.upstream.keepalive_pool,
+        ..ServerConf::default()
+    }
 }
 
 /// Assembles every service; the caller runs the returned server.

@@ -12,16 +12,26 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Picks the next healthy server not in `tried` (a bit per index in `rt.upstream.servers`).
+/// Picks the next healthy server not in `tried` (a bit per index in `rt.upstream.servers`),
+/// preferring servers that have not failed recently (nginx's `fail_timeout`).
 pub fn pick_peer(rt: &Runtime, tried: u64) -> Option<(Box<HttpPeer>, usize)> {
     let up = &rt.upstream;
-    let backend = up.lb.select_with(b"", 256, |b, healthy| {
-        let idx = up
-            .servers
-            .iter()
-            .position(|s| *s == b.addr.as_inet().copied().unwrap_or(*s));
-        healthy && idx.is_some_and(|i| i >= 64 || tried & (1 << i) == 0)
-    })?;
+    let index_of = |b: &pingora::lb::Backend| {
+        let addr = b.addr.as_inet().copied();
+        up.servers.iter().position(|s| Some(*s) == addr)
+    };
+    let untried = |i: usize| i >= 64 || tried & (1 << i) == 0;
+    let backend = up
+        .lb
+        .select_with(b"", 256, |b, healthy| {
+            healthy && index_of(b).is_some_and(|i| untried(i) && !up.recently_failed(i))
+        })
+        .or_else(|| {
+            // Every candidate failed recently: try them anyway rather than fail outright.
+            up.lb.select_with(b"", 256, |b, healthy| {
+                healthy && index_of(b).is_some_and(untried)
+            })
+        })?;
     let addr = backend.addr.as_inet().copied()?;
     let idx = up.servers.iter().position(|s| *s == addr).unwrap_or(0);
     let mut peer = HttpPeer::new(addr, false, String::new());
@@ -30,6 +40,16 @@ pub fn pick_peer(rt: &Runtime, tried: u64) -> Option<(Box<HttpPeer>, usize)> {
     peer.options.write_timeout = Some(up.write_timeout);
     peer.options.idle_timeout = Some(up.idle_timeout);
     Some((Box::new(peer), idx))
+}
+
+/// Marks the server behind `peer` as recently failed.
+pub fn mark_failed(rt: &Runtime, peer: &HttpPeer) {
+    let addr = pingora::upstreams::peer::Peer::address(peer)
+        .as_inet()
+        .copied();
+    if let Some(i) = rt.upstream.servers.iter().position(|s| Some(*s) == addr) {
+        rt.upstream.mark_failed(i);
+    }
 }
 
 /// Maps a Pingora error to the kind counted in `authz_edge_upstream_errors_total`.

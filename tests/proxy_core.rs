@@ -1,0 +1,604 @@
+//! The proxy's own mechanics against in-test upstreams: forwarding, pools, failures, lifecycle.
+
+mod common;
+
+use common::*;
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+fn echo() -> Upstream {
+    Upstream::fixed(Reply::new(200, "ok"))
+}
+
+#[test]
+fn forwarded_headers_from_an_untrusted_client_are_overwritten() {
+    let up = echo();
+    let p = Proxy::start(&config_for(&[up.addr], ""));
+    let r = request(
+        p.http,
+        "GET",
+        "/page/?q=1",
+        &[
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "evil.example"),
+            ("X-Real-IP", "6.6.6.6"),
+            ("X_Custom_Header", "shadow"),
+            ("X-Authz-User", "1"),
+            ("x_authz_kind", "permission"),
+            ("X-AUTHZ-ROUTE", "/forged/"),
+            ("X-App-Release", "forged"),
+            ("Connection", "keep-alive, X-Hop"),
+            ("X-Hop", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Authorization", "Basic eDp5"),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    let seen = up.requests();
+    assert_eq!(seen.len(), 1);
+    let s = &seen[0];
+    assert_eq!(s.path, "/page/?q=1");
+    // Host is kept as the client sent it (the harness's own Host comes first).
+    assert_eq!(s.header("host"), Some("test.local"));
+    assert_eq!(s.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(s.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(s.header("x-real-ip"), Some("127.0.0.1"));
+    for gone in [
+        "x-forwarded-host",
+        "x_custom_header",
+        "x-authz-user",
+        "x_authz_kind",
+        "x-authz-route",
+        "x-app-release",
+        "x-hop",
+        "keep-alive",
+        "proxy-authorization",
+    ] {
+        assert!(!s.has(gone), "{gone} reached the upstream: {:?}", s.headers);
+    }
+    let id = s.header("x-request-id").expect("request id set");
+    assert_eq!(id.len(), 32);
+    assert!(id.bytes().all(|c| c.is_ascii_hexdigit()));
+}
+
+#[test]
+fn forwarded_headers_from_a_trusted_proxy_are_kept_and_a_request_id_is_kept() {
+    let up = echo();
+    let p = Proxy::start(&config_for(
+        &[up.addr],
+        "[forwarding]\ntrusted_proxies = [\"127.0.0.0/8\"]\n",
+    ));
+    let r = request(
+        p.http,
+        "GET",
+        "/",
+        &[
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Real-IP", "1.2.3.4"),
+            ("X-Request-Id", "req-abc.123"),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    let s = &up.requests()[0];
+    assert_eq!(s.header("x-forwarded-for"), Some("1.2.3.4, 127.0.0.1"));
+    assert_eq!(s.header("x-forwarded-proto"), Some("https"));
+    assert_eq!(s.header("x-real-ip"), Some("1.2.3.4"));
+    assert_eq!(s.header("x-request-id"), Some("req-abc.123"));
+}
+
+/// Django answering every kind of response with context headers in every spelling.
+fn leaky(seen: &Seen) -> Reply {
+    let status = match seen.path.trim_start_matches('/').split('/').next() {
+        Some("s") => seen.path[3..].parse().unwrap_or(200),
+        _ => 200,
+    };
+    let mut r = Reply::new(status, "body with enough text to stream in several chunks")
+        .header("X-Authz-User", "42")
+        .header("x-authz-kind", "permission")
+        .header("X-AUTHZ-PERMISSION", "app.perm")
+        .header("X-Authz-Route", "/s/<int:code>")
+        .header("X-Authz-Reason", "nope")
+        .header("X-App-Release", "v9")
+        .header("X-Authz-Future-Field", "x");
+    if status == 301 {
+        r = r.header("Location", "/elsewhere/");
+    }
+    if seen.path.ends_with("?stream") {
+        r = r.chunked(7);
+    }
+    r
+}
+
+#[test]
+fn context_headers_never_reach_the_client() {
+    let up = Upstream::start(leaky);
+    let p = Proxy::start(&config_for(&[up.addr], ""));
+    let cases: Vec<(&str, &str)> = vec![
+        ("GET", "/s/200"),
+        ("GET", "/s/204"),
+        ("GET", "/s/301"),
+        ("GET", "/s/304"),
+        ("GET", "/s/401"),
+        ("GET", "/s/403"),
+        ("GET", "/s/404"),
+        ("GET", "/s/500"),
+        ("HEAD", "/s/200"),
+        ("HEAD", "/s/403"),
+        ("GET", "/s/200?stream"),
+        ("POST", "/s/403"),
+    ];
+    for (method, path) in cases {
+        let r = request(p.http, method, path, &[], b"");
+        for n in r.names() {
+            assert!(
+                !n.starts_with("x-authz") && n != "x-app-release",
+                "{method} {path} leaked {n}"
+            );
+        }
+    }
+    // A streamed body arrives whole.
+    let r = get(p.http, "/s/200?stream");
+    assert_eq!(
+        r.text(),
+        "body with enough text to stream in several chunks"
+    );
+}
+
+#[test]
+fn round_robin_over_servers_with_keepalive_reuse() {
+    let (a, b) = (echo(), echo());
+    let p = Proxy::start(&config_for(&[a.addr, b.addr], ""));
+    for _ in 0..10 {
+        assert_eq!(get(p.http, "/").status, 200);
+    }
+    assert_eq!(a.count(), 5);
+    assert_eq!(b.count(), 5);
+    // Sequential requests reuse pooled upstream connections.
+    let conns = a.connections.load(std::sync::atomic::Ordering::Relaxed)
+        + b.connections.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(conns <= 4, "{conns} upstream connections for 10 requests");
+}
+
+#[test]
+fn a_refused_server_is_skipped_and_counted() {
+    let live = echo();
+    let dead: std::net::SocketAddr = "127.0.0.1:1".parse().expect("addr");
+    let p = Proxy::start(&config_for(&[dead, live.addr], ""));
+    for _ in 0..6 {
+        assert_eq!(get(p.http, "/").status, 200);
+    }
+    assert_eq!(live.count(), 6);
+    // One refusal, then the server is skipped for upstream.fail_timeout (10s by default).
+    assert_eq!(
+        p.metric("authz_edge_upstream_errors_total{kind=\"connect\"}"),
+        1.0
+    );
+}
+
+#[test]
+fn no_reachable_server_gives_502_and_a_slow_one_504() {
+    let dead: std::net::SocketAddr = "127.0.0.1:1".parse().expect("addr");
+    let p = Proxy::start(&config_for(&[dead], ""));
+    let r = get(p.http, "/x/");
+    assert_eq!(r.status, 502);
+    assert!(r.text().contains("Bad Gateway"), "{}", r.text());
+    assert_eq!(
+        p.metric("authz_edge_upstream_errors_total{kind=\"connect\"}"),
+        1.0
+    );
+    assert_eq!(
+        p.metric("authz_edge_requests_total{route=\"/x/\",status_class=\"5xx\"}"),
+        1.0
+    );
+    drop(p);
+
+    let slow = Upstream::fixed(Reply::new(200, "late").delay(Duration::from_millis(1500)));
+    let p = Proxy::start(
+        &config_for(&[slow.addr], "")
+            .replace("[upstream]\n", "[upstream]\nread_timeout = \"300ms\"\n"),
+    );
+    let r = get(p.http, "/slow/");
+    assert_eq!(r.status, 504);
+    assert!(r.text().contains("Gateway Timeout"), "{}", r.text());
+    assert_eq!(
+        p.metric("authz_edge_upstream_errors_total{kind=\"timeout\"}"),
+        1.0
+    );
+    assert_eq!(
+        p.metric("authz_edge_upstream_errors_total{kind=\"connect\"}"),
+        0.0
+    );
+}
+
+const LIMITS: &str = "[limits]\nmax_header_bytes = 2048\nmax_headers = 20\nmax_uri_bytes = 256\nmax_body_bytes = 1000\nheader_timeout = \"500ms\"\n";
+
+#[test]
+fn oversized_and_malformed_requests_never_reach_django() {
+    let up = echo();
+    let p = Proxy::start(&config_for(&[up.addr], LIMITS));
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(3000)
+    );
+    let many = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\n{}\r\n",
+        (0..30)
+            .map(|i| format!("X-H{i}: 1\r\n"))
+            .collect::<String>()
+    );
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "u".repeat(300));
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (big_header.into_bytes(), 431, "header_too_large"),
+        (many.into_bytes(), 431, "too_many_headers"),
+        (long_uri.into_bytes(), 414, "uri_too_long"),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n".to_vec(),
+            413,
+            "body_too_large",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
+            400,
+            "conflicting_length",
+        ),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n".to_vec(), 400, "bad_request"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n folded\r\n\r\n".to_vec(), 400, "bad_request"),
+        (b"GET / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n".to_vec(), 400, "bad_request"),
+    ];
+    for (raw, status, _) in &cases {
+        let r = raw_request(p.http, raw, false).expect("a response");
+        assert_eq!(
+            r.status,
+            *status,
+            "{}",
+            String::from_utf8_lossy(&raw[..40.min(raw.len())])
+        );
+    }
+    // A chunked body over the limit, streamed in pieces.
+    let mut s = TcpStream::connect(p.http).expect("connect");
+    s.write_all(b"POST /upload/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .expect("write");
+    for _ in 0..3 {
+        s.write_all(format!("190\r\n{}\r\n", "b".repeat(400)).as_bytes())
+            .expect("write chunk");
+    }
+    s.write_all(b"0\r\n\r\n").expect("write end");
+    let r = read_response(&mut BufReader::new(s), false).expect("a response");
+    assert_eq!(r.status, 413);
+
+    assert_eq!(up.count(), 0, "a refused request reached the upstream");
+    let m = p.metrics();
+    let count = |reason: &str| {
+        metric_value(
+            &m,
+            &format!("authz_edge_rejected_requests_total{{reason=\"{reason}\"}}"),
+        )
+    };
+    assert_eq!(count("header_too_large"), 1.0);
+    assert_eq!(count("too_many_headers"), 1.0);
+    assert_eq!(count("uri_too_long"), 1.0);
+    assert_eq!(count("body_too_large"), 2.0);
+    assert_eq!(count("conflicting_length"), 1.0);
+    assert_eq!(count("bad_request"), 3.0);
+}
+
+#[test]
+fn a_small_chunked_body_is_forwarded_with_a_length() {
+    let up = echo();
+    let p = Proxy::start(&config_for(&[up.addr], LIMITS));
+    let raw = b"POST /form/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    let r = raw_request(p.http, raw, false).expect("response");
+    assert_eq!(r.status, 200);
+    let s = &up.requests()[0];
+    assert_eq!(s.body, b"hello world");
+    assert_eq!(s.header("content-length"), Some("11"));
+    assert!(!s.has("transfer-encoding"));
+}
+
+#[test]
+fn a_slow_request_head_is_cut_off() {
+    let up = echo();
+    let p = Proxy::start(&config_for(&[up.addr], LIMITS));
+    let mut s = TcpStream::connect(p.http).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // Trickle a head that never ends; the deadline covers the whole head, not each read.
+    let started = Instant::now();
+    let mut answered = None;
+    for i in 0..40 {
+        if s.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+            .is_err()
+            && i > 0
+        {
+            break;
+        }
+        if i == 0 {
+            s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n")
+                .expect("write");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if started.elapsed() > Duration::from_millis(1500) {
+            break;
+        }
+    }
+    let mut reader = BufReader::new(s);
+    if let Some(r) = read_response(&mut reader, false) {
+        answered = Some(r.status);
+    }
+    assert_eq!(answered, Some(408));
+    assert_eq!(up.count(), 0);
+    assert_eq!(
+        p.metric("authz_edge_rejected_requests_total{reason=\"header_timeout\"}"),
+        1.0
+    );
+}
+
+#[test]
+fn a_keepalive_connection_serves_a_bounded_number_of_requests() {
+    let up = echo();
+    let p = Proxy::start(&config_for(
+        &[up.addr],
+        "[limits]\nmax_requests_per_connection = 3\n",
+    ));
+    let s = TcpStream::connect(p.http).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut w = s.try_clone().expect("clone");
+    let mut r = BufReader::new(s);
+    let mut answered = 0;
+    for _ in 0..5 {
+        if w.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").is_err() {
+            break;
+        }
+        match read_response(&mut r, false) {
+            Some(resp) => {
+                assert_eq!(resp.status, 200);
+                answered += 1;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(answered, 3);
+}
+
+#[test]
+fn https_with_http2_and_a_redirect_from_http() {
+    let up = echo();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let cert_pem = cert.cert.pem();
+    write_file(dir.path(), "cert.pem", cert_pem.as_bytes());
+    write_file(
+        dir.path(),
+        "key.pem",
+        cert.key_pair.serialize_pem().as_bytes(),
+    );
+    let extra = format!(
+        "[tls]\nlisten = [\"127.0.0.1:0\"]\ncert = \"{0}/cert.pem\"\nkey = \"{0}/key.pem\"\nredirect_http = true\n",
+        dir.path().display()
+    );
+    let p = Proxy::start(&config_for(&[up.addr], &extra));
+    let https = p.https.expect("https listener");
+
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("pem"))
+        .resolve("localhost", https)
+        .build()
+        .expect("client");
+    let resp = client
+        .get(format!("https://localhost:{}/secure/", https.port()))
+        .send()
+        .expect("https request");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    let s = &up.requests()[0];
+    assert_eq!(s.header("x-forwarded-proto"), Some("https"));
+    assert_eq!(
+        s.header("host"),
+        Some(&*format!("localhost:{}", https.port()))
+    );
+
+    let r = get(p.http, "/login/?next=/a/");
+    assert_eq!(r.status, 308);
+    assert_eq!(
+        r.header("location"),
+        Some(&*format!(
+            "https://test.local:{}/login/?next=/a/",
+            https.port()
+        ))
+    );
+    assert_eq!(up.count(), 1, "the redirect never reaches Django");
+}
+
+#[test]
+fn sighup_swaps_a_good_config_and_refuses_a_bad_one() {
+    let (a, b) = (echo(), echo());
+    let p = Proxy::start(&config_for(&[a.addr], ""));
+    assert_eq!(get(p.http, "/").status, 200);
+    assert_eq!(a.count(), 1);
+
+    p.reload(&config_for(&[b.addr], ""));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.metric("authz_edge_config_generation") < 2.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(p.metric("authz_edge_config_generation"), 2.0);
+    assert_eq!(
+        p.metric("authz_edge_config_reloads_total{result=\"ok\"}"),
+        1.0
+    );
+    assert_eq!(get(p.http, "/").status, 200);
+    assert_eq!(b.count(), 1);
+
+    p.reload(&config_for(&[b.addr], "").replace("[upstream]\n", "[upstream]\ncolour = \"blue\"\n"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.metric("authz_edge_config_reloads_total{result=\"error\"}") < 1.0
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        p.metric("authz_edge_config_reloads_total{result=\"error\"}"),
+        1.0
+    );
+    assert_eq!(p.metric("authz_edge_config_generation"), 2.0);
+    assert_eq!(get(p.http, "/").status, 200);
+    assert_eq!(b.count(), 2, "the old config keeps serving");
+    assert!(
+        p.stderr_text().contains("upstream.colour"),
+        "{}",
+        p.stderr_text()
+    );
+}
+
+#[test]
+fn health_checks_take_a_failing_server_out_and_readyz_follows() {
+    let good = echo();
+    let sick = Upstream::start(|s| {
+        if s.path == "/healthz" {
+            Reply::new(500, "sick")
+        } else {
+            Reply::new(200, "ok")
+        }
+    });
+    let hc = "[upstream]\nhealth_check = { path = \"/healthz\", interval = \"200ms\", timeout = \"500ms\" }\n";
+    let p = Proxy::start(&config_for(&[good.addr, sick.addr], "").replace("[upstream]\n", hc));
+    // Wait for two failed checks (the threshold), then all traffic goes to the good one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sick
+        .requests()
+        .iter()
+        .filter(|s| s.path == "/healthz")
+        .count()
+        < 3
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = sick
+        .requests()
+        .iter()
+        .filter(|s| s.path != "/healthz")
+        .count();
+    for _ in 0..6 {
+        assert_eq!(get(p.http, "/page/").status, 200);
+    }
+    let after = sick
+        .requests()
+        .iter()
+        .filter(|s| s.path != "/healthz")
+        .count();
+    assert_eq!(after, before, "traffic went to the unhealthy server");
+    assert_eq!(get(p.admin, "/readyz").status, 200);
+
+    // With every server unhealthy, /readyz says so.
+    let p2 = Proxy::start(&config_for(&[sick.addr], "").replace("[upstream]\n", hc));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(p2.admin, "/readyz").status != 503 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get(p2.admin, "/readyz").status, 503);
+    assert_eq!(get(p2.admin, "/healthz").status, 200);
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    let slow = Upstream::fixed(Reply::new(200, "done").delay(Duration::from_millis(800)));
+    let p = Proxy::start(
+        &config_for(&[slow.addr], "").replace("grace_period = \"1s\"", "grace_period = \"2s\""),
+    );
+    let addr = p.http;
+    let t = std::thread::spawn(move || get(addr, "/slow/"));
+    while slow.count() == 0 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    p.signal(libc::SIGTERM);
+    let r = t.join().expect("join");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "done");
+    let mut p = p;
+    let status = wait_exit(&mut p.child, Duration::from_secs(15));
+    assert!(status.success() || status.code().is_none(), "{status:?}");
+}
+
+#[test]
+fn upgrade_hands_the_sockets_over_without_refusing_a_connection() {
+    let up = echo();
+    let port = free_port();
+    let admin = free_port();
+    let dir = tempfile::tempdir().expect("tmp");
+    let sock = dir.path().join("up.sock");
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:{port}\"]\nadmin = \"127.0.0.1:{admin}\"\ngrace_period = \"1s\"\n\
+         upgrade_sock = \"{}\"\npid_file = \"{}\"\n[upstream]\nservers = [\"{}\"]\n[sink]\ntype = \"none\"\n",
+        sock.display(),
+        dir.path().join("pid").display(),
+        up.addr
+    );
+    let old = Proxy::start(&config);
+    let addr = old.http;
+
+    // Load: a new connection per request, until told to stop (bounded by count and time).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    let load = std::thread::spawn(move || {
+        let (mut ok, mut failed) = (0u32, Vec::new());
+        let started = Instant::now();
+        while !s2.load(std::sync::atomic::Ordering::Relaxed)
+            && started.elapsed() < Duration::from_secs(30)
+            && ok < 100_000
+        {
+            match TcpStream::connect(addr) {
+                Ok(mut s) => {
+                    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+                    let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+                    match read_response(&mut BufReader::new(s), false) {
+                        Some(r) if r.status == 200 => ok += 1,
+                        other => failed.push(format!("{:?}", other.map(|r| r.status))),
+                    }
+                }
+                Err(e) => failed.push(e.to_string()),
+            }
+        }
+        (ok, failed)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+
+    // The new process waits for the sockets; then the old one is told to hand them over.
+    let mut new = std::process::Command::new(bin())
+        .args([
+            "--config",
+            &old.config_path.display().to_string(),
+            "--upgrade",
+        ])
+        .env("AUTHZ_EDGE_HASH_KEY", "test-key")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn new");
+    std::thread::sleep(Duration::from_millis(500));
+    old.signal(libc::SIGQUIT);
+    let mut old = old;
+    wait_exit(&mut old.child, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.join().expect("join");
+    // The new process serves.
+    assert_eq!(get(addr, "/after/").status, 200);
+    unsafe {
+        libc::kill(new.id() as i32, libc::SIGINT);
+    }
+    wait_exit(&mut new, Duration::from_secs(10));
+    assert!(ok > 20, "only {ok} requests under load");
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+}
