@@ -1,0 +1,242 @@
+//! Static files, the `check` command, and the access log.
+
+mod common;
+
+use common::*;
+use std::io::Read;
+use std::process::Command;
+
+fn static_proxy() -> (Upstream, Proxy, tempfile::TempDir) {
+    let up = Upstream::fixed(Reply::new(200, "django"));
+    let root = tempfile::tempdir().expect("tmp");
+    let css = "body { color: red; }\n".repeat(50);
+    write_file(root.path(), "css/site.css", css.as_bytes());
+    write_file(root.path(), "img/logo.png", &[0x89, b'P', b'N', b'G', 1, 2, 3, 4, 5, 6]);
+    write_file(root.path(), "js/app.js", b"console.log('plain');\n");
+    write_file(root.path(), "js/app.js.gz", &gzip(b"console.log('precompressed');\n"));
+    write_file(root.path().parent().expect("parent"), "secret.txt", b"do not serve");
+    let extra = format!(
+        "[[static]]\nprefix = \"/static/\"\nroot = \"{}\"\ncache_control = \"public, max-age=60\"\n",
+        root.path().display()
+    );
+    let p = Proxy::start(&config_for(&[up.addr], &extra));
+    (up, p, root)
+}
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(b).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+fn gunzip(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(b).read_to_end(&mut out).expect("gunzip");
+    out
+}
+
+#[test]
+fn static_files_with_types_validators_ranges_and_gzip() {
+    let (up, p, _root) = static_proxy();
+    let css = "body { color: red; }\n".repeat(50);
+
+    let r = get(p.http, "/static/css/site.css");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/css; charset=utf-8"));
+    assert_eq!(r.header("cache-control"), Some("public, max-age=60"));
+    assert_eq!(r.text(), css);
+    let etag = r.header("etag").expect("etag").to_string();
+    let last_modified = r.header("last-modified").expect("last-modified").to_string();
+
+    let r = request(p.http, "GET", "/static/css/site.css", &[("If-None-Match", &etag)], b"");
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    let r = request(
+        p.http,
+        "GET",
+        "/static/css/site.css",
+        &[("If-Modified-Since", &last_modified)],
+        b"",
+    );
+    assert_eq!(r.status, 304);
+
+    let r = request(p.http, "GET", "/static/css/site.css", &[("Range", "bytes=5-9")], b"");
+    assert_eq!(r.status, 206);
+    assert_eq!(r.text(), &css[5..10]);
+    assert_eq!(
+        r.header("content-range"),
+        Some(&*format!("bytes 5-9/{}", css.len()))
+    );
+    let r = request(p.http, "GET", "/static/css/site.css", &[("Range", "bytes=99999-")], b"");
+    assert_eq!(r.status, 416);
+
+    let r = request(p.http, "GET", "/static/css/site.css", &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(String::from_utf8(gunzip(&r.body)).expect("utf8"), css);
+
+    let r = request(p.http, "GET", "/static/js/app.js", &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(gunzip(&r.body), b"console.log('precompressed');\n");
+
+    let r = get(p.http, "/static/img/logo.png");
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    assert_eq!(r.body.len(), 10);
+
+    let r = request(p.http, "HEAD", "/static/css/site.css", &[], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some(&*css.len().to_string()));
+
+    assert_eq!(get(p.http, "/static/missing.css").status, 404);
+    assert_eq!(request(p.http, "POST", "/static/css/site.css", &[], b"").status, 405);
+    assert_eq!(up.count(), 0, "static requests never reach Django");
+}
+
+#[test]
+fn static_traversal_is_refused_in_every_encoding() {
+    let (up, p, _root) = static_proxy();
+    for path in [
+        "/static/../secret.txt",
+        "/static/%2e%2e/secret.txt",
+        "/static/%2E%2E%2Fsecret.txt",
+        "/static/css/..%2f..%2fsecret.txt",
+        "/static//etc/passwd",
+        "/static/css%5c..%5c..%5csecret.txt",
+        "/static/..\\secret.txt",
+        "/static/%252e%252e/secret.txt",
+    ] {
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        let r = raw_request(p.http, raw.as_bytes(), false).expect("a response");
+        assert!(
+            r.status == 400 || r.status == 404,
+            "{path} gave {}",
+            r.status
+        );
+        assert!(!r.text().contains("do not serve"), "{path} escaped the root");
+    }
+    assert_eq!(up.count(), 0);
+}
+
+#[test]
+fn check_reports_every_problem_with_file_and_key_path() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[upstream]\nservers = [\"127.0.0.1:8000\"]\n[[routes]]\npattern = \"/r/<int:pk>/\"\n")
+        .expect("write");
+    let out = Command::new(bin())
+        .args(["check", "--config", &good.display().to_string()])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("listeners: http 127.0.0.1:8080"), "{stdout}");
+    assert!(stdout.contains("upstreams: 127.0.0.1:8000"), "{stdout}");
+    assert!(stdout.contains("routes: 1 configured"), "{stdout}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = [\"127.0.0.1:80\", \"localhost\"]\n[upstream]\nservers = [\"127.0.0.1:8000\", \"django:8000\"]\n\
+         [limits]\nmax_uri_bytes = 10\n[[routes]]\npattern = \"/r/<float:x>/\"\n",
+    )
+    .expect("write");
+    let out = Command::new(bin())
+        .args(["check", "--config", &bad.display().to_string()])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{stderr}");
+    let file = bad.display().to_string();
+    for key in [
+        "server.listen[1]",
+        "upstream.servers[1]",
+        "limits.max_uri_bytes",
+        "routes[0].pattern",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!("{file}: {key}: "))),
+            "no line for {key}: {stderr}"
+        );
+    }
+
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, "[upstream]\nservers = [\"127.0.0.1:8000\"]\n[limits]\nmax_body = 1\n")
+        .expect("write");
+    let out = Command::new(bin())
+        .args(["check", "--config", &unknown.display().to_string()])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("limits.max_body: unknown field `max_body`"), "{stderr}");
+}
+
+#[test]
+fn the_shipped_config_passes_check() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/authz-edge.toml");
+    let out = Command::new(bin())
+        .args(["check", "--config", shipped])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn access_log_is_json_with_hashed_identities() {
+    let up = Upstream::start(|s| {
+        if s.path.starts_with("/deny/") {
+            Reply::new(403, "no").header("X-Authz-User", "user-31337").header("X-Authz-Kind", "permission")
+        } else {
+            Reply::new(200, "ok")
+        }
+    });
+    let p = Proxy::start(&config_for(&[up.addr], "[access_log]\nenabled = true\n"));
+    assert_eq!(get(p.http, "/ok/").status, 200);
+    let r = request(
+        p.http,
+        "GET",
+        "/deny/reset/Zx9Qk2Lm8Np4Rt7Vw3Yb6Cd1/?token=SECRETTOKEN123",
+        &[
+            ("Cookie", "sessionid=CANARYSESSION42; csrftoken=CANARYCSRF"),
+            ("Authorization", "Bearer CANARYBEARER77"),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 403);
+    // The log line is written in the logging phase, after the response.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while p.stdout_text().lines().filter(|l| l.starts_with('{')).count() < 2
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = p.stdout_text();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0]["status"], 200);
+    assert_eq!(lines[0]["path"], "/ok/");
+    assert_eq!(lines[1]["status"], 403);
+    assert_eq!(lines[1]["kind"], "permission");
+    assert_eq!(lines[1]["path"], "/deny/reset/<token>/");
+    assert_eq!(lines[1]["user"].as_str().map(str::len), Some(16));
+    assert_eq!(lines[1]["session"].as_str().map(str::len), Some(16));
+    let everything = format!("{out}\n{}\n{}", p.stderr_text(), p.metrics());
+    for canary in [
+        "user-31337",
+        "CANARYSESSION42",
+        "CANARYCSRF",
+        "CANARYBEARER77",
+        "SECRETTOKEN123",
+        "Zx9Qk2Lm8Np4Rt7Vw3Yb6Cd1",
+    ] {
+        assert!(!everything.contains(canary), "{canary} leaked");
+    }
+}
