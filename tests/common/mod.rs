@@ -596,3 +596,4 @@ pub fn write_file(dir: &Path, rel: &str, content: &[u8]) -> PathBuf {
     std::fs::write(&p, content).expect("write");
     p
 }
+pub mod django;

@@ -1,0 +1,85 @@
+"""The middleware that sets authz-edge's context headers on Django's responses."""
+
+import os
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+
+from . import ObjectPermissionDenied
+from .context import begin, end
+
+ROUTE = "X-Authz-Route"
+RELEASE = "X-App-Release"
+USER = "X-Authz-User"
+KIND = "X-Authz-Kind"
+PERMISSION = "X-Authz-Permission"
+REASON = "X-Authz-Reason"
+
+
+def release():
+    """The deployed release: settings.AUTHZ_EDGE_RELEASE, else $APP_RELEASE, else none."""
+    value = getattr(settings, "AUTHZ_EDGE_RELEASE", None) or os.environ.get("APP_RELEASE")
+    return str(value)[:100] if value else None
+
+
+def clean(value, limit=200):
+    """Header-safe text: printable ASCII, control characters dropped, bounded length."""
+    text = "".join(c if 32 <= ord(c) < 127 else "?" for c in str(value))
+    return text[:limit]
+
+
+class AuthzEdgeMiddleware:
+    """Place it after AuthenticationMiddleware (it reads request.user)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        record, token = begin()
+        try:
+            response = self.get_response(request)
+            self.annotate(request, response, record)
+            return response
+        finally:
+            end(token)
+
+    def process_exception(self, request, exception):
+        from .context import current
+
+        record = current()
+        if record is None or not isinstance(exception, PermissionDenied):
+            return None
+        if isinstance(exception, ObjectPermissionDenied):
+            record.kind = record.kind or "object"
+        if record.reason is None and str(exception):
+            record.reason = str(exception)
+        return None
+
+    def annotate(self, request, response, record):
+        match = getattr(request, "resolver_match", None)
+        if match is not None and getattr(match, "route", None) is not None:
+            response[ROUTE] = clean("/" + match.route.lstrip("^").rstrip("$"))
+        rel = release()
+        if rel:
+            response[RELEASE] = clean(rel, 100)
+        if response.status_code not in (401, 403):
+            return
+        user = getattr(request, "user", None)
+        authenticated = bool(user is not None and user.is_authenticated)
+        if authenticated:
+            response[USER] = clean(user.pk, 64)
+        response[KIND] = self.kind(record, authenticated)
+        if record.denied_permissions:
+            response[PERMISSION] = clean(",".join(record.denied_permissions), 400)
+        if record.reason:
+            response[REASON] = clean(record.reason)
+
+    @staticmethod
+    def kind(record, authenticated):
+        if record.kind:
+            return record.kind
+        if record.denied_permissions:
+            return "object" if record.object_checks else "permission"
+        if not authenticated:
+            return "login"
+        return "other"

@@ -1,0 +1,200 @@
+//! A real Django app (tests/django) under gunicorn on 127.0.0.1:0, for end-to-end tests.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The venv Python with Django and gunicorn; `.ci/run` creates it.
+pub fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("AUTHZ_EDGE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/django/.venv/bin/python"));
+    assert!(
+        p.exists(),
+        "no Python venv at {}: run `bash .ci/run` (or see README, Tests) to create it",
+        p.display()
+    );
+    p
+}
+
+pub fn app_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/django"))
+}
+
+/// Fixtures made by `manage.py e2e_setup`.
+#[derive(Debug, Clone)]
+pub struct Fixtures {
+    pub alice: u64,
+    pub bob: u64,
+    pub token: String,
+}
+
+pub struct Django {
+    pub addr: SocketAddr,
+    pub child: Child,
+    pub fixtures: Fixtures,
+    pub static_root: PathBuf,
+    pub dir: tempfile::TempDir,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+fn manage(env: &[(String, String)], args: &[&str]) -> String {
+    let out = Command::new(python())
+        .arg("manage.py")
+        .args(args)
+        .current_dir(app_dir())
+        .envs(env.iter().cloned())
+        .output()
+        .expect("run manage.py");
+    assert!(
+        out.status.success(),
+        "manage.py {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Django {
+    /// Migrates a fresh database, makes fixtures, collects static files, starts gunicorn.
+    pub fn start(companion: bool, release: Option<&str>) -> Django {
+        let dir = tempfile::tempdir().expect("tmp");
+        Django::start_with_db(dir, companion, release, true)
+    }
+
+    /// Starts another gunicorn on an existing database (a "deploy" of the same app).
+    pub fn redeploy(other: &Django, companion: bool, release: Option<&str>) -> Django {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::copy(other.dir.path().join("db.sqlite3"), dir.path().join("db.sqlite3"))
+            .expect("copy db");
+        let mut d = Django::start_with_db(dir, companion, release, false);
+        d.fixtures = other.fixtures.clone();
+        d
+    }
+
+    fn start_with_db(dir: tempfile::TempDir, companion: bool, release: Option<&str>, setup: bool) -> Django {
+        let static_root = dir.path().join("static");
+        let mut env = vec![
+            ("DJANGO_DB_PATH".to_string(), dir.path().join("db.sqlite3").display().to_string()),
+            ("STATIC_ROOT".to_string(), static_root.display().to_string()),
+            ("AUTHZ_COMPANION".to_string(), if companion { "1" } else { "0" }.to_string()),
+        ];
+        if let Some(r) = release {
+            env.push(("APP_RELEASE".to_string(), r.to_string()));
+        }
+        let mut fixtures = Fixtures {
+            alice: 0,
+            bob: 0,
+            token: String::new(),
+        };
+        if setup {
+            manage(&env, &["migrate", "--noinput", "-v", "0"]);
+            let out = manage(&env, &["e2e_setup"]);
+            let v: serde_json::Value = serde_json::from_str(out.trim()).expect("fixtures json");
+            fixtures = Fixtures {
+                alice: v["alice"].as_u64().expect("alice"),
+                bob: v["bob"].as_u64().expect("bob"),
+                token: v["token"].as_str().expect("token").to_string(),
+            };
+        }
+        manage(&env, &["collectstatic", "--noinput", "-v", "0"]);
+        let mut child = Command::new(python())
+            .args([
+                "-m",
+                "gunicorn",
+                "--bind",
+                "127.0.0.1:0",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "testproj.wsgi:application",
+            ])
+            .current_dir(app_dir())
+            .envs(env.iter().cloned())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn gunicorn");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        let l2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("Listening at: http://").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                }
+                l2.lock().expect("lock").push(line);
+            }
+        });
+        let addr: SocketAddr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a.parse().expect("gunicorn address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("gunicorn did not start: {}", log.lock().expect("lock").join("\n"));
+            }
+        };
+        // Wait until a worker answers.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                let r = super::raw_request(addr, b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false);
+                if r.is_some_and(|r| r.status == 200) {
+                    break;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "gunicorn never answered");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Django {
+            addr,
+            child,
+            fixtures,
+            static_root,
+            dir,
+            log,
+        }
+    }
+}
+
+impl Drop for Django {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of cookie `name` in a response's Set-Cookie headers.
+pub fn set_cookie(r: &super::Resp, name: &str) -> Option<String> {
+    r.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .find_map(|(_, v)| {
+            let first = v.split(';').next()?;
+            let (k, val) = first.split_once('=')?;
+            (k.trim() == name).then(|| val.trim().to_string())
+        })
+}
+
+/// The csrfmiddlewaretoken hidden field of an HTML form.
+pub fn form_token(html: &str) -> Option<String> {
+    let i = html.find("name=\"csrfmiddlewaretoken\"")?;
+    let rest = &html[i..];
+    let v = rest.find("value=\"")? + 7;
+    let end = rest[v..].find('"')?;
+    Some(rest[v..v + end].to_string())
+}

@@ -1,0 +1,68 @@
+"""Settings of the end-to-end test app; the environment switches the companion on and off."""
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = "e2e-test-only-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+
+COMPANION = os.environ.get("AUTHZ_COMPANION") == "1"
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "reports",
+]
+if COMPANION:
+    INSTALLED_APPS.append("authz_edge_django")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
+}
+if COMPANION:
+    MIDDLEWARE.append("authz_edge_django.middleware.AuthzEdgeMiddleware")
+    AUTHENTICATION_BACKENDS.append("authz_edge_django.backends.RecordingBackend")
+    CSRF_FAILURE_VIEW = "authz_edge_django.csrf.csrf_failure"
+    REST_FRAMEWORK["EXCEPTION_HANDLER"] = "authz_edge_django.drf.exception_handler"
+
+ROOT_URLCONF = "testproj.urls"
+WSGI_APPLICATION = "testproj.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "testproj" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("DJANGO_DB_PATH", str(BASE_DIR / "e2e.sqlite3")),
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+USE_TZ = True
+STATIC_URL = "/static/"
+STATIC_ROOT = os.environ.get("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+STATICFILES_DIRS = [BASE_DIR / "static_src"]
+LOGIN_REDIRECT_URL = "/accounts/profile/"
+
+# Behind authz-edge: the settings the README documents.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+USE_X_FORWARDED_HOST = False
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+LOGGING = {"version": 1, "disable_existing_loggers": True}

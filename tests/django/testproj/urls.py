@@ -1,0 +1,22 @@
+"""URL patterns of the test app: one per kind of denial the proxy must tell apart."""
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from reports import views
+
+api = [
+    path("items/", views.ItemList.as_view()),
+]
+
+urlpatterns = [
+    path("", views.home),
+    path("healthz", views.healthz),
+    path("whoami/", views.whoami),
+    path("accounts/login/", auth_views.LoginView.as_view()),
+    path("accounts/profile/", views.profile),
+    path("form/", views.form),
+    path("reports/<int:pk>/", views.report_detail),
+    path("reports/<int:pk>/export/", views.report_export),
+    path("staff/", views.staff_only),
+    path("api/", include(api)),
+]
