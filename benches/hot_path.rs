@@ -1,1 +1,135 @@
-fn main() {}
+//! Hot-path benches: route matching, classification, header stripping and metric recording,
+//! for a plain 2xx and for a 403 with the companion's headers.
+//!
+//! cargo bench --bench hot_path
+
+use authz_edge::classify::classify;
+use authz_edge::forwarding::strip_context_from_response;
+use authz_edge::identity::HashKey;
+use authz_edge::metrics::Metrics;
+use authz_edge::routes::{with_normalised, Pattern, RouteMatcher};
+use authz_edge::runtime::ContextHeaders;
+use authz_edge::telemetry::{record, Observed};
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use http::{HeaderMap, HeaderName};
+use pingora::http::ResponseHeader;
+
+fn names() -> ContextHeaders {
+    let h = |s: &'static str| HeaderName::from_static(s);
+    ContextHeaders {
+        user: h("x-authz-user"),
+        kind: h("x-authz-kind"),
+        permission: h("x-authz-permission"),
+        route: h("x-authz-route"),
+        reason: h("x-authz-reason"),
+        release: h("x-app-release"),
+        all: [
+            h("x-authz-user"),
+            h("x-authz-kind"),
+            h("x-authz-permission"),
+            h("x-authz-route"),
+            h("x-authz-reason"),
+            h("x-app-release"),
+        ],
+        session_cookie: "sessionid".into(),
+    }
+}
+
+/// Fifty patterns shaped like a real Django project's.
+fn matcher() -> RouteMatcher {
+    let mut pats = Vec::new();
+    for app in ["reports", "orders", "customers", "invoices", "users"] {
+        for view in ["", "<int:pk>/", "<int:pk>/edit/", "<int:pk>/export/", "new/", "search/", "<slug:slug>/", "<uuid:id>/files/<path:rest>", "api/<int:pk>/", "stats/"] {
+            pats.push(Pattern::parse(&format!("/{app}/{view}")).expect("pattern"));
+        }
+    }
+    RouteMatcher::new(pats)
+}
+
+fn bench_routes(c: &mut Criterion) {
+    let m = matcher();
+    c.bench_function("route_match/configured", |b| {
+        b.iter(|| m.find(black_box("/invoices/123456/export/")))
+    });
+    c.bench_function("route_match/miss_then_normalise", |b| {
+        b.iter(|| {
+            let hit = m.find(black_box("/unknown/42/deep/abcdef0123456789abcd/"));
+            with_normalised(black_box("/unknown/42/deep/abcdef0123456789abcd/"), |p| {
+                black_box((hit, p.len()))
+            })
+        })
+    });
+}
+
+fn bench_classify(c: &mut Criterion) {
+    let key = HashKey::new(b"bench");
+    let n = names();
+    let req = HeaderMap::new();
+    let mut resp_ok = HeaderMap::new();
+    resp_ok.insert("content-type", "text/html".parse().expect("v"));
+    resp_ok.insert("x-authz-route", "/reports/<int:pk>/".parse().expect("v"));
+    c.bench_function("classify/2xx", |b| {
+        b.iter(|| classify(black_box(200), &req, &resp_ok, &n, &key))
+    });
+    let mut req403 = HeaderMap::new();
+    req403.insert("cookie", "csrftoken=abc; sessionid=0123456789abcdef0123".parse().expect("v"));
+    let mut resp403 = HeaderMap::new();
+    resp403.insert("x-authz-kind", "permission".parse().expect("v"));
+    resp403.insert("x-authz-user", "4242".parse().expect("v"));
+    resp403.insert("x-authz-permission", "reports.export_report".parse().expect("v"));
+    resp403.insert("x-authz-reason", "You do not have permission".parse().expect("v"));
+    c.bench_function("classify/403", |b| {
+        b.iter(|| classify(black_box(403), &req403, &resp403, &n, &key))
+    });
+}
+
+fn bench_strip(c: &mut Criterion) {
+    let n = names();
+    let mut base = ResponseHeader::build(200, None).expect("resp");
+    base.insert_header("content-type", "text/html").expect("h");
+    base.insert_header("x-authz-route", "/reports/<int:pk>/").expect("h");
+    base.insert_header("x-app-release", "v1").expect("h");
+    c.bench_function("strip_context/2xx", |b| {
+        b.iter_batched_ref(
+            || base.clone(),
+            |r| strip_context_from_response(r, &n),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+fn bench_record(c: &mut Criterion) {
+    let metrics = Metrics::new(200, 200);
+    let route = metrics.routes.get("/reports/<int:pk>/export/");
+    let ok = Observed::default();
+    c.bench_function("record/2xx", |b| {
+        b.iter(|| record(&metrics, &route, black_box(200), black_box(0.0012), &ok))
+    });
+    let key = HashKey::new(b"bench");
+    let n = names();
+    let mut req = HeaderMap::new();
+    req.insert("cookie", "sessionid=abc".parse().expect("v"));
+    let mut resp = HeaderMap::new();
+    resp.insert("x-authz-kind", "permission".parse().expect("v"));
+    resp.insert("x-authz-user", "4242".parse().expect("v"));
+    resp.insert("x-authz-permission", "reports.export_report".parse().expect("v"));
+    let denied = Observed {
+        denial: classify(403, &req, &resp, &n, &key).map(Box::new),
+        ..Observed::default()
+    };
+    c.bench_function("record/403", |b| {
+        b.iter(|| record(&metrics, &route, black_box(403), black_box(0.0012), &denied))
+    });
+    c.bench_function("classify_and_record/403", |b| {
+        b.iter(|| {
+            let obs = Observed {
+                denial: classify(403, &req, &resp, &n, &key).map(Box::new),
+                ..Observed::default()
+            };
+            record(&metrics, &route, 403, 0.0012, &obs)
+        })
+    });
+}
+
+criterion_group!(benches, bench_routes, bench_classify, bench_strip, bench_record);
+criterion_main!(benches);

@@ -287,7 +287,7 @@ impl ProxyHttp for EdgeProxy {
             .map_or(ctx.status, |r| r.status.as_u16());
         let route = telemetry::route_for(&self.shared, &ctx.obs, session.req_header().uri.path());
         let seconds = ctx.start.elapsed().as_secs_f64();
-        telemetry::record(&self.shared, &route, status, seconds, &ctx.obs);
+        telemetry::record(&self.shared.metrics, &route, status, seconds, &ctx.obs);
         if ctx.rt.access_log {
             access_log::write(session, ctx, &route.label, status, seconds);
         }

@@ -4,7 +4,7 @@
 //! plain 2xx, recording is two atomic adds and a histogram observation.
 
 use crate::classify::{self, CsrfSniffer, Denial};
-use crate::metrics::{Kind, RouteStats};
+use crate::metrics::{Kind, Metrics, RouteStats};
 use crate::routes;
 use crate::runtime::{Runtime, Shared};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -89,15 +89,15 @@ pub fn route_for(shared: &Shared, obs: &Observed, path: &str) -> Arc<RouteStats>
 }
 
 /// Counts a finished request: status, duration, and the denial if there was one.
-pub fn record(shared: &Shared, route: &RouteStats, status: u16, seconds: f64, obs: &Observed) {
+pub fn record(metrics: &Metrics, route: &RouteStats, status: u16, seconds: f64, obs: &Observed) {
     route.count_request(status);
-    shared.metrics.observe_duration(status, seconds);
+    metrics.observe_duration(status, seconds);
     let Some(d) = obs.denial.as_deref() else {
         return;
     };
     route.count_denial(d.status, d.kind, d.authn);
     for p in &d.permissions {
-        let label = shared.metrics.permissions.intern(p);
+        let label = metrics.permissions.intern(p);
         route.count_permission(&label);
     }
     if let Some(u) = d.user.or(d.token_subject) {
