@@ -39,7 +39,18 @@ fn names() -> ContextHeaders {
 fn matcher() -> RouteMatcher {
     let mut pats = Vec::new();
     for app in ["reports", "orders", "customers", "invoices", "users"] {
-        for view in ["", "<int:pk>/", "<int:pk>/edit/", "<int:pk>/export/", "new/", "search/", "<slug:slug>/", "<uuid:id>/files/<path:rest>", "api/<int:pk>/", "stats/"] {
+        for view in [
+            "",
+            "<int:pk>/",
+            "<int:pk>/edit/",
+            "<int:pk>/export/",
+            "new/",
+            "search/",
+            "<slug:slug>/",
+            "<uuid:id>/files/<path:rest>",
+            "api/<int:pk>/",
+            "stats/",
+        ] {
             pats.push(Pattern::parse(&format!("/{app}/{view}")).expect("pattern"));
         }
     }
@@ -72,12 +83,23 @@ fn bench_classify(c: &mut Criterion) {
         b.iter(|| classify(black_box(200), &req, &resp_ok, &n, &key))
     });
     let mut req403 = HeaderMap::new();
-    req403.insert("cookie", "csrftoken=abc; sessionid=0123456789abcdef0123".parse().expect("v"));
+    req403.insert(
+        "cookie",
+        "csrftoken=abc; sessionid=0123456789abcdef0123"
+            .parse()
+            .expect("v"),
+    );
     let mut resp403 = HeaderMap::new();
     resp403.insert("x-authz-kind", "permission".parse().expect("v"));
     resp403.insert("x-authz-user", "4242".parse().expect("v"));
-    resp403.insert("x-authz-permission", "reports.export_report".parse().expect("v"));
-    resp403.insert("x-authz-reason", "You do not have permission".parse().expect("v"));
+    resp403.insert(
+        "x-authz-permission",
+        "reports.export_report".parse().expect("v"),
+    );
+    resp403.insert(
+        "x-authz-reason",
+        "You do not have permission".parse().expect("v"),
+    );
     c.bench_function("classify/403", |b| {
         b.iter(|| classify(black_box(403), &req403, &resp403, &n, &key))
     });
@@ -87,7 +109,8 @@ fn bench_strip(c: &mut Criterion) {
     let n = names();
     let mut base = ResponseHeader::build(200, None).expect("resp");
     base.insert_header("content-type", "text/html").expect("h");
-    base.insert_header("x-authz-route", "/reports/<int:pk>/").expect("h");
+    base.insert_header("x-authz-route", "/reports/<int:pk>/")
+        .expect("h");
     base.insert_header("x-app-release", "v1").expect("h");
     c.bench_function("strip_context/2xx", |b| {
         b.iter_batched_ref(
@@ -112,7 +135,10 @@ fn bench_record(c: &mut Criterion) {
     let mut resp = HeaderMap::new();
     resp.insert("x-authz-kind", "permission".parse().expect("v"));
     resp.insert("x-authz-user", "4242".parse().expect("v"));
-    resp.insert("x-authz-permission", "reports.export_report".parse().expect("v"));
+    resp.insert(
+        "x-authz-permission",
+        "reports.export_report".parse().expect("v"),
+    );
     let denied = Observed {
         denial: classify(403, &req, &resp, &n, &key).map(Box::new),
         ..Observed::default()
@@ -131,5 +157,11 @@ fn bench_record(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_routes, bench_classify, bench_strip, bench_record);
+criterion_group!(
+    benches,
+    bench_routes,
+    bench_classify,
+    bench_strip,
+    bench_record
+);
 criterion_main!(benches);

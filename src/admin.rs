@@ -33,6 +33,7 @@ impl Admin {
             "release": m.current_release().as_deref(),
             "release_changed_ts": (changed > 0.0).then_some(changed),
             "config_generation": rt.generation,
+            "routes": self.shared.detector.snapshot(m),
         })
     }
 }

@@ -331,6 +331,12 @@ impl Default for Metrics {
 pub struct Spike {
     pub tick: Dur,
     pub window: Dur,
+    /// Time constant of the adaptive baseline.
+    pub baseline: Dur,
+    /// Fewest denials in a window that can make a spike.
+    pub min_count: u64,
+    /// Calm time before a spike clears.
+    pub cooldown: Dur,
 }
 
 impl Default for Spike {
@@ -338,6 +344,9 @@ impl Default for Spike {
         Spike {
             tick: Dur::secs(1),
             window: Dur::secs(10),
+            baseline: Dur::secs(300),
+            min_count: 10,
+            cooldown: Dur::secs(30),
         }
     }
 }
@@ -347,6 +356,10 @@ impl Default for Spike {
 pub struct Sampling {
     pub per_route_per_minute: u32,
     pub body_bytes: usize,
+    /// Multiplier of the per-route rate while the route spikes.
+    pub spike_boost: u32,
+    /// Sample records per second across all routes.
+    pub global_per_second: u32,
 }
 
 impl Default for Sampling {
@@ -354,6 +367,8 @@ impl Default for Sampling {
         Sampling {
             per_route_per_minute: 30,
             body_bytes: 1024,
+            spike_boost: 4,
+            global_per_second: 100,
         }
     }
 }
@@ -375,6 +390,20 @@ pub struct Sink {
     pub path: String,
     pub url: Option<String>,
     pub queue: usize,
+    /// file: rotate past this size.
+    pub max_bytes: u64,
+    /// file: rotated files kept.
+    pub keep: usize,
+    /// file: flush and fsync this often.
+    pub flush_interval: Dur,
+    /// http: records per POST at most.
+    pub batch_max: usize,
+    /// http: how long a batch may wait to fill.
+    pub batch_age: Dur,
+    /// http: time allowed for one POST.
+    pub timeout: Dur,
+    /// http: further tries of a failed POST (with backoff) before the batch is dropped.
+    pub retries: u32,
 }
 
 impl Default for Sink {
@@ -384,6 +413,13 @@ impl Default for Sink {
             path: "authz-edge-diagnostics.jsonl".into(),
             url: None,
             queue: 8192,
+            max_bytes: 100 * 1024 * 1024,
+            keep: 5,
+            flush_interval: Dur::secs(1),
+            batch_max: 500,
+            batch_age: Dur::secs(1),
+            timeout: Dur::secs(2),
+            retries: 3,
         }
     }
 }
@@ -506,6 +542,10 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         ("limits.header_timeout", c.limits.header_timeout),
         ("spike.tick", c.spike.tick),
         ("spike.window", c.spike.window),
+        ("spike.baseline", c.spike.baseline),
+        ("sink.flush_interval", c.sink.flush_interval),
+        ("sink.batch_age", c.sink.batch_age),
+        ("sink.timeout", c.sink.timeout),
     ] {
         if d.0.is_zero() {
             bad(key.into(), "must be longer than zero".into());
@@ -638,11 +678,32 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     if c.sink.queue == 0 {
         bad("sink.queue".into(), "must be at least 1".into());
     }
+    if c.sink.max_bytes < 4096 {
+        bad("sink.max_bytes".into(), "must be at least 4096".into());
+    }
+    if c.spike.window.0.as_secs_f64() / c.spike.tick.0.as_secs_f64().max(1e-3) > 3600.0 {
+        bad("spike.window".into(), "must be at most 3600 ticks".into());
+    }
     match c.sink.kind {
         SinkType::Http if c.sink.url.is_none() => bad(
             "sink.url".into(),
             "is required when sink.type = \"http\"".into(),
         ),
+        SinkType::Http
+            if c.sink
+                .url
+                .as_deref()
+                .and_then(crate::sink::parse_url)
+                .is_none() =>
+        {
+            bad(
+                "sink.url".into(),
+                format!(
+                    "`{}` is not an http:// URL such as \"http://127.0.0.1:8686/authz\"",
+                    c.sink.url.as_deref().unwrap_or("")
+                ),
+            )
+        }
         SinkType::File if c.sink.path.is_empty() => bad(
             "sink.path".into(),
             "is required when sink.type = \"file\"".into(),

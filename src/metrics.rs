@@ -10,7 +10,7 @@ use prometheus::{
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// Why a request was refused before reaching Django.
@@ -167,6 +167,10 @@ pub struct RouteStats {
     permissions: Mutex<HashMap<Arc<str>, IntCounter>>,
     /// Distinct denied users over the last five minutes.
     pub users: Mutex<Option<Box<UserSketch>>>,
+    /// Denials by `[status 401|403][kind]`, read by the spike detector's tick.
+    pub denied: [[AtomicU64; 5]; 2],
+    /// Set by the spike detector while a spike is on, per status; read by the sampler.
+    pub spiking: [AtomicBool; 2],
     family: Arc<Families>,
 }
 
@@ -179,6 +183,8 @@ impl RouteStats {
             denials: std::array::from_fn(|_| OnceLock::new()),
             permissions: Mutex::new(HashMap::new()),
             users: Mutex::new(None),
+            denied: Default::default(),
+            spiking: Default::default(),
             family,
         }
     }
@@ -194,6 +200,7 @@ impl RouteStats {
         let s = usize::from(status == 403);
         let k = Kind::ALL.iter().position(|x| *x == kind).unwrap_or(4);
         let a = Authn::ALL.iter().position(|x| *x == authn).unwrap_or(2);
+        self.denied[s][k].fetch_add(1, Ordering::Relaxed);
         let idx = s * 15 + k * 3 + a;
         self.denials[idx]
             .get_or_init(|| {
@@ -224,6 +231,15 @@ impl RouteStats {
             .with_label_values(&[&self.label, permission]);
         c.inc();
         map.insert(permission.clone(), c);
+    }
+
+    /// Totals of denied permissions on this route, for the detector's deltas.
+    pub fn permission_totals(&self) -> Vec<(Arc<str>, u64)> {
+        let map = match self.permissions.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        map.iter().map(|(k, c)| (k.clone(), c.get())).collect()
     }
 
     /// Adds one denied user (a keyed hash) to this route's five-minute sketch.
@@ -314,7 +330,8 @@ impl RouteRegistry {
 /// A bounded set of permission labels (`app_label.codename`).
 pub struct PermissionRegistry {
     max: AtomicUsize,
-    set: RwLock<HashMap<Box<str>, Arc<str>>>,
+    /// Label and the unix second it was first denied.
+    set: RwLock<HashMap<Box<str>, (Arc<str>, u64)>>,
     other: Arc<str>,
     overflow: IntCounter,
 }
@@ -323,14 +340,14 @@ impl PermissionRegistry {
     /// The interned label for `perm`, or `other` past the bound.
     pub fn intern(&self, perm: &str) -> Arc<str> {
         if let Ok(set) = self.set.read() {
-            if let Some(p) = set.get(perm) {
+            if let Some((p, _)) = set.get(perm) {
                 return p.clone();
             }
         }
         let Ok(mut set) = self.set.write() else {
             return self.other.clone();
         };
-        if let Some(p) = set.get(perm) {
+        if let Some((p, _)) = set.get(perm) {
             return p.clone();
         }
         if set.len() >= self.max.load(Ordering::Relaxed) {
@@ -338,8 +355,17 @@ impl PermissionRegistry {
             return self.other.clone();
         }
         let p: Arc<str> = Arc::from(perm);
-        set.insert(Box::from(perm), p.clone());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        set.insert(Box::from(perm), (p.clone(), now));
         p
+    }
+
+    /// The unix second `perm` was first denied, if it ever was.
+    pub fn first_seen(&self, perm: &str) -> Option<u64> {
+        self.set.read().ok()?.get(perm).map(|(_, t)| *t)
     }
 
     pub fn set_max(&self, max: usize) {
@@ -622,11 +648,9 @@ impl Metrics {
         if old.as_deref().map(String::as_str) == Some(release) {
             return;
         }
+        // The first release seen since start is not a change: what came before is unknown.
         if let Some(old) = old {
             let _ = self.release_info.remove_label_values(&[old.as_str()]);
-            self.release_changed.set(now_unix);
-        } else {
-            // The first release seen since start counts as the change time: nothing older is known.
             self.release_changed.set(now_unix);
         }
         self.release_info.with_label_values(&[release]).set(1);
@@ -638,7 +662,7 @@ impl Metrics {
         self.release.load_full()
     }
 
-    /// Unix seconds of the last release change, or 0 when none was seen.
+    /// Unix seconds of the last release change, or 0 when none was seen since start.
     pub fn release_changed_at(&self) -> f64 {
         self.release_changed.get()
     }
@@ -695,7 +719,11 @@ mod tests {
         let m = Metrics::new(3, 2);
         m.observe_release("v1", 100.0);
         m.observe_release("v1", 200.0);
-        assert_eq!(m.release_changed_at(), 100.0);
+        assert_eq!(
+            m.release_changed_at(),
+            0.0,
+            "the first release seen is not a change"
+        );
         m.observe_release("v2", 300.0);
         let text = String::from_utf8(m.render(0)).expect("utf8");
         assert!(text.contains("authz_edge_release_info{release=\"v2\"} 1"));

@@ -288,6 +288,14 @@ impl ProxyHttp for EdgeProxy {
         let route = telemetry::route_for(&self.shared, &ctx.obs, session.req_header().uri.path());
         let seconds = ctx.start.elapsed().as_secs_f64();
         telemetry::record(&self.shared.metrics, &route, status, seconds, &ctx.obs);
+        telemetry::sample(
+            &self.shared,
+            session.req_header(),
+            &route,
+            seconds,
+            &ctx.obs,
+            &ctx.request_id,
+        );
         if ctx.rt.access_log {
             access_log::write(session, ctx, &route.label, status, seconds);
         }

@@ -4,9 +4,13 @@
 //! it is complete, so a request always sees one consistent generation.
 
 use crate::config::{self, Config};
+use crate::detector::Detector;
 use crate::identity::HashKey;
 use crate::metrics::{Metrics, RouteStats};
 use crate::routes::{Pattern, RouteMatcher};
+use crate::sampler::Sampler;
+use crate::sink::{Sink, SinkWriter};
+use crate::spike::Tuning;
 use arc_swap::ArcSwap;
 use http::HeaderName;
 use pingora::lb::health_check::HttpHealthCheck;
@@ -253,12 +257,30 @@ impl Runtime {
     }
 }
 
+/// The detector's tuning from `[spike]`.
+fn tuning(c: &Config) -> Tuning {
+    let tick = c.spike.tick.0.as_secs_f64();
+    Tuning {
+        window: ((c.spike.window.0.as_secs_f64() / tick).round() as usize).max(1),
+        tick_secs: tick,
+        baseline_secs: c.spike.baseline.0.as_secs_f64(),
+        min_count: c.spike.min_count,
+        cooldown: ((c.spike.cooldown.0.as_secs_f64() / tick).round() as u32).max(1),
+        ..Tuning::default()
+    }
+}
+
 /// What every service of the process shares.
 pub struct Shared {
     pub runtime: ArcSwap<Runtime>,
     pub metrics: Metrics,
     pub hash_key: HashKey,
     pub config_path: PathBuf,
+    pub detector: Detector,
+    pub sampler: Sampler,
+    pub sink: Sink,
+    /// The sink's background end, taken once when the services are built.
+    pub sink_writer: std::sync::Mutex<Option<SinkWriter>>,
     /// The first HTTPS port actually bound, for redirects when the config says port 0.
     pub bound_https_port: std::sync::atomic::AtomicU16,
 }
@@ -268,6 +290,19 @@ impl Shared {
     pub fn start(path: &Path, hash_key: HashKey) -> Result<Arc<Shared>, String> {
         let config = config::load(path).map_err(|e| e.to_string())?;
         let metrics = Metrics::new(config.metrics.max_routes, config.metrics.max_permissions);
+        let (sink, sink_writer) =
+            crate::sink::build(&config.sink, &metrics, config.server.grace_period.0);
+        let detector = Detector::new(tuning(&config));
+        let sampler = Sampler::new(
+            crate::sampler::Limits {
+                per_route_per_minute: config.sampling.per_route_per_minute,
+                spike_boost: config.sampling.spike_boost.max(1),
+                global_per_second: config.sampling.global_per_second,
+                max_routes: config.metrics.max_routes + 1,
+                ..crate::sampler::Limits::default()
+            },
+            crate::telemetry::unix_now().1,
+        );
         let runtime = Runtime::build(config, 1, &metrics)?;
         metrics.generation.set(1);
         Ok(Arc::new(Shared {
@@ -275,6 +310,10 @@ impl Shared {
             metrics,
             hash_key,
             config_path: path.to_path_buf(),
+            detector,
+            sampler,
+            sink,
+            sink_writer: std::sync::Mutex::new(sink_writer),
             bound_https_port: std::sync::atomic::AtomicU16::new(0),
         }))
     }

@@ -3,6 +3,7 @@
 use crate::admin::Admin;
 use crate::app::EdgeApp;
 use crate::config::Config;
+use crate::detector::DetectorService;
 use crate::proxy::EdgeProxy;
 use crate::reload::Reloader;
 use crate::runtime::Shared;
@@ -137,7 +138,19 @@ pub fn build(
     ));
     server.add_service(background_service(
         "upstream health",
-        HealthChecker { shared },
+        HealthChecker {
+            shared: shared.clone(),
+        },
     ));
+    server.add_service(background_service(
+        "spike detector",
+        DetectorService {
+            shared: shared.clone(),
+        },
+    ));
+    let writer = shared.sink_writer.lock().ok().and_then(|mut w| w.take());
+    if let Some(writer) = writer {
+        server.add_service(background_service("diagnostics sink", writer));
+    }
     Ok(server)
 }

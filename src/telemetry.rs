@@ -7,6 +7,8 @@ use crate::classify::{self, CsrfSniffer, Denial};
 use crate::metrics::{Kind, Metrics, RouteStats};
 use crate::routes;
 use crate::runtime::{Runtime, Shared};
+use crate::sink::record::rfc3339_millis;
+use crate::sink::{Record, SampleRecord};
 use pingora::http::{RequestHeader, ResponseHeader};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,9 +21,13 @@ pub struct Observed {
     pub denial: Option<Box<Denial>>,
     /// Present while a 403 without a companion kind may still prove to be a CSRF failure.
     pub sniffer: Option<CsrfSniffer>,
+    /// The start of a denial's body, for its sample (text types only).
+    pub body: Option<Vec<u8>>,
+    body_cap: usize,
 }
 
-fn unix_now() -> (u64, f64) {
+/// Unix time now, as whole seconds and as a float.
+pub fn unix_now() -> (u64, f64) {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -63,6 +69,16 @@ pub fn observe_response(
                 obs.sniffer = Some(CsrfSniffer::default());
             }
             obs.denial = Some(Box::new(d));
+            let cap = rt.config.sampling.body_bytes;
+            let textual = resp
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(is_text);
+            if cap > 0 && textual && shared.sink.enabled() {
+                obs.body = Some(Vec::with_capacity(cap.min(4096)));
+                obs.body_cap = cap;
+            }
         }
     }
 }
@@ -70,6 +86,10 @@ pub fn observe_response(
 /// Feeds a response body chunk to the CSRF sniffer, if one is waiting.
 #[inline]
 pub fn observe_body(obs: &mut Observed, chunk: &[u8]) {
+    if let Some(b) = obs.body.as_mut() {
+        let room = obs.body_cap.saturating_sub(b.len());
+        b.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
     if let Some(s) = obs.sniffer.as_mut() {
         if s.feed(chunk) {
             if let Some(d) = obs.denial.as_mut() {
@@ -102,5 +122,163 @@ pub fn record(metrics: &Metrics, route: &RouteStats, status: u16, seconds: f64, 
     }
     if let Some(u) = d.user.or(d.token_subject) {
         route.add_user(u.bits, unix_now().0);
+    }
+}
+
+fn is_text(content_type: &str) -> bool {
+    let ct = content_type.to_ascii_lowercase();
+    ct.starts_with("text/")
+        || ct.contains("json")
+        || ct.contains("xml")
+        || ct.contains("javascript")
+}
+
+/// Request headers a sample may carry; everything else (Cookie, Authorization, CSRF tokens) is
+/// left out.
+const SAMPLE_HEADERS: [&str; 8] = [
+    "host",
+    "user-agent",
+    "accept",
+    "accept-language",
+    "content-type",
+    "origin",
+    "referer",
+    "x-requested-with",
+];
+
+/// Values from the request that must never appear in a sample's body excerpt.
+fn secrets(req: &RequestHeader) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in req.headers.get_all(http::header::COOKIE) {
+        for pair in v.as_bytes().split(|b| *b == b';') {
+            if let Some(eq) = pair.iter().position(|b| *b == b'=') {
+                let value = pair[eq + 1..].trim_ascii();
+                if value.len() >= 6 {
+                    out.push(String::from_utf8_lossy(value).into_owned());
+                }
+            }
+        }
+    }
+    if let Some(v) = req.headers.get(http::header::AUTHORIZATION) {
+        if let Some(cred) = v.as_bytes().split(|b| *b == b' ').nth(1) {
+            if cred.len() >= 6 {
+                out.push(String::from_utf8_lossy(cred).into_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Removes the request's secrets and any CSRF form token from a body excerpt.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        out = out.replace(s.as_str(), "[redacted]");
+    }
+    // <input type="hidden" name="csrfmiddlewaretoken" value="...">
+    let mut from = 0;
+    while let Some(i) = out[from..].find("csrfmiddlewaretoken") {
+        let at = from + i;
+        let Some(v) = out[at..].find("value=\"").map(|v| at + v + 7) else {
+            break;
+        };
+        let end = out[v..].find('"').map_or(out.len(), |e| v + e);
+        out.replace_range(v..end, "[redacted]");
+        from = v + "[redacted]".len();
+    }
+    out
+}
+
+/// Decides whether a denial becomes a sample record, and queues it.
+pub fn sample(
+    shared: &Shared,
+    req: &RequestHeader,
+    route: &RouteStats,
+    seconds: f64,
+    obs: &Observed,
+    request_id: &str,
+) {
+    let Some(d) = obs.denial.as_deref() else {
+        return;
+    };
+    if !shared.sink.enabled() {
+        return;
+    }
+    let spiking =
+        route.spiking[usize::from(d.status == 403)].load(std::sync::atomic::Ordering::Relaxed);
+    let (_, now) = unix_now();
+    let Some(reason) =
+        shared
+            .sampler
+            .decide(&route.label, d.kind.label(), &d.permissions, spiking, now)
+    else {
+        shared.sink.outcomes.rate_limited.inc();
+        return;
+    };
+    let mut headers = std::collections::BTreeMap::new();
+    for name in SAMPLE_HEADERS {
+        if let Some(v) = req.headers.get(name) {
+            let mut text = classify::sanitize_text(v.as_bytes(), 200);
+            if name == "referer" {
+                // A referer's query string can carry tokens.
+                if let Some(q) = text.find(['?', '#']) {
+                    text.truncate(q);
+                }
+            }
+            headers.insert(name, text);
+        }
+    }
+    let query_keys = req
+        .uri
+        .query()
+        .map(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split('=').next())
+                .filter(|k| !k.is_empty())
+                .take(20)
+                .map(|k| classify::sanitize_text(k.as_bytes(), 64))
+                .collect()
+        })
+        .unwrap_or_default();
+    let body_excerpt = obs
+        .body
+        .as_ref()
+        .map(|b| redact(&String::from_utf8_lossy(b), &secrets(req)));
+    let record = SampleRecord {
+        ts: rfc3339_millis(SystemTime::now()),
+        request_id: request_id.to_string(),
+        route: route.label.to_string(),
+        method: req.method.as_str().to_string(),
+        path: routes::with_normalised(req.uri.path(), str::to_string),
+        query_keys,
+        status: d.status,
+        kind: d.kind.label(),
+        authn: d.authn.label(),
+        user: d.user.map(|h| h.to_string()),
+        session: d.session.map(|h| h.to_string()),
+        token: d.token.map(|h| h.to_string()),
+        permission: d.permissions.clone(),
+        reason: d.reason.clone(),
+        release: shared.metrics.current_release().map(|r| r.to_string()),
+        duration_ms: seconds * 1000.0,
+        sample_reason: reason.label(),
+        headers,
+        body_excerpt,
+    };
+    shared.sink.offer(Record::Sample(Box::new(record)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_of_secrets_and_form_tokens() {
+        let body = r#"<p>sess abc123xyz</p><input name="csrfmiddlewaretoken" value="TOKEN123456">"#;
+        let out = redact(body, &["abc123xyz".to_string()]);
+        assert_eq!(
+            out,
+            r#"<p>sess [redacted]</p><input name="csrfmiddlewaretoken" value="[redacted]">"#
+        );
     }
 }

@@ -29,7 +29,13 @@ fn login(proxy: SocketAddr, user: &str, password: &str) -> String {
 }
 
 fn as_user(proxy: SocketAddr, method: &str, path: &str, session: &str) -> Resp {
-    request(proxy, method, path, &[("Cookie", &format!("sessionid={session}"))], b"")
+    request(
+        proxy,
+        method,
+        path,
+        &[("Cookie", &format!("sessionid={session}"))],
+        b"",
+    )
 }
 
 fn denials(m: &str, route: &str, status: u16, kind: &str, authn: &str) -> f64 {
@@ -61,7 +67,8 @@ fn wait_for_requests(p: &Proxy, n: f64) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let m = p.metrics();
-        if family_sum(&m, "authz_edge_requests_total") >= n || std::time::Instant::now() > deadline {
+        if family_sum(&m, "authz_edge_requests_total") >= n || std::time::Instant::now() > deadline
+        {
             return m;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -79,9 +86,21 @@ fn every_denial_is_counted_with_its_context_by_the_companion() {
 
     let export = "/reports/1/export/";
     assert_eq!(get(p.http, export).status, 403, "anonymous");
-    assert_eq!(as_user(p.http, "GET", export, &bob).status, 403, "bob lacks the permission");
-    assert_eq!(as_user(p.http, "GET", export, &alice).status, 200, "alice has it");
-    assert_eq!(get(p.http, "/api/items/").status, 401, "token API without a token");
+    assert_eq!(
+        as_user(p.http, "GET", export, &bob).status,
+        403,
+        "bob lacks the permission"
+    );
+    assert_eq!(
+        as_user(p.http, "GET", export, &alice).status,
+        200,
+        "alice has it"
+    );
+    assert_eq!(
+        get(p.http, "/api/items/").status,
+        401,
+        "token API without a token"
+    );
     let ok = request(
         p.http,
         "GET",
@@ -90,19 +109,39 @@ fn every_denial_is_counted_with_its_context_by_the_companion() {
         b"",
     );
     assert_eq!(ok.status, 200);
-    let csrf = request(p.http, "POST", "/form/", &[("Content-Type", "application/x-www-form-urlencoded")], b"value=1");
+    let csrf = request(
+        p.http,
+        "POST",
+        "/form/",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"value=1",
+    );
     assert_eq!(csrf.status, 403, "CSRF failure");
-    assert_eq!(as_user(p.http, "GET", "/reports/1/", &bob).status, 403, "object level");
+    assert_eq!(
+        as_user(p.http, "GET", "/reports/1/", &bob).status,
+        403,
+        "object level"
+    );
     assert_eq!(as_user(p.http, "GET", "/reports/1/", &alice).status, 200);
-    assert_eq!(as_user(p.http, "GET", "/staff/", &bob).status, 403, "superuser only");
+    assert_eq!(
+        as_user(p.http, "GET", "/staff/", &bob).status,
+        403,
+        "superuser only"
+    );
 
     let m = wait_for_requests(&p, 13.0);
     let r_export = "/reports/<int:pk>/export/";
     assert_eq!(denials(&m, r_export, 403, "permission", "anonymous"), 1.0);
-    assert_eq!(denials(&m, r_export, 403, "permission", "authenticated"), 1.0);
+    assert_eq!(
+        denials(&m, r_export, 403, "permission", "authenticated"),
+        1.0
+    );
     assert_eq!(denials(&m, "/api/items/", 401, "login", "anonymous"), 1.0);
     assert_eq!(denials(&m, "/form/", 403, "csrf", "anonymous"), 1.0);
-    assert_eq!(denials(&m, "/reports/<int:pk>/", 403, "object", "authenticated"), 1.0);
+    assert_eq!(
+        denials(&m, "/reports/<int:pk>/", 403, "object", "authenticated"),
+        1.0
+    );
     assert_eq!(denials(&m, "/staff/", 403, "other", "authenticated"), 1.0);
     assert_eq!(family_sum(&m, "authz_edge_denials_total"), 6.0);
     assert_eq!(
@@ -124,14 +163,26 @@ fn every_denial_is_counted_with_its_context_by_the_companion() {
     assert_eq!(family_sum(&m, "authz_edge_requests_total"), 13.0);
     // Bob is the one signed-in user denied on the export route (anonymous has no id).
     assert_eq!(
-        metric_value(&m, "authz_edge_affected_users{route=\"/reports/<int:pk>/export/\"}"),
+        metric_value(
+            &m,
+            "authz_edge_affected_users{route=\"/reports/<int:pk>/export/\"}"
+        ),
         1.0
     );
-    assert_eq!(metric_value(&m, "authz_edge_release_info{release=\"v1\"}"), 1.0);
+    assert_eq!(
+        metric_value(&m, "authz_edge_release_info{release=\"v1\"}"),
+        1.0
+    );
 
     // Privacy: no session id, token, password or user id anywhere the proxy writes.
     let everything = format!("{m}\n{}\n{}", p.stdout_text(), p.stderr_text());
-    for canary in [bob.as_str(), alice.as_str(), dj.fixtures.token.as_str(), "bob-pw", "alice-pw"] {
+    for canary in [
+        bob.as_str(),
+        alice.as_str(),
+        dj.fixtures.token.as_str(),
+        "bob-pw",
+        "alice-pw",
+    ] {
         assert!(!everything.contains(canary), "{canary} leaked");
     }
     assert!(!m.contains("user=\""), "a user label");
@@ -145,21 +196,44 @@ fn without_the_companion_routes_come_from_config_and_kinds_from_fallbacks() {
     let bob = login(p.http, "bob", "bob-pw");
 
     assert_eq!(get(p.http, "/reports/1/export/").status, 403);
-    assert_eq!(as_user(p.http, "GET", "/reports/1/export/", &bob).status, 403);
+    assert_eq!(
+        as_user(p.http, "GET", "/reports/1/export/", &bob).status,
+        403
+    );
     assert_eq!(get(p.http, "/api/items/").status, 401);
-    let r = request(p.http, "GET", "/api/items/", &[("Authorization", "Token not-a-real-token")], b"");
+    let r = request(
+        p.http,
+        "GET",
+        "/api/items/",
+        &[("Authorization", "Token not-a-real-token")],
+        b"",
+    );
     assert_eq!(r.status, 401);
-    let r = request(p.http, "POST", "/form/", &[("Content-Type", "application/x-www-form-urlencoded")], b"value=1");
+    let r = request(
+        p.http,
+        "POST",
+        "/form/",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"value=1",
+    );
     assert_eq!(r.status, 403);
     assert_eq!(as_user(p.http, "GET", "/staff/", &bob).status, 403);
 
     let m = wait_for_requests(&p, 8.0);
     let r_export = "/reports/<int:pk>/export/";
     assert_eq!(denials(&m, r_export, 403, "other", "anonymous"), 1.0);
-    assert_eq!(denials(&m, r_export, 403, "other", "unknown"), 1.0, "a session but no user id");
+    assert_eq!(
+        denials(&m, r_export, 403, "other", "unknown"),
+        1.0,
+        "a session but no user id"
+    );
     assert_eq!(denials(&m, "/api/items/", 401, "login", "anonymous"), 1.0);
     assert_eq!(denials(&m, "/api/items/", 401, "login", "unknown"), 1.0);
-    assert_eq!(denials(&m, "/form/", 403, "csrf", "anonymous"), 1.0, "CSRF page sniffed");
+    assert_eq!(
+        denials(&m, "/form/", 403, "csrf", "anonymous"),
+        1.0,
+        "CSRF page sniffed"
+    );
     // Not in [[routes]]: the normaliser names it.
     assert_eq!(denials(&m, "/staff/", 403, "other", "unknown"), 1.0);
     assert_eq!(family_sum(&m, "authz_edge_denials_total"), 6.0);
@@ -171,7 +245,11 @@ fn without_the_companion_routes_come_from_config_and_kinds_from_fallbacks() {
 #[test]
 fn promtool_accepts_a_real_scrape() {
     let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/target/ci-tools/prometheus/usr/bin/promtool").into()
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/ci-tools/prometheus/usr/bin/promtool"
+        )
+        .into()
     });
     assert!(
         std::path::Path::new(&promtool).exists(),
@@ -212,5 +290,8 @@ fn promtool_accepts_a_real_scrape() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(metric_value(&text, "authz_edge_release_info{release=\"2026.11.21-abc\"}"), 1.0);
+    assert_eq!(
+        metric_value(&text, "authz_edge_release_info{release=\"2026.11.21-abc\"}"),
+        1.0
+    );
 }

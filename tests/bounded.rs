@@ -20,7 +20,10 @@ fn rss_kib(pid: i32) -> u64 {
 }
 
 fn series_count(metrics: &str) -> usize {
-    metrics.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count()
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .count()
 }
 
 /// Sends `n` keepalive requests, each with its own path, user, session and permission.
@@ -96,11 +99,18 @@ fn a_hundred_thousand_distinct_paths_users_and_sessions_stay_bounded() {
         100_000.0 - 20.0
     );
     assert_eq!(
-        metric_value(&m2, "authz_edge_requests_total{route=\"other\",status_class=\"4xx\"}"),
+        metric_value(
+            &m2,
+            "authz_edge_requests_total{route=\"other\",status_class=\"4xx\"}"
+        ),
         100_000.0 - 50.0
     );
     // Once every bound is reached the series count stops growing.
-    assert_eq!(series_count(&m1), series_count(&m2), "series grew after the bounds were reached");
+    assert_eq!(
+        series_count(&m1),
+        series_count(&m2),
+        "series grew after the bounds were reached"
+    );
     // The sketch estimates distinct users; on `other` they are all distinct.
     let users = metric_value(&m2, "authz_edge_affected_users{route=\"other\"}");
     assert!((90_000.0..=110_000.0).contains(&users), "estimate {users}");
@@ -114,7 +124,10 @@ fn a_hundred_thousand_distinct_paths_users_and_sessions_stay_bounded() {
     );
     // Flat memory: the last 90k distinct identities add no more than a few MiB of allocator
     // slack (nothing per identity is kept).
-    assert!(rss2 < rss1 + 16 * 1024, "RSS grew from {rss1} to {rss2} KiB");
+    assert!(
+        rss2 < rss1 + 16 * 1024,
+        "RSS grew from {rss1} to {rss2} KiB"
+    );
 }
 
 #[test]
@@ -124,7 +137,10 @@ fn malformed_context_headers_from_django_break_nothing() {
         let r = Reply::new(403, "no")
             .header("X-Authz-Kind", "permission; DROP TABLE")
             .header("X-Authz-User", &huge)
-            .header("X-Authz-Permission", &format!("ok.perm,{},bad perm,\"q\",a.b\\c", huge))
+            .header(
+                "X-Authz-Permission",
+                &format!("ok.perm,{},bad perm,\"q\",a.b\\c", huge),
+            )
             .header("X-Authz-Reason", &format!("reason {huge}"))
             .header("X-App-Release", "rel with spaces");
         if s.path == "/badroute/" {
@@ -141,7 +157,10 @@ fn malformed_context_headers_from_django_break_nothing() {
         assert_eq!(r.status, 403);
         assert_eq!(r.text(), "no");
         for n in r.names() {
-            assert!(!n.starts_with("x-authz") && n != "x-app-release", "{n} leaked");
+            assert!(
+                !n.starts_with("x-authz") && n != "x-app-release",
+                "{n} leaked"
+            );
         }
     }
     let m = p.metrics();
@@ -166,7 +185,10 @@ fn malformed_context_headers_from_django_break_nothing() {
     assert_eq!(total, 3.0);
     // Only well-formed permissions are counted.
     assert_eq!(
-        metric_value(&m, "authz_edge_permission_denials_total{permission=\"ok.perm\",route=\"/other/\"}"),
+        metric_value(
+            &m,
+            "authz_edge_permission_denials_total{permission=\"ok.perm\",route=\"/other/\"}"
+        ),
         1.0
     );
     let perms: f64 = m

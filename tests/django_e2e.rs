@@ -48,14 +48,21 @@ fn pages_forwarded_headers_and_static_files() {
     assert_eq!(v["request_id"].as_str().map(str::len), Some(32));
     // Django's own context headers never reach the client.
     for n in r.names() {
-        assert!(!n.starts_with("x-authz") && n != "x-app-release", "{n} leaked");
+        assert!(
+            !n.starts_with("x-authz") && n != "x-app-release",
+            "{n} leaked"
+        );
     }
 
     let r = get(p.http, "/static/css/app.css");
     assert_eq!(r.status, 200);
     assert!(r.text().contains("authz-edge e2e static file"));
     assert_eq!(r.header("content-type"), Some("text/css; charset=utf-8"));
-    assert_eq!(r.header("server"), None, "served by the proxy, not gunicorn");
+    assert_eq!(
+        r.header("server"),
+        None,
+        "served by the proxy, not gunicorn"
+    );
 }
 
 #[test]
@@ -98,7 +105,10 @@ fn login_with_csrf_over_plain_http() {
         p.http,
         "POST",
         "/accounts/login/",
-        &[("Cookie", &cookie), ("Content-Type", "application/x-www-form-urlencoded")],
+        &[
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
         b"username=alice&password=alice-pw",
     );
     assert_eq!(r.status, 403);
@@ -111,7 +121,11 @@ fn login_with_csrf_over_https() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
     let cert_pem = cert.cert.pem();
     write_file(dir.path(), "cert.pem", cert_pem.as_bytes());
-    write_file(dir.path(), "key.pem", cert.key_pair.serialize_pem().as_bytes());
+    write_file(
+        dir.path(),
+        "key.pem",
+        cert.key_pair.serialize_pem().as_bytes(),
+    );
     let p = proxy_for(
         &dj,
         &format!(

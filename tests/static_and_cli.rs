@@ -11,10 +11,22 @@ fn static_proxy() -> (Upstream, Proxy, tempfile::TempDir) {
     let root = tempfile::tempdir().expect("tmp");
     let css = "body { color: red; }\n".repeat(50);
     write_file(root.path(), "css/site.css", css.as_bytes());
-    write_file(root.path(), "img/logo.png", &[0x89, b'P', b'N', b'G', 1, 2, 3, 4, 5, 6]);
+    write_file(
+        root.path(),
+        "img/logo.png",
+        &[0x89, b'P', b'N', b'G', 1, 2, 3, 4, 5, 6],
+    );
     write_file(root.path(), "js/app.js", b"console.log('plain');\n");
-    write_file(root.path(), "js/app.js.gz", &gzip(b"console.log('precompressed');\n"));
-    write_file(root.path().parent().expect("parent"), "secret.txt", b"do not serve");
+    write_file(
+        root.path(),
+        "js/app.js.gz",
+        &gzip(b"console.log('precompressed');\n"),
+    );
+    write_file(
+        root.path().parent().expect("parent"),
+        "secret.txt",
+        b"do not serve",
+    );
     let extra = format!(
         "[[static]]\nprefix = \"/static/\"\nroot = \"{}\"\ncache_control = \"public, max-age=60\"\n",
         root.path().display()
@@ -32,7 +44,9 @@ fn gzip(b: &[u8]) -> Vec<u8> {
 
 fn gunzip(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(b).read_to_end(&mut out).expect("gunzip");
+    flate2::read::GzDecoder::new(b)
+        .read_to_end(&mut out)
+        .expect("gunzip");
     out
 }
 
@@ -47,9 +61,18 @@ fn static_files_with_types_validators_ranges_and_gzip() {
     assert_eq!(r.header("cache-control"), Some("public, max-age=60"));
     assert_eq!(r.text(), css);
     let etag = r.header("etag").expect("etag").to_string();
-    let last_modified = r.header("last-modified").expect("last-modified").to_string();
+    let last_modified = r
+        .header("last-modified")
+        .expect("last-modified")
+        .to_string();
 
-    let r = request(p.http, "GET", "/static/css/site.css", &[("If-None-Match", &etag)], b"");
+    let r = request(
+        p.http,
+        "GET",
+        "/static/css/site.css",
+        &[("If-None-Match", &etag)],
+        b"",
+    );
     assert_eq!(r.status, 304);
     assert!(r.body.is_empty());
     let r = request(
@@ -61,23 +84,47 @@ fn static_files_with_types_validators_ranges_and_gzip() {
     );
     assert_eq!(r.status, 304);
 
-    let r = request(p.http, "GET", "/static/css/site.css", &[("Range", "bytes=5-9")], b"");
+    let r = request(
+        p.http,
+        "GET",
+        "/static/css/site.css",
+        &[("Range", "bytes=5-9")],
+        b"",
+    );
     assert_eq!(r.status, 206);
     assert_eq!(r.text(), &css[5..10]);
     assert_eq!(
         r.header("content-range"),
         Some(&*format!("bytes 5-9/{}", css.len()))
     );
-    let r = request(p.http, "GET", "/static/css/site.css", &[("Range", "bytes=99999-")], b"");
+    let r = request(
+        p.http,
+        "GET",
+        "/static/css/site.css",
+        &[("Range", "bytes=99999-")],
+        b"",
+    );
     assert_eq!(r.status, 416);
 
-    let r = request(p.http, "GET", "/static/css/site.css", &[("Accept-Encoding", "gzip")], b"");
+    let r = request(
+        p.http,
+        "GET",
+        "/static/css/site.css",
+        &[("Accept-Encoding", "gzip")],
+        b"",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert_eq!(r.header("vary"), Some("Accept-Encoding"));
     assert_eq!(String::from_utf8(gunzip(&r.body)).expect("utf8"), css);
 
-    let r = request(p.http, "GET", "/static/js/app.js", &[("Accept-Encoding", "gzip")], b"");
+    let r = request(
+        p.http,
+        "GET",
+        "/static/js/app.js",
+        &[("Accept-Encoding", "gzip")],
+        b"",
+    );
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert_eq!(gunzip(&r.body), b"console.log('precompressed');\n");
 
@@ -90,7 +137,10 @@ fn static_files_with_types_validators_ranges_and_gzip() {
     assert_eq!(r.header("content-length"), Some(&*css.len().to_string()));
 
     assert_eq!(get(p.http, "/static/missing.css").status, 404);
-    assert_eq!(request(p.http, "POST", "/static/css/site.css", &[], b"").status, 405);
+    assert_eq!(
+        request(p.http, "POST", "/static/css/site.css", &[], b"").status,
+        405
+    );
     assert_eq!(up.count(), 0, "static requests never reach Django");
 }
 
@@ -114,7 +164,10 @@ fn static_traversal_is_refused_in_every_encoding() {
             "{path} gave {}",
             r.status
         );
-        assert!(!r.text().contains("do not serve"), "{path} escaped the root");
+        assert!(
+            !r.text().contains("do not serve"),
+            "{path} escaped the root"
+        );
     }
     assert_eq!(up.count(), 0);
 }
@@ -123,15 +176,21 @@ fn static_traversal_is_refused_in_every_encoding() {
 fn check_reports_every_problem_with_file_and_key_path() {
     let dir = tempfile::tempdir().expect("tmp");
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, "[upstream]\nservers = [\"127.0.0.1:8000\"]\n[[routes]]\npattern = \"/r/<int:pk>/\"\n")
-        .expect("write");
+    std::fs::write(
+        &good,
+        "[upstream]\nservers = [\"127.0.0.1:8000\"]\n[[routes]]\npattern = \"/r/<int:pk>/\"\n",
+    )
+    .expect("write");
     let out = Command::new(bin())
         .args(["check", "--config", &good.display().to_string()])
         .output()
         .expect("run");
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("listeners: http 127.0.0.1:8080"), "{stdout}");
+    assert!(
+        stdout.contains("listeners: http 127.0.0.1:8080"),
+        "{stdout}"
+    );
     assert!(stdout.contains("upstreams: 127.0.0.1:8000"), "{stdout}");
     assert!(stdout.contains("routes: 1 configured"), "{stdout}");
 
@@ -158,21 +217,29 @@ fn check_reports_every_problem_with_file_and_key_path() {
         "routes[0].pattern",
     ] {
         assert!(
-            lines.iter().any(|l| l.starts_with(&format!("{file}: {key}: "))),
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{file}: {key}: "))),
             "no line for {key}: {stderr}"
         );
     }
 
     let unknown = dir.path().join("unknown.toml");
-    std::fs::write(&unknown, "[upstream]\nservers = [\"127.0.0.1:8000\"]\n[limits]\nmax_body = 1\n")
-        .expect("write");
+    std::fs::write(
+        &unknown,
+        "[upstream]\nservers = [\"127.0.0.1:8000\"]\n[limits]\nmax_body = 1\n",
+    )
+    .expect("write");
     let out = Command::new(bin())
         .args(["check", "--config", &unknown.display().to_string()])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("limits.max_body: unknown field `max_body`"), "{stderr}");
+    assert!(
+        stderr.contains("limits.max_body: unknown field `max_body`"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -182,14 +249,20 @@ fn the_shipped_config_passes_check() {
         .args(["check", "--config", shipped])
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn access_log_is_json_with_hashed_identities() {
     let up = Upstream::start(|s| {
         if s.path.starts_with("/deny/") {
-            Reply::new(403, "no").header("X-Authz-User", "user-31337").header("X-Authz-Kind", "permission")
+            Reply::new(403, "no")
+                .header("X-Authz-User", "user-31337")
+                .header("X-Authz-Kind", "permission")
         } else {
             Reply::new(200, "ok")
         }
@@ -209,7 +282,12 @@ fn access_log_is_json_with_hashed_identities() {
     assert_eq!(r.status, 403);
     // The log line is written in the logging phase, after the response.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while p.stdout_text().lines().filter(|l| l.starts_with('{')).count() < 2
+    while p
+        .stdout_text()
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .count()
+        < 2
         && std::time::Instant::now() < deadline
     {
         std::thread::sleep(std::time::Duration::from_millis(20));

@@ -12,7 +12,10 @@ pub fn python() -> PathBuf {
     if let Ok(p) = std::env::var("AUTHZ_EDGE_PYTHON") {
         return PathBuf::from(p);
     }
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/django/.venv/bin/python"));
+    let p = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/django/.venv/bin/python"
+    ));
     assert!(
         p.exists(),
         "no Python venv at {}: run `bash .ci/run` (or see README, Tests) to create it",
@@ -68,19 +71,33 @@ impl Django {
     /// Starts another gunicorn on an existing database (a "deploy" of the same app).
     pub fn redeploy(other: &Django, companion: bool, release: Option<&str>) -> Django {
         let dir = tempfile::tempdir().expect("tmp");
-        std::fs::copy(other.dir.path().join("db.sqlite3"), dir.path().join("db.sqlite3"))
-            .expect("copy db");
+        std::fs::copy(
+            other.dir.path().join("db.sqlite3"),
+            dir.path().join("db.sqlite3"),
+        )
+        .expect("copy db");
         let mut d = Django::start_with_db(dir, companion, release, false);
         d.fixtures = other.fixtures.clone();
         d
     }
 
-    fn start_with_db(dir: tempfile::TempDir, companion: bool, release: Option<&str>, setup: bool) -> Django {
+    fn start_with_db(
+        dir: tempfile::TempDir,
+        companion: bool,
+        release: Option<&str>,
+        setup: bool,
+    ) -> Django {
         let static_root = dir.path().join("static");
         let mut env = vec![
-            ("DJANGO_DB_PATH".to_string(), dir.path().join("db.sqlite3").display().to_string()),
+            (
+                "DJANGO_DB_PATH".to_string(),
+                dir.path().join("db.sqlite3").display().to_string(),
+            ),
             ("STATIC_ROOT".to_string(), static_root.display().to_string()),
-            ("AUTHZ_COMPANION".to_string(), if companion { "1" } else { "0" }.to_string()),
+            (
+                "AUTHZ_COMPANION".to_string(),
+                if companion { "1" } else { "0" }.to_string(),
+            ),
         ];
         if let Some(r) = release {
             env.push(("APP_RELEASE".to_string(), r.to_string()));
@@ -135,19 +152,29 @@ impl Django {
             Ok(a) => a.parse().expect("gunicorn address"),
             Err(_) => {
                 let _ = child.kill();
-                panic!("gunicorn did not start: {}", log.lock().expect("lock").join("\n"));
+                panic!(
+                    "gunicorn did not start: {}",
+                    log.lock().expect("lock").join("\n")
+                );
             }
         };
         // Wait until a worker answers.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             if std::net::TcpStream::connect(addr).is_ok() {
-                let r = super::raw_request(addr, b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false);
+                let r = super::raw_request(
+                    addr,
+                    b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                    false,
+                );
                 if r.is_some_and(|r| r.status == 200) {
                     break;
                 }
             }
-            assert!(std::time::Instant::now() < deadline, "gunicorn never answered");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gunicorn never answered"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Django {

@@ -1,0 +1,307 @@
+//! The spike detector's background tick: counter deltas per (route, status) into `spike::Series`,
+//! the spike gauges, spike records for the sink, and the state behind `/debug/authz`.
+
+use crate::metrics::{Kind, Metrics, RouteStats};
+use crate::runtime::Shared;
+use crate::sink::record::{rfc3339_millis, KindCount, PermissionCount, Record, SpikeRecord};
+use crate::spike::{Series, Tick, Tuning};
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+const STATUSES: [u16; 2] = [401, 403];
+/// Entries in the top lists of records and /debug/authz.
+const TOP: usize = 5;
+
+/// One tick's deltas for a route.
+#[derive(Default, Clone)]
+struct Deltas {
+    kinds: [[u64; 5]; 2],
+    permissions: Vec<(Arc<str>, u64)>,
+}
+
+struct RouteState {
+    stats: Arc<RouteStats>,
+    series: [Series; 2],
+    last_kinds: [[u64; 5]; 2],
+    last_permissions: HashMap<Arc<str>, u64>,
+    /// The last `window` ticks of deltas, for the top lists.
+    window: VecDeque<Deltas>,
+    last: [Option<Tick>; 2],
+    spike_since: [Option<SystemTime>; 2],
+    /// Gauges exist once the route has had a denial of that status.
+    seen: [bool; 2],
+}
+
+/// The detector state of every route.
+pub struct Detector {
+    tuning: Tuning,
+    started: Instant,
+    routes: Mutex<HashMap<Arc<str>, RouteState>>,
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Detector {
+    pub fn new(tuning: Tuning) -> Self {
+        Detector {
+            tuning,
+            started: Instant::now(),
+            routes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
+    }
+
+    /// One tick over every route; returns the records of spikes that began.
+    pub fn tick(&self, metrics: &Metrics, now: SystemTime) -> Vec<Record> {
+        let t = self.tuning;
+        let may_alarm = self.started.elapsed().as_secs_f64() >= t.window as f64 * t.tick_secs;
+        let mut records = Vec::new();
+        let mut routes = match self.routes.lock() {
+            Ok(r) => r,
+            Err(p) => p.into_inner(),
+        };
+        for stats in metrics.routes.all() {
+            let state = routes
+                .entry(stats.label.clone())
+                .or_insert_with(|| RouteState {
+                    stats: stats.clone(),
+                    series: [Series::new(&t), Series::new(&t)],
+                    last_kinds: [[0; 5]; 2],
+                    last_permissions: HashMap::new(),
+                    window: VecDeque::with_capacity(t.window),
+                    last: [None, None],
+                    spike_since: [None, None],
+                    seen: [false, false],
+                });
+            let deltas = state.read_deltas();
+            for (s, status) in STATUSES.iter().enumerate() {
+                let count: u64 = deltas.kinds[s].iter().sum();
+                if count > 0 {
+                    state.seen[s] = true;
+                }
+                if !state.seen[s] {
+                    continue;
+                }
+                let tick = state.series[s].tick(count, &t, may_alarm);
+                state.last[s] = Some(tick);
+                let labels = [
+                    &*state.stats.label,
+                    if *status == 401 { "401" } else { "403" },
+                ];
+                metrics
+                    .denial_rate
+                    .with_label_values(&labels)
+                    .set(tick.rate);
+                metrics
+                    .denial_baseline
+                    .with_label_values(&labels)
+                    .set(tick.baseline);
+                metrics
+                    .spike_score
+                    .with_label_values(&labels)
+                    .set(tick.score);
+                metrics
+                    .spike_active
+                    .with_label_values(&labels)
+                    .set(i64::from(tick.active));
+                state.stats.spiking[s].store(tick.active, Ordering::Relaxed);
+                if tick.started {
+                    metrics.spikes_total.with_label_values(&labels).inc();
+                    state.spike_since[s] = Some(now);
+                    records.push(Record::Spike(Box::new(
+                        state.spike_record(metrics, *status, s, &tick, &deltas, now),
+                    )));
+                }
+                if tick.cleared {
+                    state.spike_since[s] = None;
+                }
+            }
+            state.window.push_back(deltas);
+            if state.window.len() > t.window {
+                state.window.pop_front();
+            }
+        }
+        records
+    }
+
+    /// What `/debug/authz` shows per route and status.
+    pub fn snapshot(&self, metrics: &Metrics) -> Vec<serde_json::Value> {
+        let routes = match self.routes.lock() {
+            Ok(r) => r,
+            Err(p) => p.into_inner(),
+        };
+        let mut out = Vec::new();
+        for state in routes.values() {
+            for (s, status) in STATUSES.iter().enumerate() {
+                let Some(tick) = state.last[s] else { continue };
+                out.push(serde_json::json!({
+                    "route": &*state.stats.label,
+                    "status": status,
+                    "rate": tick.rate,
+                    "baseline": tick.baseline,
+                    "score": tick.score,
+                    "spike": tick.active,
+                    "spike_since": state.spike_since[s].map(rfc3339_millis),
+                    "top_permissions": state.view().top_permissions(metrics),
+                    "top_kinds": state.view().top_kinds(s),
+                }));
+            }
+        }
+        out.sort_by(|a, b| {
+            let key = |v: &serde_json::Value| {
+                (
+                    v["route"].as_str().unwrap_or("").to_string(),
+                    v["status"].as_u64(),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        out
+    }
+}
+
+impl RouteState {
+    fn read_deltas(&mut self) -> Deltas {
+        let mut d = Deltas::default();
+        for s in 0..2 {
+            for k in 0..5 {
+                let now = self.stats.denied[s][k].load(Ordering::Relaxed);
+                d.kinds[s][k] = now.saturating_sub(self.last_kinds[s][k]);
+                self.last_kinds[s][k] = now;
+            }
+        }
+        if d.kinds.iter().flatten().any(|c| *c > 0) {
+            for (perm, total) in self.stats.permission_totals() {
+                let last = self
+                    .last_permissions
+                    .insert(perm.clone(), total)
+                    .unwrap_or(0);
+                if total > last {
+                    d.permissions.push((perm, total - last));
+                }
+            }
+        }
+        d
+    }
+
+    fn view(&self) -> WindowView<'_> {
+        WindowView {
+            window: &self.window,
+        }
+    }
+
+    fn spike_record(
+        &self,
+        metrics: &Metrics,
+        status: u16,
+        s: usize,
+        tick: &Tick,
+        latest: &Deltas,
+        now: SystemTime,
+    ) -> SpikeRecord {
+        // The top lists cover the window including this tick.
+        let mut window = self.window.clone();
+        window.push_back(latest.clone());
+        let view = WindowView { window: &window };
+        let changed = metrics.release_changed_at();
+        SpikeRecord {
+            ts: rfc3339_millis(now),
+            route: self.stats.label.to_string(),
+            status,
+            rate: tick.rate,
+            baseline: tick.baseline,
+            score: tick.score,
+            release: metrics.current_release().map(|r| r.to_string()),
+            release_changed_s_ago: (changed > 0.0).then(|| (unix(now) - changed).max(0.0)),
+            top_permissions: view.top_permissions(metrics),
+            top_kinds: view.top_kinds(s),
+        }
+    }
+}
+
+/// Top lists over a window of deltas.
+struct WindowView<'a> {
+    window: &'a VecDeque<Deltas>,
+}
+
+impl WindowView<'_> {
+    fn top_permissions(&self, metrics: &Metrics) -> Vec<PermissionCount> {
+        let mut sum: HashMap<&Arc<str>, u64> = HashMap::new();
+        for d in self.window {
+            for (p, c) in &d.permissions {
+                *sum.entry(p).or_default() += c;
+            }
+        }
+        let changed = metrics.release_changed_at();
+        let mut v: Vec<PermissionCount> = sum
+            .into_iter()
+            .map(|(p, c)| PermissionCount {
+                permission: p.to_string(),
+                count: c,
+                new_since_release: changed > 0.0
+                    && metrics
+                        .permissions
+                        .first_seen(p)
+                        .is_some_and(|first| first as f64 >= changed.floor()),
+            })
+            .collect();
+        v.sort_by(|a, b| b.count.cmp(&a.count).then(a.permission.cmp(&b.permission)));
+        v.truncate(TOP);
+        v
+    }
+
+    fn top_kinds(&self, s: usize) -> Vec<KindCount> {
+        let mut v: Vec<KindCount> = Kind::ALL
+            .iter()
+            .enumerate()
+            .map(|(k, kind)| KindCount {
+                kind: kind.label(),
+                count: self.window.iter().map(|d| d.kinds[s][k]).sum(),
+            })
+            .filter(|k| k.count > 0)
+            .collect();
+        v.sort_by(|a, b| b.count.cmp(&a.count));
+        v
+    }
+}
+
+/// Ticks the detector and sends spike records to the sink.
+pub struct DetectorService {
+    pub shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for DetectorService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let tick = std::time::Duration::from_secs_f64(self.shared.detector.tuning().tick_secs);
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = interval.tick() => {
+                    let records = self.shared.detector.tick(&self.shared.metrics, SystemTime::now());
+                    for r in records {
+                        if let Record::Spike(s) = &r {
+                            tracing::warn!(route = %s.route, status = s.status, rate = s.rate, baseline = s.baseline, release = ?s.release, "denial spike");
+                        }
+                        self.shared.sink.offer(r);
+                    }
+                }
+            }
+        }
+    }
+}
