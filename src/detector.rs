@@ -272,7 +272,7 @@ impl WindowView<'_> {
             })
             .filter(|k| k.count > 0)
             .collect();
-        v.sort_by(|a, b| b.count.cmp(&a.count));
+        v.sort_by_key(|k| std::cmp::Reverse(k.count));
         v
     }
 }

@@ -327,11 +327,13 @@ impl RouteRegistry {
     }
 }
 
+/// An interned permission label and the unix second it was first denied.
+type Interned = (Arc<str>, u64);
+
 /// A bounded set of permission labels (`app_label.codename`).
 pub struct PermissionRegistry {
     max: AtomicUsize,
-    /// Label and the unix second it was first denied.
-    set: RwLock<HashMap<Box<str>, (Arc<str>, u64)>>,
+    set: RwLock<HashMap<Box<str>, Interned>>,
     other: Arc<str>,
     overflow: IntCounter,
 }
