@@ -23,7 +23,8 @@ pub struct Observed {
     pub sniffer: Option<CsrfSniffer>,
     /// The start of a denial's body, for its sample (text types only).
     pub body: Option<Vec<u8>>,
-    body_cap: usize,
+    /// How many body bytes `body` keeps.
+    pub body_cap: usize,
 }
 
 /// Unix time now, as whole seconds and as a float.
