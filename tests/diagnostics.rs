@@ -1,0 +1,355 @@
+//! The sampler and the diagnostics sink against in-test upstreams: rate limits, privacy,
+//! stalled, refused and full sinks, rotation, torn lines, and draining at shutdown.
+
+mod common;
+
+use common::*;
+use std::io::{BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Django denying everything on /deny/, with the companion's headers; 200 elsewhere.
+fn denier() -> Upstream {
+    Upstream::start(|s| {
+        if s.path.starts_with("/deny/") {
+            Reply::new(403, "<h1>Denied</h1> session CANARYSESSION99 token <input name=\"csrfmiddlewaretoken\" value=\"CANARYFORMTOKEN\">")
+                .header("X-Authz-Kind", "permission")
+                .header("X-Authz-User", "user-4242")
+                .header("X-Authz-Permission", "reports.export_report")
+                .header("X-Authz-Route", "/deny/<int:pk>/")
+                .header("X-App-Release", "v7")
+        } else {
+            Reply::new(200, "ok")
+        }
+    })
+}
+
+fn sink_config(path: &str, extra: &str) -> String {
+    format!("[sink]\ntype = \"file\"\npath = \"{path}\"\nflush_interval = \"100ms\"\n{extra}")
+}
+
+fn with_sink(up: &Upstream, sink: &str, extra: &str) -> String {
+    config_for(&[up.addr], extra).replace("[sink]\ntype = \"none\"\n", sink)
+}
+
+fn lines_of(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn denied_request(addr: std::net::SocketAddr, i: usize) -> Resp {
+    request(
+        addr,
+        "GET",
+        &format!("/deny/{i}/?next=/secret/&token=QUERYTOKEN{i}"),
+        &[
+            (
+                "Cookie",
+                "sessionid=CANARYSESSION99; csrftoken=CANARYCSRF01",
+            ),
+            ("Authorization", "Bearer CANARYBEARER55"),
+            ("Referer", "https://shop.example/cart/?coupon=REFERERSECRET"),
+            ("User-Agent", "pytest-agent"),
+        ],
+        b"",
+    )
+}
+
+#[test]
+fn samples_are_rate_limited_hashed_and_redacted() {
+    let up = denier();
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("diag.jsonl");
+    let sink = sink_config(&path.display().to_string(), "");
+    let p = Proxy::start(&with_sink(
+        &up,
+        &sink,
+        "[sampling]\nper_route_per_minute = 3\nbody_bytes = 2048\n",
+    ));
+    for i in 0..20 {
+        assert_eq!(denied_request(p.http, i).status, 403);
+    }
+    assert_eq!(get(p.http, "/fine/").status, 200);
+    wait_until("4 samples", || lines_of(&path).len() >= 4);
+    // One first-seen, then the bucket of 3; the other 16 are rate limited.
+    let m = p.metrics();
+    assert_eq!(
+        metric_value(&m, "authz_edge_samples_total{outcome=\"rate_limited\"}"),
+        16.0
+    );
+    wait_until("written counter", || {
+        p.metric("authz_edge_samples_total{outcome=\"written\"}") == 4.0
+    });
+    let recs = lines_of(&path);
+    assert_eq!(recs.len(), 4);
+    let reasons: Vec<&str> = recs
+        .iter()
+        .map(|r| r["sample_reason"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(reasons, vec!["first_seen", "rate", "rate", "rate"]);
+    let r = &recs[0];
+    assert_eq!(r["type"], "sample");
+    assert_eq!(r["route"], "/deny/<int:pk>/");
+    assert_eq!(r["path"], "/deny/<int>/");
+    assert_eq!(r["query_keys"], serde_json::json!(["next", "token"]));
+    assert_eq!(r["status"], 403);
+    assert_eq!(r["kind"], "permission");
+    assert_eq!(r["authn"], "authenticated");
+    assert_eq!(
+        r["permission"],
+        serde_json::json!(["reports.export_report"])
+    );
+    assert_eq!(r["release"], "v7");
+    assert_eq!(r["user"].as_str().map(str::len), Some(16));
+    assert_eq!(r["session"].as_str().map(str::len), Some(16));
+    assert_eq!(r["token"].as_str().map(str::len), Some(16));
+    assert_eq!(r["headers"]["user-agent"], "pytest-agent");
+    assert_eq!(r["headers"]["referer"], "https://shop.example/cart/");
+    assert!(r["headers"].get("cookie").is_none() && r["headers"].get("authorization").is_none());
+    assert_eq!(r["request_id"].as_str().map(str::len), Some(32));
+    assert!(r["ts"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z') && t.len() == 24));
+    let excerpt = r["body_excerpt"].as_str().expect("excerpt");
+    assert!(
+        excerpt.starts_with("<h1>Denied</h1> session [redacted]"),
+        "{excerpt}"
+    );
+    let raw = std::fs::read_to_string(&path).expect("file");
+    for canary in [
+        "CANARYSESSION99",
+        "CANARYCSRF01",
+        "CANARYBEARER55",
+        "CANARYFORMTOKEN",
+        "QUERYTOKEN",
+        "REFERERSECRET",
+        "user-4242",
+    ] {
+        assert!(!raw.contains(canary), "{canary} in the sink");
+    }
+}
+
+/// A server that accepts connections and never answers.
+fn stalled_server() -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    l.set_nonblocking(true).expect("nb");
+    let h = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        let until = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < until {
+            match l.accept() {
+                Ok((s, _)) => held.push(s),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+            if held.len() > 1000 {
+                break;
+            }
+        }
+    });
+    (addr, h)
+}
+
+fn p99(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[(v.len() * 99 / 100).min(v.len() - 1)]
+}
+
+/// Keepalive denials on one connection; returns each request's latency.
+fn timed_denials(addr: std::net::SocketAddr, n: usize) -> Vec<Duration> {
+    let s = TcpStream::connect(addr).expect("connect");
+    let mut w = s.try_clone().expect("clone");
+    let mut r = BufReader::new(s);
+    (0..n)
+        .map(|i| {
+            let t = Instant::now();
+            w.write_all(format!("GET /deny/{i}/ HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+                .expect("write");
+            let resp = read_response(&mut r, false).expect("response");
+            assert_eq!(resp.status, 403);
+            t.elapsed()
+        })
+        .collect()
+}
+
+#[test]
+fn a_stalled_http_sink_never_delays_a_request() {
+    let up = denier();
+    let (stalled, _h) = stalled_server();
+    let sink = format!(
+        "[sink]\ntype = \"http\"\nurl = \"http://{stalled}/authz\"\nqueue = 16\ntimeout = \"30s\"\nbatch_max = 4\nbatch_age = \"10ms\"\n"
+    );
+    let slow = Proxy::start(&with_sink(
+        &up,
+        &sink,
+        "[sampling]\nper_route_per_minute = 100000\nglobal_per_second = 100000\n",
+    ));
+    let normal = Proxy::start(&with_sink(&up, "[sink]\ntype = \"none\"\n", ""));
+    // Interleaved: the same number of requests through each, in alternating rounds.
+    let (mut with_stall, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        with_stall.extend(timed_denials(slow.http, 200));
+        without.extend(timed_denials(normal.http, 200));
+    }
+    let m = slow.metrics();
+    let dropped = metric_value(&m, "authz_edge_samples_total{outcome=\"queue_full\"}");
+    // 1000 samples offered; the writer holds one batch of 4 in a POST that never returns and
+    // the queue holds 16: everything else was dropped, none waited.
+    assert!(dropped >= 1000.0 - 4.0 - 16.0 - 4.0, "dropped {dropped}");
+    assert_eq!(metric_value(&m, "authz_edge_sink_queue_depth"), 16.0);
+    eprintln!(
+        "p99 latency over 1000 denials each, interleaved: with a stalled sink {:?}, without a sink {:?}",
+        p99(with_stall),
+        p99(without)
+    );
+}
+
+#[test]
+fn a_refused_http_sink_drops_and_counts() {
+    let up = denier();
+    let sink = "[sink]\ntype = \"http\"\nurl = \"http://127.0.0.1:1/authz\"\nretries = 1\nbatch_age = \"10ms\"\n";
+    let p = Proxy::start(&with_sink(&up, sink, ""));
+    for i in 0..5 {
+        assert_eq!(denied_request(p.http, i).status, 403);
+    }
+    // One first-seen sample and four from the bucket: five records, all refused.
+    wait_until("sink errors", || {
+        p.metric("authz_edge_samples_total{outcome=\"sink_error\"}") == 5.0
+    });
+    assert_eq!(
+        p.metric("authz_edge_samples_total{outcome=\"written\"}"),
+        0.0
+    );
+}
+
+#[test]
+fn a_full_disk_drops_counts_and_recovers() {
+    let up = denier();
+    let dir = tempfile::tempdir().expect("tmp");
+    let link = dir.path().join("diag.jsonl");
+    std::os::unix::fs::symlink("/dev/full", &link).expect("symlink");
+    let p = Proxy::start(&with_sink(
+        &up,
+        &sink_config(&link.display().to_string(), ""),
+        "",
+    ));
+    assert_eq!(denied_request(p.http, 1).status, 403);
+    wait_until("a sink error", || {
+        p.metric("authz_edge_samples_total{outcome=\"sink_error\"}") >= 1.0
+    });
+    // Room again: the writer reopens the file and carries on.
+    let real = dir.path().join("real.jsonl");
+    std::fs::remove_file(&link).expect("unlink");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    assert_eq!(denied_request(p.http, 2).status, 403);
+    wait_until("a written sample", || {
+        p.metric("authz_edge_samples_total{outcome=\"written\"}") >= 1.0
+    });
+    assert_eq!(lines_of(&real).len(), 1);
+}
+
+#[test]
+fn the_file_rotates_and_keeps_a_bounded_number() {
+    let up = denier();
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("diag.jsonl");
+    let sink = sink_config(&path.display().to_string(), "max_bytes = 4096\nkeep = 2\n");
+    let p = Proxy::start(&with_sink(
+        &up,
+        &sink,
+        "[sampling]\nper_route_per_minute = 100000\nglobal_per_second = 100000\nbody_bytes = 0\n",
+    ));
+    timed_denials(p.http, 100);
+    wait_until("all written", || {
+        p.metric("authz_edge_samples_total{outcome=\"written\"}") == 100.0
+    });
+    let name = |i: usize| std::path::PathBuf::from(format!("{}.{i}", path.display()));
+    assert!(path.exists() && name(1).exists() && name(2).exists());
+    assert!(!name(3).exists(), "keep = 2");
+    for f in [path.clone(), name(1), name(2)] {
+        let len = std::fs::metadata(&f).expect("meta").len();
+        assert!(len <= 4096, "{} is {len} bytes", f.display());
+        assert!(lines_of(&f).iter().all(|r| r["type"] == "sample"));
+    }
+}
+
+#[test]
+fn shutdown_drains_the_queue_and_a_kill_leaves_at_most_one_torn_line() {
+    let up = denier();
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("diag.jsonl");
+    let sink = sink_config(&path.display().to_string(), "");
+    let extra = "[sampling]\nper_route_per_minute = 100000\nglobal_per_second = 100000\n";
+    let p = Proxy::start(&with_sink(&up, &sink, extra));
+    timed_denials(p.http, 300);
+    let mut p = p;
+    p.signal(libc::SIGTERM);
+    wait_exit(&mut p.child, Duration::from_secs(15));
+    assert_eq!(
+        lines_of(&path).len(),
+        300,
+        "every queued record written before exit"
+    );
+
+    // SIGKILL in the middle of a flood: every line but the last is whole.
+    let path2 = dir.path().join("killed.jsonl");
+    let sink2 = sink_config(&path2.display().to_string(), "");
+    let mut p2 = Proxy::start(&with_sink(&up, &sink2, extra));
+    let addr = p2.http;
+    let flood = std::thread::spawn(move || {
+        let _ = std::panic::catch_unwind(|| timed_denials(addr, 5000));
+    });
+    wait_until("some records", || lines_of(&path2).len() > 50);
+    p2.child.kill().expect("kill");
+    let _ = flood.join();
+    let text = std::fs::read_to_string(&path2).expect("file");
+    let lines: Vec<&str> = text.split_terminator('\n').collect();
+    let bad = lines
+        .iter()
+        .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_err())
+        .count();
+    assert!(bad <= 1, "{bad} torn lines");
+    if bad == 1 {
+        assert!(!text.ends_with('\n'), "only the last line may be torn");
+    }
+}
+
+#[test]
+fn debug_authz_shows_routes_and_the_release() {
+    let up = denier();
+    let p = Proxy::start(&config_for(
+        &[up.addr],
+        "[spike]\ntick = \"100ms\"\nwindow = \"1s\"\n",
+    ));
+    for i in 0..5 {
+        denied_request(p.http, i);
+    }
+    wait_until("the detector to tick", || {
+        let v: serde_json::Value =
+            serde_json::from_slice(&get(p.admin, "/debug/authz").body).expect("json");
+        v["routes"].as_array().is_some_and(|r| !r.is_empty())
+    });
+    let v: serde_json::Value =
+        serde_json::from_slice(&get(p.admin, "/debug/authz").body).expect("json");
+    assert_eq!(v["release"], "v7");
+    let r = &v["routes"][0];
+    assert_eq!(r["route"], "/deny/<int:pk>/");
+    assert_eq!(r["status"], 403);
+    assert!(r["rate"].is_number() && r["baseline"].is_number());
+    assert_eq!(r["top_kinds"][0]["kind"], "permission");
+    assert_eq!(
+        r["top_permissions"][0]["permission"],
+        "reports.export_report"
+    );
+}
