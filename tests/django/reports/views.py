@@ -75,3 +75,9 @@ class ItemList(APIView):
 
     def get(self, request):
         return Response({"items": [1, 2, 3]})
+
+
+@permission_required("reports.approve_report", raise_exception=True)
+def report_approve(request, pk):
+    """New in release v2: its permission comes from a migration that was not run."""
+    return HttpResponse("approved")

@@ -17,6 +17,7 @@ urlpatterns = [
     path("form/", views.form),
     path("reports/<int:pk>/", views.report_detail),
     path("reports/<int:pk>/export/", views.report_export),
+    path("reports/<int:pk>/approve/", views.report_approve),
     path("staff/", views.staff_only),
     path("api/", include(api)),
 ]

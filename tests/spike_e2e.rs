@@ -1,0 +1,217 @@
+//! A deploy that breaks a permission: steady traffic on release v1, a blue/green switch to v2
+//! (SIGHUP to a new gunicorn), then a burst of 403s on the new route. The detector must flag
+//! that route only, and its spike record must name the new release and the permission.
+
+mod common;
+
+use common::django::{form_token, set_cookie, Django};
+use common::*;
+use std::time::{Duration, Instant};
+
+fn login(proxy: std::net::SocketAddr, user: &str, password: &str) -> String {
+    let page = get(proxy, "/accounts/login/");
+    let csrf = set_cookie(&page, "csrftoken").expect("csrftoken");
+    let token = form_token(&page.text()).expect("token");
+    let body = format!("username={user}&password={password}&csrfmiddlewaretoken={token}");
+    let r = request(
+        proxy,
+        "POST",
+        "/accounts/login/",
+        &[
+            ("Cookie", &format!("csrftoken={csrf}")),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Origin", "http://test.local"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 302);
+    set_cookie(&r, "sessionid").expect("sessionid")
+}
+
+fn as_user(proxy: std::net::SocketAddr, path: &str, session: &str) -> u16 {
+    request(
+        proxy,
+        "GET",
+        path,
+        &[("Cookie", &format!("sessionid={session}"))],
+        b"",
+    )
+    .status
+}
+
+#[test]
+fn a_403_spike_after_a_deploy_is_flagged_on_its_route_only() {
+    let v1 = Django::start(true, Some("v1"));
+    let dir = tempfile::tempdir().expect("tmp");
+    let sink = dir.path().join("diag.jsonl");
+    let tuning = format!(
+        "[spike]\ntick = \"200ms\"\nwindow = \"2s\"\ncooldown = \"2s\"\n\
+         [sampling]\nper_route_per_minute = 6\n"
+    );
+    let config = |upstream: std::net::SocketAddr| {
+        config_for(&[upstream], &tuning).replace(
+            "[sink]\ntype = \"none\"\n",
+            &format!(
+                "[sink]\ntype = \"file\"\npath = \"{}\"\nflush_interval = \"100ms\"\n",
+                sink.display()
+            ),
+        )
+    };
+    let p = Proxy::start(&config(v1.addr));
+    let alice = login(p.http, "alice", "alice-pw");
+    let bob = login(p.http, "bob", "bob-pw");
+
+    // Steady traffic on v1 for a few seconds: pages, an occasional 403 on export.
+    let steady_until = Instant::now() + Duration::from_secs(4);
+    let mut i = 0;
+    while Instant::now() < steady_until {
+        assert_eq!(as_user(p.http, "/reports/1/export/", &alice), 200);
+        assert_eq!(as_user(p.http, "/", &bob), 200);
+        if i % 10 == 0 {
+            assert_eq!(as_user(p.http, "/reports/1/export/", &bob), 403);
+        }
+        i += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        p.metric("authz_edge_spikes_total{route=\"/reports/<int:pk>/export/\",status=\"403\"}"),
+        0.0
+    );
+
+    // Deploy: v2 on a new gunicorn (same database: the migration adding the new permission
+    // was not run), and the proxy switched to it by SIGHUP.
+    let v2 = Django::redeploy(&v1, true, Some("v2"));
+    p.reload(&config(v2.addr));
+    wait_for(&p, "generation 2", |m| {
+        metric_value(m, "authz_edge_config_generation") == 2.0
+    });
+    assert_eq!(as_user(p.http, "/", &alice), 200);
+    wait_for(&p, "release v2", |m| {
+        metric_value(m, "authz_edge_release_info{release=\"v2\"}") == 1.0
+    });
+
+    // Everyone is now denied on the new route.
+    let approve = "/reports/<int:pk>/approve/";
+    let burst_until = Instant::now() + Duration::from_secs(3);
+    let mut n = 0;
+    while Instant::now() < burst_until {
+        for s in [&alice, &bob] {
+            assert_eq!(
+                as_user(p.http, &format!("/reports/{}/approve/", n % 3 + 1), s),
+                403
+            );
+            n += 1;
+        }
+    }
+    wait_for(&p, "the spike", |m| {
+        metric_value(
+            m,
+            &format!("authz_edge_spike_active{{route=\"{approve}\",status=\"403\"}}"),
+        ) == 1.0
+    });
+    let m = p.metrics();
+    assert_eq!(
+        metric_value(
+            &m,
+            &format!("authz_edge_spikes_total{{route=\"{approve}\",status=\"403\"}}")
+        ),
+        1.0
+    );
+    // No other route is in a spike.
+    let others: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("authz_edge_spike_active{") && l.ends_with(" 1"))
+        .filter(|l| !l.contains(approve))
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+    assert!(metric_value(&m, "authz_edge_release_changed_timestamp_seconds") > 0.0);
+    assert_eq!(
+        metric_value(
+            &m,
+            &format!("authz_edge_affected_users{{route=\"{approve}\"}}")
+        ),
+        2.0
+    );
+
+    // The spike record names the release, how soon after the deploy, and the new permission.
+    let records = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&sink)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !records().iter().any(|r| r["type"] == "spike") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let recs = records();
+    let spikes: Vec<&serde_json::Value> = recs.iter().filter(|r| r["type"] == "spike").collect();
+    assert_eq!(spikes.len(), 1, "{spikes:?}");
+    let s = spikes[0];
+    assert_eq!(s["route"], approve);
+    assert_eq!(s["status"], 403);
+    assert_eq!(s["release"], "v2");
+    let ago = s["release_changed_s_ago"]
+        .as_f64()
+        .expect("seconds since the deploy");
+    assert!(ago < 30.0, "{ago}");
+    assert_eq!(
+        s["top_permissions"][0]["permission"],
+        "reports.approve_report"
+    );
+    assert_eq!(s["top_permissions"][0]["new_since_release"], true);
+    assert_eq!(s["top_kinds"][0]["kind"], "permission");
+    assert!(s["rate"].as_f64().expect("rate") > s["baseline"].as_f64().expect("baseline"));
+
+    // Samples of the burst: rate limited, hashed identities only.
+    let samples: Vec<&serde_json::Value> = recs
+        .iter()
+        .filter(|r| r["type"] == "sample" && r["route"] == approve)
+        .collect();
+    let limited = p.metric("authz_edge_samples_total{outcome=\"rate_limited\"}");
+    assert!(limited > 0.0, "the burst was not rate limited");
+    // First-seen (one key) plus at most the bucket (6, raised 4x while spiking) for the route.
+    assert!(samples.len() <= 1 + 6 * 4, "{} samples", samples.len());
+    assert!(samples.len() >= 2);
+    for r in &samples {
+        assert_eq!(r["release"], "v2");
+        assert_eq!(r["user"].as_str().map(str::len), Some(16));
+        assert_eq!(r["session"].as_str().map(str::len), Some(16));
+    }
+    let raw = std::fs::read_to_string(&sink).expect("sink");
+    assert!(
+        !raw.contains(&alice) && !raw.contains(&bob),
+        "a session id in the sink"
+    );
+}
+
+fn wait_for(p: &Proxy, what: &str, f: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if f(&p.metrics()) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let m = p.metrics();
+            let detector: Vec<&str> = m
+                .lines()
+                .filter(|l| {
+                    l.contains("spike")
+                        || l.contains("denial_rate")
+                        || l.contains("baseline")
+                        || l.contains("denials_total")
+                })
+                .filter(|l| !l.starts_with('#'))
+                .collect();
+            let stderr = p.stderr_text();
+            let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
+            panic!(
+                "timed out waiting for {what}:\n{}\nproxy stderr (last lines, newest first):\n{}",
+                detector.join("\n"),
+                tail.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
