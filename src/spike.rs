@@ -83,7 +83,8 @@ pub struct Series {
 }
 
 impl Series {
-    /// A series with no history: its baseline starts at zero.
+    /// A series seen while the detector itself starts: nothing is known of its past, so its
+    /// baseline learns fast (a cumulative average) for the first `warmup` ticks.
     pub fn new(t: &Tuning) -> Self {
         Series {
             counts: VecDeque::with_capacity(t.window),
@@ -93,6 +94,16 @@ impl Series {
             learned: 0,
             active: false,
             calm: 0,
+        }
+    }
+
+    /// A series that first appears after the detector has been running: its past is known to
+    /// be zero denials, so its baseline starts at zero and learns at the normal pace. A burst
+    /// on a brand-new route is then a spike even when it ramps up over several ticks.
+    pub fn with_zero_history(t: &Tuning) -> Self {
+        Series {
+            learned: t.warmup,
+            ..Series::new(t)
         }
     }
 
@@ -306,6 +317,22 @@ mod tests {
             assert!(
                 alarms <= 1,
                 "rate {rate}/s: {alarms} false alarms in an hour"
+            );
+        }
+    }
+
+    #[test]
+    fn a_new_route_ramping_up_mid_tick_is_still_flagged() {
+        let t = Tuning::default();
+        for seed in 1..=20 {
+            let mut rng = Rng(0xFACE + seed);
+            // The route first appears after the detector warmed up, in the middle of a tick.
+            let mut s = Series::with_zero_history(&t);
+            let mut ticks = vec![s.tick(3, &t, true)];
+            ticks.extend(run(&mut s, &t, &mut rng, 20.0, 4));
+            assert!(
+                ticks.iter().any(|x| x.started),
+                "seed {seed}: not flagged within 5 s"
             );
         }
     }
