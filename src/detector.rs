@@ -146,7 +146,10 @@ impl Detector {
         for state in routes.values() {
             for (s, status) in STATUSES.iter().enumerate() {
                 let Some(tick) = state.last[s] else { continue };
+                let (learned, mean) = state.series[s].learning();
                 out.push(serde_json::json!({
+                    "ticks_learned": learned,
+                    "baseline_per_tick": mean,
                     "route": &*state.stats.label,
                     "status": status,
                     "rate": tick.rate,

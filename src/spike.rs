@@ -176,6 +176,11 @@ impl Series {
         }
     }
 
+    /// Ticks learned so far and the baseline per tick, for /debug/authz.
+    pub fn learning(&self) -> (u32, f64) {
+        (self.learned, self.mean)
+    }
+
     /// Whether the series holds nothing worth keeping (for pruning idle routes).
     pub fn idle(&self) -> bool {
         !self.active && self.sum == 0 && self.mean < 1e-3

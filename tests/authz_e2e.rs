@@ -3,40 +3,11 @@
 
 mod common;
 
-use common::django::{form_token, set_cookie, Django};
+use common::django::{as_user, login, Django};
 use common::*;
 use std::net::SocketAddr;
 
-/// Logs `user` in through the proxy; returns the session id.
-fn login(proxy: SocketAddr, user: &str, password: &str) -> String {
-    let page = get(proxy, "/accounts/login/");
-    let csrf = set_cookie(&page, "csrftoken").expect("csrftoken");
-    let token = form_token(&page.text()).expect("token");
-    let body = format!("username={user}&password={password}&csrfmiddlewaretoken={token}");
-    let r = request(
-        proxy,
-        "POST",
-        "/accounts/login/",
-        &[
-            ("Cookie", &format!("csrftoken={csrf}")),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Origin", "http://test.local"),
-        ],
-        body.as_bytes(),
-    );
-    assert_eq!(r.status, 302, "login of {user} failed: {}", r.text());
-    set_cookie(&r, "sessionid").expect("sessionid")
-}
 
-fn as_user(proxy: SocketAddr, method: &str, path: &str, session: &str) -> Resp {
-    request(
-        proxy,
-        method,
-        path,
-        &[("Cookie", &format!("sessionid={session}"))],
-        b"",
-    )
-}
 
 fn denials(m: &str, route: &str, status: u16, kind: &str, authn: &str) -> f64 {
     metric_value(

@@ -4,106 +4,39 @@
 
 mod common;
 
-use common::django::{form_token, set_cookie, Django};
+use common::django::DeployScenario;
 use common::*;
 use std::time::{Duration, Instant};
 
-fn login(proxy: std::net::SocketAddr, user: &str, password: &str) -> String {
-    let page = get(proxy, "/accounts/login/");
-    let csrf = set_cookie(&page, "csrftoken").expect("csrftoken");
-    let token = form_token(&page.text()).expect("token");
-    let body = format!("username={user}&password={password}&csrfmiddlewaretoken={token}");
-    let r = request(
-        proxy,
-        "POST",
-        "/accounts/login/",
-        &[
-            ("Cookie", &format!("csrftoken={csrf}")),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Origin", "http://test.local"),
-        ],
-        body.as_bytes(),
-    );
-    assert_eq!(r.status, 302);
-    set_cookie(&r, "sessionid").expect("sessionid")
-}
 
-fn as_user(proxy: std::net::SocketAddr, path: &str, session: &str) -> u16 {
-    request(
-        proxy,
-        "GET",
-        path,
-        &[("Cookie", &format!("sessionid={session}"))],
-        b"",
-    )
-    .status
-}
 
 #[test]
 fn a_403_spike_after_a_deploy_is_flagged_on_its_route_only() {
-    let v1 = Django::start(true, Some("v1"));
     let dir = tempfile::tempdir().expect("tmp");
     let sink = dir.path().join("diag.jsonl");
-    let tuning = format!(
-        "[spike]\ntick = \"200ms\"\nwindow = \"2s\"\ncooldown = \"2s\"\n\
-         [sampling]\nper_route_per_minute = 6\n"
-    );
-    let config = |upstream: std::net::SocketAddr| {
-        config_for(&[upstream], &tuning).replace(
-            "[sink]\ntype = \"none\"\n",
-            &format!(
-                "[sink]\ntype = \"file\"\npath = \"{}\"\nflush_interval = \"100ms\"\n",
-                sink.display()
-            ),
+    let sink_path = sink.display().to_string();
+    let mut sc = DeployScenario::start(move |upstream| {
+        config_for(
+            &[upstream],
+            "[spike]\ntick = \"200ms\"\nwindow = \"2s\"\ncooldown = \"2s\"\n[sampling]\nper_route_per_minute = 6\n",
         )
-    };
-    let p = Proxy::start(&config(v1.addr));
-    let alice = login(p.http, "alice", "alice-pw");
-    let bob = login(p.http, "bob", "bob-pw");
-
-    // Steady traffic on v1 for a few seconds: pages, an occasional 403 on export.
-    let steady_until = Instant::now() + Duration::from_secs(4);
-    let mut i = 0;
-    while Instant::now() < steady_until {
-        assert_eq!(as_user(p.http, "/reports/1/export/", &alice), 200);
-        assert_eq!(as_user(p.http, "/", &bob), 200);
-        if i % 10 == 0 {
-            assert_eq!(as_user(p.http, "/reports/1/export/", &bob), 403);
-        }
-        i += 1;
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(
-        p.metric("authz_edge_spikes_total{route=\"/reports/<int:pk>/export/\",status=\"403\"}"),
-        0.0
-    );
-
-    // Deploy: v2 on a new gunicorn (same database: the migration adding the new permission
-    // was not run), and the proxy switched to it by SIGHUP.
-    let v2 = Django::redeploy(&v1, true, Some("v2"));
-    p.reload(&config(v2.addr));
-    wait_for(&p, "generation 2", |m| {
-        metric_value(m, "authz_edge_config_generation") == 2.0
+        .replace(
+            "[sink]\ntype = \"none\"\n",
+            &format!("[sink]\ntype = \"file\"\npath = \"{sink_path}\"\nflush_interval = \"100ms\"\n"),
+        )
     });
-    assert_eq!(as_user(p.http, "/", &alice), 200);
-    wait_for(&p, "release v2", |m| {
-        metric_value(m, "authz_edge_release_info{release=\"v2\"}") == 1.0
-    });
+    sc.steady(Duration::from_secs(4));
+    let p = &sc.proxy;
+    assert_eq!(p.metric("authz_edge_spikes_total{route=\"/reports/<int:pk>/export/\",status=\"403\"}"), 0.0);
+    assert_eq!(p.metric("authz_edge_release_info{release=\"v1\"}"), 1.0);
 
-    // Everyone is now denied on the new route.
+    sc.deploy();
+    let p = &sc.proxy;
+    wait_for(p, "release v2", |m| metric_value(m, "authz_edge_release_info{release=\"v2\"}") == 1.0);
     let approve = "/reports/<int:pk>/approve/";
-    let burst_until = Instant::now() + Duration::from_secs(3);
-    let mut n = 0;
-    while Instant::now() < burst_until {
-        for s in [&alice, &bob] {
-            assert_eq!(
-                as_user(p.http, &format!("/reports/{}/approve/", n % 3 + 1), s),
-                403
-            );
-            n += 1;
-        }
-    }
-    wait_for(&p, "the spike", |m| {
+    sc.burst(Duration::from_secs(3));
+    let (alice, bob) = (sc.alice.clone(), sc.bob.clone());
+    wait_for(p, "the spike", |m| {
         metric_value(
             m,
             &format!("authz_edge_spike_active{{route=\"{approve}\",status=\"403\"}}"),
@@ -204,6 +137,8 @@ fn wait_for(p: &Proxy, what: &str, f: impl Fn(&str) -> bool) {
                 })
                 .filter(|l| !l.starts_with('#'))
                 .collect();
+            let debug = get(p.admin, "/debug/authz").text();
+            eprintln!("/debug/authz: {debug}");
             let stderr = p.stderr_text();
             let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
             panic!(

@@ -225,3 +225,106 @@ pub fn form_token(html: &str) -> Option<String> {
     let end = rest[v..].find('"')?;
     Some(rest[v..v + end].to_string())
 }
+
+/// Logs `user` in through the proxy with Django's CSRF-protected form; returns the session id.
+pub fn login(proxy: SocketAddr, user: &str, password: &str) -> String {
+    let page = super::get(proxy, "/accounts/login/");
+    let csrf = set_cookie(&page, "csrftoken").expect("csrftoken");
+    let token = form_token(&page.text()).expect("token");
+    let body = format!("username={user}&password={password}&csrfmiddlewaretoken={token}");
+    let r = super::request(
+        proxy,
+        "POST",
+        "/accounts/login/",
+        &[
+            ("Cookie", &format!("csrftoken={csrf}")),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Origin", "http://test.local"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 302, "login of {user} failed: {}", r.text());
+    set_cookie(&r, "sessionid").expect("sessionid")
+}
+
+/// A request with a session cookie.
+pub fn as_user(proxy: SocketAddr, method: &str, path: &str, session: &str) -> super::Resp {
+    super::request(proxy, method, path, &[("Cookie", &format!("sessionid={session}"))], b"")
+}
+
+/// The deploy that breaks a permission: steady traffic on release v1, a blue/green switch to
+/// v2 (a new gunicorn on the same database, the proxy reloaded onto it), then everyone denied
+/// on v2's new route `/reports/<int:pk>/approve/`, whose permission migration was not run.
+pub struct DeployScenario {
+    pub v1: Django,
+    pub v2: Option<Django>,
+    pub proxy: super::Proxy,
+    pub alice: String,
+    pub bob: String,
+    config: Box<dyn Fn(SocketAddr) -> String>,
+}
+
+impl DeployScenario {
+    /// Starts v1 and the proxy; `config` makes the proxy's config for an upstream address.
+    pub fn start(config: impl Fn(SocketAddr) -> String + 'static) -> Self {
+        let v1 = Django::start(true, Some("v1"));
+        let proxy = super::Proxy::start(&config(v1.addr));
+        let alice = login(proxy.http, "alice", "alice-pw");
+        let bob = login(proxy.http, "bob", "bob-pw");
+        DeployScenario {
+            v1,
+            v2: None,
+            proxy,
+            alice,
+            bob,
+            config: Box::new(config),
+        }
+    }
+
+    /// Ordinary traffic for `d`: pages and exports, and now and then a 403 on export.
+    pub fn steady(&self, d: Duration) {
+        let p = self.proxy.http;
+        let until = std::time::Instant::now() + d;
+        let mut i = 0;
+        while std::time::Instant::now() < until {
+            assert_eq!(as_user(p, "GET", "/reports/1/export/", &self.alice).status, 200);
+            assert_eq!(as_user(p, "GET", "/", &self.bob).status, 200);
+            if i % 10 == 0 {
+                assert_eq!(as_user(p, "GET", "/reports/1/export/", &self.bob).status, 403);
+            }
+            i += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts v2 and reloads the proxy onto it; waits until v2 answers through the proxy.
+    pub fn deploy(&mut self) {
+        let v2 = Django::redeploy(&self.v1, true, Some("v2"));
+        self.proxy.reload(&(self.config)(v2.addr));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let m = self.proxy.metrics();
+            if super::metric_value(&m, "authz_edge_config_generation") == 2.0 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the reload never happened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(as_user(self.proxy.http, "GET", "/", &self.alice).status, 200);
+        self.v2 = Some(v2);
+    }
+
+    /// Everyone denied on the new route for `d`; returns how many 403s were sent.
+    pub fn burst(&self, d: Duration) -> usize {
+        let until = std::time::Instant::now() + d;
+        let mut n = 0;
+        while std::time::Instant::now() < until {
+            for s in [&self.alice, &self.bob] {
+                let path = format!("/reports/{}/approve/", n % 3 + 1);
+                assert_eq!(as_user(self.proxy.http, "GET", &path, s).status, 403);
+                n += 1;
+            }
+        }
+        n
+    }
+}

@@ -564,9 +564,9 @@ pub fn get(addr: SocketAddr, path: &str) -> Resp {
     request(addr, "GET", path, &[], b"")
 }
 
-/// Sends raw bytes, reads one response (None if the connection closed without one).
+/// Sends raw bytes, reads one response (None if refused, or closed without a response).
 pub fn raw_request(addr: SocketAddr, bytes: &[u8], head_only: bool) -> Option<Resp> {
-    let mut s = TcpStream::connect(addr).expect("connect");
+    let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(15)))
         .expect("timeout");
     s.write_all(bytes).ok()?;
