@@ -15,24 +15,7 @@ use http::{HeaderMap, HeaderName};
 use pingora::http::ResponseHeader;
 
 fn names() -> ContextHeaders {
-    let h = |s: &'static str| HeaderName::from_static(s);
-    ContextHeaders {
-        user: h("x-authz-user"),
-        kind: h("x-authz-kind"),
-        permission: h("x-authz-permission"),
-        route: h("x-authz-route"),
-        reason: h("x-authz-reason"),
-        release: h("x-app-release"),
-        all: [
-            h("x-authz-user"),
-            h("x-authz-kind"),
-            h("x-authz-permission"),
-            h("x-authz-route"),
-            h("x-authz-reason"),
-            h("x-app-release"),
-        ],
-        session_cookie: "sessionid".into(),
-    }
+    ContextHeaders::default()
 }
 
 /// Fifty patterns shaped like a real Django project's.

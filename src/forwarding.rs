@@ -11,6 +11,13 @@ use std::net::IpAddr;
 /// `X-App-Release`, in any case and with `_` for `-`.
 pub fn is_context_header(name: &str, ctx: &ContextHeaders) -> bool {
     let b = name.as_bytes();
+    let configured = |h: &HeaderName| {
+        let h = h.as_str().as_bytes();
+        h.len() == b.len()
+            && h.iter()
+                .zip(b)
+                .all(|(h, c)| *h == c.to_ascii_lowercase() || (*h == b'-' && *c == b'_'))
+    };
     let folded_prefix = |p: &[u8]| {
         b.len() >= p.len()
             && b[..p.len()]
@@ -21,37 +28,29 @@ pub fn is_context_header(name: &str, ctx: &ContextHeaders) -> bool {
     if folded_prefix(b"x-authz-") || (b.len() == 13 && folded_prefix(b"x-app-release")) {
         return true;
     }
-    ctx.all.iter().any(|h| {
-        let h = h.as_str().as_bytes();
-        h.len() == b.len()
-            && h.iter()
-                .zip(b)
-                .all(|(h, c)| *h == c.to_ascii_lowercase() || (*h == b'-' && *c == b'_'))
-    })
+    ctx.all.iter().any(configured)
 }
 
 /// Removes every context header from a response, whatever its status.
 ///
-/// The configured names are removed directly; a scan catches the rest (other case, `_`),
-/// allocating only when such a stray header is present.
+/// One scan over the names; removals only when a context header is present, and no allocation
+/// for up to eight of them (the companion sends two on every response, six on a denial).
 pub fn strip_context_from_response(resp: &mut ResponseHeader, ctx: &ContextHeaders) {
-    for name in &ctx.all {
-        resp.remove_header(name);
-    }
-    let stray = resp
-        .headers
-        .keys()
-        .any(|k| is_context_header(k.as_str(), ctx));
-    if stray {
-        let names: Vec<HeaderName> = resp
-            .headers
-            .keys()
-            .filter(|k| is_context_header(k.as_str(), ctx))
-            .cloned()
-            .collect();
-        for n in names {
-            resp.remove_header(&n);
+    let mut found: [Option<HeaderName>; 8] = Default::default();
+    let mut n = 0;
+    let mut more: Vec<HeaderName> = Vec::new();
+    for k in resp.headers.keys() {
+        if is_context_header(k.as_str(), ctx) {
+            if n < found.len() {
+                found[n] = Some(k.clone());
+                n += 1;
+            } else {
+                more.push(k.clone());
+            }
         }
+    }
+    for name in found.iter().take(n).flatten().chain(more.iter()) {
+        resp.remove_header(name);
     }
 }
 
@@ -194,24 +193,7 @@ mod tests {
     use super::*;
 
     fn ctx() -> ContextHeaders {
-        let h = |s: &'static str| HeaderName::from_static(s);
-        ContextHeaders {
-            user: h("x-authz-user"),
-            kind: h("x-authz-kind"),
-            permission: h("x-authz-permission"),
-            route: h("x-authz-route"),
-            reason: h("x-authz-reason"),
-            release: h("x-app-release"),
-            all: [
-                h("x-authz-user"),
-                h("x-authz-kind"),
-                h("x-authz-permission"),
-                h("x-authz-route"),
-                h("x-authz-reason"),
-                h("x-app-release"),
-            ],
-            session_cookie: "sessionid".into(),
-        }
+        ContextHeaders::default()
     }
 
     #[test]

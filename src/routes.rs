@@ -3,8 +3,8 @@
 //! Labels are bounded elsewhere (`metrics::RouteRegistry`); this module only decides which
 //! template a path belongs to, without allocating on the request path.
 
+use rustc_hash::FxHashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 /// A Django path converter (`<int:pk>` and friends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,8 +167,8 @@ fn segment_matches(pieces: &[Piece], seg: &str) -> bool {
 
 #[derive(Debug, Default)]
 struct Node {
-    /// Children keyed by a literal segment: the common case, one hash lookup.
-    literal: HashMap<String, Node>,
+    /// Children keyed by a literal segment: the common case, one (Fx) hash lookup.
+    literal: FxHashMap<Box<str>, Node>,
     /// Children whose segment has converters, tried in order after literals.
     dynamic: Vec<(Vec<Piece>, Node)>,
     /// Index of the pattern ending here.
@@ -192,8 +192,8 @@ impl RouteMatcher {
             let mut node = &mut root;
             for seg in &p.segments {
                 node = match seg.as_slice() {
-                    [Piece::Lit(l)] => node.literal.entry(l.clone()).or_default(),
-                    [] => node.literal.entry(String::new()).or_default(),
+                    [Piece::Lit(l)] => node.literal.entry(l.as_str().into()).or_default(),
+                    [] => node.literal.entry("".into()).or_default(),
                     pieces => {
                         let pos = node.dynamic.iter().position(|(p, _)| p == pieces);
                         let pos = pos.unwrap_or_else(|| {

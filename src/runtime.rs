@@ -86,6 +86,39 @@ pub struct ContextHeaders {
     pub session_cookie: String,
 }
 
+impl ContextHeaders {
+    /// Parses the `[context]` section's header names.
+    pub fn from_config(c: &config::Context) -> Result<Self, String> {
+        let names = [
+            header_name(&c.user_header)?,
+            header_name(&c.kind_header)?,
+            header_name(&c.permission_header)?,
+            header_name(&c.route_header)?,
+            header_name(&c.reason_header)?,
+            header_name(&c.release_header)?,
+        ];
+        let [user, kind, permission, route, reason, release] = names.clone();
+        Ok(ContextHeaders {
+            user,
+            kind,
+            permission,
+            route,
+            reason,
+            release,
+            all: names,
+            session_cookie: c.session_cookie.clone(),
+        })
+    }
+}
+
+impl Default for ContextHeaders {
+    /// The contract's names: `X-Authz-User`, ..., `X-App-Release`, cookie `sessionid`.
+    fn default() -> Self {
+        ContextHeaders::from_config(&config::Context::default())
+            .expect("the default header names are valid")
+    }
+}
+
 /// Configured `[[routes]]` with their metric handles resolved once per table.
 pub struct CompiledRoutes {
     pub matcher: RouteMatcher,
@@ -168,24 +201,7 @@ impl Runtime {
             epoch: std::time::Instant::now(),
         };
 
-        let c = &config.context;
-        let context = ContextHeaders {
-            user: header_name(&c.user_header)?,
-            kind: header_name(&c.kind_header)?,
-            permission: header_name(&c.permission_header)?,
-            route: header_name(&c.route_header)?,
-            reason: header_name(&c.reason_header)?,
-            release: header_name(&c.release_header)?,
-            all: [
-                header_name(&c.user_header)?,
-                header_name(&c.kind_header)?,
-                header_name(&c.permission_header)?,
-                header_name(&c.route_header)?,
-                header_name(&c.reason_header)?,
-                header_name(&c.release_header)?,
-            ],
-            session_cookie: c.session_cookie.clone(),
-        };
+        let context = ContextHeaders::from_config(&config.context)?;
 
         let patterns = config
             .routes

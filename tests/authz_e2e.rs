@@ -7,8 +7,6 @@ use common::django::{as_user, login, Django};
 use common::*;
 use std::net::SocketAddr;
 
-
-
 fn denials(m: &str, route: &str, status: u16, kind: &str, authn: &str) -> f64 {
     metric_value(
         m,

@@ -118,30 +118,11 @@ fn login_with_csrf_over_plain_http() {
 fn login_with_csrf_over_https() {
     let dj = Django::start(true, None);
     let dir = tempfile::tempdir().expect("tmp");
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
-    let cert_pem = cert.cert.pem();
-    write_file(dir.path(), "cert.pem", cert_pem.as_bytes());
-    write_file(
-        dir.path(),
-        "key.pem",
-        cert.key_pair.serialize_pem().as_bytes(),
-    );
-    let p = proxy_for(
-        &dj,
-        &format!(
-            "[tls]\nlisten = [\"127.0.0.1:0\"]\ncert = \"{0}/cert.pem\"\nkey = \"{0}/key.pem\"\n",
-            dir.path().display()
-        ),
-    );
+    let (cert_pem, tls) = self_signed_tls(dir.path(), "");
+    let p = proxy_for(&dj, &tls);
     let https = p.https.expect("https");
     let base = format!("https://localhost:{}", https.port());
-    let client = reqwest::blocking::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("pem"))
-        .resolve("localhost", https)
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let client = https_client(&cert_pem, https, true);
 
     let who: serde_json::Value = client
         .get(format!("{base}/whoami/"))

@@ -15,10 +15,15 @@ fn metric_names(text: &str) -> BTreeSet<String> {
     while let Some(pos) = text[i..].find("authz_edge_") {
         let start = i + pos;
         let mut end = start;
-        while end < bytes.len() && (bytes[end].is_ascii_lowercase() || bytes[end] == b'_' || bytes[end].is_ascii_digit()) {
+        while end < bytes.len()
+            && (bytes[end].is_ascii_lowercase()
+                || bytes[end] == b'_'
+                || bytes[end].is_ascii_digit())
+        {
             end += 1;
         }
-        let preceded_by_word = start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b':');
+        let preceded_by_word =
+            start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b':');
         let name = &text[start..end];
         if !preceded_by_word && !name.ends_with('_') {
             let base = ["_bucket", "_sum", "_count"]
@@ -35,8 +40,10 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 #[test]
 fn every_metric_in_the_rules_and_dashboard_is_exported() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let rules = std::fs::read_to_string(format!("{root}/deploy/prometheus/authz-edge.rules.yml")).expect("rules");
-    let dashboard = std::fs::read_to_string(format!("{root}/deploy/grafana/authz-edge.json")).expect("dashboard");
+    let rules = std::fs::read_to_string(format!("{root}/deploy/prometheus/authz-edge.rules.yml"))
+        .expect("rules");
+    let dashboard = std::fs::read_to_string(format!("{root}/deploy/grafana/authz-edge.json"))
+        .expect("dashboard");
     let mut wanted = metric_names(&rules);
     wanted.extend(metric_names(&dashboard));
     assert!(wanted.len() >= 15, "{wanted:?}");

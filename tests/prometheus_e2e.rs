@@ -25,7 +25,11 @@ impl Drop for Prometheus {
 
 fn prometheus_bin() -> String {
     let p = std::env::var("PROMETHEUS").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/target/ci-tools/prometheus/usr/bin/prometheus").into()
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/ci-tools/prometheus/usr/bin/prometheus"
+        )
+        .into()
     });
     assert!(
         std::path::Path::new(&p).exists(),
@@ -36,7 +40,10 @@ fn prometheus_bin() -> String {
 
 fn start_prometheus(target: std::net::SocketAddr) -> Prometheus {
     let dir = tempfile::tempdir().expect("tmp");
-    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/authz-edge.rules.yml");
+    let rules = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/prometheus/authz-edge.rules.yml"
+    );
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\n\
          scrape_configs:\n  - job_name: authz-edge\n    static_configs:\n      - targets: [\"{target}\"]\n"
@@ -46,7 +53,10 @@ fn start_prometheus(target: std::net::SocketAddr) -> Prometheus {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let child = Command::new(prometheus_bin())
         .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address={addr}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -58,8 +68,12 @@ fn start_prometheus(target: std::net::SocketAddr) -> Prometheus {
         _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !raw_request(addr, b"GET /-/ready HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false)
-        .is_some_and(|r| r.status == 200)
+    while !raw_request(
+        addr,
+        b"GET /-/ready HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        false,
+    )
+    .is_some_and(|r| r.status == 200)
     {
         assert!(Instant::now() < deadline, "prometheus never became ready");
         std::thread::sleep(Duration::from_millis(200));
@@ -76,7 +90,10 @@ fn alerts(prom: &Prometheus) -> Vec<serde_json::Value> {
 #[test]
 fn prometheus_alerts_on_the_spike_route_after_a_deploy() {
     let mut sc = DeployScenario::start(|upstream| {
-        config_for(&[upstream], "[spike]\ntick = \"200ms\"\nwindow = \"2s\"\ncooldown = \"5s\"\n")
+        config_for(
+            &[upstream],
+            "[spike]\ntick = \"200ms\"\nwindow = \"2s\"\ncooldown = \"5s\"\n",
+        )
     });
     let prom = start_prometheus(sc.proxy.admin);
     sc.steady(Duration::from_secs(5));
@@ -127,14 +144,17 @@ fn prometheus_alerts_on_the_spike_route_after_a_deploy() {
         sc.burst(Duration::from_millis(500));
         let named = alerts(&prom).iter().any(|a| {
             a["labels"]["alertname"] == "AuthzEdge403SpikeAfterDeploy"
-                && a["annotations"]["description"]
-                    .as_str()
-                    .is_some_and(|d| d.contains("Most denied permission now: reports.approve_report."))
+                && a["annotations"]["description"].as_str().is_some_and(|d| {
+                    d.contains("Most denied permission now: reports.approve_report.")
+                })
         });
         if named {
             break;
         }
-        assert!(Instant::now() < deadline, "the description never named the permission: {alert}");
+        assert!(
+            Instant::now() < deadline,
+            "the description never named the permission: {alert}"
+        );
     }
     for a in &all {
         if let Some(route) = a["labels"]["route"].as_str() {

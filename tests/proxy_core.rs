@@ -370,26 +370,10 @@ fn a_keepalive_connection_serves_a_bounded_number_of_requests() {
 fn https_with_http2_and_a_redirect_from_http() {
     let up = echo();
     let dir = tempfile::tempdir().expect("tmp");
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
-    let cert_pem = cert.cert.pem();
-    write_file(dir.path(), "cert.pem", cert_pem.as_bytes());
-    write_file(
-        dir.path(),
-        "key.pem",
-        cert.key_pair.serialize_pem().as_bytes(),
-    );
-    let extra = format!(
-        "[tls]\nlisten = [\"127.0.0.1:0\"]\ncert = \"{0}/cert.pem\"\nkey = \"{0}/key.pem\"\nredirect_http = true\n",
-        dir.path().display()
-    );
-    let p = Proxy::start(&config_for(&[up.addr], &extra));
+    let (cert_pem, tls) = self_signed_tls(dir.path(), "redirect_http = true\n");
+    let p = Proxy::start(&config_for(&[up.addr], &tls));
     let https = p.https.expect("https listener");
-
-    let client = reqwest::blocking::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("pem"))
-        .resolve("localhost", https)
-        .build()
-        .expect("client");
+    let client = https_client(&cert_pem, https, false);
     let resp = client
         .get(format!("https://localhost:{}/secure/", https.port()))
         .send()

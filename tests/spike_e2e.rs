@@ -8,8 +8,6 @@ use common::django::DeployScenario;
 use common::*;
 use std::time::{Duration, Instant};
 
-
-
 #[test]
 fn a_403_spike_after_a_deploy_is_flagged_on_its_route_only() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -27,12 +25,17 @@ fn a_403_spike_after_a_deploy_is_flagged_on_its_route_only() {
     });
     sc.steady(Duration::from_secs(4));
     let p = &sc.proxy;
-    assert_eq!(p.metric("authz_edge_spikes_total{route=\"/reports/<int:pk>/export/\",status=\"403\"}"), 0.0);
+    assert_eq!(
+        p.metric("authz_edge_spikes_total{route=\"/reports/<int:pk>/export/\",status=\"403\"}"),
+        0.0
+    );
     assert_eq!(p.metric("authz_edge_release_info{release=\"v1\"}"), 1.0);
 
     sc.deploy();
     let p = &sc.proxy;
-    wait_for(p, "release v2", |m| metric_value(m, "authz_edge_release_info{release=\"v2\"}") == 1.0);
+    wait_for(p, "release v2", |m| {
+        metric_value(m, "authz_edge_release_info{release=\"v2\"}") == 1.0
+    });
     let approve = "/reports/<int:pk>/approve/";
     sc.burst(Duration::from_secs(3));
     let (alice, bob) = (sc.alice.clone(), sc.bob.clone());

@@ -249,7 +249,13 @@ pub fn login(proxy: SocketAddr, user: &str, password: &str) -> String {
 
 /// A request with a session cookie.
 pub fn as_user(proxy: SocketAddr, method: &str, path: &str, session: &str) -> super::Resp {
-    super::request(proxy, method, path, &[("Cookie", &format!("sessionid={session}"))], b"")
+    super::request(
+        proxy,
+        method,
+        path,
+        &[("Cookie", &format!("sessionid={session}"))],
+        b"",
+    )
 }
 
 /// The deploy that breaks a permission: steady traffic on release v1, a blue/green switch to
@@ -287,10 +293,16 @@ impl DeployScenario {
         let until = std::time::Instant::now() + d;
         let mut i = 0;
         while std::time::Instant::now() < until {
-            assert_eq!(as_user(p, "GET", "/reports/1/export/", &self.alice).status, 200);
+            assert_eq!(
+                as_user(p, "GET", "/reports/1/export/", &self.alice).status,
+                200
+            );
             assert_eq!(as_user(p, "GET", "/", &self.bob).status, 200);
             if i % 10 == 0 {
-                assert_eq!(as_user(p, "GET", "/reports/1/export/", &self.bob).status, 403);
+                assert_eq!(
+                    as_user(p, "GET", "/reports/1/export/", &self.bob).status,
+                    403
+                );
             }
             i += 1;
             std::thread::sleep(Duration::from_millis(50));
@@ -307,10 +319,16 @@ impl DeployScenario {
             if super::metric_value(&m, "authz_edge_config_generation") == 2.0 {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "the reload never happened");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reload never happened"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        assert_eq!(as_user(self.proxy.http, "GET", "/", &self.alice).status, 200);
+        assert_eq!(
+            as_user(self.proxy.http, "GET", "/", &self.alice).status,
+            200
+        );
         self.v2 = Some(v2);
     }
 

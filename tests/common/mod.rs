@@ -597,3 +597,28 @@ pub fn write_file(dir: &Path, rel: &str, content: &[u8]) -> PathBuf {
     p
 }
 pub mod django;
+
+/// Writes a self-signed certificate for `localhost` as `cert.pem` and `key.pem` in `dir`;
+/// returns the certificate PEM (for the client's trust store) and the `[tls]` config section.
+pub fn self_signed_tls(dir: &Path, extra: &str) -> (String, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let cert_pem = cert.cert.pem();
+    write_file(dir, "cert.pem", cert_pem.as_bytes());
+    write_file(dir, "key.pem", cert.key_pair.serialize_pem().as_bytes());
+    let section = format!(
+        "[tls]\nlisten = [\"127.0.0.1:0\"]\ncert = \"{0}/cert.pem\"\nkey = \"{0}/key.pem\"\n{extra}",
+        dir.display()
+    );
+    (cert_pem, section)
+}
+
+/// A blocking HTTPS client that trusts `cert_pem` and resolves `localhost` to `addr`.
+pub fn https_client(cert_pem: &str, addr: SocketAddr, cookies: bool) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("pem"))
+        .resolve("localhost", addr)
+        .cookie_store(cookies)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}

@@ -1,0 +1,324 @@
+#!/usr/bin/env python3
+"""Load comparison on loopback, interleaved (A B C D A B C D ...), medians over rounds.
+
+A: the upstream directly (a second nginx returning fixed 200 and 403 responses with the
+   context headers); B: nginx as the proxy, configured like authz-edge; C: authz-edge with
+   telemetry on (file sink, sampling); D: authz-edge with telemetry off (sink none).
+Optional E (--stalled-sink): C with its HTTP sink pointed at a server that never answers.
+
+Reports per variant: CPU µs per request of the proxy process (from /proc/PID/stat), requests
+per second, p50 and p99 latency (wrk, closed loop), peak RSS; then the ratios C/B, C/D, D/B.
+Every run is bounded by --duration; all traffic stays on 127.0.0.1.
+"""
+import argparse
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TICKS = os.sysconf("SC_CLK_TCK")
+CONTEXT = {
+    "X-Authz-Route": "/reports/<int:pk>/approve/",
+    "X-App-Release": "bench-1",
+}
+DENY = {
+    "X-Authz-User": "42",
+    "X-Authz-Kind": "permission",
+    "X-Authz-Permission": "reports.approve_report",
+    "X-Authz-Reason": "You do not have permission",
+}
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"nothing listening on {port}")
+
+
+def nginx_conf(tmp, name, body, workers):
+    d = os.path.join(tmp, name)
+    os.makedirs(os.path.join(d, "logs"), exist_ok=True)
+    conf = f"""
+worker_processes {workers};
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/logs/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    keepalive_requests 100000;
+{body}
+}}
+"""
+    path = os.path.join(d, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return path
+
+
+def start_nginx(conf):
+    return subprocess.Popen(["nginx", "-c", conf, "-p", os.path.dirname(conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def proc_cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+        except OSError:
+            pass
+    return total
+
+
+def peak_rss_kib(pids):
+    peak = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak += int(line.split()[1])
+        except OSError:
+            pass
+    return peak
+
+
+def children(pid):
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+    except OSError:
+        return []
+
+
+def parse_latency(v):
+    m = re.match(r"([\d.]+)(us|ms|s)", v)
+    if not m:
+        return float("nan")
+    n, u = float(m.group(1)), m.group(2)
+    return n / 1000 if u == "us" else n if u == "ms" else n * 1000
+
+
+def run_wrk(port, duration, connections, threads):
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
+         "-s", os.path.join(HERE, "mix.lua"), f"http://127.0.0.1:{port}/"],
+        capture_output=True, text=True, timeout=duration + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    p50 = parse_latency(re.search(r"50%\s+(\S+)", out).group(1))
+    p99 = parse_latency(re.search(r"99%\s+(\S+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    non2xx = int(errors.group(1)) if errors else 0
+    return {"rps": rps, "total": total, "p50": p50, "p99": p99, "non2xx": non2xx, "raw": out}
+
+
+def stalled_server():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(1024)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                c, _ = s.accept()
+                held.append(c)
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    return s.getsockname()[1], s
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--wrk-threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1, help="nginx worker_processes = authz-edge threads")
+    ap.add_argument("--stalled-sink", action="store_true", help="also run C with a stalled HTTP sink (E)")
+    args = ap.parse_args()
+    if args.duration > 60 or args.rounds > 10:
+        sys.exit("keep runs bounded: --duration <= 60, --rounds <= 10")
+
+    tmp = tempfile.mkdtemp(prefix="authz-edge-load-")
+    procs = []
+    try:
+        # A: the upstream, a fixed-response nginx.
+        up_port = free_port()
+        ctx = "".join(f'        add_header {k} "{v}" always;\n' for k, v in CONTEXT.items())
+        deny = "".join(f'        add_header {k} "{v}" always;\n' for k, v in DENY.items())
+        upstream = nginx_conf(tmp, "upstream", f"""
+    server {{
+        listen 127.0.0.1:{up_port} reuseport backlog=4096;
+        location / {{
+{ctx}            default_type text/html;
+            return 200 "<html><body>ok</body></html>";
+        }}
+        location /reports/ {{
+{ctx}{deny}            default_type text/html;
+            return 403 "<h1>403 Forbidden</h1>";
+        }}
+    }}""", 1)
+        procs.append(("upstream", start_nginx(upstream)))
+        wait_port(up_port)
+
+        # B: nginx as the edge proxy, configured like authz-edge.
+        b_port = free_port()
+        hide = "".join(f"        proxy_hide_header {k};\n" for k in list(CONTEXT) + list(DENY))
+        proxy_b = nginx_conf(tmp, "nginx-proxy", f"""
+    upstream django {{ server 127.0.0.1:{up_port}; keepalive 128; }}
+    server {{
+        listen 127.0.0.1:{b_port} backlog=4096;
+        underscores_in_headers off;
+        location / {{
+            proxy_pass http://django;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Request-Id $request_id;
+            proxy_set_header X-Authz-User "";
+            proxy_set_header X-Authz-Kind "";
+            proxy_set_header X-Authz-Permission "";
+            proxy_set_header X-Authz-Route "";
+            proxy_set_header X-Authz-Reason "";
+            proxy_set_header X-App-Release "";
+{hide}        }}
+    }}""", args.workers)
+        procs.append(("nginx", start_nginx(proxy_b)))
+        wait_port(b_port)
+
+        def authz_edge(name, extra):
+            port, admin = free_port(), free_port()
+            conf = os.path.join(tmp, f"{name}.toml")
+            with open(conf, "w") as f:
+                f.write(f"""[server]
+listen = ["127.0.0.1:{port}"]
+admin = "127.0.0.1:{admin}"
+threads = {args.workers}
+grace_period = "1s"
+upgrade_sock = "{tmp}/{name}.sock"
+pid_file = "{tmp}/{name}.pid"
+[upstream]
+servers = ["127.0.0.1:{up_port}"]
+keepalive_pool = 128
+[limits]
+max_requests_per_connection = 100000
+{extra}""")
+            p = subprocess.Popen([args.binary, "--config", conf], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, env={**os.environ, "AUTHZ_EDGE_HASH_KEY": "bench"})
+            procs.append((name, p))
+            wait_port(port)
+            return port, p
+
+        c_port, c_proc = authz_edge("authz-edge-on", f"""[telemetry]
+enabled = true
+[sink]
+type = "file"
+path = "{tmp}/diagnostics.jsonl"
+""")
+        d_port, d_proc = authz_edge("authz-edge-off", """[telemetry]
+enabled = false
+[sink]
+type = "none"
+""")
+        variants = [
+            ("A upstream direct", up_port, lambda: [procs[0][1].pid] + children(procs[0][1].pid)),
+            ("B nginx", b_port, lambda: [procs[1][1].pid] + children(procs[1][1].pid)),
+            ("C authz-edge, telemetry on", c_port, lambda: [c_proc.pid]),
+            ("D authz-edge, telemetry off", d_port, lambda: [d_proc.pid]),
+        ]
+        if args.stalled_sink:
+            stall_port, _stall = stalled_server()
+            e_port, e_proc = authz_edge("authz-edge-stalled", f"""[telemetry]
+enabled = true
+[sink]
+type = "http"
+url = "http://127.0.0.1:{stall_port}/authz"
+timeout = "60s"
+""")
+            variants.append(("E authz-edge, stalled HTTP sink", e_port, lambda: [e_proc.pid]))
+
+        # Warm up every variant briefly (pools, caches), then the interleaved rounds.
+        for _, port, _ in variants:
+            run_wrk(port, 1, args.connections, args.wrk_threads)
+        results = {name: [] for name, _, _ in variants}
+        for r in range(args.rounds):
+            for name, port, pids in variants:
+                before = proc_cpu_ticks(pids())
+                res = run_wrk(port, args.duration, args.connections, args.wrk_threads)
+                after = proc_cpu_ticks(pids())
+                res["cpu_us"] = (after - before) / TICKS * 1e6 / max(res["total"], 1)
+                results[name].append(res)
+                print(f"round {r + 1} {name}: {res['rps']:.0f} req/s, p99 {res['p99']:.2f} ms, "
+                      f"{res['cpu_us']:.1f} µs CPU/req, non-2xx {res['non2xx']}", file=sys.stderr)
+        rss = {name: peak_rss_kib(pids()) for name, _, pids in variants}
+
+        med = {}
+        for name, runs in results.items():
+            med[name] = {k: statistics.median(x[k] for x in runs) for k in ("rps", "p50", "p99", "cpu_us")}
+            med[name]["denied_share"] = statistics.median(x["non2xx"] / max(x["total"], 1) for x in runs)
+        print(f"\nauthz-edge load comparison: {args.rounds} interleaved rounds x {args.duration}s, "
+              f"wrk -t{args.wrk_threads} -c{args.connections}, {args.workers} worker(s) for each proxy, "
+              f"{os.cpu_count()} CPUs, loopback; medians.\n")
+        print("| variant | CPU µs/req (proxy) | req/s | p50 ms | p99 ms | peak RSS MiB | 403 share |")
+        print("|---|---|---|---|---|---|---|")
+        for name in results:
+            m = med[name]
+            print(f"| {name} | {m['cpu_us']:.1f} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | "
+                  f"{rss[name] / 1024:.1f} | {m['denied_share']:.1%} |")
+        b, c, d = med["B nginx"], med["C authz-edge, telemetry on"], med["D authz-edge, telemetry off"]
+        print()
+        print("| ratio | CPU/req | throughput | p99 |")
+        print("|---|---|---|---|")
+        for label, x, y in (("C/B", c, b), ("C/D", c, d), ("D/B", d, b)):
+            print(f"| {label} | {x['cpu_us'] / y['cpu_us']:.3f} | {x['rps'] / y['rps']:.3f} | {x['p99'] / y['p99']:.3f} |")
+        if args.stalled_sink:
+            e = med["E authz-edge, stalled HTTP sink"]
+            print(f"| E/C (stalled sink) | {e['cpu_us'] / c['cpu_us']:.3f} | {e['rps'] / c['rps']:.3f} | {e['p99'] / c['p99']:.3f} |")
+    finally:
+        for _, p in procs:
+            try:
+                p.send_signal(signal.SIGINT if p.args[0] != "nginx" else signal.SIGTERM)
+                p.wait(timeout=10)
+            except Exception:
+                p.kill()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The load comparison: authz-edge against nginx, in one interleaved run on loopback.
+#   bash benches/load/compare.sh [--rounds 3] [--duration 5] [--connections 32] [--workers 1] [--stalled-sink]
+# Installs nginx and wrk from Debian if missing, builds the release binary, then runs compare.py.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+missing=()
+command -v nginx >/dev/null || missing+=(nginx-light)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v cmake >/dev/null || missing+=(cmake)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+cargo build --release --locked --bin authz-edge
+exec python3 benches/load/compare.py --binary target/release/authz-edge "$@"
