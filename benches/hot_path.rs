@@ -1,5 +1,5 @@
-//! Hot-path benches: route matching, classification, header stripping and metric recording,
-//! for a plain 2xx and for a 403 with the companion's headers.
+//! Hot-path benches: route matching, classification, header stripping, metric recording and the
+//! sampler's decision, for a plain 2xx and for a 403 with the companion's headers.
 //!
 //! cargo bench --bench hot_path
 
@@ -11,7 +11,7 @@ use authz_edge::routes::{with_normalised, Pattern, RouteMatcher};
 use authz_edge::runtime::ContextHeaders;
 use authz_edge::telemetry::{record, Observed};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use http::{HeaderMap, HeaderName};
+use http::HeaderMap;
 use pingora::http::ResponseHeader;
 
 fn names() -> ContextHeaders {
@@ -140,11 +140,38 @@ fn bench_record(c: &mut Criterion) {
     });
 }
 
+fn bench_sampler(c: &mut Criterion) {
+    use authz_edge::sampler::{Limits, Sampler};
+    let s = Sampler::new(Limits::default(), 0.0);
+    let perms = vec!["reports.export_report".to_string()];
+    let mut now = 0.0;
+    s.decide(
+        "/reports/<int:pk>/export/",
+        "permission",
+        &perms,
+        false,
+        now,
+    );
+    c.bench_function("sampler_decision/403", |b| {
+        b.iter(|| {
+            now += 0.001;
+            s.decide(
+                black_box("/reports/<int:pk>/export/"),
+                "permission",
+                &perms,
+                false,
+                now,
+            )
+        })
+    });
+}
+
 criterion_group!(
     benches,
     bench_routes,
     bench_classify,
     bench_strip,
-    bench_record
+    bench_record,
+    bench_sampler
 );
 criterion_main!(benches);

@@ -7,7 +7,7 @@ use authz_edge::metrics::Metrics;
 use authz_edge::routes::{with_normalised, Pattern, RouteMatcher};
 use authz_edge::runtime::ContextHeaders;
 use authz_edge::telemetry::{record, Observed};
-use http::{HeaderMap, HeaderName};
+use http::HeaderMap;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 

@@ -438,6 +438,24 @@ fn sighup_swaps_a_good_config_and_refuses_a_bad_one() {
         "{}",
         p.stderr_text()
     );
+
+    // A listener change is applied only by a restart or --upgrade; the reload says so.
+    let moved = config_for(&[b.addr], "").replace(
+        "listen = [\"127.0.0.1:0\"]",
+        "listen = [\"127.0.0.1:0\", \"127.0.0.1:1\"]",
+    );
+    p.reload(&moved);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.metric("authz_edge_config_generation") < 3.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(p.metric("authz_edge_config_generation"), 3.0);
+    let log = p.stderr_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("server.listen") && l.contains("--upgrade")),
+        "{log}"
+    );
 }
 
 #[test]
@@ -584,5 +602,49 @@ fn upgrade_hands_the_sockets_over_without_refusing_a_connection() {
         "{} failed: {:?}",
         failed.len(),
         &failed[..failed.len().min(5)]
+    );
+}
+
+#[test]
+fn http2_requests_get_the_same_limits() {
+    let up = echo();
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert_pem, tls) = self_signed_tls(dir.path(), "");
+    let p = Proxy::start(&config_for(&[up.addr], &format!("{tls}{LIMITS}")));
+    let https = p.https.expect("https");
+    let client = https_client(&cert_pem, https, false);
+    let base = format!("https://localhost:{}", https.port());
+
+    let mut many = reqwest::header::HeaderMap::new();
+    for i in 0..30 {
+        many.insert(
+            reqwest::header::HeaderName::from_bytes(format!("x-h{i}").as_bytes()).expect("name"),
+            "1".parse().expect("value"),
+        );
+    }
+    let r = client
+        .get(format!("{base}/many/"))
+        .headers(many)
+        .send()
+        .expect("h2");
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 431);
+    let r = client
+        .get(format!("{base}/{}", "u".repeat(300)))
+        .send()
+        .expect("h2");
+    assert_eq!(r.status(), 414);
+    let r = client
+        .post(format!("{base}/upload/"))
+        .body(vec![b'x'; 5000])
+        .send()
+        .expect("h2");
+    assert_eq!(r.status(), 413);
+    let r = client.get(format!("{base}/fine/")).send().expect("h2");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        up.count(),
+        1,
+        "only the request within limits reached the upstream"
     );
 }
