@@ -7,6 +7,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc: measured faster than glibc's malloc for Pingora's many small allocations
+/// (README, Performance).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "authz-edge",
@@ -70,6 +75,14 @@ fn init_logging(access: &config::AccessLog) {
         .with(errors)
         .with(access_layer)
         .try_init();
+    // Pingora logs through the `log` crate; without a cap every debug!/trace! call is handed to
+    // the tracing bridge only to be filtered there (about 1% of CPU under load).
+    let level = match std::env::var("RUST_LOG").ok().as_deref() {
+        Some(v) if v.contains("trace") => log::LevelFilter::Trace,
+        Some(v) if v.contains("debug") => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Info,
+    };
+    log::set_max_level(level);
 }
 
 fn check(path: &std::path::Path) -> ExitCode {

@@ -95,6 +95,10 @@ async fn redirect_to_https(session: &mut Session, port: u16) -> u16 {
 impl ProxyHttp for EdgeProxy {
     type CTX = RequestCtx;
 
+    /// No downstream modules: Pingora's default adds a disabled compression module that every
+    /// request would still pass through.
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             rt: self.shared.runtime.load_full(),
