@@ -129,6 +129,8 @@ pub struct Server {
     pub pid_file: String,
     /// Idle time allowed between requests on a client keepalive connection.
     pub keepalive_timeout: Dur,
+    /// Tokio work stealing between worker threads (Pingora's `work_stealing`).
+    pub work_stealing: bool,
 }
 
 impl Default for Server {
@@ -141,6 +143,7 @@ impl Default for Server {
             upgrade_sock: "/tmp/authz-edge-upgrade.sock".into(),
             pid_file: "/tmp/authz-edge.pid".into(),
             keepalive_timeout: Dur::secs(75),
+            work_stealing: true,
         }
     }
 }

@@ -78,6 +78,7 @@ fn server_conf(config: &Config) -> ServerConf {
         upgrade_sock: config.server.upgrade_sock.clone(),
         pid_file: config.server.pid_file.clone(),
         upstream_keepalive_pool_size: config.upstream.keepalive_pool,
+        work_stealing: config.server.work_stealing,
         ..ServerConf::default()
     }
 }

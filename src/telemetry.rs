@@ -216,6 +216,11 @@ pub fn sample(
         shared.sink.outcomes.rate_limited.inc();
         return;
     };
+    if !shared.sink.has_room() {
+        // A stalled sink: count the drop without building a record that would be dropped.
+        shared.sink.outcomes.queue_full.inc();
+        return;
+    }
     let mut headers = std::collections::BTreeMap::new();
     for name in SAMPLE_HEADERS {
         if let Some(v) = req.headers.get(name) {

@@ -134,8 +134,10 @@ def run_wrk(port, duration, connections, threads):
         capture_output=True, text=True, timeout=duration + 30).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
-    p50 = parse_latency(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = parse_latency(re.search(r"99%\s+(\S+)", out).group(1))
+    # The "Latency Distribution" lines; anchored so that "+/- Stdev" values such as 95.50% do
+    # not match.
+    p50 = parse_latency(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+    p99 = parse_latency(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     non2xx = int(errors.group(1)) if errors else 0
     return {"rps": rps, "total": total, "p50": p50, "p99": p99, "non2xx": non2xx, "raw": out}
@@ -169,6 +171,7 @@ def main():
     ap.add_argument("--wrk-threads", type=int, default=1)
     ap.add_argument("--workers", type=int, default=1, help="nginx worker_processes = authz-edge threads")
     ap.add_argument("--stalled-sink", action="store_true", help="also run C with a stalled HTTP sink (E)")
+    ap.add_argument("--authz-edge-extra", default="", help="extra [server] lines for authz-edge, e.g. 'work_stealing = false'")
     args = ap.parse_args()
     if args.duration > 60 or args.rounds > 10:
         sys.exit("keep runs bounded: --duration <= 60, --rounds <= 10")
@@ -232,6 +235,7 @@ listen = ["127.0.0.1:{port}"]
 admin = "127.0.0.1:{admin}"
 threads = {args.workers}
 grace_period = "1s"
+{args.authz_edge_extra.replace(';', chr(10))}
 upgrade_sock = "{tmp}/{name}.sock"
 pid_file = "{tmp}/{name}.pid"
 [upstream]

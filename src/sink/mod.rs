@@ -51,6 +51,11 @@ impl Sink {
         self.tx.is_some()
     }
 
+    /// Whether the queue has room now; a full queue makes building a record pointless.
+    pub fn has_room(&self) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.capacity() > 0)
+    }
+
     /// Queues a record without waiting; a full queue drops it (drop newest) and counts.
     pub fn offer(&self, record: Record) {
         let Some(tx) = &self.tx else {
