@@ -5,7 +5,6 @@ mod common;
 
 use common::django::{as_user, login, Django};
 use common::*;
-use std::net::SocketAddr;
 
 fn denials(m: &str, route: &str, status: u16, kind: &str, authn: &str) -> f64 {
     metric_value(

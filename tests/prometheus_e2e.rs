@@ -68,12 +68,15 @@ fn start_prometheus(target: std::net::SocketAddr) -> Prometheus {
         _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !raw_request(
-        addr,
-        b"GET /-/ready HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-        false,
-    )
-    .is_some_and(|r| r.status == 200)
+    let ready = || {
+        raw_request(
+            addr,
+            b"GET /-/ready HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            false,
+        )
+        .is_some_and(|r| r.status == 200)
+    };
+    while !ready()
     {
         assert!(Instant::now() < deadline, "prometheus never became ready");
         std::thread::sleep(Duration::from_millis(200));
