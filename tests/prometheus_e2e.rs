@@ -76,8 +76,7 @@ fn start_prometheus(target: std::net::SocketAddr) -> Prometheus {
         )
         .is_some_and(|r| r.status == 200)
     };
-    while !ready()
-    {
+    while !ready() {
         assert!(Instant::now() < deadline, "prometheus never became ready");
         std::thread::sleep(Duration::from_millis(200));
     }
