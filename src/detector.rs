@@ -35,6 +35,10 @@ struct RouteState {
     spike_since: [Option<SystemTime>; 2],
     /// Gauges exist once the route has had a denial of that status.
     seen: [bool; 2],
+    /// Seconds after the detector started that this route was first seen, and whether its
+    /// past counted as known-zero (for /debug/authz).
+    created_after: f64,
+    zero_history: bool,
 }
 
 /// The detector state of every route.
@@ -73,17 +77,27 @@ impl Detector {
             Err(p) => p.into_inner(),
         };
         for stats in metrics.routes.all() {
+            // A route first seen after the detector's warm-up has a known-zero past.
+            let fresh = || {
+                if may_alarm {
+                    Series::with_zero_history(&t)
+                } else {
+                    Series::new(&t)
+                }
+            };
             let state = routes
                 .entry(stats.label.clone())
                 .or_insert_with(|| RouteState {
                     stats: stats.clone(),
-                    series: [Series::new(&t), Series::new(&t)],
+                    series: [fresh(), fresh()],
                     last_kinds: [[0; 5]; 2],
                     last_permissions: HashMap::new(),
                     window: VecDeque::with_capacity(t.window),
                     last: [None, None],
                     spike_since: [None, None],
                     seen: [false, false],
+                    created_after: self.started.elapsed().as_secs_f64(),
+                    zero_history: may_alarm,
                 });
             let deltas = state.read_deltas();
             for (s, status) in STATUSES.iter().enumerate() {
@@ -148,6 +162,8 @@ impl Detector {
                 let Some(tick) = state.last[s] else { continue };
                 let (learned, mean) = state.series[s].learning();
                 out.push(serde_json::json!({
+                    "first_seen_after_start_s": state.created_after,
+                    "zero_history": state.zero_history,
                     "ticks_learned": learned,
                     "baseline_per_tick": mean,
                     "route": &*state.stats.label,

@@ -353,3 +353,43 @@ fn debug_authz_shows_routes_and_the_release() {
         "reports.export_report"
     );
 }
+
+#[test]
+fn the_http_sink_posts_ndjson_batches_to_a_collector() {
+    let up = denier();
+    // A collector in the manner of Vector's http_server source: it takes the POSTed NDJSON.
+    let collector = Upstream::fixed(Reply::new(200, ""));
+    let sink = format!(
+        "[sink]\ntype = \"http\"\nurl = \"http://{}/authz\"\nbatch_age = \"50ms\"\nbatch_max = 10\n",
+        collector.addr
+    );
+    let p = Proxy::start(&with_sink(
+        &up,
+        &sink,
+        "[sampling]\nper_route_per_minute = 100000\nglobal_per_second = 100000\n",
+    ));
+    for i in 0..25 {
+        assert_eq!(denied_request(p.http, i).status, 403);
+    }
+    wait_until("25 written", || {
+        p.metric("authz_edge_samples_total{outcome=\"written\"}") == 25.0
+    });
+    let posts = collector.requests();
+    assert!(posts.iter().all(|r| r.method == "POST" && r.path == "/authz"));
+    assert!(posts
+        .iter()
+        .all(|r| r.header("content-type") == Some("application/x-ndjson")));
+    let records: Vec<serde_json::Value> = posts
+        .iter()
+        .flat_map(|r| {
+            String::from_utf8_lossy(&r.body)
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(records.len(), 25);
+    assert!(records.iter().all(|r| r["type"] == "sample" && r["status"] == 403));
+    assert!(posts.len() >= 3, "batches of at most 10: {} posts", posts.len());
+    assert_eq!(p.metric("authz_edge_samples_total{outcome=\"sink_error\"}"), 0.0);
+}
