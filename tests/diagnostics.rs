@@ -375,7 +375,9 @@ fn the_http_sink_posts_ndjson_batches_to_a_collector() {
         p.metric("authz_edge_samples_total{outcome=\"written\"}") == 25.0
     });
     let posts = collector.requests();
-    assert!(posts.iter().all(|r| r.method == "POST" && r.path == "/authz"));
+    assert!(posts
+        .iter()
+        .all(|r| r.method == "POST" && r.path == "/authz"));
     assert!(posts
         .iter()
         .all(|r| r.header("content-type") == Some("application/x-ndjson")));
@@ -389,7 +391,16 @@ fn the_http_sink_posts_ndjson_batches_to_a_collector() {
         })
         .collect();
     assert_eq!(records.len(), 25);
-    assert!(records.iter().all(|r| r["type"] == "sample" && r["status"] == 403));
-    assert!(posts.len() >= 3, "batches of at most 10: {} posts", posts.len());
-    assert_eq!(p.metric("authz_edge_samples_total{outcome=\"sink_error\"}"), 0.0);
+    assert!(records
+        .iter()
+        .all(|r| r["type"] == "sample" && r["status"] == 403));
+    assert!(
+        posts.len() >= 3,
+        "batches of at most 10: {} posts",
+        posts.len()
+    );
+    assert_eq!(
+        p.metric("authz_edge_samples_total{outcome=\"sink_error\"}"),
+        0.0
+    );
 }
