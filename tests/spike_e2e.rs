@@ -61,6 +61,15 @@ fn a_403_spike_after_a_deploy_is_flagged_on_its_route_only() {
         .collect();
     assert!(others.is_empty(), "{others:?}");
     assert!(metric_value(&m, "authz_edge_release_changed_timestamp_seconds") > 0.0);
+    // The new route appeared after the detector's warm-up: its past counts as zero denials.
+    let debug: serde_json::Value =
+        serde_json::from_slice(&get(p.admin, "/debug/authz").body).expect("json");
+    let entry = debug["routes"]
+        .as_array()
+        .and_then(|r| r.iter().find(|e| e["route"] == approve).cloned())
+        .expect("the route in /debug/authz");
+    assert_eq!(entry["zero_history"], true, "{entry}");
+    assert_eq!(entry["spike"], true, "{entry}");
     assert_eq!(
         metric_value(
             &m,
