@@ -131,6 +131,8 @@ pub struct Server {
     pub keepalive_timeout: Dur,
     /// Tokio work stealing between worker threads (Pingora's `work_stealing`).
     pub work_stealing: bool,
+    /// With `--daemon`: where standard error (the log) goes.
+    pub error_log: Option<String>,
 }
 
 impl Default for Server {
@@ -144,6 +146,7 @@ impl Default for Server {
             pid_file: "/tmp/authz-edge.pid".into(),
             keepalive_timeout: Dur::secs(75),
             work_stealing: true,
+            error_log: None,
         }
     }
 }

@@ -38,11 +38,14 @@ enum Command {
     Check,
 }
 
-fn init_logging(access: &config::AccessLog) {
+fn init_logging(access: &config::AccessLog, daemon: bool) {
+    use std::io::IsTerminal;
     use tracing_subscriber::filter::{filter_fn, EnvFilter};
     use tracing_subscriber::prelude::*;
     let errors = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a daemon's stderr becomes server.error_log.
+        .with_ansi(!daemon && std::io::stderr().is_terminal())
         .with_target(false)
         .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_filter(filter_fn(|m| m.target() != "access"));
@@ -139,7 +142,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config.access_log);
+    init_logging(&config.access_log, cli.daemon);
     let key = HashKey::from_env();
     if key.ephemeral {
         tracing::warn!("AUTHZ_EDGE_HASH_KEY is not set: using a random key, so user and session hashes change on restart");

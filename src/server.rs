@@ -79,6 +79,7 @@ fn server_conf(config: &Config) -> ServerConf {
         pid_file: config.server.pid_file.clone(),
         upstream_keepalive_pool_size: config.upstream.keepalive_pool,
         work_stealing: config.server.work_stealing,
+        error_log: config.server.error_log.clone(),
         ..ServerConf::default()
     }
 }
