@@ -13,13 +13,16 @@ use crate::sink::{Sink, SinkWriter};
 use crate::spike::Tuning;
 use arc_swap::ArcSwap;
 use http::HeaderName;
-use pingora::lb::health_check::HttpHealthCheck;
+use pingora::lb::health_check::{HttpHealthCheck, TcpHealthCheck};
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::LoadBalancer;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How often servers are probed by TCP connect when no HTTP health check is configured.
+pub const TCP_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The Django upstream pool and how to talk to it.
 pub struct Upstream {
@@ -31,7 +34,8 @@ pub struct Upstream {
     pub idle_timeout: Duration,
     /// Further servers tried when connecting fails.
     pub retries: usize,
-    pub health_interval: Option<Duration>,
+    /// How often the pool's health check runs.
+    pub health_interval: Duration,
     /// Passive failure marking: per server, when it may be tried again.
     pub fail_timeout: Duration,
     down_until: Vec<std::sync::atomic::AtomicU64>,
@@ -164,7 +168,7 @@ impl Runtime {
             .collect::<Result<_, _>>()?;
         let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(servers.iter().copied())
             .map_err(|e| format!("upstream.servers: {e}"))?;
-        let mut health_interval = None;
+        let health_interval;
         if let Some(hc) = &config.upstream.health_check {
             let mut check = HttpHealthCheck::new(&hc.host, false);
             check.req = pingora::http::RequestHeader::build("GET", hc.path.as_bytes(), None)
@@ -179,7 +183,18 @@ impl Runtime {
             check.consecutive_success = 1;
             lb.set_health_check(Box::new(check));
             lb.parallel_health_check = true;
-            health_interval = Some(hc.interval.0);
+            health_interval = hc.interval.0;
+        } else {
+            // No HTTP check configured: a TCP connect check, so that /readyz and the pool
+            // still know whether Django is listening at all.
+            let mut check = TcpHealthCheck::new();
+            check.peer_template.options.connection_timeout =
+                Some(config.upstream.connect_timeout.0);
+            check.consecutive_failure = 2;
+            check.consecutive_success = 1;
+            lb.set_health_check(check);
+            lb.parallel_health_check = true;
+            health_interval = TCP_CHECK_INTERVAL;
         }
         let upstream = Upstream {
             lb: Arc::new(lb),

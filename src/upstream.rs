@@ -96,11 +96,9 @@ impl BackgroundService for HealthChecker {
                 last_generation = rt.generation;
                 next_check = Instant::now();
             }
-            if let Some(interval) = rt.upstream.health_interval {
-                if Instant::now() >= next_check {
-                    rt.upstream.lb.backends().run_health_check(true).await;
-                    next_check = Instant::now() + interval;
-                }
+            if Instant::now() >= next_check {
+                rt.upstream.lb.backends().run_health_check(true).await;
+                next_check = Instant::now() + rt.upstream.health_interval;
             }
             drop(rt);
             tokio::select! {

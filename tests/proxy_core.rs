@@ -648,3 +648,22 @@ fn http2_requests_get_the_same_limits() {
         "only the request within limits reached the upstream"
     );
 }
+
+#[test]
+fn without_an_http_check_readyz_follows_a_tcp_check() {
+    let dead: std::net::SocketAddr = "127.0.0.1:1".parse().expect("addr");
+    let p = Proxy::start(&config_for(&[dead], ""));
+    // Two failed connects in a row (at start and one interval later) take the server out.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(p.admin, "/readyz").status != 503 {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never said 503 with nothing listening"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let up = echo();
+    let p2 = Proxy::start(&config_for(&[up.addr], ""));
+    assert_eq!(get(p2.admin, "/readyz").status, 200);
+    assert_eq!(get(p2.http, "/").status, 200);
+}

@@ -75,6 +75,7 @@ type Handler = dyn Fn(&Seen) -> Reply + Send + Sync;
 pub struct Upstream {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// Connections that carried at least one request (health-check probes do not count).
     pub connections: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
@@ -93,9 +94,8 @@ impl Upstream {
             while !st.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        c.fetch_add(1, Ordering::Relaxed);
-                        let (h, s) = (handler.clone(), s.clone());
-                        thread::spawn(move || serve_conn(stream, h, s));
+                        let (h, s, c) = (handler.clone(), s.clone(), c.clone());
+                        thread::spawn(move || serve_conn(stream, h, s, c));
                     }
                     Err(_) => thread::sleep(Duration::from_millis(5)),
                 }
@@ -129,14 +129,24 @@ impl Drop for Upstream {
     }
 }
 
-fn serve_conn(stream: TcpStream, handler: Arc<Handler>, seen: Arc<Mutex<Vec<Seen>>>) {
+fn serve_conn(
+    stream: TcpStream,
+    handler: Arc<Handler>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    used: Arc<AtomicUsize>,
+) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut counted = false;
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut writer = stream;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return;
+        }
+        if !counted {
+            used.fetch_add(1, Ordering::Relaxed);
+            counted = true;
         }
         let mut parts = line.trim_end().splitn(3, ' ');
         let method = parts.next().unwrap_or("").to_string();
