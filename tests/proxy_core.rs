@@ -667,3 +667,37 @@ fn without_an_http_check_readyz_follows_a_tcp_check() {
     assert_eq!(get(p2.admin, "/readyz").status, 200);
     assert_eq!(get(p2.http, "/").status, 200);
 }
+
+#[test]
+fn https_with_http1_goes_through_the_head_guard() {
+    let up = echo();
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert_pem, tls) = self_signed_tls(dir.path(), "");
+    let p = Proxy::start(&config_for(&[up.addr], &format!("{tls}{LIMITS}")));
+    let https = p.https.expect("https");
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("pem"))
+        .resolve("localhost", https)
+        .http1_only()
+        .build()
+        .expect("client");
+    let base = format!("https://localhost:{}", https.port());
+    for _ in 0..3 {
+        let r = client
+            .get(format!("{base}/page/"))
+            .send()
+            .expect("h1 over tls");
+        assert_eq!(r.version(), reqwest::Version::HTTP_11);
+        assert_eq!(r.status(), 200);
+    }
+    let r = client
+        .get(format!("{base}/{}", "u".repeat(300)))
+        .send()
+        .expect("h1 over tls");
+    assert_eq!(r.status(), 414);
+    assert_eq!(up.count(), 3);
+    assert!(up
+        .requests()
+        .iter()
+        .all(|s| s.header("x-forwarded-proto") == Some("https")));
+}
