@@ -69,7 +69,10 @@ fn a_hundred_thousand_distinct_paths_users_and_sessions_stay_bounded() {
     ));
 
     flood(p.http, 0, 10_000);
-    let m1 = p.metrics();
+    let m1 = p.wait_metric(
+        "authz_edge_requests_total{route=\"other\",status_class=\"4xx\"}",
+        10_000.0 - 50.0,
+    );
     let rss1 = rss_kib(p.pid());
 
     let addr = p.http;
@@ -79,7 +82,10 @@ fn a_hundred_thousand_distinct_paths_users_and_sessions_stay_bounded() {
     for t in threads {
         t.join().expect("flood thread");
     }
-    let m2 = p.metrics();
+    let m2 = p.wait_metric(
+        "authz_edge_requests_total{route=\"other\",status_class=\"4xx\"}",
+        100_000.0 - 50.0,
+    );
     let rss2 = rss_kib(p.pid());
 
     // 50 route labels, then everything is `other`.
@@ -163,7 +169,20 @@ fn malformed_context_headers_from_django_break_nothing() {
             );
         }
     }
-    let m = p.metrics();
+    // Counting happens in the logging phase, after the response: wait for all three.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let m = loop {
+        let m = p.metrics();
+        let total: f64 = m
+            .lines()
+            .filter(|l| l.starts_with("authz_edge_requests_total{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum();
+        if total >= 3.0 || std::time::Instant::now() > deadline {
+            break m;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     // Unusable route headers fall back to the normaliser; an unknown kind is `other`; an
     // overlong user id is dropped, and with the companion's headers present that means
     // "Django said no user": anonymous.

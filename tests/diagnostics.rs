@@ -83,7 +83,7 @@ fn samples_are_rate_limited_hashed_and_redacted() {
     assert_eq!(get(p.http, "/fine/").status, 200);
     wait_until("4 samples", || lines_of(&path).len() >= 4);
     // One first-seen, then the bucket of 3; the other 16 are rate limited.
-    let m = p.metrics();
+    let m = p.wait_metric("authz_edge_samples_total{outcome=\"rate_limited\"}", 16.0);
     assert_eq!(
         metric_value(&m, "authz_edge_samples_total{outcome=\"rate_limited\"}"),
         16.0

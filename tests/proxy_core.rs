@@ -191,8 +191,15 @@ fn no_reachable_server_gives_502_and_a_slow_one_504() {
         p.metric("authz_edge_upstream_errors_total{kind=\"connect\"}"),
         1.0
     );
+    let m = p.wait_metric(
+        "authz_edge_requests_total{route=\"/x/\",status_class=\"5xx\"}",
+        1.0,
+    );
     assert_eq!(
-        p.metric("authz_edge_requests_total{route=\"/x/\",status_class=\"5xx\"}"),
+        metric_value(
+            &m,
+            "authz_edge_requests_total{route=\"/x/\",status_class=\"5xx\"}"
+        ),
         1.0
     );
     drop(p);

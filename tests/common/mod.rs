@@ -396,6 +396,19 @@ impl Proxy {
         metric_value(&self.metrics(), series)
     }
 
+    /// Waits (at most 10 s) until `series` reads `value`; returns the metrics text then.
+    /// Requests are counted in Pingora's logging phase, just after the response is sent.
+    pub fn wait_metric(&self, series: &str, value: f64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = self.metrics();
+            if metric_value(&m, series) == value || Instant::now() > deadline {
+                return m;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Rewrites the config file (same placeholders) and sends SIGHUP.
     pub fn reload(&self, config: &str) {
         let config = config
