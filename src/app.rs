@@ -5,6 +5,7 @@
 //! `limits.header_timeout`, and it is checked against the limits before Pingora parses it.
 //! The bytes read are then handed to Pingora as a pipelined prefix, so nothing is parsed twice.
 
+use crate::error_page;
 use crate::limits::{check_raw_head, HeadState};
 use crate::metrics::RejectReason;
 use crate::proxy::EdgeProxy;
@@ -81,24 +82,13 @@ async fn read_head(
     }
 }
 
-fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        408 => "Request Timeout",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        431 => "Request Header Fields Too Large",
-        _ => "Error",
-    }
-}
-
 /// Answers a refused head and closes: the request never reaches Django.
 async fn refuse(stream: &mut Stream, reason: RejectReason) {
     let status = reason.status();
-    let body = format!("{} {}\n", status, reason_phrase(status));
+    let body = error_page::body(status);
     let resp = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n{body}",
-        reason_phrase(status),
+        error_page::reason(status),
         body.len()
     );
     let _ = timeout(Duration::from_secs(2), async {

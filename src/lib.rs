@@ -11,6 +11,7 @@ pub mod body;
 pub mod classify;
 pub mod config;
 pub mod detector;
+pub mod error_page;
 pub mod forwarding;
 pub mod identity;
 pub mod limits;

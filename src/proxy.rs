@@ -4,9 +4,9 @@ use crate::forwarding::{self, Client};
 use crate::limits;
 use crate::metrics::{RejectReason, UpstreamErrorKind};
 use crate::runtime::{Runtime, Shared};
-use crate::static_files::{self, respond_simple};
+use crate::static_files;
 use crate::telemetry::{self, Observed};
-use crate::{access_log, body, upstream};
+use crate::{access_log, body, error_page, upstream};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -50,14 +50,7 @@ fn is_tls(session: &Session) -> bool {
 /// Refuses a request before it reaches Django.
 async fn reject(shared: &Shared, session: &mut Session, ctx: &mut RequestCtx, r: RejectReason) {
     shared.metrics.count_rejected(r);
-    let body = match r.status() {
-        411 => "411 Length Required\n",
-        413 => "413 Content Too Large\n",
-        414 => "414 URI Too Long\n",
-        431 => "431 Request Header Fields Too Large\n",
-        _ => "400 Bad Request\n",
-    };
-    ctx.status = respond_simple(session, r.status(), body, None).await;
+    ctx.status = error_page::respond(session, r.status(), None).await;
 }
 
 /// Answers a plain-HTTP request with a redirect to HTTPS on `port`.
@@ -269,14 +262,7 @@ impl ProxyHttp for EdgeProxy {
             _ => 500,
         };
         if code > 0 && session.response_written().is_none() {
-            let body = match code {
-                413 => "413 Content Too Large\n",
-                502 => "502 Bad Gateway: the application server could not be reached\n",
-                504 => "504 Gateway Timeout: the application server did not answer in time\n",
-                400 => "400 Bad Request\n",
-                _ => "500 Internal Server Error\n",
-            };
-            respond_simple(session, code, body, None).await;
+            error_page::respond(session, code, None).await;
         }
         ctx.status = code;
         FailToProxy {

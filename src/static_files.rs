@@ -4,6 +4,7 @@
 //! `.gz` sibling first, else on the fly for small text files). Traversal is refused in every
 //! encoding before the file system is touched.
 
+use crate::error_page;
 use crate::runtime::StaticMount;
 use bytes::Bytes;
 use http::{header, HeaderMap, Method};
@@ -165,12 +166,12 @@ pub async fn serve(session: &mut Session, mount: &StaticMount, raw_path: &str) -
     let req = session.req_header();
     let method = req.method.clone();
     if method != Method::GET && method != Method::HEAD {
-        return respond_simple(session, 405, "405 Method Not Allowed\n", Some("GET, HEAD")).await;
+        return error_page::respond(session, 405, Some("GET, HEAD")).await;
     }
     let rest = &raw_path[mount.prefix.len()..];
     let path = match resolve(&mount.root, rest) {
         Resolved::File(p) => p,
-        Resolved::Refused => return respond_simple(session, 400, "400 Bad Request\n", None).await,
+        Resolved::Refused => return error_page::respond(session, 400, None).await,
     };
     // A symlink or odd path leaving the root is refused after canonicalisation too.
     let inside = match (
@@ -182,7 +183,7 @@ pub async fn serve(session: &mut Session, mount: &StaticMount, raw_path: &str) -
     };
     let meta = match tokio::fs::metadata(&path).await {
         Ok(m) if m.is_file() && inside => m,
-        _ => return respond_simple(session, 404, "404 Not Found\n", None).await,
+        _ => return error_page::respond(session, 404, None).await,
     };
     let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
     let len = meta.len();
@@ -336,36 +337,6 @@ async fn stream_file(session: &mut Session, path: &Path, start: u64, n: u64) {
             }
         }
     }
-}
-
-/// Writes a small proxy-made response; returns its status.
-pub async fn respond_simple(
-    session: &mut Session,
-    status: u16,
-    body: &'static str,
-    allow: Option<&'static str>,
-) -> u16 {
-    let Ok(mut resp) = ResponseHeader::build(status, Some(4)) else {
-        return status;
-    };
-    let _ = resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8");
-    let _ = resp.insert_header(header::CONTENT_LENGTH, body.len().to_string());
-    let _ = resp.insert_header(header::CACHE_CONTROL, "no-store");
-    if let Some(a) = allow {
-        let _ = resp.insert_header(header::ALLOW, a);
-    }
-    let head_only = session.req_header().method == Method::HEAD;
-    if session
-        .write_response_header(Box::new(resp), head_only)
-        .await
-        .is_ok()
-        && !head_only
-    {
-        let _ = session
-            .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
-            .await;
-    }
-    status
 }
 
 #[cfg(test)]
