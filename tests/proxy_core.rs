@@ -708,3 +708,75 @@ fn https_with_http1_goes_through_the_head_guard() {
         .iter()
         .all(|s| s.header("x-forwarded-proto") == Some("https")));
 }
+
+#[test]
+fn a_websocket_upgrade_passes_through() {
+    use std::io::{BufRead, Read};
+    // An upstream that switches protocols, then echoes what it receives.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let up_addr = listener.local_addr().expect("addr");
+    let seen_head = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = seen_head.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut r = BufReader::new(stream.try_clone().expect("clone"));
+            let mut w = stream;
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            if !head.to_ascii_lowercase().contains("upgrade: websocket") {
+                continue; // a health-check probe
+            }
+            *seen.lock().expect("lock") = head;
+            let _ = w.write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Authz-Route: /ws/\r\n\r\n",
+            );
+            let mut buf = [0u8; 64];
+            while let Ok(n) = r.read(&mut buf) {
+                if n == 0 || w.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let p = Proxy::start(&config_for(&[up_addr], ""));
+    let mut s = TcpStream::connect(p.http).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(
+        b"GET /ws/ HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .expect("write");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut status = String::new();
+    r.read_line(&mut status).expect("status line");
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    let mut headers = String::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).expect("header");
+        if line == "\r\n" {
+            break;
+        }
+        headers.push_str(&line.to_ascii_lowercase());
+    }
+    assert!(headers.contains("upgrade: websocket"), "{headers}");
+    assert!(
+        !headers.contains("x-authz"),
+        "context header leaked: {headers}"
+    );
+    s.write_all(b"ping-frame").expect("write frame");
+    let mut echo = [0u8; 10];
+    r.read_exact(&mut echo).expect("echo");
+    assert_eq!(&echo, b"ping-frame");
+    let head = seen_head.lock().expect("lock").to_ascii_lowercase();
+    assert!(
+        head.contains("connection: upgrade") && head.contains("upgrade: websocket"),
+        "{head}"
+    );
+}
