@@ -18,7 +18,7 @@ const STATUSES: [u16; 2] = [401, 403];
 const TOP: usize = 5;
 
 /// One tick's deltas for a route.
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct Deltas {
     kinds: [[u64; 5]; 2],
     permissions: Vec<(Arc<str>, u64)>,
@@ -100,8 +100,14 @@ impl Detector {
                     zero_history: may_alarm,
                 });
             let deltas = state.read_deltas();
+            let counts = deltas.kinds.map(|k| k.iter().sum::<u64>());
+            // The window (for the top lists) includes this tick from here on.
+            state.window.push_back(deltas);
+            if state.window.len() > t.window {
+                state.window.pop_front();
+            }
             for (s, status) in STATUSES.iter().enumerate() {
-                let count: u64 = deltas.kinds[s].iter().sum();
+                let count = counts[s];
                 if count > 0 {
                     state.seen[s] = true;
                 }
@@ -135,16 +141,12 @@ impl Detector {
                     metrics.spikes_total.with_label_values(&labels).inc();
                     state.spike_since[s] = Some(now);
                     records.push(Record::Spike(Box::new(
-                        state.spike_record(metrics, *status, s, &tick, &deltas, now),
+                        state.spike_record(metrics, *status, s, &tick, now),
                     )));
                 }
                 if tick.cleared {
                     state.spike_since[s] = None;
                 }
-            }
-            state.window.push_back(deltas);
-            if state.window.len() > t.window {
-                state.window.pop_front();
             }
         }
         records
@@ -227,13 +229,9 @@ impl RouteState {
         status: u16,
         s: usize,
         tick: &Tick,
-        latest: &Deltas,
         now: SystemTime,
     ) -> SpikeRecord {
-        // The top lists cover the window including this tick.
-        let mut window = self.window.clone();
-        window.push_back(latest.clone());
-        let view = WindowView { window: &window };
+        let view = self.view();
         let changed = metrics.release_changed_at();
         SpikeRecord {
             ts: rfc3339_millis(now),

@@ -180,11 +180,6 @@ impl Series {
     pub fn learning(&self) -> (u32, f64) {
         (self.learned, self.mean)
     }
-
-    /// Whether the series holds nothing worth keeping (for pruning idle routes).
-    pub fn idle(&self) -> bool {
-        !self.active && self.sum == 0 && self.mean < 1e-3
-    }
 }
 
 /// `ln P(X ≥ n)` for `X ~ Poisson(lambda)`, for real `n` (rounded up) and `lambda > 0`.

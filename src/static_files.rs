@@ -229,25 +229,18 @@ pub async fn serve(session: &mut Session, mount: &StaticMount, raw_path: &str) -
                 Err(_) => return 500,
             };
             let _ = r.insert_header(header::CONTENT_RANGE, format!("bytes */{len}"));
-            let _ = r.insert_header(header::CONTENT_LENGTH, "0");
-            let _ = session.write_response_header(Box::new(r), true).await;
+            send(session, r, Body::Bytes(Bytes::new()), head_only).await;
             return 416;
         }
         Some(Some((start, end))) => {
             resp.set_status(206).ok();
             let _ = resp.insert_header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
-            let n = end - start + 1;
-            let _ = resp.insert_header(header::CONTENT_LENGTH, n.to_string());
-            let head_end = head_only || n == 0;
-            if session
-                .write_response_header(Box::new(resp), head_end)
-                .await
-                .is_err()
-                || head_end
-            {
-                return 206;
-            }
-            stream_file(session, &path, start, n).await;
+            let part = Body::File {
+                path: &path,
+                start,
+                len: end - start + 1,
+            };
+            send(session, resp, part, head_only).await;
             return 206;
         }
         None => {}
@@ -260,15 +253,12 @@ pub async fn serve(session: &mut Session, mount: &StaticMount, raw_path: &str) -
         if let Ok(gz_meta) = tokio::fs::metadata(&gz_path).await {
             if gz_meta.is_file() {
                 let _ = resp.insert_header(header::CONTENT_ENCODING, "gzip");
-                let _ = resp.insert_header(header::CONTENT_LENGTH, gz_meta.len().to_string());
-                if session
-                    .write_response_header(Box::new(resp), head_only)
-                    .await
-                    .is_ok()
-                    && !head_only
-                {
-                    stream_file(session, &gz_path, 0, gz_meta.len()).await;
-                }
+                let gz = Body::File {
+                    path: &gz_path,
+                    start: 0,
+                    len: gz_meta.len(),
+                };
+                send(session, resp, gz, head_only).await;
                 return 200;
             }
         }
@@ -279,17 +269,7 @@ pub async fn serve(session: &mut Session, mount: &StaticMount, raw_path: &str) -
                 if enc.write_all(&raw).is_ok() {
                     if let Ok(gz) = enc.finish() {
                         let _ = resp.insert_header(header::CONTENT_ENCODING, "gzip");
-                        let _ = resp.insert_header(header::CONTENT_LENGTH, gz.len().to_string());
-                        if session
-                            .write_response_header(Box::new(resp), head_only)
-                            .await
-                            .is_ok()
-                            && !head_only
-                        {
-                            let _ = session
-                                .write_response_body(Some(Bytes::from(gz)), true)
-                                .await;
-                        }
+                        send(session, resp, Body::Bytes(Bytes::from(gz)), head_only).await;
                         return 200;
                     }
                 }
@@ -297,17 +277,47 @@ pub async fn serve(session: &mut Session, mount: &StaticMount, raw_path: &str) -
         }
     }
 
-    let _ = resp.insert_header(header::CONTENT_LENGTH, len.to_string());
-    let head_end = head_only || len == 0;
-    if session
-        .write_response_header(Box::new(resp), head_end)
-        .await
-        .is_ok()
-        && !head_end
-    {
-        stream_file(session, &path, 0, len).await;
-    }
+    let whole = Body::File {
+        path: &path,
+        start: 0,
+        len,
+    };
+    send(session, resp, whole, head_only).await;
     200
+}
+
+/// What follows a response header.
+enum Body<'a> {
+    Bytes(Bytes),
+    File {
+        path: &'a Path,
+        start: u64,
+        len: u64,
+    },
+}
+
+/// Sends `resp` with its `Content-Length` taken from `body`; no body for HEAD or when empty.
+async fn send(session: &mut Session, mut resp: ResponseHeader, body: Body<'_>, head_only: bool) {
+    let len = match &body {
+        Body::Bytes(b) => b.len() as u64,
+        Body::File { len, .. } => *len,
+    };
+    let _ = resp.insert_header(header::CONTENT_LENGTH, len.to_string());
+    let end = head_only || len == 0;
+    if session
+        .write_response_header(Box::new(resp), end)
+        .await
+        .is_err()
+        || end
+    {
+        return;
+    }
+    match body {
+        Body::Bytes(b) => {
+            let _ = session.write_response_body(Some(b), true).await;
+        }
+        Body::File { path, start, len } => stream_file(session, path, start, len).await,
+    }
 }
 
 /// Streams `n` bytes of a file from `start`, in chunks.
