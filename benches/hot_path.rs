@@ -1,18 +1,21 @@
-//! Hot-path benches: route matching, classification, header stripping, metric recording and the
-//! sampler's decision, for a plain 2xx and for a 403 with the companion's headers.
+//! Hot-path benches: route matching, classification, header stripping, the upstream request
+//! rewrite, metric recording and the sampler's decision, for a plain 2xx and for a 403 with the
+//! companion's headers.
 //!
 //! cargo bench --bench hot_path
 
 use authz_edge::classify::classify;
-use authz_edge::forwarding::strip_context_from_response;
+use authz_edge::forwarding::{
+    prepare_upstream_request, request_id, strip_context_from_response, Client,
+};
 use authz_edge::identity::HashKey;
 use authz_edge::metrics::Metrics;
 use authz_edge::routes::{with_normalised, Pattern, RouteMatcher};
-use authz_edge::runtime::ContextHeaders;
+use authz_edge::runtime::{ContextHeaders, Runtime};
 use authz_edge::telemetry::{record, Observed};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::HeaderMap;
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 
 fn names() -> ContextHeaders {
     ContextHeaders::default()
@@ -104,6 +107,33 @@ fn bench_strip(c: &mut Criterion) {
     });
 }
 
+/// The request Django sees: forwarded headers, request id, hop-by-hop and context removal.
+fn bench_forwarding(c: &mut Criterion) {
+    let config = authz_edge::config::parse(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n",
+    )
+    .expect("config");
+    let rt = Runtime::build(config, 1, &Metrics::new(200, 200)).expect("runtime");
+    let client = Client {
+        ip: Some("192.0.2.17".parse().expect("ip")),
+        tls: false,
+    };
+    let mut base = RequestHeader::build("GET", b"/reports/42/", None).expect("req");
+    base.insert_header("Host", "example.com").expect("h");
+    base.insert_header("User-Agent", "bench").expect("h");
+    base.insert_header("Accept", "*/*").expect("h");
+    c.bench_function("prepare_upstream_request/plain", |b| {
+        b.iter_batched_ref(
+            || base.clone(),
+            |r| prepare_upstream_request(r, &rt, &client, "0123456789abcdef0123456789abcdef"),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    c.bench_function("request_id/new", |b| {
+        b.iter(|| request_id(black_box(&base)))
+    });
+}
+
 fn bench_record(c: &mut Criterion) {
     let metrics = Metrics::new(200, 200);
     let route = metrics.routes.get("/reports/<int:pk>/export/");
@@ -171,6 +201,7 @@ criterion_group!(
     bench_routes,
     bench_classify,
     bench_strip,
+    bench_forwarding,
     bench_record,
     bench_sampler
 );

@@ -33,23 +33,27 @@ pub fn is_context_header(name: &str, ctx: &ContextHeaders) -> bool {
 
 /// Removes every context header from a response, whatever its status.
 ///
-/// One scan over the names; removals only when a context header is present, and no allocation
-/// for up to eight of them (the companion sends two on every response, six on a denial).
+/// One scan over the names. The configured names (the companion sends two on every response,
+/// six on a denial) are removed by reference; only stray spellings are cloned.
 pub fn strip_context_from_response(resp: &mut ResponseHeader, ctx: &ContextHeaders) {
-    let mut found: [Option<HeaderName>; 8] = Default::default();
-    let mut n = 0;
-    let mut more: Vec<HeaderName> = Vec::new();
+    let mut configured = [false; 6];
+    let mut strays: Vec<HeaderName> = Vec::new();
     for k in resp.headers.keys() {
-        if is_context_header(k.as_str(), ctx) {
-            if n < found.len() {
-                found[n] = Some(k.clone());
-                n += 1;
-            } else {
-                more.push(k.clone());
-            }
+        if let Some(i) = ctx.all.iter().position(|h| h == k) {
+            configured[i] = true;
+        } else if is_context_header(k.as_str(), ctx) {
+            strays.push(k.clone());
         }
     }
-    for name in found.iter().take(n).flatten().chain(more.iter()) {
+    for (name, _) in ctx
+        .all
+        .iter()
+        .zip(configured)
+        .filter(|(_, present)| *present)
+    {
+        resp.remove_header(name);
+    }
+    for name in &strays {
         resp.remove_header(name);
     }
 }
@@ -69,6 +73,14 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+/// Client-supplied forwarding headers, rewritten or checked below.
+const FORWARDED: [HeaderName; 5] = [
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    X_FORWARDED_PORT,
+    X_REAL_IP,
+];
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What is known of the client connection.
@@ -78,13 +90,83 @@ pub struct Client {
 }
 
 /// Rewrites the request Django will see.
+///
+/// One scan over the names decides what to remove, so a request without hop-by-hop, context or
+/// forwarded headers pays for no removals; names are inserted as `&'static str` (title case on
+/// the wire, one allocation fewer than a `HeaderName` in Pingora's case-preserving map).
 pub fn prepare_upstream_request(
     req: &mut RequestHeader,
     rt: &Runtime,
     client: &Client,
     request_id: &str,
 ) {
-    // Connection-listed headers go too; an Upgrade (WebSocket) handshake keeps its two headers.
+    let mut hop_by_hop = false;
+    let mut forwarded = false;
+    let mut has_host = false;
+    // Underscored names (nginx drops them: Django folds `_` and `-` into one META key, so a
+    // client could shadow a header a trusted proxy set) and context headers from the client.
+    let mut drop: Vec<HeaderName> = Vec::new();
+    for k in req.headers.keys() {
+        if HOP_BY_HOP.contains(k) || *k == header::UPGRADE {
+            hop_by_hop = true;
+        } else if FORWARDED.contains(k) {
+            forwarded = true;
+        } else if *k == header::HOST {
+            has_host = true;
+        } else if k.as_str().contains('_') || is_context_header(k.as_str(), &rt.context) {
+            drop.push(k.clone());
+        }
+    }
+    if hop_by_hop {
+        remove_hop_by_hop(req);
+    }
+    for n in &drop {
+        req.remove_header(n);
+    }
+
+    // HTTP/2 carries the host in :authority; Django needs a Host header.
+    if !has_host {
+        if let Some(auth) = req.uri.authority().map(|a| a.as_str().to_string()) {
+            let _ = req.insert_header(header::HOST, auth);
+        }
+    }
+
+    let trusted = client.ip.is_some_and(|ip| rt.is_trusted(ip));
+    let ip = client
+        .ip
+        .map(ip_value)
+        .unwrap_or(HeaderValue::from_static(""));
+    let proto = HeaderValue::from_static(scheme(client.tls));
+    if trusted && forwarded {
+        let xff = req
+            .headers
+            .get(X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| HeaderValue::from_str(&format!("{v}, {}", show(&ip))).ok());
+        let _ = req.insert_header("X-Forwarded-For", xff.unwrap_or_else(|| ip.clone()));
+        if !req.headers.contains_key(X_FORWARDED_PROTO) {
+            let _ = req.insert_header("X-Forwarded-Proto", proto);
+        }
+        if !req.headers.contains_key(X_REAL_IP) {
+            let _ = req.insert_header("X-Real-IP", ip);
+        }
+    } else {
+        let _ = req.insert_header("X-Forwarded-For", ip.clone());
+        let _ = req.insert_header("X-Forwarded-Proto", proto);
+        let _ = req.insert_header("X-Real-IP", ip);
+        if forwarded && !trusted {
+            req.remove_header(&X_FORWARDED_HOST);
+            req.remove_header(&X_FORWARDED_PORT);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        let _ = req.insert_header("X-Request-Id", v);
+    }
+}
+
+/// Removes hop-by-hop headers and those listed in Connection; an Upgrade (WebSocket)
+/// handshake keeps its two headers.
+fn remove_hop_by_hop(req: &mut RequestHeader) {
     let upgrade = req
         .headers
         .get(header::CONNECTION)
@@ -111,51 +193,37 @@ pub fn prepare_upstream_request(
     } else {
         req.remove_header(&header::UPGRADE);
     }
+}
 
-    // Underscored names (nginx drops them: Django folds `_` and `-` into one META key, so a
-    // client could shadow a header a trusted proxy set) and context headers from the client.
-    let drop: Vec<HeaderName> = req
-        .headers
-        .keys()
-        .filter(|k| k.as_str().contains('_') || is_context_header(k.as_str(), &rt.context))
-        .cloned()
-        .collect();
-    for n in drop {
-        req.remove_header(&n);
+/// The client address as a header value; IPv4 without the formatting machinery.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    let IpAddr::V4(v4) = ip else {
+        return HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static(""));
+    };
+    let mut buf = [0u8; 15];
+    let mut n = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        let (h, t, o) = (octet / 100, octet / 10 % 10, octet % 10);
+        if h > 0 {
+            buf[n] = b'0' + h;
+            n += 1;
+        }
+        if h > 0 || t > 0 {
+            buf[n] = b'0' + t;
+            n += 1;
+        }
+        buf[n] = b'0' + o;
+        n += 1;
     }
+    HeaderValue::from_bytes(&buf[..n]).unwrap_or(HeaderValue::from_static(""))
+}
 
-    // HTTP/2 carries the host in :authority; Django needs a Host header.
-    if !req.headers.contains_key(header::HOST) {
-        if let Some(auth) = req.uri.authority().map(|a| a.as_str().to_string()) {
-            let _ = req.insert_header(header::HOST, auth);
-        }
-    }
-
-    let trusted = client.ip.is_some_and(|ip| rt.is_trusted(ip));
-    let ip = client.ip.map(|ip| ip.to_string()).unwrap_or_default();
-    if trusted {
-        let xff = req
-            .headers
-            .get(X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| format!("{v}, {ip}"));
-        let _ = req.insert_header(X_FORWARDED_FOR, xff.unwrap_or_else(|| ip.clone()));
-        if !req.headers.contains_key(X_FORWARDED_PROTO) {
-            let _ = req.insert_header(X_FORWARDED_PROTO, scheme(client.tls));
-        }
-        if !req.headers.contains_key(X_REAL_IP) {
-            let _ = req.insert_header(X_REAL_IP, ip.as_str());
-        }
-    } else {
-        let _ = req.insert_header(X_FORWARDED_FOR, ip.as_str());
-        let _ = req.insert_header(X_FORWARDED_PROTO, scheme(client.tls));
-        let _ = req.insert_header(X_REAL_IP, ip.as_str());
-        req.remove_header(&X_FORWARDED_HOST);
-        req.remove_header(&X_FORWARDED_PORT);
-    }
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        let _ = req.insert_header(X_REQUEST_ID, v);
-    }
+fn show(v: &HeaderValue) -> &str {
+    v.to_str().unwrap_or_default()
 }
 
 fn scheme(tls: bool) -> &'static str {
@@ -185,7 +253,12 @@ pub fn request_id(req: &RequestHeader) -> String {
             }
         }
     }
-    format!("{:032x}", rand::random::<u128>())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let r = rand::random::<u128>();
+    (0..32)
+        .rev()
+        .map(|i| HEX[((r >> (i * 4)) & 0xf) as usize] as char)
+        .collect()
 }
 
 #[cfg(test)]
@@ -217,6 +290,35 @@ mod tests {
         ] {
             assert!(!is_context_header(n, &c), "{n}");
         }
+    }
+
+    #[test]
+    fn client_address_values() {
+        for ip in [
+            "0.0.0.0",
+            "10.0.0.1",
+            "127.0.0.1",
+            "192.168.100.5",
+            "203.0.113.90",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::ffff:192.0.2.1",
+        ] {
+            let v = ip_value(ip.parse().expect("ip"));
+            assert_eq!(v.to_str().expect("ascii"), ip);
+        }
+    }
+
+    #[test]
+    fn new_request_ids_are_32_hex() {
+        let req = RequestHeader::build("GET", b"/", None).expect("req");
+        let a = request_id(&req);
+        let b = request_id(&req);
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b);
     }
 
     #[test]

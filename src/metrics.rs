@@ -641,7 +641,7 @@ impl Metrics {
     }
 
     /// Notes the release Django reports; only a change takes the slow path.
-    pub fn observe_release(&self, release: &str, now_unix: f64) {
+    pub fn observe_release(&self, release: &str, now_unix: impl FnOnce() -> f64) {
         if self.release.load().as_deref().map(String::as_str) == Some(release) {
             return;
         }
@@ -653,7 +653,7 @@ impl Metrics {
         // The first release seen since start is not a change: what came before is unknown.
         if let Some(old) = old {
             let _ = self.release_info.remove_label_values(&[old.as_str()]);
-            self.release_changed.set(now_unix);
+            self.release_changed.set(now_unix());
         }
         self.release_info.with_label_values(&[release]).set(1);
         self.release.store(Some(Arc::new(release.to_string())));
@@ -719,14 +719,14 @@ mod tests {
     #[test]
     fn release_change_replaces_the_series() {
         let m = Metrics::new(3, 2);
-        m.observe_release("v1", 100.0);
-        m.observe_release("v1", 200.0);
+        m.observe_release("v1", || 100.0);
+        m.observe_release("v1", || 200.0);
         assert_eq!(
             m.release_changed_at(),
             0.0,
             "the first release seen is not a change"
         );
-        m.observe_release("v2", 300.0);
+        m.observe_release("v2", || 300.0);
         let text = String::from_utf8(m.render(0)).expect("utf8");
         assert!(text.contains("authz_edge_release_info{release=\"v2\"} 1"));
         assert!(!text.contains("release=\"v1\""));

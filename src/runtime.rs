@@ -16,8 +16,10 @@ use http::HeaderName;
 use pingora::lb::health_check::{HttpHealthCheck, TcpHealthCheck};
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::LoadBalancer;
+use pingora::prelude::HttpPeer;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +42,14 @@ pub struct Upstream {
     pub fail_timeout: Duration,
     down_until: Vec<std::sync::atomic::AtomicU64>,
     epoch: std::time::Instant,
+    /// Per server, whether the health check holds it ready; copied from the load balancer
+    /// after every check so that picking a server reads one flag instead of a hash map.
+    /// Ready until a check says otherwise, as in Pingora.
+    ready: Vec<AtomicBool>,
+    /// Round-robin position.
+    next: AtomicUsize,
+    /// Per server, the peer handed to Pingora (timeouts set once, cloned per request).
+    pub peers: Vec<HttpPeer>,
 }
 
 impl Upstream {
@@ -51,7 +61,7 @@ impl Upstream {
     pub fn mark_failed(&self, idx: usize) {
         if let Some(d) = self.down_until.get(idx) {
             let until = self.now_ms() + self.fail_timeout.as_millis() as u64;
-            d.store(until, std::sync::atomic::Ordering::Relaxed);
+            d.store(until, Ordering::Relaxed);
         }
     }
 
@@ -59,13 +69,35 @@ impl Upstream {
     pub fn recently_failed(&self, idx: usize) -> bool {
         self.down_until
             .get(idx)
-            .is_some_and(|d| d.load(std::sync::atomic::Ordering::Relaxed) > self.now_ms())
+            .is_some_and(|d| d.load(Ordering::Relaxed) > self.now_ms())
     }
 
     /// Whether at least one server is currently healthy.
     pub fn any_healthy(&self) -> bool {
+        self.ready.iter().any(|r| r.load(Ordering::Relaxed))
+    }
+
+    /// Whether the health check holds server `idx` ready.
+    pub fn is_ready(&self, idx: usize) -> bool {
+        self.ready
+            .get(idx)
+            .is_some_and(|r| r.load(Ordering::Relaxed))
+    }
+
+    /// Copies the load balancer's health verdicts into the per-server flags.
+    pub fn refresh_health(&self) {
         let backends = self.lb.backends();
-        backends.get_backend().iter().any(|b| backends.ready(b))
+        for b in backends.get_backend().iter() {
+            let addr = b.addr.as_inet().copied();
+            if let Some(i) = self.servers.iter().position(|s| Some(*s) == addr) {
+                self.ready[i].store(backends.ready(b), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The next round-robin starting position.
+    pub fn next_start(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed)
     }
 }
 
@@ -203,7 +235,7 @@ impl Runtime {
                 .retries
                 .unwrap_or(servers.len().saturating_sub(1))
                 .min(servers.len().saturating_sub(1)),
-            servers,
+            servers: servers.clone(),
             connect_timeout: config.upstream.connect_timeout.0,
             read_timeout: config.upstream.read_timeout.0,
             write_timeout: config.upstream.write_timeout.0,
@@ -214,7 +246,21 @@ impl Runtime {
                 .map(|_| std::sync::atomic::AtomicU64::new(0))
                 .collect(),
             epoch: std::time::Instant::now(),
+            ready: servers.iter().map(|_| AtomicBool::new(true)).collect(),
+            next: AtomicUsize::new(0),
+            peers: servers
+                .iter()
+                .map(|addr| {
+                    let mut peer = HttpPeer::new(*addr, false, String::new());
+                    peer.options.connection_timeout = Some(config.upstream.connect_timeout.0);
+                    peer.options.read_timeout = Some(config.upstream.read_timeout.0);
+                    peer.options.write_timeout = Some(config.upstream.write_timeout.0);
+                    peer.options.idle_timeout = Some(config.upstream.idle_timeout.0);
+                    peer
+                })
+                .collect(),
         };
+        upstream.refresh_health();
 
         let context = ContextHeaders::from_config(&config.context)?;
 

@@ -58,7 +58,7 @@ pub fn observe_response(
         let v = release.as_bytes();
         if !v.is_empty() && v.len() <= 100 && v.iter().all(u8::is_ascii_graphic) {
             if let Ok(s) = std::str::from_utf8(v) {
-                shared.metrics.observe_release(s, unix_now().1);
+                shared.metrics.observe_release(s, || unix_now().1);
             }
         }
     }

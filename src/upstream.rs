@@ -16,30 +16,17 @@ use tokio::time::Instant;
 /// preferring servers that have not failed recently (nginx's `fail_timeout`).
 pub fn pick_peer(rt: &Runtime, tried: u64) -> Option<(Box<HttpPeer>, usize)> {
     let up = &rt.upstream;
-    let index_of = |b: &pingora::lb::Backend| {
-        let addr = b.addr.as_inet().copied();
-        up.servers.iter().position(|s| Some(*s) == addr)
-    };
+    let n = up.servers.len();
+    let start = up.next_start();
     let untried = |i: usize| i >= 64 || tried & (1 << i) == 0;
-    let backend = up
-        .lb
-        .select_with(b"", 256, |b, healthy| {
-            healthy && index_of(b).is_some_and(|i| untried(i) && !up.recently_failed(i))
-        })
-        .or_else(|| {
-            // Every candidate failed recently: try them anyway rather than fail outright.
-            up.lb.select_with(b"", 256, |b, healthy| {
-                healthy && index_of(b).is_some_and(untried)
-            })
-        })?;
-    let addr = backend.addr.as_inet().copied()?;
-    let idx = up.servers.iter().position(|s| *s == addr).unwrap_or(0);
-    let mut peer = HttpPeer::new(addr, false, String::new());
-    peer.options.connection_timeout = Some(up.connect_timeout);
-    peer.options.read_timeout = Some(up.read_timeout);
-    peer.options.write_timeout = Some(up.write_timeout);
-    peer.options.idle_timeout = Some(up.idle_timeout);
-    Some((Box::new(peer), idx))
+    let candidate = |avoid_failed: bool| {
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| up.is_ready(i) && untried(i) && !(avoid_failed && up.recently_failed(i)))
+    };
+    // Every candidate failed recently: try them anyway rather than fail outright.
+    let idx = candidate(true).or_else(|| candidate(false))?;
+    Some((Box::new(up.peers.get(idx)?.clone()), idx))
 }
 
 /// Marks the server behind `peer` as recently failed.
@@ -98,6 +85,7 @@ impl BackgroundService for HealthChecker {
             }
             if Instant::now() >= next_check {
                 rt.upstream.lb.backends().run_health_check(true).await;
+                rt.upstream.refresh_health();
                 next_check = Instant::now() + rt.upstream.health_interval;
             }
             drop(rt);
