@@ -2,15 +2,19 @@
 """Load comparison on loopback, interleaved (A B C D A B C D ...), medians over rounds.
 
 A: the upstream directly (a second nginx returning fixed 200 and 403 responses with the
-   context headers); B: nginx as the proxy, configured like authz-edge; C: authz-edge with
-   telemetry on (file sink, sampling); D: authz-edge with telemetry off (sink none).
+   context headers); B: nginx as the proxy, configured like authz-edge; P: plain Pingora, a
+   passthrough with Pingora's defaults (--plain-pingora); C: authz-edge with telemetry on (file
+   sink, sampling); D: authz-edge with telemetry off (sink none).
 Optional E (--stalled-sink): C with its HTTP sink pointed at a server that never answers.
 
-Reports per variant: CPU µs per request of the proxy process (from /proc/PID/stat), requests
-per second, p50 and p99 latency (wrk, closed loop), peak RSS; then the ratios C/B, C/D, D/B.
-Every run is bounded by --duration; all traffic stays on 127.0.0.1.
+Reports per variant: CPU µs per request of the proxy process (from /proc/PID/stat; user and
+system apart), requests per second, p50 and p99 latency (wrk, closed loop), p99 at a fixed
+open-loop rate (--openloop, --open-loop-rate), peak RSS; then the ratios C/B, C/D, D/B, C/P,
+D/P and E/C. The order of the variants rotates from round to round. Every run is bounded by
+--duration; all traffic stays on 127.0.0.1.
 """
 import argparse
+import json
 import os
 import re
 import signal
@@ -44,7 +48,7 @@ def free_port():
     return p
 
 
-def wait_port(port, timeout=20):
+def wait_port(port, timeout=90):
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
@@ -55,11 +59,14 @@ def wait_port(port, timeout=20):
     sys.exit(f"nothing listening on {port}")
 
 
-def nginx_conf(tmp, name, body, workers):
+def nginx_conf(tmp, name, body, workers, single_process=False):
     d = os.path.join(tmp, name)
     os.makedirs(os.path.join(d, "logs"), exist_ok=True)
+    # Under callgrind the worker must be the process that valgrind runs.
+    master = "master_process off;" if single_process else ""
     conf = f"""
 worker_processes {workers};
+{master}
 daemon off;
 pid {d}/nginx.pid;
 error_log {d}/logs/error.log warn;
@@ -81,21 +88,53 @@ http {{
     return path
 
 
-def start_nginx(conf):
-    return subprocess.Popen(["nginx", "-c", conf, "-p", os.path.dirname(conf)],
+# In --callgrind mode, the proxies run under this prefix with instrumentation off until their
+# measured run.
+WRAP = []
+
+
+def start_nginx(conf, wrap=()):
+    return subprocess.Popen([*wrap, "nginx", "-c", conf, "-p", os.path.dirname(conf)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def callgrind_wrap(tmp, name):
+    return ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+            f"--callgrind-out-file={tmp}/{name}.callgrind"] if WRAP else []
+
+
+def instructions_per_request(tmp, name, pid, port, seconds, connections, threads):
+    """Counts the user-space instructions a proxy executes per request (repeatable, unlike time)."""
+    subprocess.run(["callgrind_control", "-i", "on", str(pid)], capture_output=True, timeout=60)
+    res = run_wrk(port, seconds, connections, threads)
+    subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True, timeout=60)
+    subprocess.run(["callgrind_control", "-i", "off", str(pid)], capture_output=True, timeout=60)
+    dump = f"{tmp}/{name}.callgrind.1"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with open(dump) as f:
+                for line in f:
+                    if line.startswith("totals:"):
+                        return int(line.split()[1]) / max(res["total"], 1), res["total"]
+        except OSError:
+            pass
+        time.sleep(0.5)
+    sys.exit(f"no callgrind dump from {name}")
+
+
 def proc_cpu_ticks(pids):
-    total = 0
+    """(user, system) clock ticks of the processes."""
+    user = system = 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime + stime
+            user += int(fields[11])
+            system += int(fields[12])
         except OSError:
             pass
-    return total
+    return user, system
 
 
 def peak_rss_kib(pids):
@@ -143,6 +182,12 @@ def run_wrk(port, duration, connections, threads):
     return {"rps": rps, "total": total, "p50": p50, "p99": p99, "non2xx": non2xx, "raw": out}
 
 
+def run_openloop(binary, port, rate, seconds, connections):
+    out = subprocess.run([binary, f"127.0.0.1:{port}", str(rate), str(seconds), str(connections)],
+                         capture_output=True, text=True, timeout=seconds + 30).stdout
+    return json.loads(out)
+
+
 def stalled_server():
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -162,6 +207,41 @@ def stalled_server():
     return s.getsockname()[1], s
 
 
+def report_instructions(args, tmp, variants):
+    """--callgrind: user-space instructions per request of each proxy, one after the other."""
+    files = {"B nginx": "B", "P plain Pingora": "P", "C authz-edge, telemetry on": "authz-edge-on",
+             "D authz-edge, telemetry off": "authz-edge-off",
+             "E authz-edge, stalled HTTP sink": "authz-edge-stalled"}
+    per = {}
+    for name, port, pids in variants:
+        if name not in files:
+            continue
+        pid = pids()[0]
+        run_wrk(port, 1, args.connections, args.wrk_threads)  # warm up, uninstrumented
+        per[name], total = instructions_per_request(tmp, files[name], pid, port, args.callgrind,
+                                                    args.connections, args.wrk_threads)
+        print(f"{name}: {per[name]:.0f} instructions/request over {total} requests", file=sys.stderr)
+    print(f"\nauthz-edge instruction counts: callgrind, user space of the proxy process, "
+          f"wrk -t{args.wrk_threads} -c{args.connections} for {args.callgrind}s each, "
+          f"{args.workers} worker(s); instrumentation on only during the measured run.\n")
+    print("| variant | instructions per request |")
+    print("|---|---|")
+    for name, v in per.items():
+        print(f"| {name} | {v:.0f} |")
+    pairs = [("C/B", "C authz-edge, telemetry on", "B nginx"),
+             ("C/D", "C authz-edge, telemetry on", "D authz-edge, telemetry off"),
+             ("D/B", "D authz-edge, telemetry off", "B nginx"),
+             ("C/P", "C authz-edge, telemetry on", "P plain Pingora"),
+             ("D/P", "D authz-edge, telemetry off", "P plain Pingora"),
+             ("P/B", "P plain Pingora", "B nginx"),
+             ("E/C", "E authz-edge, stalled HTTP sink", "C authz-edge, telemetry on")]
+    print("\n| ratio | instructions per request |")
+    print("|---|---|")
+    for label, x, y in pairs:
+        if x in per and y in per:
+            print(f"| {label} | {per[x] / per[y]:.3f} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", required=True)
@@ -172,9 +252,18 @@ def main():
     ap.add_argument("--workers", type=int, default=1, help="nginx worker_processes = authz-edge threads")
     ap.add_argument("--stalled-sink", action="store_true", help="also run C with a stalled HTTP sink (E)")
     ap.add_argument("--authz-edge-extra", default="", help="extra [server] lines for authz-edge, e.g. 'work_stealing = false'")
+    ap.add_argument("--plain-pingora", help="the plain Pingora passthrough binary (variant P)")
+    ap.add_argument("--openloop", help="the open-loop load binary, for p99 at a fixed rate")
+    ap.add_argument("--open-loop-rate", type=int, default=10000, help="requests per second for the open-loop p99")
+    ap.add_argument("--open-loop-connections", type=int, default=64)
+    ap.add_argument("--callgrind", type=int, metavar="SECONDS",
+                    help="instead of timing, count each proxy's instructions per request under "
+                         "callgrind over a SECONDS-long wrk run (repeatable on a noisy machine)")
     args = ap.parse_args()
-    if args.duration > 60 or args.rounds > 10:
-        sys.exit("keep runs bounded: --duration <= 60, --rounds <= 10")
+    if args.duration > 60 or args.rounds > 10 or (args.callgrind or 0) > 60:
+        sys.exit("keep runs bounded: --duration <= 60, --rounds <= 10, --callgrind <= 60")
+    if args.callgrind:
+        WRAP.append("callgrind")
 
     tmp = tempfile.mkdtemp(prefix="authz-edge-load-")
     procs = []
@@ -222,8 +311,8 @@ def main():
             proxy_set_header X-Authz-Reason "";
             proxy_set_header X-App-Release "";
 {hide}        }}
-    }}""", args.workers)
-        procs.append(("nginx", start_nginx(proxy_b)))
+    }}""", args.workers, single_process=bool(WRAP))
+        procs.append(("nginx", start_nginx(proxy_b, callgrind_wrap(tmp, "B"))))
         wait_port(b_port)
 
         def authz_edge(name, extra):
@@ -244,11 +333,20 @@ keepalive_pool = 128
 [limits]
 max_requests_per_connection = 100000
 {extra}""")
-            p = subprocess.Popen([args.binary, "--config", conf], stdout=subprocess.DEVNULL,
+            p = subprocess.Popen([*callgrind_wrap(tmp, name), args.binary, "--config", conf],
+                                 stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, env={**os.environ, "AUTHZ_EDGE_HASH_KEY": "bench"})
             procs.append((name, p))
             wait_port(port)
             return port, p
+
+        if args.plain_pingora:
+            p_port = free_port()
+            p_proc = subprocess.Popen([*callgrind_wrap(tmp, "P"), args.plain_pingora, f"127.0.0.1:{p_port}",
+                                       f"127.0.0.1:{up_port}", str(args.workers)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(("plain-pingora", p_proc))
+            wait_port(p_port)
 
         c_port, c_proc = authz_edge("authz-edge-on", f"""[telemetry]
 enabled = true
@@ -267,6 +365,8 @@ type = "none"
             ("C authz-edge, telemetry on", c_port, lambda: [c_proc.pid]),
             ("D authz-edge, telemetry off", d_port, lambda: [d_proc.pid]),
         ]
+        if args.plain_pingora:
+            variants.insert(2, ("P plain Pingora", p_port, lambda: [p_proc.pid]))
         if args.stalled_sink:
             stall_port, _stall = stalled_server()
             e_port, e_proc = authz_edge("authz-edge-stalled", f"""[telemetry]
@@ -278,43 +378,65 @@ timeout = "60s"
 """)
             variants.append(("E authz-edge, stalled HTTP sink", e_port, lambda: [e_proc.pid]))
 
+        if WRAP:
+            report_instructions(args, tmp, variants)
+            return
         # Warm up every variant briefly (pools, caches), then the interleaved rounds.
         for _, port, _ in variants:
             run_wrk(port, 1, args.connections, args.wrk_threads)
         results = {name: [] for name, _, _ in variants}
         for r in range(args.rounds):
-            for name, port, pids in variants:
+            # Rotate the order each round, so that no variant always runs first or last.
+            for name, port, pids in variants[r % len(variants):] + variants[:r % len(variants)]:
                 before = proc_cpu_ticks(pids())
                 res = run_wrk(port, args.duration, args.connections, args.wrk_threads)
                 after = proc_cpu_ticks(pids())
-                res["cpu_us"] = (after - before) / TICKS * 1e6 / max(res["total"], 1)
+                n = max(res["total"], 1)
+                res["user_us"] = (after[0] - before[0]) / TICKS * 1e6 / n
+                res["sys_us"] = (after[1] - before[1]) / TICKS * 1e6 / n
+                res["cpu_us"] = res["user_us"] + res["sys_us"]
+                res["ol_p99"] = float("nan")
+                if args.openloop:
+                    ol = run_openloop(args.openloop, port, args.open_loop_rate, args.duration,
+                                      args.open_loop_connections)
+                    res["ol_p99"] = ol["p99_ms"] if ol["errors"] == 0 else float("nan")
                 results[name].append(res)
                 print(f"round {r + 1} {name}: {res['rps']:.0f} req/s, p99 {res['p99']:.2f} ms, "
-                      f"{res['cpu_us']:.1f} µs CPU/req, non-2xx {res['non2xx']}", file=sys.stderr)
+                      f"{res['cpu_us']:.1f} µs CPU/req ({res['user_us']:.1f} user), "
+                      f"open-loop p99 {res['ol_p99']:.2f} ms, non-2xx {res['non2xx']}", file=sys.stderr)
         rss = {name: peak_rss_kib(pids()) for name, _, pids in variants}
 
         med = {}
         for name, runs in results.items():
-            med[name] = {k: statistics.median(x[k] for x in runs) for k in ("rps", "p50", "p99", "cpu_us")}
+            med[name] = {k: statistics.median(x[k] for x in runs)
+                         for k in ("rps", "p50", "p99", "cpu_us", "user_us", "sys_us", "ol_p99")}
             med[name]["denied_share"] = statistics.median(x["non2xx"] / max(x["total"], 1) for x in runs)
+        open_loop = (f"; open-loop p99 at {args.open_loop_rate} req/s over {args.open_loop_connections} "
+                     f"connections" if args.openloop else "")
         print(f"\nauthz-edge load comparison: {args.rounds} interleaved rounds x {args.duration}s, "
-              f"wrk -t{args.wrk_threads} -c{args.connections}, {args.workers} worker(s) for each proxy, "
-              f"{os.cpu_count()} CPUs, loopback; medians.\n")
-        print("| variant | CPU µs/req (proxy) | req/s | p50 ms | p99 ms | peak RSS MiB | 403 share |")
-        print("|---|---|---|---|---|---|---|")
+              f"wrk -t{args.wrk_threads} -c{args.connections}{open_loop}, {args.workers} worker(s) for "
+              f"each proxy, {os.cpu_count()} CPUs, loopback; medians.\n")
+        print("| variant | CPU µs/req (proxy) | user | system | req/s | p50 ms | p99 ms | open-loop p99 ms "
+              "| peak RSS MiB | 403 share |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for name in results:
             m = med[name]
-            print(f"| {name} | {m['cpu_us']:.1f} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} | "
-                  f"{rss[name] / 1024:.1f} | {m['denied_share']:.1%} |")
+            print(f"| {name} | {m['cpu_us']:.1f} | {m['user_us']:.1f} | {m['sys_us']:.1f} | {m['rps']:.0f} | "
+                  f"{m['p50']:.2f} | {m['p99']:.2f} | {m['ol_p99']:.2f} | {rss[name] / 1024:.1f} | "
+                  f"{m['denied_share']:.1%} |")
         b, c, d = med["B nginx"], med["C authz-edge, telemetry on"], med["D authz-edge, telemetry off"]
-        print()
-        print("| ratio | CPU/req | throughput | p99 |")
-        print("|---|---|---|---|")
-        for label, x, y in (("C/B", c, b), ("C/D", c, d), ("D/B", d, b)):
-            print(f"| {label} | {x['cpu_us'] / y['cpu_us']:.3f} | {x['rps'] / y['rps']:.3f} | {x['p99'] / y['p99']:.3f} |")
+        pairs = [("C/B", c, b), ("C/D", c, d), ("D/B", d, b)]
+        if args.plain_pingora:
+            p = med["P plain Pingora"]
+            pairs += [("C/P", c, p), ("D/P", d, p), ("P/B", p, b)]
         if args.stalled_sink:
-            e = med["E authz-edge, stalled HTTP sink"]
-            print(f"| E/C (stalled sink) | {e['cpu_us'] / c['cpu_us']:.3f} | {e['rps'] / c['rps']:.3f} | {e['p99'] / c['p99']:.3f} |")
+            pairs.append(("E/C (stalled sink)", med["E authz-edge, stalled HTTP sink"], c))
+        print()
+        print("| ratio | CPU/req | user CPU/req | throughput | p99 | open-loop p99 |")
+        print("|---|---|---|---|---|---|")
+        for label, x, y in pairs:
+            print(f"| {label} | {x['cpu_us'] / y['cpu_us']:.3f} | {x['user_us'] / y['user_us']:.3f} | "
+                  f"{x['rps'] / y['rps']:.3f} | {x['p99'] / y['p99']:.3f} | {x['ol_p99'] / y['ol_p99']:.3f} |")
     finally:
         for _, p in procs:
             try:
