@@ -21,7 +21,7 @@ pub fn pick_peer(rt: &Runtime, tried: u64) -> Option<(Box<HttpPeer>, usize)> {
     let untried = |i: usize| i >= 64 || tried & (1 << i) == 0;
     let candidate = |avoid_failed: bool| {
         (0..n)
-            .map(|k| (start + k) % n)
+            .map(|k| start.wrapping_add(k) % n)
             .find(|&i| up.is_ready(i) && untried(i) && !(avoid_failed && up.recently_failed(i)))
     };
     // Every candidate failed recently: try them anyway rather than fail outright.
