@@ -256,6 +256,9 @@ def main():
     ap.add_argument("--openloop", help="the open-loop load binary, for p99 at a fixed rate")
     ap.add_argument("--open-loop-rate", type=int, default=10000, help="requests per second for the open-loop p99")
     ap.add_argument("--open-loop-connections", type=int, default=64)
+    ap.add_argument("--only", metavar="LETTERS",
+                    help="run only these variants, e.g. CE for a closer look at the stalled sink "
+                         "(ratios need both of their variants)")
     ap.add_argument("--callgrind", type=int, metavar="SECONDS",
                     help="instead of timing, count each proxy's instructions per request under "
                          "callgrind over a SECONDS-long wrk run (repeatable on a noisy machine)")
@@ -378,6 +381,8 @@ timeout = "60s"
 """)
             variants.append(("E authz-edge, stalled HTTP sink", e_port, lambda: [e_proc.pid]))
 
+        if args.only:
+            variants = [v for v in variants if v[0][0] in args.only.upper()]
         if WRAP:
             report_instructions(args, tmp, variants)
             return
@@ -424,17 +429,15 @@ timeout = "60s"
             print(f"| {name} | {m['cpu_us']:.1f} | {m['user_us']:.1f} | {m['sys_us']:.1f} | {m['rps']:.0f} | "
                   f"{m['p50']:.2f} | {m['p99']:.2f} | {m['ol_p99']:.2f} | {rss[name] / 1024:.1f} | "
                   f"{m['denied_share']:.1%} |")
-        b, c, d = med["B nginx"], med["C authz-edge, telemetry on"], med["D authz-edge, telemetry off"]
-        pairs = [("C/B", c, b), ("C/D", c, d), ("D/B", d, b)]
-        if args.plain_pingora:
-            p = med["P plain Pingora"]
-            pairs += [("C/P", c, p), ("D/P", d, p), ("P/B", p, b)]
-        if args.stalled_sink:
-            pairs.append(("E/C (stalled sink)", med["E authz-edge, stalled HTTP sink"], c))
+        letter = {name[0]: m for name, m in med.items()}
+        pairs = [(f"{x}/{y}", letter[x], letter[y])
+                 for x, y in ("CB", "CD", "DB", "CP", "DP", "PB", "EC")
+                 if x in letter and y in letter]
         print()
         print("| ratio | CPU/req | user CPU/req | throughput | p99 | open-loop p99 |")
         print("|---|---|---|---|---|---|")
         for label, x, y in pairs:
+            label = label + " (stalled sink)" if label == "E/C" else label
             print(f"| {label} | {x['cpu_us'] / y['cpu_us']:.3f} | {x['user_us'] / y['user_us']:.3f} | "
                   f"{x['rps'] / y['rps']:.3f} | {x['p99'] / y['p99']:.3f} | {x['ol_p99'] / y['ol_p99']:.3f} |")
     finally:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The load comparison: authz-edge against nginx, in one interleaved run on loopback.
 #   bash benches/load/compare.sh [--rounds 3] [--duration 5] [--connections 32] [--workers 1]
-#                                [--stalled-sink] [--open-loop-rate 10000] [--callgrind SECONDS]
+#                                [--stalled-sink] [--only LETTERS] [--open-loop-rate 10000]
+#                                [--callgrind SECONDS]
 # Installs nginx and wrk from Debian if missing, builds the release binary, plain Pingora and
 # the open-loop load (Cargo examples), then runs compare.py.
 set -euo pipefail
