@@ -134,6 +134,27 @@ fn bench_forwarding(c: &mut Criterion) {
     });
 }
 
+/// The head guard's raw check, on a browser-sized request head (about 700 bytes, 12 headers).
+fn bench_head_check(c: &mut Criterion) {
+    let limits = authz_edge::config::Limits::default();
+    let head = "GET /reports/42/export/?format=csv HTTP/1.1\r\n\
+        Host: shop.example.com\r\n\
+        User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36\r\n\
+        Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8\r\n\
+        Accept-Language: en-GB,en;q=0.9\r\n\
+        Accept-Encoding: gzip, deflate, br\r\n\
+        Referer: https://shop.example.com/reports/\r\n\
+        Cookie: sessionid=abcdefghijklmnopqrstuvwxyz012345; csrftoken=ABCDEFGHIJKLMNOPQRSTUVWXYZ012345\r\n\
+        Connection: keep-alive\r\n\
+        Upgrade-Insecure-Requests: 1\r\n\
+        Sec-Fetch-Dest: document\r\n\
+        Sec-Fetch-Mode: navigate\r\n\
+        Sec-Fetch-Site: same-origin\r\n\r\n";
+    c.bench_function("check_raw_head/browser", |b| {
+        b.iter(|| authz_edge::limits::check_raw_head(black_box(head.as_bytes()), &limits))
+    });
+}
+
 fn bench_record(c: &mut Criterion) {
     let metrics = Metrics::new(200, 200);
     let route = metrics.routes.get("/reports/<int:pk>/export/");
@@ -202,6 +223,7 @@ criterion_group!(
     bench_classify,
     bench_strip,
     bench_forwarding,
+    bench_head_check,
     bench_record,
     bench_sampler
 );
