@@ -4,7 +4,8 @@
 A: the upstream directly (a second nginx returning fixed 200 and 403 responses with the
    context headers); B: nginx as the proxy, configured like authz-edge; P: plain Pingora, a
    passthrough with Pingora's defaults (--plain-pingora); C: authz-edge with telemetry on (file
-   sink, sampling); D: authz-edge with telemetry off (sink none).
+   sink, sampling); D: authz-edge with telemetry off (sink none); L: a minimal tokio relay, the
+   floor for a Rust proxy on tokio (--lean-relay).
 Optional E (--stalled-sink): C with its HTTP sink pointed at a server that never answers.
 
 Reports per variant: CPU µs per request of the proxy process (from /proc/PID/stat; user and
@@ -211,7 +212,8 @@ def report_instructions(args, tmp, variants):
     """--callgrind: user-space instructions per request of each proxy, one after the other."""
     files = {"B nginx": "B", "P plain Pingora": "P", "C authz-edge, telemetry on": "authz-edge-on",
              "D authz-edge, telemetry off": "authz-edge-off",
-             "E authz-edge, stalled HTTP sink": "authz-edge-stalled"}
+             "E authz-edge, stalled HTTP sink": "authz-edge-stalled",
+             "L lean tokio relay (the floor)": "L"}
     per = {}
     for name, port, pids in variants:
         if name not in files:
@@ -234,7 +236,8 @@ def report_instructions(args, tmp, variants):
              ("C/P", "C authz-edge, telemetry on", "P plain Pingora"),
              ("D/P", "D authz-edge, telemetry off", "P plain Pingora"),
              ("P/B", "P plain Pingora", "B nginx"),
-             ("E/C", "E authz-edge, stalled HTTP sink", "C authz-edge, telemetry on")]
+             ("E/C", "E authz-edge, stalled HTTP sink", "C authz-edge, telemetry on"),
+             ("L/B", "L lean tokio relay (the floor)", "B nginx")]
     print("\n| ratio | instructions per request |")
     print("|---|---|")
     for label, x, y in pairs:
@@ -253,6 +256,7 @@ def main():
     ap.add_argument("--stalled-sink", action="store_true", help="also run C with a stalled HTTP sink (E)")
     ap.add_argument("--authz-edge-extra", default="", help="extra [server] lines for authz-edge, e.g. 'work_stealing = false'")
     ap.add_argument("--plain-pingora", help="the plain Pingora passthrough binary (variant P)")
+    ap.add_argument("--lean-relay", help="the minimal tokio relay binary (variant L)")
     ap.add_argument("--openloop", help="the open-loop load binary, for p99 at a fixed rate")
     ap.add_argument("--open-loop-rate", type=int, default=10000, help="requests per second for the open-loop p99")
     ap.add_argument("--open-loop-connections", type=int, default=64)
@@ -351,6 +355,14 @@ max_requests_per_connection = 100000
             procs.append(("plain-pingora", p_proc))
             wait_port(p_port)
 
+        if args.lean_relay:
+            l_port = free_port()
+            l_proc = subprocess.Popen([*callgrind_wrap(tmp, "L"), args.lean_relay, f"127.0.0.1:{l_port}",
+                                       f"127.0.0.1:{up_port}"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(("lean-relay", l_proc))
+            wait_port(l_port)
+
         c_port, c_proc = authz_edge("authz-edge-on", f"""[telemetry]
 enabled = true
 [sink]
@@ -370,6 +382,8 @@ type = "none"
         ]
         if args.plain_pingora:
             variants.insert(2, ("P plain Pingora", p_port, lambda: [p_proc.pid]))
+        if args.lean_relay:
+            variants.append(("L lean tokio relay (the floor)", l_port, lambda: [l_proc.pid]))
         if args.stalled_sink:
             stall_port, _stall = stalled_server()
             e_port, e_proc = authz_edge("authz-edge-stalled", f"""[telemetry]
@@ -431,7 +445,7 @@ timeout = "60s"
                   f"{m['denied_share']:.1%} |")
         letter = {name[0]: m for name, m in med.items()}
         pairs = [(f"{x}/{y}", letter[x], letter[y])
-                 for x, y in ("CB", "CD", "DB", "CP", "DP", "PB", "EC")
+                 for x, y in ("CB", "CD", "DB", "CP", "DP", "PB", "EC", "LB", "CL")
                  if x in letter and y in letter]
         print()
         print("| ratio | CPU/req | user CPU/req | throughput | p99 | open-loop p99 |")

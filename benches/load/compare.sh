@@ -3,8 +3,8 @@
 #   bash benches/load/compare.sh [--rounds 3] [--duration 5] [--connections 32] [--workers 1]
 #                                [--stalled-sink] [--only LETTERS] [--open-loop-rate 10000]
 #                                [--callgrind SECONDS]
-# Installs nginx and wrk from Debian if missing, builds the release binary, plain Pingora and
-# the open-loop load (Cargo examples), then runs compare.py.
+# Installs nginx and wrk from Debian if missing, builds the release binary, plain Pingora, the
+# lean tokio relay and the open-loop load (Cargo examples), then runs compare.py.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 missing=()
@@ -15,7 +15,9 @@ case " $* " in *" --callgrind "*) command -v valgrind >/dev/null || missing+=(va
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-cargo build --release --locked --bin authz-edge --example plain_pingora --example openloop
+cargo build --release --locked --bin authz-edge --example plain_pingora --example openloop \
+  --example lean_relay
 exec python3 benches/load/compare.py --binary target/release/authz-edge \
   --plain-pingora target/release/examples/plain_pingora \
+  --lean-relay target/release/examples/lean_relay \
   --openloop target/release/examples/openloop "$@"
