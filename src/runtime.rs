@@ -30,10 +30,6 @@ pub const TCP_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 pub struct Upstream {
     pub lb: Arc<LoadBalancer<RoundRobin>>,
     pub servers: Vec<SocketAddr>,
-    pub connect_timeout: Duration,
-    pub read_timeout: Duration,
-    pub write_timeout: Duration,
-    pub idle_timeout: Duration,
     /// Further servers tried when connecting fails.
     pub retries: usize,
     /// How often the pool's health check runs.
@@ -235,11 +231,6 @@ impl Runtime {
                 .retries
                 .unwrap_or(servers.len().saturating_sub(1))
                 .min(servers.len().saturating_sub(1)),
-            servers: servers.clone(),
-            connect_timeout: config.upstream.connect_timeout.0,
-            read_timeout: config.upstream.read_timeout.0,
-            write_timeout: config.upstream.write_timeout.0,
-            idle_timeout: config.upstream.idle_timeout.0,
             health_interval,
             fail_timeout: config.upstream.fail_timeout.0,
             down_until: (0..config.upstream.servers.len())
@@ -259,6 +250,8 @@ impl Runtime {
                     peer
                 })
                 .collect(),
+            // Last: the fields above read it.
+            servers,
         };
         upstream.refresh_health();
 
