@@ -212,17 +212,7 @@ fn without_the_companion_routes_come_from_config_and_kinds_from_fallbacks() {
 
 #[test]
 fn promtool_accepts_a_real_scrape() {
-    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/target/ci-tools/prometheus/usr/bin/promtool"
-        )
-        .into()
-    });
-    assert!(
-        std::path::Path::new(&promtool).exists(),
-        "promtool not found at {promtool}: run `bash .ci/run` once, or set PROMTOOL"
-    );
+    let promtool = ci_tool("promtool", "PROMTOOL");
     let up = Upstream::start(|s| {
         if s.path.starts_with("/deny") {
             Reply::new(403, "no")

@@ -23,21 +23,6 @@ impl Drop for Prometheus {
     }
 }
 
-fn prometheus_bin() -> String {
-    let p = std::env::var("PROMETHEUS").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/target/ci-tools/prometheus/usr/bin/prometheus"
-        )
-        .into()
-    });
-    assert!(
-        std::path::Path::new(&p).exists(),
-        "prometheus not found at {p}: run `bash .ci/run` once, or set PROMETHEUS"
-    );
-    p
-}
-
 fn start_prometheus(target: std::net::SocketAddr) -> Prometheus {
     let dir = tempfile::tempdir().expect("tmp");
     let rules = concat!(
@@ -51,7 +36,7 @@ fn start_prometheus(target: std::net::SocketAddr) -> Prometheus {
     let config_path = dir.path().join("prometheus.yml");
     std::fs::write(&config_path, config).expect("config");
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let child = Command::new(prometheus_bin())
+    let child = Command::new(ci_tool("prometheus", "PROMETHEUS"))
         .arg(format!("--config.file={}", config_path.display()))
         .arg(format!(
             "--storage.tsdb.path={}",

@@ -21,12 +21,33 @@ pub struct Seen {
     pub body: Vec<u8>,
 }
 
+/// The first value of header `name`, in any case.
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// A tool that `.ci/run` unpacks under `target/ci-tools` (Prometheus's `prometheus` and
+/// `promtool`), or the path in the environment variable `env`.
+pub fn ci_tool(file: &str, env: &str) -> String {
+    let path = std::env::var(env).unwrap_or_else(|_| {
+        format!(
+            "{}/target/ci-tools/prometheus/usr/bin/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "{file} not found at {path}: run `bash .ci/run` once, or set {env}"
+    );
+    path
+}
+
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
     pub fn has(&self, name: &str) -> bool {
         self.header(name).is_some()
@@ -491,10 +512,7 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
