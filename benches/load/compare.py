@@ -208,19 +208,25 @@ def stalled_server():
     return s.getsockname()[1], s
 
 
+# The ratios reported, by variant letter: numerator, denominator.
+RATIOS = ("CB", "CD", "DB", "CP", "DP", "PB", "EC", "LB", "CL")
+
+
+def ratio_pairs(by_letter):
+    """(label, x, y) for every ratio whose two variants were measured."""
+    return [(f"{x}/{y}", by_letter[x], by_letter[y])
+            for x, y in RATIOS if x in by_letter and y in by_letter]
+
+
 def report_instructions(args, tmp, variants):
     """--callgrind: user-space instructions per request of each proxy, one after the other."""
-    files = {"B nginx": "B", "P plain Pingora": "P", "C authz-edge, telemetry on": "authz-edge-on",
-             "D authz-edge, telemetry off": "authz-edge-off",
-             "E authz-edge, stalled HTTP sink": "authz-edge-stalled",
-             "L lean tokio relay (the floor)": "L"}
     per = {}
     for name, port, pids in variants:
-        if name not in files:
+        if name[0] == "A":  # the upstream runs natively, not under callgrind
             continue
         pid = pids()[0]
         run_wrk(port, 1, args.connections, args.wrk_threads)  # warm up, uninstrumented
-        per[name], total = instructions_per_request(tmp, files[name], pid, port, args.callgrind,
+        per[name], total = instructions_per_request(tmp, name[0], pid, port, args.callgrind,
                                                     args.connections, args.wrk_threads)
         print(f"{name}: {per[name]:.0f} instructions/request over {total} requests", file=sys.stderr)
     print(f"\nauthz-edge instruction counts: callgrind, user space of the proxy process, "
@@ -230,19 +236,10 @@ def report_instructions(args, tmp, variants):
     print("|---|---|")
     for name, v in per.items():
         print(f"| {name} | {v:.0f} |")
-    pairs = [("C/B", "C authz-edge, telemetry on", "B nginx"),
-             ("C/D", "C authz-edge, telemetry on", "D authz-edge, telemetry off"),
-             ("D/B", "D authz-edge, telemetry off", "B nginx"),
-             ("C/P", "C authz-edge, telemetry on", "P plain Pingora"),
-             ("D/P", "D authz-edge, telemetry off", "P plain Pingora"),
-             ("P/B", "P plain Pingora", "B nginx"),
-             ("E/C", "E authz-edge, stalled HTTP sink", "C authz-edge, telemetry on"),
-             ("L/B", "L lean tokio relay (the floor)", "B nginx")]
     print("\n| ratio | instructions per request |")
     print("|---|---|")
-    for label, x, y in pairs:
-        if x in per and y in per:
-            print(f"| {label} | {per[x] / per[y]:.3f} |")
+    for label, x, y in ratio_pairs({name[0]: v for name, v in per.items()}):
+        print(f"| {label} | {x / y:.3f} |")
 
 
 def main():
@@ -322,7 +319,7 @@ def main():
         procs.append(("nginx", start_nginx(proxy_b, callgrind_wrap(tmp, "B"))))
         wait_port(b_port)
 
-        def authz_edge(name, extra):
+        def authz_edge(letter, name, extra):
             port, admin = free_port(), free_port()
             conf = os.path.join(tmp, f"{name}.toml")
             with open(conf, "w") as f:
@@ -340,7 +337,7 @@ keepalive_pool = 128
 [limits]
 max_requests_per_connection = 100000
 {extra}""")
-            p = subprocess.Popen([*callgrind_wrap(tmp, name), args.binary, "--config", conf],
+            p = subprocess.Popen([*callgrind_wrap(tmp, letter), args.binary, "--config", conf],
                                  stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, env={**os.environ, "AUTHZ_EDGE_HASH_KEY": "bench"})
             procs.append((name, p))
@@ -363,13 +360,13 @@ max_requests_per_connection = 100000
             procs.append(("lean-relay", l_proc))
             wait_port(l_port)
 
-        c_port, c_proc = authz_edge("authz-edge-on", f"""[telemetry]
+        c_port, c_proc = authz_edge("C", "authz-edge-on", f"""[telemetry]
 enabled = true
 [sink]
 type = "file"
 path = "{tmp}/diagnostics.jsonl"
 """)
-        d_port, d_proc = authz_edge("authz-edge-off", """[telemetry]
+        d_port, d_proc = authz_edge("D", "authz-edge-off", """[telemetry]
 enabled = false
 [sink]
 type = "none"
@@ -386,7 +383,7 @@ type = "none"
             variants.append(("L lean tokio relay (the floor)", l_port, lambda: [l_proc.pid]))
         if args.stalled_sink:
             stall_port, _stall = stalled_server()
-            e_port, e_proc = authz_edge("authz-edge-stalled", f"""[telemetry]
+            e_port, e_proc = authz_edge("E", "authz-edge-stalled", f"""[telemetry]
 enabled = true
 [sink]
 type = "http"
@@ -443,10 +440,7 @@ timeout = "60s"
             print(f"| {name} | {m['cpu_us']:.1f} | {m['user_us']:.1f} | {m['sys_us']:.1f} | {m['rps']:.0f} | "
                   f"{m['p50']:.2f} | {m['p99']:.2f} | {m['ol_p99']:.2f} | {rss[name] / 1024:.1f} | "
                   f"{m['denied_share']:.1%} |")
-        letter = {name[0]: m for name, m in med.items()}
-        pairs = [(f"{x}/{y}", letter[x], letter[y])
-                 for x, y in ("CB", "CD", "DB", "CP", "DP", "PB", "EC", "LB", "CL")
-                 if x in letter and y in letter]
+        pairs = ratio_pairs({name[0]: m for name, m in med.items()})
         print()
         print("| ratio | CPU/req | user CPU/req | throughput | p99 | open-loop p99 |")
         print("|---|---|---|---|---|---|")
