@@ -1,12 +1,12 @@
 //! The admin listener: /metrics, /healthz, /readyz and /debug/authz.
 
 use crate::runtime::Shared;
+use crate::telemetry;
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Serves the admin endpoints from the shared state.
 pub struct Admin {
@@ -44,10 +44,7 @@ impl ServeHttp for Admin {
         let path = session.req_header().uri.path().to_string();
         match path.as_str() {
             "/metrics" => {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
+                let now = telemetry::unix_now().0;
                 reply(
                     200,
                     "text/plain; version=0.0.4; charset=utf-8",

@@ -357,11 +357,7 @@ impl PermissionRegistry {
             return self.other.clone();
         }
         let p: Arc<str> = Arc::from(perm);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        set.insert(Box::from(perm), (p.clone(), now));
+        set.insert(Box::from(perm), (p.clone(), crate::telemetry::unix_now().0));
         p
     }
 

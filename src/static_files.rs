@@ -153,7 +153,9 @@ fn accepts_gzip(req: &HeaderMap) -> bool {
         })
 }
 
-fn compressible(mime: &str) -> bool {
+/// Text, JSON, XML or JavaScript: worth compressing, and worth quoting in a sample.
+/// Expects a lower-case MIME type.
+pub fn is_textual(mime: &str) -> bool {
     mime.starts_with("text/")
         || mime.contains("javascript")
         || mime.contains("json")
@@ -246,7 +248,7 @@ pub async fn serve(session: &mut Session, mount: &StaticMount, raw_path: &str) -
         None => {}
     }
 
-    if mount.gzip && compressible(&mime) && accepts_gzip(&headers) {
+    if mount.gzip && is_textual(&mime) && accepts_gzip(&headers) {
         let mut gz_path = path.clone().into_os_string();
         gz_path.push(".gz");
         let gz_path = PathBuf::from(gz_path);

@@ -9,6 +9,7 @@ use crate::routes;
 use crate::runtime::{Runtime, Shared};
 use crate::sink::record::rfc3339_millis;
 use crate::sink::{Record, SampleRecord};
+use crate::static_files;
 use pingora::http::{RequestHeader, ResponseHeader};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -75,7 +76,7 @@ pub fn observe_response(
                 .headers
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(is_text);
+                .is_some_and(|ct| static_files::is_textual(&ct.to_ascii_lowercase()));
             if cap > 0 && textual && shared.sink.enabled() {
                 obs.body = Some(Vec::with_capacity(cap.min(4096)));
                 obs.body_cap = cap;
@@ -124,14 +125,6 @@ pub fn record(metrics: &Metrics, route: &RouteStats, status: u16, seconds: f64, 
     if let Some(u) = d.user.or(d.token_subject) {
         route.add_user(u.bits, unix_now().0);
     }
-}
-
-fn is_text(content_type: &str) -> bool {
-    let ct = content_type.to_ascii_lowercase();
-    ct.starts_with("text/")
-        || ct.contains("json")
-        || ct.contains("xml")
-        || ct.contains("javascript")
 }
 
 /// Request headers a sample may carry; everything else (Cookie, Authorization, CSRF tokens) is
