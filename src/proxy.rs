@@ -4,6 +4,7 @@ use crate::forwarding::{self, Client};
 use crate::limits;
 use crate::metrics::{RejectReason, UpstreamErrorKind};
 use crate::runtime::{Runtime, Shared};
+use crate::sink::InFlight;
 use crate::static_files;
 use crate::telemetry::{self, Observed};
 use crate::{access_log, body, error_page, upstream};
@@ -32,6 +33,8 @@ pub struct RequestCtx {
     pub upstream: UpstreamTries,
     pub body: body::BodyState,
     pub obs: Observed,
+    /// Keeps the sink's writer receiving at shutdown until this request has been logged.
+    _in_flight: InFlight,
 }
 
 /// Which servers were tried, and whether an error was already counted.
@@ -101,6 +104,7 @@ impl ProxyHttp for EdgeProxy {
             upstream: UpstreamTries::default(),
             body: body::BodyState::default(),
             obs: Observed::default(),
+            _in_flight: self.shared.sink.request(),
         }
     }
 
@@ -212,17 +216,16 @@ impl ProxyHttp for EdgeProxy {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let rt = ctx.rt.clone();
-        if rt.telemetry {
+        if ctx.rt.telemetry {
             telemetry::observe_response(
                 &self.shared,
-                &rt,
+                &ctx.rt,
                 session.req_header(),
                 resp,
                 &mut ctx.obs,
             );
         }
-        forwarding::strip_context_from_response(resp, &rt.context);
+        forwarding::strip_context_from_response(resp, &ctx.rt.context);
         Ok(())
     }
 

@@ -13,7 +13,8 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use prometheus::{IntCounter, IntGauge};
 pub use record::{Record, SampleRecord, SpikeRecord};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -43,10 +44,28 @@ impl Outcomes {
 pub struct Sink {
     tx: Option<mpsc::Sender<Record>>,
     pub outcomes: Outcomes,
+    /// Requests that may still offer a record (see [`Sink::request`]).
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Held by a request from its start until its logging phase is over; while any is held at
+/// shutdown, the writer keeps receiving instead of closing the queue.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
 }
 
 impl Sink {
     /// Whether records are wanted at all (`sink.type = "none"` wants none).
+    /// Marks a request in flight until the returned guard is dropped.
+    pub fn request(&self) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.in_flight.clone())
+    }
+
     pub fn enabled(&self) -> bool {
         self.tx.is_some()
     }
@@ -82,6 +101,7 @@ enum Output {
 /// The background end: drains the queue into the output.
 pub struct SinkWriter {
     rx: Mutex<Option<mpsc::Receiver<Record>>>,
+    in_flight: Arc<AtomicUsize>,
     config: SinkConfig,
     outcomes: Outcomes,
     grace: Duration,
@@ -94,12 +114,19 @@ pub fn build(
     grace: Duration,
 ) -> (Sink, Option<SinkWriter>) {
     let outcomes = Outcomes::new(metrics);
+    let in_flight = Arc::new(AtomicUsize::new(0));
     if config.kind == SinkType::None {
-        return (Sink { tx: None, outcomes }, None);
+        let sink = Sink {
+            tx: None,
+            outcomes,
+            in_flight,
+        };
+        return (sink, None);
     }
     let (tx, rx) = mpsc::channel(config.queue.max(1));
     let writer = SinkWriter {
         rx: Mutex::new(Some(rx)),
+        in_flight: in_flight.clone(),
         config: config.clone(),
         outcomes: outcomes.clone(),
         grace,
@@ -108,6 +135,7 @@ pub fn build(
         Sink {
             tx: Some(tx),
             outcomes,
+            in_flight,
         },
         Some(writer),
     )
@@ -198,8 +226,18 @@ impl BackgroundService for SinkWriter {
                 _ = flush_tick.tick() => Self::flush(&mut out),
             }
         }
-        // Shutdown: drain what is queued within the grace period, then flush.
+        // Shutdown: requests still in flight (the grace period lets them finish) may offer
+        // records until their logging phase is over; keep writing until none is left, then
+        // close the queue and drain it, all within the grace period, then flush.
         let deadline = tokio::time::Instant::now() + self.grace;
+        while self.in_flight.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+            if let Ok(Some(first)) =
+                tokio::time::timeout(Duration::from_millis(10), rx.recv()).await
+            {
+                let batch = gather(&mut rx, first, batch_max);
+                self.write(&mut out, batch, None).await;
+            }
+        }
         rx.close();
         while tokio::time::Instant::now() < deadline {
             let Some(first) = rx.recv().await else { break };
