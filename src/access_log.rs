@@ -1,23 +1,39 @@
 //! The access log: one JSON line per request through `tracing` (target `access`), identities hashed.
 
-use crate::proxy::RequestCtx;
-use pingora::proxy::Session;
+use crate::telemetry::Observed;
+use pingora::http::RequestHeader;
+use std::net::IpAddr;
+
+/// What the access log says about one finished request.
+pub struct Entry<'a> {
+    pub req: &'a RequestHeader,
+    pub client: Option<IpAddr>,
+    pub request_id: &'a str,
+    pub obs: &'a Observed,
+    pub route: &'a str,
+    pub status: u16,
+    pub seconds: f64,
+}
 
 /// Emits the access-log line for a finished request.
-pub fn write(session: &Session, ctx: &RequestCtx, route: &str, status: u16, seconds: f64) {
-    let req = session.req_header();
-    let client = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    let denial = ctx.obs.denial.as_deref();
+pub fn write(e: Entry<'_>) {
+    let Entry {
+        req,
+        client,
+        request_id,
+        obs,
+        route,
+        status,
+        seconds,
+    } = e;
+    let client = client.map(|ip| ip.to_string()).unwrap_or_default();
+    let denial = obs.denial.as_deref();
     let user = denial.and_then(|d| d.user).map(|h| h.to_string());
     let session_hash = denial.and_then(|d| d.session).map(|h| h.to_string());
     let kind = denial.map(|d| d.kind.label());
     tracing::info!(
         target: "access",
-        request_id = %ctx.request_id,
+        request_id = %request_id,
         method = %req.method,
         // Normalised, without the query: paths and queries can carry reset tokens and keys.
         path = %crate::routes::with_normalised(req.uri.path(), str::to_string),

@@ -6,13 +6,15 @@
 //! The bytes read are then handed to Pingora as a pipelined prefix, so nothing is parsed twice.
 
 use crate::error_page;
+use crate::forwarding::Client;
 use crate::limits::{check_raw_head, HeadState};
 use crate::metrics::RejectReason;
 use crate::proxy::EdgeProxy;
+use crate::relay::{self, Next};
 use crate::runtime::Shared;
 use async_trait::async_trait;
 use bytes::BytesMut;
-use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
+use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::{Stream, ALPN};
 use pingora::proxy::HttpProxy;
@@ -35,17 +37,21 @@ enum Head {
 }
 
 /// Reads one request head within the deadline, checking limits as bytes arrive.
+///
+/// `buf` holds bytes already read past the previous request (pipelined), if any.
 async fn read_head(
     stream: &mut Stream,
     shared: &Shared,
     idle: Duration,
     shutdown: Option<&ShutdownWatch>,
+    mut buf: BytesMut,
 ) -> Head {
     let limits = shared.runtime.load().limits.clone();
-    let mut buf = BytesMut::with_capacity(4096);
+    buf.reserve(4096);
     // Waiting for the first byte is idling; the head deadline starts with it. An idle
     // keepalive connection is closed at shutdown; a new connection still gets its answer.
     let first = match shutdown {
+        _ if !buf.is_empty() => Ok(Ok(buf.len())),
         Some(watch) => {
             let mut watch = watch.clone();
             if *watch.borrow() {
@@ -84,19 +90,7 @@ async fn read_head(
 
 /// Answers a refused head and closes: the request never reaches Django.
 async fn refuse(stream: &mut Stream, reason: RejectReason) {
-    let status = reason.status();
-    let body = error_page::body(status);
-    let resp = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n{body}",
-        error_page::reason(status),
-        body.len()
-    );
-    let _ = timeout(Duration::from_secs(2), async {
-        let _ = stream.write_all(resp.as_bytes()).await;
-        let _ = stream.flush().await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
+    error_page::write_h1(stream, reason.status(), false).await;
 }
 
 #[async_trait]
@@ -118,12 +112,21 @@ impl ServerApp for EdgeApp {
                 rt.limits.max_requests_per_connection,
             )
         };
-        let mut settings: Option<HttpPersistentSettings> = None;
-        let mut first = true;
+        let client = Client {
+            ip: stream
+                .get_socket_digest()
+                .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip())),
+            tls: stream.get_ssl_digest().is_some(),
+        };
+        let mut carry = BytesMut::new();
+        // Requests served on this connection so far, by either path.
+        let mut served: u32 = 0;
         loop {
+            let first = served == 0;
             let idle = if first { header_timeout } else { keepalive };
             let watch = (!first).then_some(shutdown);
-            let head = match read_head(&mut stream, &self.shared, idle, watch).await {
+            let carried = std::mem::take(&mut carry);
+            let head = match read_head(&mut stream, &self.shared, idle, watch, carried).await {
                 Head::Ready(h) => h,
                 Head::Closed => return None,
                 Head::Reject(reason) => {
@@ -137,23 +140,44 @@ impl ServerApp for EdgeApp {
                     return None;
                 }
             };
+            served += 1;
+            // N requests in all: after this one, N - served more.
+            let reuses_left = max_requests.saturating_sub(served);
+            let rt = self.shared.runtime.load_full();
+            if let Some(plan) = relay::plan(&head, &rt, client.tls) {
+                let may_keepalive = reuses_left > 0 && !*shutdown.borrow();
+                let next = relay::serve(
+                    &self.shared,
+                    &rt,
+                    &mut stream,
+                    head,
+                    plan,
+                    &client,
+                    may_keepalive,
+                )
+                .await;
+                match next {
+                    Next::KeepAlive(rest) => {
+                        carry = rest;
+                        continue;
+                    }
+                    Next::Close => {
+                        let _ = stream.shutdown().await;
+                        return None;
+                    }
+                }
+            }
+            drop(rt);
             let mut session = ServerSession::new_http1(stream);
             if *shutdown.borrow() {
                 session.set_keepalive(None);
             } else {
                 session.set_keepalive(Some(keepalive.as_secs().max(1)));
             }
-            match settings.take() {
-                Some(s) => s.apply_to_session(&mut session),
-                // N requests in all: the first plus N-1 reuses.
-                None => session.set_keepalive_reuses_remaining(Some(max_requests - 1)),
-            }
+            session.set_keepalive_reuses_remaining(Some(reuses_left));
             session.set_pipelined_prefix(head);
-            first = false;
             let reused = self.proxy.process_new_http(session, shutdown).await?;
-            let (s, p) = reused.consume();
-            stream = s;
-            settings = p;
+            stream = reused.consume().0;
         }
     }
 

@@ -133,6 +133,9 @@ pub struct Server {
     pub work_stealing: bool,
     /// With `--daemon`: where standard error (the log) goes.
     pub error_log: Option<String>,
+    /// Plain HTTP/1 requests go through authz-edge's own relay (`relay`); false sends every
+    /// request through Pingora's proxy.
+    pub fast_path: bool,
 }
 
 impl Default for Server {
@@ -147,6 +150,7 @@ impl Default for Server {
             keepalive_timeout: Dur::secs(75),
             work_stealing: true,
             error_log: None,
+            fast_path: true,
         }
     }
 }

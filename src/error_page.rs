@@ -3,7 +3,9 @@
 use bytes::Bytes;
 use http::{header, Method};
 use pingora::http::ResponseHeader;
+use pingora::protocols::Stream;
 use pingora::proxy::Session;
+use tokio::io::AsyncWriteExt;
 
 /// The body of a proxy-made response with `status`.
 pub fn body(status: u16) -> &'static str {
@@ -28,6 +30,26 @@ pub fn reason(status: u16) -> &'static str {
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("Error")
+}
+
+/// Writes a proxy-made response straight to an HTTP/1 connection that is then closed (refused
+/// heads, and upstream failures in the relay).
+pub async fn write_h1(stream: &mut Stream, status: u16, head_only: bool) {
+    let text = body(status);
+    let mut resp = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n",
+        reason(status),
+        text.len()
+    );
+    if !head_only {
+        resp.push_str(text);
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let _ = stream.write_all(resp.as_bytes()).await;
+        let _ = stream.flush().await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// Writes a proxy-made response (`Allow` for a 405); returns its status.

@@ -379,6 +379,8 @@ pub struct Metrics {
     duration: [Histogram; 5],
     upstream_errors: [IntCounter; 4],
     rejected: [IntCounter; 9],
+    /// Requests handed to Django by `relay` (0) and by Pingora's proxy (1).
+    proxied_by: [IntCounter; 2],
     reload_ok: IntCounter,
     reload_error: IntCounter,
     pub generation: IntGauge,
@@ -467,6 +469,12 @@ impl Metrics {
             "authz_edge_upstream_errors_total",
             "Failures talking to Django, by kind.",
             &["kind"],
+        );
+        let proxied_by = counter_vec(
+            &r,
+            "authz_edge_proxied_requests_total",
+            "Requests by the proxy loop that took them: fast (authz-edge's HTTP/1 relay) or pingora (HTTP/2, upgrades, request bodies without a length or over 64 KiB, static files, redirects, refusals after parsing).",
+            &["path"],
         );
         let rejected = counter_vec(
             &r,
@@ -588,6 +596,7 @@ impl Metrics {
             upstream_errors: UpstreamErrorKind::ALL
                 .map(|k| upstream.with_label_values(&[k.label()])),
             rejected: RejectReason::ALL.map(|k| rejected.with_label_values(&[k.label()])),
+            proxied_by: ["fast", "pingora"].map(|p| proxied_by.with_label_values(&[p])),
             reload_ok: reloads.with_label_values(&["ok"]),
             reload_error: reloads.with_label_values(&["error"]),
             generation,
@@ -618,6 +627,11 @@ impl Metrics {
             .position(|k| *k == kind)
             .unwrap_or(3);
         self.upstream_errors[i].inc();
+    }
+
+    /// Counts a request by the proxy loop that took it.
+    pub fn count_proxied(&self, fast: bool) {
+        self.proxied_by[usize::from(!fast)].inc();
     }
 
     pub fn count_rejected(&self, reason: RejectReason) {

@@ -110,6 +110,7 @@ impl ProxyHttp for EdgeProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let rt = ctx.rt.clone();
+        self.shared.metrics.count_proxied(false);
         if let Err(r) = limits::check_parsed(session.req_header(), &rt.limits) {
             reject(&self.shared, session, ctx, r).await;
             return Ok(true);
@@ -290,7 +291,18 @@ impl ProxyHttp for EdgeProxy {
             &ctx.request_id,
         );
         if ctx.rt.access_log {
-            access_log::write(session, ctx, &route.label, status, seconds);
+            access_log::write(access_log::Entry {
+                req: session.req_header(),
+                client: session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .map(|a| a.ip()),
+                request_id: &ctx.request_id,
+                obs: &ctx.obs,
+                route: &route.label,
+                status,
+                seconds,
+            });
         }
     }
 }

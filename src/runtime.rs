@@ -46,6 +46,11 @@ pub struct Upstream {
     next: AtomicUsize,
     /// Per server, the peer handed to Pingora (timeouts set once, cloned per request).
     pub peers: Vec<HttpPeer>,
+    /// Idle connections for the HTTP/1 relay (Pingora keeps its own for its requests).
+    pub pool: crate::pool::Pool,
+    pub connect_timeout: std::time::Duration,
+    pub read_timeout: std::time::Duration,
+    pub write_timeout: std::time::Duration,
 }
 
 impl Upstream {
@@ -250,6 +255,14 @@ impl Runtime {
                     peer
                 })
                 .collect(),
+            pool: crate::pool::Pool::new(
+                servers.len(),
+                config.upstream.keepalive_pool,
+                config.upstream.idle_timeout.0,
+            ),
+            connect_timeout: config.upstream.connect_timeout.0,
+            read_timeout: config.upstream.read_timeout.0,
+            write_timeout: config.upstream.write_timeout.0,
             // Last: the fields above read it.
             servers,
         };

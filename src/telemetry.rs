@@ -45,24 +45,46 @@ pub fn observe_response(
     obs: &mut Observed,
 ) {
     let names = &rt.context;
-    if let Some(label) = resp
-        .headers
-        .get(&names.route)
-        .and_then(|v| classify::route_label(v.as_bytes()))
-    {
+    observe_context(
+        shared,
+        obs,
+        resp.headers.get(&names.route).map(|v| v.as_bytes()),
+        resp.headers.get(&names.release).map(|v| v.as_bytes()),
+    );
+    observe_denial(shared, rt, req, resp, obs);
+}
+
+/// Takes the route label and the release from the values of Django's two per-response headers.
+pub fn observe_context(
+    shared: &Shared,
+    obs: &mut Observed,
+    route: Option<&[u8]>,
+    release: Option<&[u8]>,
+) {
+    if let Some(label) = route.and_then(classify::route_label) {
         // Skip the registry lookup when the configured pattern already has this label.
         if obs.route.as_ref().is_none_or(|r| &*r.label != label) {
             obs.route = Some(shared.metrics.routes.get(label));
         }
     }
-    if let Some(release) = resp.headers.get(&names.release) {
-        let v = release.as_bytes();
+    if let Some(v) = release {
         if !v.is_empty() && v.len() <= 100 && v.iter().all(u8::is_ascii_graphic) {
             if let Ok(s) = std::str::from_utf8(v) {
                 shared.metrics.observe_release(s, || unix_now().1);
             }
         }
     }
+}
+
+/// Classifies a 401 or 403 and prepares its sample's body excerpt; other statuses pass.
+pub fn observe_denial(
+    shared: &Shared,
+    rt: &Runtime,
+    req: &RequestHeader,
+    resp: &ResponseHeader,
+    obs: &mut Observed,
+) {
+    let names = &rt.context;
     let status = resp.status.as_u16();
     if classify::is_denial(status) {
         let d = classify::classify(status, &req.headers, &resp.headers, names, &shared.hash_key);

@@ -15,6 +15,12 @@ use tokio::time::Instant;
 /// Picks the next healthy server not in `tried` (a bit per index in `rt.upstream.servers`),
 /// preferring servers that have not failed recently (nginx's `fail_timeout`).
 pub fn pick_peer(rt: &Runtime, tried: u64) -> Option<(Box<HttpPeer>, usize)> {
+    let idx = pick_index(rt, tried)?;
+    Some((Box::new(rt.upstream.peers.get(idx)?.clone()), idx))
+}
+
+/// The index in `rt.upstream.servers` of the server `pick_peer` would choose.
+pub fn pick_index(rt: &Runtime, tried: u64) -> Option<usize> {
     let up = &rt.upstream;
     let n = up.servers.len();
     let start = up.next_start();
@@ -25,8 +31,7 @@ pub fn pick_peer(rt: &Runtime, tried: u64) -> Option<(Box<HttpPeer>, usize)> {
             .find(|&i| up.is_ready(i) && untried(i) && !(avoid_failed && up.recently_failed(i)))
     };
     // Every candidate failed recently: try them anyway rather than fail outright.
-    let idx = candidate(true).or_else(|| candidate(false))?;
-    Some((Box::new(up.peers.get(idx)?.clone()), idx))
+    candidate(true).or_else(|| candidate(false))
 }
 
 /// Marks the server behind `peer` as recently failed.

@@ -64,6 +64,8 @@ pub struct Reply {
     pub chunked: Option<usize>,
     /// Wait this long before answering.
     pub delay: Duration,
+    /// Close the connection after answering, without saying so (an idle keepalive timeout).
+    pub close: bool,
 }
 
 impl Reply {
@@ -74,6 +76,7 @@ impl Reply {
             body: body.as_bytes().to_vec(),
             chunked: None,
             delay: Duration::ZERO,
+            close: false,
         }
     }
     pub fn header(mut self, k: &str, v: &str) -> Self {
@@ -86,6 +89,10 @@ impl Reply {
     }
     pub fn delay(mut self, d: Duration) -> Self {
         self.delay = d;
+        self
+    }
+    pub fn close_after(mut self) -> Self {
+        self.close = true;
         self
     }
 }
@@ -253,6 +260,9 @@ fn serve_conn(
                     return;
                 }
             }
+        }
+        if reply.close {
+            return;
         }
     }
 }

@@ -1,0 +1,309 @@
+//! The HTTP/1 fast path (`relay`): which requests it takes, framing, pooling and retries.
+//!
+//! The rest of the suite runs with the fast path on (the default), so every mechanic tested
+//! there (forwarding, context stripping, limits, failures, telemetry) is tested through it for
+//! plain requests; this file checks what is particular to it, and that turning it off changes
+//! nothing a client or Django can see.
+
+mod common;
+
+use common::*;
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+const FAST: &str = "authz_edge_proxied_requests_total{path=\"fast\"}";
+const PINGORA: &str = "authz_edge_proxied_requests_total{path=\"pingora\"}";
+
+fn upstream_errors(p: &Proxy) -> f64 {
+    ["connect", "timeout", "reset", "other"]
+        .iter()
+        .map(|k| p.metric(&format!("authz_edge_upstream_errors_total{{kind=\"{k}\"}}")))
+        .sum()
+}
+
+/// Echoes the path as the body, with a context header that must not reach the client.
+fn path_echo() -> Upstream {
+    Upstream::start(|seen| {
+        Reply::new(200, &seen.path)
+            .header("X-Authz-Route", "/echo/")
+            .header("X-App-Release", "r1")
+            .header("Keep-Alive", "timeout=5")
+    })
+}
+
+fn connect(p: &Proxy) -> (TcpStream, BufReader<TcpStream>) {
+    let s = TcpStream::connect(p.http).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let r = BufReader::new(s.try_clone().expect("clone"));
+    (s, r)
+}
+
+#[test]
+fn plain_requests_take_the_fast_path_over_one_upstream_connection() {
+    let up = path_echo();
+    let p = Proxy::start(&config_for(&[up.addr], ""));
+    let (mut w, mut r) = connect(&p);
+    for i in 0..5 {
+        let req = format!("GET /item/{i}/ HTTP/1.1\r\nHost: shop.test\r\nX-Authz-User: 7\r\n\r\n");
+        w.write_all(req.as_bytes()).expect("write");
+        let resp = read_response(&mut r, false).expect("response");
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.text(), format!("/item/{i}/"));
+        assert_eq!(resp.header("connection"), Some("keep-alive"));
+        assert_eq!(
+            resp.header("content-length"),
+            Some(&*format!("/item/{i}/").len().to_string())
+        );
+        for gone in ["x-authz-route", "x-app-release", "keep-alive"] {
+            assert!(resp.header(gone).is_none(), "{gone} reached the client");
+        }
+    }
+    let seen = up.requests();
+    assert_eq!(seen.len(), 5);
+    for s in &seen {
+        assert_eq!(s.header("host"), Some("shop.test"));
+        assert_eq!(s.header("x-forwarded-for"), Some("127.0.0.1"));
+        assert_eq!(s.header("x-forwarded-proto"), Some("http"));
+        assert_eq!(s.header("x-real-ip"), Some("127.0.0.1"));
+        assert!(
+            !s.has("x-authz-user"),
+            "a client's context header reached Django"
+        );
+        assert!(!s.has("connection"));
+        assert_eq!(s.header("x-request-id").map(str::len), Some(32));
+    }
+    // One client connection, five requests, one upstream connection kept between them.
+    assert_eq!(up.connections.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(p.metric(FAST), 5.0);
+    assert_eq!(p.metric(PINGORA), 0.0);
+    assert_eq!(
+        p.metric("authz_edge_requests_total{route=\"/echo/\",status_class=\"2xx\"}"),
+        5.0
+    );
+    assert_eq!(upstream_errors(&p), 0.0);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let up = path_echo();
+    let p = Proxy::start(&config_for(&[up.addr], ""));
+    let (mut w, mut r) = connect(&p);
+    // Three requests in one write, the second with a body; then one that Pingora takes
+    // (a chunked body) with another behind it.
+    w.write_all(
+        b"GET /a/ HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /b/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+          GET /c/ HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /d/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\
+          GET /e/ HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .expect("write");
+    for path in ["/a/", "/b/", "/c/", "/d/"] {
+        let resp = read_response(&mut r, false).unwrap_or_else(|| panic!("no response for {path}"));
+        assert_eq!((resp.status, resp.text()), (200, path.to_string()));
+    }
+    // Pingora does not pipeline: with bytes read past its request it answers, then closes
+    // (RFC 9112 9.3.2; the client sends /e/ again on a new connection).
+    assert!(read_response(&mut r, false).is_none());
+    let seen = up.requests();
+    let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(paths, ["/a/", "/b/", "/c/", "/d/"]);
+    assert_eq!(seen[1].body, b"hello");
+    assert_eq!(seen[1].header("content-length"), Some("5"));
+    assert_eq!(seen[3].body, b"abc");
+    assert_eq!(seen[3].header("content-length"), Some("3"));
+    assert!(!seen[3].has("transfer-encoding"));
+    assert_eq!(p.metric(FAST), 3.0);
+    assert_eq!(p.metric(PINGORA), 1.0);
+
+    // After a request Pingora took, the next one on the connection is the relay's again.
+    let (mut w, mut r) = connect(&p);
+    w.write_all(
+        b"POST /f/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n",
+    )
+    .expect("write");
+    assert_eq!(
+        read_response(&mut r, false).map(|r| r.text()).as_deref(),
+        Some("/f/")
+    );
+    w.write_all(b"GET /g/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    assert_eq!(
+        read_response(&mut r, false).map(|r| r.text()).as_deref(),
+        Some("/g/")
+    );
+    assert_eq!(p.metric(FAST), 4.0);
+    assert_eq!(p.metric(PINGORA), 2.0);
+}
+
+#[test]
+fn response_framing_passes_through() {
+    let body = "x".repeat(70_000);
+    let b = body.clone();
+    let up = Upstream::start(move |seen| match seen.path.as_str() {
+        "/chunked/" => Reply::new(200, &b).chunked(1000),
+        "/empty/" => Reply::new(204, ""),
+        _ => Reply::new(200, &b),
+    });
+    let p = Proxy::start(&config_for(&[up.addr], ""));
+    let (mut w, mut r) = connect(&p);
+    for (method, path) in [
+        ("GET", "/chunked/"),
+        ("GET", "/long/"),
+        ("HEAD", "/long/"),
+        ("GET", "/empty/"),
+        ("GET", "/chunked/"),
+    ] {
+        w.write_all(format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .expect("write");
+        let resp = read_response(&mut r, method == "HEAD").expect("response");
+        match (method, path) {
+            ("HEAD", _) => {
+                assert_eq!(resp.status, 200);
+                assert_eq!(resp.header("content-length"), Some("70000"));
+            }
+            (_, "/empty/") => assert_eq!((resp.status, resp.body.len()), (204, 0)),
+            (_, "/chunked/") => {
+                assert_eq!(resp.header("transfer-encoding"), Some("chunked"));
+                assert_eq!(resp.text(), body);
+            }
+            _ => assert_eq!(resp.text(), body),
+        }
+        assert_eq!(resp.header("connection"), Some("keep-alive"));
+    }
+    assert_eq!(up.connections.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+    // An HTTP/1.0 client gets a chunked body decoded, ended by the close.
+    let mut s = TcpStream::connect(p.http).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"GET /chunked/ HTTP/1.0\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).expect("read to close");
+    let text = String::from_utf8(all).expect("utf8");
+    let (head, rest) = text.split_once("\r\n\r\n").expect("head");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding"),
+        "{head}"
+    );
+    assert!(head.contains("Connection: close"), "{head}");
+    assert_eq!(rest, body);
+    assert_eq!(p.metric(FAST), 6.0);
+    assert_eq!(upstream_errors(&p), 0.0);
+}
+
+#[test]
+fn a_keepalive_connection_the_server_closed_is_retried_on_a_new_one() {
+    // The server closes every connection after answering, without saying so, as gunicorn does
+    // when its keepalive timeout passes between two requests.
+    let up = Upstream::fixed(Reply::new(200, "ok").close_after());
+    let p = Proxy::start(&config_for(&[up.addr], ""));
+    for _ in 0..4 {
+        let resp = get(p.http, "/");
+        assert_eq!((resp.status, resp.text()), (200, "ok".to_string()));
+    }
+    assert_eq!(up.count(), 4);
+    assert_eq!(up.connections.load(std::sync::atomic::Ordering::Relaxed), 4);
+    assert_eq!(upstream_errors(&p), 0.0);
+    assert_eq!(p.metric(FAST), 4.0);
+
+    // A server that says `Connection: close` is not reused at all; the client's connection stays.
+    let up2 = Upstream::fixed(
+        Reply::new(200, "ok")
+            .header("Connection", "close")
+            .close_after(),
+    );
+    let p2 = Proxy::start(&config_for(&[up2.addr], ""));
+    let (mut w, mut r) = connect(&p2);
+    for _ in 0..3 {
+        w.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("write");
+        let resp = read_response(&mut r, false).expect("response");
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.header("connection"), Some("keep-alive"));
+    }
+    assert_eq!(
+        up2.connections.load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
+    assert_eq!(upstream_errors(&p2), 0.0);
+}
+
+#[test]
+fn a_server_that_dies_mid_body_is_counted_and_the_client_cut_off() {
+    // Announces 100 bytes, sends 2, closes.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let mut s = s;
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhi");
+        }
+    });
+    let p = Proxy::start(&config_for(&[addr], ""));
+    let mut s = TcpStream::connect(p.http).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\nhi"), "{text}");
+    p.wait_metric("authz_edge_upstream_errors_total{kind=\"reset\"}", 1.0);
+    assert_eq!(upstream_errors(&p), 1.0);
+}
+
+#[test]
+fn with_the_fast_path_off_pingora_takes_everything_and_django_sees_the_same() {
+    let heads = |fast: bool| {
+        let up = path_echo();
+        let mut config = config_for(&[up.addr], "");
+        if !fast {
+            config = config.replacen("[server]\n", "[server]\nfast_path = false\n", 1);
+        }
+        let p = Proxy::start(&config);
+        let r = request(
+            p.http,
+            "POST",
+            "/form/?a=1",
+            &[
+                ("X-Forwarded-For", "6.6.6.6"),
+                ("X_Shadow", "1"),
+                ("X-Authz-Kind", "forged"),
+                ("Cookie", "sessionid=abcdef123"),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            b"x=1",
+        );
+        assert_eq!((r.status, r.text()), (200, "/form/?a=1".to_string()));
+        assert_eq!(r.header("connection"), Some("close"));
+        assert!(r.header("x-authz-route").is_none());
+        let (fast_count, pingora_count) = (p.metric(FAST), p.metric(PINGORA));
+        assert_eq!(
+            (fast_count, pingora_count),
+            if fast { (1.0, 0.0) } else { (0.0, 1.0) }
+        );
+        let seen = up.requests();
+        assert_eq!(seen.len(), 1);
+        let mut h: Vec<(String, String)> = seen[0]
+            .headers
+            .iter()
+            .filter(|(k, _)| k != "x-request-id")
+            .cloned()
+            .collect();
+        h.sort();
+        (h, seen[0].body.clone())
+    };
+    let fast = heads(true);
+    let pingora = heads(false);
+    assert_eq!(fast, pingora);
+    assert_eq!(fast.1, b"x=1");
+}
