@@ -89,20 +89,53 @@ pub struct Client {
     pub tls: bool,
 }
 
-/// Rewrites the request Django will see.
-///
-/// One scan over the names decides what to remove, so a request without hop-by-hop, context or
-/// forwarded headers pays for no removals; names are inserted as `&'static str` (title case on
-/// the wire, one allocation fewer than a `HeaderName` in Pingora's case-preserving map).
+/// Rewrites the request Django will see (Pingora's path: the set headers go into the map).
 pub fn prepare_upstream_request(
     req: &mut RequestHeader,
     rt: &Runtime,
     client: &Client,
     request_id: &str,
 ) {
+    for (name, value) in rewrite_upstream_request(req, rt, client, request_id).iter() {
+        let _ = req.append_header(*name, value.clone());
+    }
+}
+
+/// Headers the proxy sets on the request to Django, beyond those it keeps.
+#[derive(Default)]
+pub struct SetHeaders {
+    list: [Option<(&'static str, HeaderValue)>; 4],
+}
+
+impl SetHeaders {
+    fn push(&mut self, name: &'static str, value: HeaderValue) {
+        if let Some(slot) = self.list.iter_mut().find(|s| s.is_none()) {
+            *slot = Some((name, value));
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &(&'static str, HeaderValue)> {
+        self.list.iter().flatten()
+    }
+}
+
+/// Removes what must not reach Django and returns the headers to set (any client copy of
+/// them already removed): Pingora inserts them into the header map, the relay writes them
+/// straight to the wire.
+///
+/// One scan over the names decides what to remove, so a request without hop-by-hop, context or
+/// forwarded headers pays for no removals; names are `&'static str` (title case on the wire,
+/// one allocation fewer than a `HeaderName` in Pingora's case-preserving map).
+pub fn rewrite_upstream_request(
+    req: &mut RequestHeader,
+    rt: &Runtime,
+    client: &Client,
+    request_id: &str,
+) -> SetHeaders {
     let mut hop_by_hop = false;
     let mut forwarded = false;
     let mut has_host = false;
+    let mut has_request_id = false;
     // Underscored names (nginx drops them: Django folds `_` and `-` into one META key, so a
     // client could shadow a header a trusted proxy set) and context headers from the client.
     let mut drop: Vec<HeaderName> = Vec::new();
@@ -113,6 +146,8 @@ pub fn prepare_upstream_request(
             forwarded = true;
         } else if *k == header::HOST {
             has_host = true;
+        } else if *k == X_REQUEST_ID {
+            has_request_id = true;
         } else if k.as_str().contains('_') || is_context_header(k.as_str(), &rt.context) {
             drop.push(k.clone());
         }
@@ -131,6 +166,7 @@ pub fn prepare_upstream_request(
         }
     }
 
+    let mut set = SetHeaders::default();
     let trusted = client.ip.is_some_and(|ip| rt.is_trusted(ip));
     let ip = client
         .ip
@@ -143,25 +179,31 @@ pub fn prepare_upstream_request(
             .get(X_FORWARDED_FOR)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| HeaderValue::from_str(&format!("{v}, {}", show(&ip))).ok());
-        let _ = req.insert_header("X-Forwarded-For", xff.unwrap_or_else(|| ip.clone()));
+        req.remove_header(&X_FORWARDED_FOR);
+        set.push("X-Forwarded-For", xff.unwrap_or_else(|| ip.clone()));
         if !req.headers.contains_key(X_FORWARDED_PROTO) {
-            let _ = req.insert_header("X-Forwarded-Proto", proto);
+            set.push("X-Forwarded-Proto", proto);
         }
         if !req.headers.contains_key(X_REAL_IP) {
-            let _ = req.insert_header("X-Real-IP", ip);
+            set.push("X-Real-IP", ip);
         }
     } else {
-        let _ = req.insert_header("X-Forwarded-For", ip.clone());
-        let _ = req.insert_header("X-Forwarded-Proto", proto);
-        let _ = req.insert_header("X-Real-IP", ip);
-        if forwarded && !trusted {
-            req.remove_header(&X_FORWARDED_HOST);
-            req.remove_header(&X_FORWARDED_PORT);
+        if forwarded {
+            for name in &FORWARDED {
+                req.remove_header(name);
+            }
         }
+        set.push("X-Forwarded-For", ip.clone());
+        set.push("X-Forwarded-Proto", proto);
+        set.push("X-Real-IP", ip);
     }
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        let _ = req.insert_header("X-Request-Id", v);
+        if has_request_id {
+            req.remove_header(&X_REQUEST_ID);
+        }
+        set.push("X-Request-Id", v);
     }
+    set
 }
 
 /// Removes hop-by-hop headers and those listed in Connection; an Upgrade (WebSocket)
@@ -255,10 +297,11 @@ pub fn request_id(req: &RequestHeader) -> String {
     }
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let r = rand::random::<u128>();
-    (0..32)
-        .rev()
-        .map(|i| HEX[((r >> (i * 4)) & 0xf) as usize] as char)
-        .collect()
+    let mut out = [0u8; 32];
+    for (i, c) in out.iter_mut().enumerate() {
+        *c = HEX[((r >> ((31 - i) * 4)) & 0xf) as usize];
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

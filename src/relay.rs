@@ -18,11 +18,13 @@ use crate::metrics::UpstreamErrorKind;
 use crate::runtime::{Runtime, Shared};
 use crate::telemetry::{self, Observed};
 use crate::{access_log, error_page, upstream};
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Version};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::Stream;
+use std::future::Future;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -60,9 +62,14 @@ pub fn plan(buf: &[u8], rt: &Runtime, tls: bool) -> Option<Plan> {
     if !rt.config.server.fast_path || (rt.https_redirect_port.is_some() && !tls) {
         return None;
     }
+    // One copy of the head; the header values share it instead of a copy each.
+    let end = buf
+        .len()
+        .min(rt.limits.max_header_bytes + rt.limits.max_uri_bytes + 1024);
+    let head = Bytes::copy_from_slice(&buf[..end]);
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut p = httparse::Request::new(&mut headers);
-    let Ok(httparse::Status::Complete(head_len)) = p.parse(buf) else {
+    let Ok(httparse::Status::Complete(head_len)) = p.parse(&head) else {
         return None;
     };
     let (Some(method), Some(path), Some(version)) = (p.method, p.path, p.version) else {
@@ -75,8 +82,9 @@ pub fn plan(buf: &[u8], rt: &Runtime, tls: bool) -> Option<Plan> {
     if !plain_method || !path.starts_with('/') {
         return None;
     }
-    let mut req =
-        RequestHeader::build_no_case(method, path.as_bytes(), Some(p.headers.len())).ok()?;
+    // Room for the headers the proxy adds, so that the map does not grow.
+    let hint = p.headers.len() + 4;
+    let mut req = RequestHeader::build_no_case(method, path.as_bytes(), Some(hint)).ok()?;
     if version == 0 {
         req.set_version(Version::HTTP_10);
     }
@@ -101,8 +109,8 @@ pub fn plan(buf: &[u8], rt: &Runtime, tls: bool) -> Option<Plan> {
                 }
             }
         }
-        req.append_header(name, HeaderValue::from_bytes(h.value).ok()?)
-            .ok()?;
+        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value)).ok()?;
+        req.append_header(name, value).ok()?;
     }
     let body_len = body_len.unwrap_or(0);
     if body_len > BODY_MAX || limits::check_parsed(&req, &rt.limits).is_err() {
@@ -166,13 +174,19 @@ pub async fn serve(
         ..Observed::default()
     };
     let request_id = forwarding::request_id(&req);
-    forwarding::prepare_upstream_request(&mut req, rt, client, &request_id);
+    let set = forwarding::rewrite_upstream_request(&mut req, rt, client, &request_id);
     let mut wire = BytesMut::with_capacity(head_len + 256 + body_len);
     wire.put_slice(req.method.as_str().as_bytes());
     wire.put_u8(b' ');
     wire.put_slice(req.raw_path());
     wire.put_slice(b" HTTP/1.1\r\n");
     req.header_to_h1_wire(&mut wire);
+    for (name, value) in set.iter() {
+        wire.put_slice(name.as_bytes());
+        wire.put_slice(b": ");
+        wire.put_slice(value.as_bytes());
+        wire.put_slice(b"\r\n");
+    }
     wire.put_slice(b"\r\n");
     wire.put_slice(&body);
 
@@ -301,10 +315,18 @@ async fn attempt(
     wire: &[u8],
 ) -> Result<(TcpStream, BytesMut, usize), Attempt> {
     let up = &rt.upstream;
-    match timeout(up.write_timeout, conn.write_all(wire)).await {
-        Err(_) => return Err(Attempt::Failed(UpstreamErrorKind::Timeout)),
-        Ok(Err(_)) => return Err(Attempt::NothingBack),
-        Ok(Ok(())) => {}
+    // A request fits the socket buffer at once; only one that does not waits, with a timer.
+    let sent = match conn.try_write(wire) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(_) => return Err(Attempt::NothingBack),
+    };
+    if sent < wire.len() {
+        match timeout(up.write_timeout, conn.write_all(&wire[sent..])).await {
+            Err(_) => return Err(Attempt::Failed(UpstreamErrorKind::Timeout)),
+            Ok(Err(_)) => return Err(Attempt::NothingBack),
+            Ok(Ok(())) => {}
+        }
     }
     let mut buf = BytesMut::with_capacity(8192);
     let mut got_any = false;
@@ -334,12 +356,11 @@ async fn attempt(
 
 /// The length of the head at the start of `buf`, once its blank line has arrived.
 fn head_end(buf: &[u8]) -> Option<usize> {
-    let crlf = memchr::memmem::find(buf, b"\r\n\r\n").map(|i| i + 4);
-    let lf = memchr::memmem::find(buf, b"\n\n").map(|i| i + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    memchr::memchr_iter(b'\n', buf).find_map(|i| match &buf[i + 1..] {
+        [b'\n', ..] => Some(i + 2),
+        [b'\r', b'\n', ..] => Some(i + 3),
+        _ => None,
+    })
 }
 
 /// The status code of the response head at the start of `buf` (`HTTP/1.x NNN`).
@@ -566,14 +587,20 @@ enum Broken {
 }
 
 async fn client_write(stream: &mut Stream, bytes: &[u8]) -> Result<(), Broken> {
-    let write = async {
+    let mut write = std::pin::pin!(async {
         stream.write_all(bytes).await?;
         stream.flush().await
+    });
+    // Most writes complete at once; only one that has to wait gets a timer.
+    let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+    let done = match first {
+        Poll::Ready(r) => r,
+        Poll::Pending => match timeout(CLIENT_TIMEOUT, write).await {
+            Ok(r) => r,
+            Err(_) => return Err(Broken::Client),
+        },
     };
-    match timeout(CLIENT_TIMEOUT, write).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(Broken::Client),
-    }
+    done.map_err(|_| Broken::Client)
 }
 
 async fn upstream_read(

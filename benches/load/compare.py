@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -209,7 +210,7 @@ def stalled_server():
 
 
 # The ratios reported, by variant letter: numerator, denominator.
-RATIOS = ("CB", "CD", "DB", "CP", "DP", "PB", "EC", "LB", "CL")
+RATIOS = ("CB", "CD", "DB", "CF", "FB", "CP", "DP", "PB", "EC", "LB", "CL")
 
 
 def ratio_pairs(by_letter):
@@ -228,6 +229,9 @@ def report_instructions(args, tmp, variants):
         run_wrk(port, 1, args.connections, args.wrk_threads)  # warm up, uninstrumented
         per[name], total = instructions_per_request(tmp, name[0], pid, port, args.callgrind,
                                                     args.connections, args.wrk_threads)
+        if args.keep_profiles:
+            os.makedirs(args.keep_profiles, exist_ok=True)
+            shutil.copy(f"{tmp}/{name[0]}.callgrind.1", args.keep_profiles)
         print(f"{name}: {per[name]:.0f} instructions/request over {total} requests", file=sys.stderr)
     print(f"\nauthz-edge instruction counts: callgrind, user space of the proxy process, "
           f"wrk -t{args.wrk_threads} -c{args.connections} for {args.callgrind}s each, "
@@ -257,6 +261,8 @@ def main():
     ap.add_argument("--openloop", help="the open-loop load binary, for p99 at a fixed rate")
     ap.add_argument("--open-loop-rate", type=int, default=10000, help="requests per second for the open-loop p99")
     ap.add_argument("--open-loop-connections", type=int, default=64)
+    ap.add_argument("--keep-profiles", metavar="DIR",
+                    help="with --callgrind: keep each variant's dump (LETTER.callgrind.1) in DIR, for callgrind_annotate")
     ap.add_argument("--only", metavar="LETTERS",
                     help="run only these variants, e.g. CE for a closer look at the stalled sink "
                          "(ratios need both of their variants)")
@@ -319,7 +325,7 @@ def main():
         procs.append(("nginx", start_nginx(proxy_b, callgrind_wrap(tmp, "B"))))
         wait_port(b_port)
 
-        def authz_edge(letter, name, extra):
+        def authz_edge(letter, name, extra, server_extra=""):
             port, admin = free_port(), free_port()
             conf = os.path.join(tmp, f"{name}.toml")
             with open(conf, "w") as f:
@@ -328,6 +334,7 @@ listen = ["127.0.0.1:{port}"]
 admin = "127.0.0.1:{admin}"
 threads = {args.workers}
 grace_period = "1s"
+{server_extra}
 {args.authz_edge_extra.replace(';', chr(10))}
 upgrade_sock = "{tmp}/{name}.sock"
 pid_file = "{tmp}/{name}.pid"
@@ -371,11 +378,20 @@ enabled = false
 [sink]
 type = "none"
 """)
+        # F: C's config with every request through Pingora's proxy loop instead of the relay.
+        f_port, f_proc = authz_edge("F", "authz-edge-pingora-loop", f"""[telemetry]
+enabled = true
+[sink]
+type = "file"
+path = "{tmp}/diagnostics-f.jsonl"
+""", server_extra="fast_path = false")
         variants = [
             ("A upstream direct", up_port, lambda: [procs[0][1].pid] + children(procs[0][1].pid)),
             ("B nginx", b_port, lambda: [procs[1][1].pid] + children(procs[1][1].pid)),
             ("C authz-edge, telemetry on", c_port, lambda: [c_proc.pid]),
             ("D authz-edge, telemetry off", d_port, lambda: [d_proc.pid]),
+            ("F authz-edge, telemetry on, Pingora's loop (fast_path off)", f_port,
+             lambda: [f_proc.pid]),
         ]
         if args.plain_pingora:
             variants.insert(2, ("P plain Pingora", p_port, lambda: [p_proc.pid]))
