@@ -58,3 +58,42 @@ impl Pool {
         self.held.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn conn(listener: &tokio::net::TcpListener) -> TcpStream {
+        let addr = listener.local_addr().expect("addr");
+        TcpStream::connect(addr).await.expect("connect")
+    }
+
+    #[tokio::test]
+    async fn newest_first_bounded_in_all_and_stale_ones_dropped() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let pool = Pool::new(2, 3, Duration::from_secs(60));
+        let (a, b) = (conn(&l).await, conn(&l).await);
+        let b_port = b.local_addr().expect("addr").port();
+        pool.put(0, a);
+        pool.put(0, b);
+        pool.put(1, conn(&l).await);
+        // Full: a fourth is closed instead of kept.
+        pool.put(1, conn(&l).await);
+        assert_eq!(pool.idle_count(), 3);
+        let taken = pool.take(0).expect("kept");
+        assert_eq!(taken.local_addr().expect("addr").port(), b_port);
+        assert_eq!(pool.idle_count(), 2);
+        assert!(pool.take(1).is_some());
+        assert!(pool.take(1).is_none());
+        assert!(pool.take(7).is_none());
+
+        let stale = Pool::new(1, 4, Duration::from_millis(1));
+        stale.put(0, conn(&l).await);
+        stale.put(0, conn(&l).await);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(stale.take(0).is_none());
+        assert_eq!(stale.idle_count(), 0);
+    }
+}

@@ -233,19 +233,40 @@ fn a_keepalive_connection_the_server_closed_is_retried_on_a_new_one() {
     assert_eq!(upstream_errors(&p2), 0.0);
 }
 
-#[test]
-fn a_server_that_dies_mid_body_is_counted_and_the_client_cut_off() {
-    // Announces 100 bytes, sends 2, closes.
+/// A server that answers each connection's first request with `raw`, then closes.
+fn raw_upstream(raw: &'static [u8]) -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     std::thread::spawn(move || {
-        for s in listener.incoming().flatten() {
-            let mut s = s;
+        for mut s in listener.incoming().flatten() {
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf);
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhi");
+            let _ = s.write_all(raw);
         }
     });
+    addr
+}
+
+#[test]
+fn a_response_with_two_framings_is_refused_with_502() {
+    let addr = raw_upstream(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    );
+    let p = Proxy::start(&config_for(&[addr], ""));
+    let r = get(p.http, "/");
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(
+        p.metric("authz_edge_upstream_errors_total{kind=\"other\"}"),
+        1.0
+    );
+    assert_eq!(upstream_errors(&p), 1.0);
+}
+
+#[test]
+fn a_server_that_dies_mid_body_is_counted_and_the_client_cut_off() {
+    // Announces 100 bytes, sends 2, closes.
+    let addr = raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhi");
     let p = Proxy::start(&config_for(&[addr], ""));
     let mut s = TcpStream::connect(p.http).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))

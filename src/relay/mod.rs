@@ -1,0 +1,460 @@
+//! authz-edge's own HTTP/1 proxy loop for plain requests; everything else goes to Pingora.
+//!
+//! Pingora's proxy spends about three times nginx's user-space CPU per request (boxed futures,
+//! two header maps per exchange, its connection pool). Most traffic in front of Django is plain:
+//! a request with no body or a small one with a `Content-Length`, answered with a length or a
+//! chunked body. `plan` picks those out; `serve` relays them with the same modules as the
+//! Pingora phases in `proxy` (limits, forwarding, routes, telemetry, sampling, access log), so
+//! what Django sees and what is counted does not depend on the path taken.
+//!
+//! Anything else goes to Pingora with the head already read: upgrades, `Expect`, chunked or
+//! large request bodies, absolute-form targets, static mounts, the HTTPS redirect, and anything
+//! the limits refuse. `server.fast_path = false` sends everything there.
+
+use crate::forwarding::{self, Client};
+use crate::limits;
+use crate::metrics::UpstreamErrorKind;
+use crate::runtime::{Runtime, Shared};
+use crate::telemetry::{self, Observed};
+use crate::{access_log, error_page, upstream};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Version};
+use pingora::http::RequestHeader;
+use pingora::protocols::Stream;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+mod chunked;
+mod response;
+
+/// Headers parsed per request or response, as in Pingora; a head with more goes to Pingora
+/// (a request) or is a 502 (a response).
+const MAX_HEADERS: usize = 256;
+/// Request bodies up to this size are read before a server is chosen, so that a request on a
+/// keepalive connection the server had closed can be sent again. Larger ones go to Pingora.
+pub const BODY_MAX: u64 = 64 * 1024;
+/// Per read or write on the client side once a request has started (nginx's
+/// `client_body_timeout` and `send_timeout`).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// A response head larger than this is refused as invalid.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// A request the relay takes: its parsed head and framing.
+pub struct Plan {
+    req: RequestHeader,
+    head_len: usize,
+    body_len: usize,
+    /// The client asked to keep the connection (HTTP/1.1 default, or 1.0 with `keep-alive`).
+    keepalive: bool,
+}
+
+/// How the client connection goes on after a relayed request.
+pub enum Next {
+    /// Keep it open; the bytes already read past this request start the next one.
+    KeepAlive(BytesMut),
+    Close,
+}
+
+/// Decides whether the relay takes the request whose complete head starts `buf`.
+pub fn plan(buf: &[u8], rt: &Runtime, tls: bool) -> Option<Plan> {
+    if !rt.config.server.fast_path || (rt.https_redirect_port.is_some() && !tls) {
+        return None;
+    }
+    // One copy of the head; the header values share it instead of a copy each.
+    let end = buf
+        .len()
+        .min(rt.limits.max_header_bytes + rt.limits.max_uri_bytes + 1024);
+    let head = Bytes::copy_from_slice(&buf[..end]);
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut p = httparse::Request::new(&mut headers);
+    let Ok(httparse::Status::Complete(head_len)) = p.parse(&head) else {
+        return None;
+    };
+    let (Some(method), Some(path), Some(version)) = (p.method, p.path, p.version) else {
+        return None;
+    };
+    let plain_method = matches!(
+        method,
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"
+    );
+    if !plain_method || !path.starts_with('/') {
+        return None;
+    }
+    // Room for the headers the proxy adds, so that the map does not grow.
+    let hint = p.headers.len() + 4;
+    let mut req = RequestHeader::build_no_case(method, path.as_bytes(), Some(hint)).ok()?;
+    if version == 0 {
+        req.set_version(Version::HTTP_10);
+    }
+    let mut keepalive = version == 1;
+    let mut body_len: Option<u64> = None;
+    for h in p.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        if name == header::TRANSFER_ENCODING || name == header::UPGRADE || name == header::EXPECT {
+            return None;
+        }
+        if name == header::CONTENT_LENGTH {
+            if body_len.is_some() {
+                return None;
+            }
+            body_len = Some(digits(h.value)?);
+        } else if name == header::CONNECTION {
+            for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    keepalive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    keepalive = true;
+                }
+            }
+        }
+        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value)).ok()?;
+        req.append_header(name, value).ok()?;
+    }
+    let body_len = body_len.unwrap_or(0);
+    if body_len > BODY_MAX || limits::check_parsed(&req, &rt.limits).is_err() {
+        return None;
+    }
+    let path = req.uri.path();
+    if rt.statics.iter().any(|m| path.starts_with(&m.prefix)) {
+        return None;
+    }
+    Some(Plan {
+        req,
+        head_len,
+        body_len: body_len as usize,
+        keepalive,
+    })
+}
+
+/// A decimal `Content-Length` value; no sign, no spaces inside, no overflow.
+fn digits(v: &[u8]) -> Option<u64> {
+    let v = v.trim_ascii();
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+/// Relays one planned request to Django and its response back, then records it.
+///
+/// `buf` holds the request head and whatever followed it; `may_keepalive` says whether this
+/// connection may serve another request after this one (request cap, shutdown).
+pub async fn serve(
+    shared: &Shared,
+    rt: &Runtime,
+    stream: &mut Stream,
+    mut buf: BytesMut,
+    plan: Plan,
+    client: &Client,
+    may_keepalive: bool,
+) -> Next {
+    let start = Instant::now();
+    let _in_flight = shared.sink.request();
+    shared.metrics.count_proxied(true);
+    let Plan {
+        mut req,
+        head_len,
+        body_len,
+        keepalive,
+    } = plan;
+    buf.advance(head_len);
+    while buf.len() < body_len {
+        match timeout(CLIENT_TIMEOUT, stream.read_buf(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            // The client went away or stalled mid-body: nothing was sent to Django.
+            _ => return Next::Close,
+        }
+    }
+    let body = buf.split_to(body_len);
+
+    let mut obs = Observed {
+        route: rt.routes.find(req.uri.path()).cloned(),
+        ..Observed::default()
+    };
+    let request_id = forwarding::request_id(&req);
+    let set = forwarding::rewrite_upstream_request(&mut req, rt, client, &request_id);
+    let mut wire = BytesMut::with_capacity(head_len + 256 + body_len);
+    wire.put_slice(req.method.as_str().as_bytes());
+    wire.put_u8(b' ');
+    wire.put_slice(req.raw_path());
+    wire.put_slice(b" HTTP/1.1\r\n");
+    req.header_to_h1_wire(&mut wire);
+    for (name, value) in set.iter() {
+        wire.put_slice(name.as_bytes());
+        wire.put_slice(b": ");
+        wire.put_slice(value.as_bytes());
+        wire.put_slice(b"\r\n");
+    }
+    wire.put_slice(b"\r\n");
+    wire.put_slice(&body);
+
+    let head_only = req.method == Method::HEAD;
+    let (status, keep) = match exchange(shared, rt, &wire).await {
+        Ok(x) => {
+            let keep_client = keepalive && may_keepalive;
+            response::relay_response(shared, rt, stream, &req, x, &mut obs, keep_client).await
+        }
+        Err((kind, counted)) => {
+            if !counted {
+                shared.metrics.count_upstream_error(kind);
+            }
+            let status = upstream::error_status(kind);
+            error_page::write_h1(stream, status, head_only).await;
+            (status, false)
+        }
+    };
+
+    let seconds = start.elapsed().as_secs_f64();
+    let route = telemetry::route_for(shared, &obs, req.uri.path());
+    telemetry::record(&shared.metrics, &route, status, seconds, &obs);
+    telemetry::sample(shared, &req, &route, seconds, &obs, &request_id);
+    if rt.access_log {
+        access_log::write(access_log::Entry {
+            req: &req,
+            client: client.ip,
+            request_id: &request_id,
+            obs: &obs,
+            route: &route.label,
+            status,
+            seconds,
+        });
+    }
+    if keep {
+        Next::KeepAlive(buf)
+    } else {
+        Next::Close
+    }
+}
+
+/// An upstream connection whose response head has arrived.
+struct Exchange {
+    conn: TcpStream,
+    idx: usize,
+    /// The response head (`head_len` bytes) and whatever of the body came with it.
+    buf: BytesMut,
+    head_len: usize,
+}
+
+/// Why one attempt on one connection failed.
+enum Attempt {
+    /// Nothing came back: on a reused keepalive connection, the server had closed it.
+    NothingBack,
+    Failed(UpstreamErrorKind),
+}
+
+/// Sends the request to a server and waits for its response head, as Pingora's phases do:
+/// round robin over ready servers, other servers tried when connecting fails (counted per
+/// failure and marked failed), and a request on a reused connection that got nothing back sent
+/// again once on a new one. Errors come with whether they were already counted.
+async fn exchange(
+    shared: &Shared,
+    rt: &Runtime,
+    wire: &[u8],
+) -> Result<Exchange, (UpstreamErrorKind, bool)> {
+    let up = &rt.upstream;
+    let (mut tried, mut tries, mut counted) = (0u64, 0usize, false);
+    loop {
+        let Some(idx) = upstream::pick_index(rt, tried) else {
+            return Err((UpstreamErrorKind::Connect, counted));
+        };
+        if idx < 64 {
+            tried |= 1 << idx;
+        }
+        tries += 1;
+        if let Some(conn) = up.pool.take(idx) {
+            match attempt(rt, conn, wire).await {
+                Ok((conn, buf, head_len)) => {
+                    return Ok(Exchange {
+                        conn,
+                        idx,
+                        buf,
+                        head_len,
+                    })
+                }
+                Err(Attempt::NothingBack) => {}
+                Err(Attempt::Failed(kind)) => return Err((kind, counted)),
+            }
+        }
+        let Some(addr) = up.servers.get(idx) else {
+            return Err((UpstreamErrorKind::Connect, counted));
+        };
+        let conn = match timeout(up.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(c)) => c,
+            _ => {
+                up.mark_failed(idx);
+                shared
+                    .metrics
+                    .count_upstream_error(UpstreamErrorKind::Connect);
+                counted = true;
+                if tries <= up.retries {
+                    continue;
+                }
+                return Err((UpstreamErrorKind::Connect, counted));
+            }
+        };
+        let _ = conn.set_nodelay(true);
+        return match attempt(rt, conn, wire).await {
+            Ok((conn, buf, head_len)) => Ok(Exchange {
+                conn,
+                idx,
+                buf,
+                head_len,
+            }),
+            Err(Attempt::NothingBack) => Err((UpstreamErrorKind::Reset, counted)),
+            Err(Attempt::Failed(kind)) => Err((kind, counted)),
+        };
+    }
+}
+
+/// Writes the request on `conn` and reads until a final (non-1xx) response head is complete.
+async fn attempt(
+    rt: &Runtime,
+    mut conn: TcpStream,
+    wire: &[u8],
+) -> Result<(TcpStream, BytesMut, usize), Attempt> {
+    let up = &rt.upstream;
+    // A request fits the socket buffer at once; only one that does not waits, with a timer.
+    let sent = match conn.try_write(wire) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(_) => return Err(Attempt::NothingBack),
+    };
+    if sent < wire.len() {
+        match timeout(up.write_timeout, conn.write_all(&wire[sent..])).await {
+            Err(_) => return Err(Attempt::Failed(UpstreamErrorKind::Timeout)),
+            Ok(Err(_)) => return Err(Attempt::NothingBack),
+            Ok(Ok(())) => {}
+        }
+    }
+    let mut buf = BytesMut::with_capacity(8192);
+    let mut got_any = false;
+    loop {
+        if let Some(end) = head_end(&buf) {
+            // Informational responses (100, 103) are dropped: the relay never sends `Expect`.
+            match status_of(&buf) {
+                Some(101) | None => return Err(Attempt::Failed(UpstreamErrorKind::Other)),
+                Some(s) if s < 200 => {
+                    buf.advance(end);
+                    continue;
+                }
+                Some(_) => return Ok((conn, buf, end)),
+            }
+        }
+        if buf.len() > MAX_RESPONSE_HEAD {
+            return Err(Attempt::Failed(UpstreamErrorKind::Other));
+        }
+        match timeout(up.read_timeout, conn.read_buf(&mut buf)).await {
+            Err(_) => return Err(Attempt::Failed(UpstreamErrorKind::Timeout)),
+            Ok(Ok(0)) | Ok(Err(_)) if !got_any => return Err(Attempt::NothingBack),
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(Attempt::Failed(UpstreamErrorKind::Reset)),
+            Ok(Ok(_)) => got_any = true,
+        }
+    }
+}
+
+/// The length of the head at the start of `buf`, once its blank line has arrived.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', buf).find_map(|i| match &buf[i + 1..] {
+        [b'\n', ..] => Some(i + 2),
+        [b'\r', b'\n', ..] => Some(i + 3),
+        _ => None,
+    })
+}
+
+/// The status code of the response head at the start of `buf` (`HTTP/1.x NNN`).
+fn status_of(buf: &[u8]) -> Option<u16> {
+    let code = buf.get(9..12)?;
+    if !buf.starts_with(b"HTTP/1.") || !code.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    fn runtime(extra: &str) -> Runtime {
+        let config = crate::config::parse(&format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n{extra}"
+        ))
+        .expect("config");
+        Runtime::build(config, 1, &Metrics::new(10, 10)).expect("runtime")
+    }
+
+    #[test]
+    fn plain_requests_are_taken_and_the_rest_left_to_pingora() {
+        let rt = runtime("[[static]]\nprefix = \"/static/\"\nroot = \"/tmp\"\n");
+        let keeps = |raw: &[u8]| plan(raw, &rt, false).map(|p| p.keepalive);
+        assert_eq!(keeps(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n"), Some(true));
+        assert_eq!(
+            keeps(b"GET /a HTTP/1.1\r\nConnection: close\r\n\r\n"),
+            Some(false)
+        );
+        assert_eq!(keeps(b"GET /a HTTP/1.0\r\n\r\n"), Some(false));
+        assert_eq!(
+            keeps(b"GET /a HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"),
+            Some(true)
+        );
+        let p = plan(
+            b"POST /f HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET",
+            &rt,
+            false,
+        )
+        .expect("taken");
+        assert_eq!((p.body_len, p.head_len), (3, 39));
+        for raw in [
+            &b"POST /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            b"POST /f HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+            b"POST /f HTTP/1.1\r\nContent-Length: 65537\r\n\r\n",
+            b"POST /f HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+            b"GET http://a/ HTTP/1.1\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\n\r\n",
+            b"CONNECT a:443 HTTP/1.1\r\n\r\n",
+            b"TRACE / HTTP/1.1\r\n\r\n",
+            b"GET /static/app.css HTTP/1.1\r\n\r\n",
+            b"GET /a HTTP/1.1\r\n",
+        ] {
+            assert!(
+                plan(raw, &rt, false).is_none(),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        let off = runtime("").config.server.fast_path;
+        assert!(off, "on by default");
+        let mut config = runtime("").config.clone();
+        config.server.fast_path = false;
+        let rt = Runtime::build(config, 1, &Metrics::new(10, 10)).expect("runtime");
+        assert!(plan(b"GET /a HTTP/1.1\r\n\r\n", &rt, false).is_none());
+    }
+
+    #[test]
+    fn content_length_digits() {
+        assert_eq!(digits(b"0"), Some(0));
+        assert_eq!(digits(b" 1234 "), Some(1234));
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"+1",
+            b"1 2",
+            b"0x10",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(digits(bad), None);
+        }
+    }
+
+    #[test]
+    fn response_heads_end_and_status() {
+        assert_eq!(head_end(b"HTTP/1.1 200 OK\r\nA: b\r\n\r\nbody"), Some(25));
+        assert_eq!(head_end(b"HTTP/1.1 200 OK\r\nA: b\r\n"), None);
+        assert_eq!(status_of(b"HTTP/1.1 403 Forbidden\r\n"), Some(403));
+        assert_eq!(status_of(b"HTTP/2 200\r\n"), None);
+    }
+}

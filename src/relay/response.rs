@@ -1,0 +1,359 @@
+//! The response side of the relay: the head rewritten for the client, then the body by its framing.
+
+use super::chunked::ChunkScanner;
+use super::{digits, Exchange, CLIENT_TIMEOUT, MAX_HEADERS};
+use crate::classify;
+use crate::error_page;
+use crate::forwarding;
+use crate::metrics::UpstreamErrorKind;
+use crate::runtime::{Runtime, Shared};
+use crate::telemetry::{self, Observed};
+use bytes::{Buf, BufMut, BytesMut};
+use http::header::{HeaderName, HeaderValue};
+use http::{Method, Version};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::Stream;
+use std::future::Future;
+use std::task::Poll;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// How the response body is delimited.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Chunked from Django, decoded for an HTTP/1.0 client and ended by closing.
+    ChunkedToClose,
+    UntilClose,
+}
+
+/// What the response head said, beyond the bytes rewritten for the client.
+struct ResponseHead {
+    status: u16,
+    framing: Framing,
+    /// The server will keep the connection (HTTP/1.1 default, no `Connection: close`).
+    reusable: bool,
+}
+
+/// Rewrites the upstream response head for the client into `out` (context and hop-by-hop headers
+/// dropped, `Connection` set) and observes it for telemetry.
+#[allow(clippy::too_many_arguments)]
+fn rewrite_head(
+    shared: &Shared,
+    rt: &Runtime,
+    req: &RequestHeader,
+    head: &[u8],
+    obs: &mut Observed,
+    keep_client: bool,
+    out: &mut BytesMut,
+) -> Option<ResponseHead> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut p = httparse::Response::new(&mut headers);
+    let Ok(httparse::Status::Complete(_)) = p.parse(head) else {
+        return None;
+    };
+    let (Some(status), Some(version)) = (p.code, p.version) else {
+        return None;
+    };
+    let mut reusable = version == 1;
+    let (mut length, mut chunked, mut coded) = (None, false, false);
+    let (mut route, mut release) = (None, None);
+    let names = &rt.context;
+    out.put_slice(b"HTTP/1.1 ");
+    // httparse holds the code to three digits.
+    out.put_slice(&[
+        b'0' + (status / 100 % 10) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+        b' ',
+    ]);
+    match p.reason.filter(|r| !r.is_empty()) {
+        Some(r) => out.put_slice(r.as_bytes()),
+        None => out.put_slice(error_page::reason(status).as_bytes()),
+    }
+    out.put_slice(b"\r\n");
+    for h in p.headers.iter() {
+        let name = h.name;
+        let is = |n: &str| name.eq_ignore_ascii_case(n);
+        if is("content-length") {
+            let n = digits(h.value)?;
+            if length.is_some_and(|l| l != n) {
+                return None;
+            }
+            length = Some(n);
+        } else if is("transfer-encoding") {
+            coded = true;
+            chunked = h
+                .value
+                .rsplit(|b| *b == b',')
+                .next()
+                .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            if chunked && req.version == Version::HTTP_10 {
+                continue;
+            }
+        } else if is("connection") {
+            for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    reusable = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    reusable = true;
+                }
+            }
+            continue;
+        } else if is("keep-alive") || is("proxy-connection") {
+            continue;
+        }
+        if forwarding::is_context_header(name, names) {
+            if is(names.route.as_str()) {
+                route = Some(h.value);
+            } else if is(names.release.as_str()) {
+                release = Some(h.value);
+            }
+            continue;
+        }
+        out.put_slice(name.as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(h.value);
+        out.put_slice(b"\r\n");
+    }
+    if coded && length.is_some() {
+        // Both framings at once: refused, as nginx does, rather than guessed (smuggling).
+        return None;
+    }
+    if rt.telemetry {
+        telemetry::observe_context(shared, obs, route, release);
+        if classify::is_denial(status) {
+            let mut resp = ResponseHeader::build_no_case(status, Some(p.headers.len())).ok()?;
+            for h in p.headers.iter() {
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(h.name.as_bytes()),
+                    HeaderValue::from_bytes(h.value),
+                ) {
+                    let _ = resp.append_header(n, v);
+                }
+            }
+            telemetry::observe_denial(shared, rt, req, &resp, obs);
+        }
+    }
+    let framing = if req.method == Method::HEAD || status == 204 || status == 304 {
+        Framing::Empty
+    } else if chunked && req.version == Version::HTTP_10 {
+        Framing::ChunkedToClose
+    } else if chunked {
+        Framing::Chunked
+    } else if coded {
+        Framing::UntilClose
+    } else {
+        length.map_or(Framing::UntilClose, Framing::Length)
+    };
+    let keep_client = keep_client && framing.keeps_client();
+    out.put_slice(if keep_client {
+        b"Connection: keep-alive\r\n\r\n"
+    } else {
+        b"Connection: close\r\n\r\n"
+    });
+    Some(ResponseHead {
+        status,
+        framing,
+        reusable: reusable && framing != Framing::UntilClose,
+    })
+}
+
+impl Framing {
+    /// Whether the client connection can carry another request after this body.
+    fn keeps_client(self) -> bool {
+        !matches!(self, Framing::UntilClose | Framing::ChunkedToClose)
+    }
+}
+
+/// Writes the response to the client and returns the status to record and whether the client
+/// connection stays open. The upstream connection goes back to the pool when its response ended
+/// cleanly and the server keeps it.
+pub(super) async fn relay_response(
+    shared: &Shared,
+    rt: &Runtime,
+    stream: &mut Stream,
+    req: &RequestHeader,
+    x: Exchange,
+    obs: &mut Observed,
+    keep_client: bool,
+) -> (u16, bool) {
+    let Exchange {
+        mut conn,
+        idx,
+        mut buf,
+        head_len,
+    } = x;
+    let mut out = BytesMut::with_capacity(head_len + 64 + buf.len());
+    let Some(head) = rewrite_head(
+        shared,
+        rt,
+        req,
+        &buf[..head_len],
+        obs,
+        keep_client,
+        &mut out,
+    ) else {
+        shared
+            .metrics
+            .count_upstream_error(UpstreamErrorKind::Other);
+        error_page::write_h1(stream, 502, req.method == Method::HEAD).await;
+        return (502, false);
+    };
+    buf.advance(head_len);
+    let keep_client = keep_client && head.framing.keeps_client();
+    let sent = match head.framing {
+        Framing::Empty => client_write(stream, &out).await,
+        Framing::Length(n) => relay_length(rt, stream, &mut conn, &mut buf, out, n, obs).await,
+        Framing::Chunked | Framing::ChunkedToClose => {
+            let decode = head.framing == Framing::ChunkedToClose;
+            relay_chunked(rt, stream, &mut conn, &mut buf, out, obs, decode).await
+        }
+        Framing::UntilClose => {
+            relay_until_close(rt, stream, &mut conn, buf.split(), out, obs).await
+        }
+    };
+    match sent {
+        Ok(()) => {
+            if head.reusable && buf.is_empty() {
+                rt.upstream.pool.put(idx, conn);
+            }
+            (head.status, keep_client)
+        }
+        Err(Broken::Upstream(kind)) => {
+            shared.metrics.count_upstream_error(kind);
+            (head.status, false)
+        }
+        Err(Broken::Client) => (head.status, false),
+    }
+}
+
+/// Which side broke off a response in flight.
+enum Broken {
+    Upstream(UpstreamErrorKind),
+    Client,
+}
+
+async fn client_write(stream: &mut Stream, bytes: &[u8]) -> Result<(), Broken> {
+    let mut write = std::pin::pin!(async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    });
+    // Most writes complete at once; only one that has to wait gets a timer.
+    let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+    let done = match first {
+        Poll::Ready(r) => r,
+        Poll::Pending => match timeout(CLIENT_TIMEOUT, write).await {
+            Ok(r) => r,
+            Err(_) => return Err(Broken::Client),
+        },
+    };
+    done.map_err(|_| Broken::Client)
+}
+
+async fn upstream_read(
+    rt: &Runtime,
+    conn: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Result<usize, Broken> {
+    match timeout(rt.upstream.read_timeout, conn.read_buf(buf)).await {
+        Err(_) => Err(Broken::Upstream(UpstreamErrorKind::Timeout)),
+        Ok(Err(_)) => Err(Broken::Upstream(UpstreamErrorKind::Reset)),
+        Ok(Ok(n)) => Ok(n),
+    }
+}
+
+/// A body of `n` bytes: what came with the head goes out with it, the rest as it arrives.
+async fn relay_length(
+    rt: &Runtime,
+    stream: &mut Stream,
+    conn: &mut TcpStream,
+    buf: &mut BytesMut,
+    mut out: BytesMut,
+    n: u64,
+    obs: &mut Observed,
+) -> Result<(), Broken> {
+    let mut left = n;
+    loop {
+        let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let chunk = buf.split_to(take);
+        telemetry::observe_body(obs, &chunk);
+        left -= take as u64;
+        if out.is_empty() {
+            client_write(stream, &chunk).await?;
+        } else {
+            out.put_slice(&chunk);
+            client_write(stream, &out).await?;
+            out = BytesMut::new();
+        }
+        if left == 0 {
+            return Ok(());
+        }
+        if upstream_read(rt, conn, buf).await? == 0 {
+            return Err(Broken::Upstream(UpstreamErrorKind::Reset));
+        }
+    }
+}
+
+/// A chunked body, passed on as it is (an HTTP/1.0 client gets it decoded, then the close).
+async fn relay_chunked(
+    rt: &Runtime,
+    stream: &mut Stream,
+    conn: &mut TcpStream,
+    buf: &mut BytesMut,
+    mut out: BytesMut,
+    obs: &mut Observed,
+    decode: bool,
+) -> Result<(), Broken> {
+    let mut scan = ChunkScanner::default();
+    loop {
+        let used = scan
+            .feed(buf, |data| {
+                telemetry::observe_body(obs, data);
+                if decode {
+                    out.put_slice(data);
+                }
+            })
+            .ok_or(Broken::Upstream(UpstreamErrorKind::Other))?;
+        if !decode {
+            out.put_slice(&buf[..used]);
+        }
+        buf.advance(used);
+        if !out.is_empty() {
+            client_write(stream, &out).await?;
+            out.clear();
+        }
+        if scan.done() {
+            return Ok(());
+        }
+        if upstream_read(rt, conn, buf).await? == 0 {
+            return Err(Broken::Upstream(UpstreamErrorKind::Reset));
+        }
+    }
+}
+
+/// A body that ends when the server closes the connection.
+async fn relay_until_close(
+    rt: &Runtime,
+    stream: &mut Stream,
+    conn: &mut TcpStream,
+    mut buf: BytesMut,
+    mut out: BytesMut,
+    obs: &mut Observed,
+) -> Result<(), Broken> {
+    loop {
+        telemetry::observe_body(obs, &buf);
+        out.put_slice(&buf);
+        buf.clear();
+        if !out.is_empty() {
+            client_write(stream, &out).await?;
+            out.clear();
+        }
+        if upstream_read(rt, conn, &mut buf).await? == 0 {
+            return Ok(());
+        }
+    }
+}
