@@ -134,10 +134,8 @@ fn bench_forwarding(c: &mut Criterion) {
     });
 }
 
-/// The head guard's raw check, on a browser-sized request head (about 700 bytes, 12 headers).
-fn bench_head_check(c: &mut Criterion) {
-    let limits = authz_edge::config::Limits::default();
-    let head = "GET /reports/42/export/?format=csv HTTP/1.1\r\n\
+/// A browser-sized request head (about 700 bytes, 12 headers).
+const BROWSER_HEAD: &str = "GET /reports/42/export/?format=csv HTTP/1.1\r\n\
         Host: shop.example.com\r\n\
         User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36\r\n\
         Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8\r\n\
@@ -150,8 +148,24 @@ fn bench_head_check(c: &mut Criterion) {
         Sec-Fetch-Dest: document\r\n\
         Sec-Fetch-Mode: navigate\r\n\
         Sec-Fetch-Site: same-origin\r\n\r\n";
+
+/// The head guard's raw check.
+fn bench_head_check(c: &mut Criterion) {
+    let limits = authz_edge::config::Limits::default();
     c.bench_function("check_raw_head/browser", |b| {
-        b.iter(|| authz_edge::limits::check_raw_head(black_box(head.as_bytes()), &limits))
+        b.iter(|| authz_edge::limits::check_raw_head(black_box(BROWSER_HEAD.as_bytes()), &limits))
+    });
+}
+
+/// The relay's decision and parse: the request header map built from the raw head.
+fn bench_relay_plan(c: &mut Criterion) {
+    let config = authz_edge::config::parse(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n",
+    )
+    .expect("config");
+    let rt = Runtime::build(config, 1, &Metrics::new(200, 200)).expect("runtime");
+    c.bench_function("relay_plan/browser", |b| {
+        b.iter(|| authz_edge::relay::plan(black_box(BROWSER_HEAD.as_bytes()), &rt, false).is_some())
     });
 }
 
@@ -224,6 +238,7 @@ criterion_group!(
     bench_strip,
     bench_forwarding,
     bench_head_check,
+    bench_relay_plan,
     bench_record,
     bench_sampler
 );

@@ -140,7 +140,10 @@ pub fn route_label(v: &[u8]) -> Option<&str> {
     if v.first() != Some(&b'/') || v.len() > 200 {
         return None;
     }
-    if !v.iter().all(|c| c.is_ascii_graphic()) || v.iter().any(|c| matches!(c, b'"' | b'\\')) {
+    if !v
+        .iter()
+        .all(|c| c.is_ascii_graphic() && !matches!(c, b'"' | b'\\'))
+    {
         return None;
     }
     std::str::from_utf8(v).ok()

@@ -669,6 +669,14 @@ impl Metrics {
         self.release.store(Some(Arc::new(release.to_string())));
     }
 
+    /// Whether `v` is the release already recorded (the common case: checked before validating).
+    pub fn is_current_release(&self, v: &[u8]) -> bool {
+        self.release
+            .load()
+            .as_deref()
+            .is_some_and(|r| r.as_bytes() == v)
+    }
+
     /// The release Django reports now, if any.
     pub fn current_release(&self) -> Option<Arc<String>> {
         self.release.load_full()

@@ -67,7 +67,7 @@ pub fn observe_context(
             obs.route = Some(shared.metrics.routes.get(label));
         }
     }
-    if let Some(v) = release {
+    if let Some(v) = release.filter(|v| !shared.metrics.is_current_release(v)) {
         if !v.is_empty() && v.len() <= 100 && v.iter().all(u8::is_ascii_graphic) {
             if let Ok(s) = std::str::from_utf8(v) {
                 shared.metrics.observe_release(s, || unix_now().1);

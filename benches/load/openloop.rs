@@ -14,20 +14,28 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout, Instant};
 
+/// The headers a browser sends to a Django site, as in `mix.lua`.
+const BROWSER: &str = "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36\r\n\
+    Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8\r\n\
+    Accept-Language: en-GB,en;q=0.9\r\n\
+    Accept-Encoding: gzip, deflate, br\r\n\
+    Referer: https://shop.example.com/reports/\r\n\
+    Upgrade-Insecure-Requests: 1\r\n\
+    Sec-Fetch-Dest: document\r\n\
+    Sec-Fetch-Mode: navigate\r\n\
+    Sec-Fetch-Site: same-origin\r\n";
+
 /// One request's path and headers, as `mix.lua` makes them.
 fn request(n: u64) -> String {
-    if n.is_multiple_of(10) {
-        format!(
-            "GET /reports/{}/approve/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: sessionid=s{}\r\n\r\n",
-            n % 997,
-            n % 5000
-        )
+    let path = if n.is_multiple_of(10) {
+        format!("/reports/{}/approve/", n % 997)
     } else {
-        format!(
-            "GET /items/{}/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
-            n % 997
-        )
-    }
+        format!("/items/{}/", n % 997)
+    };
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{BROWSER}Cookie: sessionid=s{}; csrftoken=ABCDEFGHIJKLMNOPQRSTUVWXYZ012345\r\n\r\n",
+        n % 5000
+    )
 }
 
 /// Reads one response with a Content-Length body; false if the connection failed.

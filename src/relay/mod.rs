@@ -83,12 +83,16 @@ pub fn plan(buf: &[u8], rt: &Runtime, tls: bool) -> Option<Plan> {
     if !plain_method || !path.starts_with('/') {
         return None;
     }
-    // Room for the headers the proxy adds, so that the map does not grow.
-    let hint = p.headers.len() + 4;
-    let mut req = RequestHeader::build_no_case(method, path.as_bytes(), Some(hint)).ok()?;
+    // The parts are filled in directly: `RequestHeader::append_header` would turn each name
+    // into a title-cased copy and parse it back. The path shares the head's copy.
+    let mut parts = http::Request::new(()).into_parts().0;
+    parts.method = Method::from_bytes(method.as_bytes()).ok()?;
+    parts.uri = http::Uri::from_maybe_shared(head.slice_ref(path.as_bytes())).ok()?;
     if version == 0 {
-        req.set_version(Version::HTTP_10);
+        parts.version = Version::HTTP_10;
     }
+    // Room for the headers the proxy adds, so that the map does not grow.
+    parts.headers.reserve(p.headers.len() + 4);
     let mut keepalive = version == 1;
     let mut body_len: Option<u64> = None;
     for h in p.headers.iter() {
@@ -111,8 +115,9 @@ pub fn plan(buf: &[u8], rt: &Runtime, tls: bool) -> Option<Plan> {
             }
         }
         let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value)).ok()?;
-        req.append_header(name, value).ok()?;
+        parts.headers.try_append(name, value).ok()?;
     }
+    let req = RequestHeader::from(parts);
     let body_len = body_len.unwrap_or(0);
     if body_len > BODY_MAX || limits::check_parsed(&req, &rt.limits).is_err() {
         return None;
@@ -181,7 +186,14 @@ pub async fn serve(
     wire.put_u8(b' ');
     wire.put_slice(req.raw_path());
     wire.put_slice(b" HTTP/1.1\r\n");
-    req.header_to_h1_wire(&mut wire);
+    // Names as the map holds them (lower case; HTTP/1 names are case-insensitive), without
+    // Pingora's title-casing lookup per header.
+    for (name, value) in req.headers.iter() {
+        wire.put_slice(name.as_str().as_bytes());
+        wire.put_slice(b": ");
+        wire.put_slice(value.as_bytes());
+        wire.put_slice(b"\r\n");
+    }
     for (name, value) in set.iter() {
         wire.put_slice(name.as_bytes());
         wire.put_slice(b": ");
