@@ -58,30 +58,131 @@ pub fn strip_context_from_response(resp: &mut ResponseHeader, ctx: &ContextHeade
     }
 }
 
-/// Headers that describe one connection and never cross a proxy (RFC 9110 7.6.1).
-const HOP_BY_HOP: [HeaderName; 6] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::PROXY_AUTHORIZATION,
+/// Headers that describe one connection and never cross a proxy (RFC 9110 7.6.1), and
+/// `Upgrade` (kept only for an upgrade handshake, which the relay never takes).
+static HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "proxy-authorization",
+    "upgrade",
 ];
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// Client-supplied forwarding headers, rewritten or checked below.
-const FORWARDED: [HeaderName; 5] = [
-    X_FORWARDED_FOR,
-    X_FORWARDED_PROTO,
-    X_FORWARDED_HOST,
-    X_FORWARDED_PORT,
-    X_REAL_IP,
+static FORWARDED: [&str; 5] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-real-ip",
 ];
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What the rewrite does with a client's request header, by its name alone (any case). Both
+/// proxy loops follow it: Pingora's on the header map, the relay on the raw head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Keep,
+    /// Removed; so are the names `Connection` lists (`listed_in_connection`).
+    HopByHop,
+    /// Kept from a trusted peer only (`keeps_forwarded`); the proxy sets its own.
+    Forwarded,
+    Host,
+    /// Replaced by the request id (`request_id`).
+    RequestId,
+    /// Removed: underscored names (nginx drops them: Django folds `_` and `-` into one META
+    /// key, so a client could shadow a header a trusted proxy set) and context headers.
+    Drop,
+}
+
+/// The fate of a request header named `name`.
+pub fn fate(name: &str, ctx: &ContextHeaders) -> Fate {
+    let is = |n: &&str| name.eq_ignore_ascii_case(n);
+    if HOP_BY_HOP.iter().any(is) {
+        Fate::HopByHop
+    } else if FORWARDED.iter().any(is) {
+        Fate::Forwarded
+    } else if is(&"host") {
+        Fate::Host
+    } else if is(&"x-request-id") {
+        Fate::RequestId
+    } else if name.contains('_') || is_context_header(name, ctx) {
+        Fate::Drop
+    } else {
+        Fate::Keep
+    }
+}
+
+/// Whether a client's forwarding header `name` reaches Django: from a trusted peer, all but
+/// `X-Forwarded-For` (which is extended instead); from anyone else, none.
+pub fn keeps_forwarded(name: &str, trusted: bool) -> bool {
+    trusted && !name.eq_ignore_ascii_case("x-forwarded-for")
+}
+
+/// The names a `Connection` value lists for removal: valid names other than `Upgrade` and the
+/// framing headers, which stay whatever it says.
+pub fn listed_in_connection(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| HeaderName::from_bytes(t).is_ok())
+        .filter(|t| {
+            !["upgrade", "transfer-encoding", "content-length", "host"]
+                .iter()
+                .any(|n| t.eq_ignore_ascii_case(n.as_bytes()))
+        })
+}
+
+/// The client's own forwarding headers, as far as the proxy's values depend on them.
+#[derive(Default)]
+pub struct SeenForwarded<'a> {
+    pub xff: Option<&'a [u8]>,
+    pub proto: bool,
+    pub real_ip: bool,
+}
+
+/// The forwarding headers and request id the proxy sets on the request to Django.
+pub fn forwarded_values(
+    trusted: bool,
+    seen: &SeenForwarded<'_>,
+    client: &Client,
+    request_id: &str,
+) -> SetHeaders {
+    let mut set = SetHeaders::default();
+    let ip = client
+        .ip
+        .map(ip_value)
+        .unwrap_or(HeaderValue::from_static(""));
+    let xff = match seen.xff.filter(|_| trusted) {
+        Some(v) => {
+            let mut joined = Vec::with_capacity(v.len() + 2 + ip.len());
+            joined.extend_from_slice(v);
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(ip.as_bytes());
+            HeaderValue::from_bytes(&joined).unwrap_or_else(|_| ip.clone())
+        }
+        None => ip.clone(),
+    };
+    set.push("X-Forwarded-For", xff);
+    if !(trusted && seen.proto) {
+        set.push(
+            "X-Forwarded-Proto",
+            HeaderValue::from_static(scheme(client.tls)),
+        );
+    }
+    if !(trusted && seen.real_ip) {
+        set.push("X-Real-IP", ip);
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        set.push("X-Request-Id", v);
+    }
+    set
+}
 
 /// What is known of the client connection.
 pub struct Client {
@@ -120,8 +221,7 @@ impl SetHeaders {
 }
 
 /// Removes what must not reach Django and returns the headers to set (any client copy of
-/// them already removed): Pingora inserts them into the header map, the relay writes them
-/// straight to the wire.
+/// them already removed): Pingora inserts them into the header map.
 ///
 /// One scan over the names decides what to remove, so a request without hop-by-hop, context or
 /// forwarded headers pays for no removals; names are `&'static str` (title case on the wire,
@@ -136,20 +236,15 @@ pub fn rewrite_upstream_request(
     let mut forwarded = false;
     let mut has_host = false;
     let mut has_request_id = false;
-    // Underscored names (nginx drops them: Django folds `_` and `-` into one META key, so a
-    // client could shadow a header a trusted proxy set) and context headers from the client.
     let mut drop: Vec<HeaderName> = Vec::new();
     for k in req.headers.keys() {
-        if HOP_BY_HOP.contains(k) || *k == header::UPGRADE {
-            hop_by_hop = true;
-        } else if FORWARDED.contains(k) {
-            forwarded = true;
-        } else if *k == header::HOST {
-            has_host = true;
-        } else if *k == X_REQUEST_ID {
-            has_request_id = true;
-        } else if k.as_str().contains('_') || is_context_header(k.as_str(), &rt.context) {
-            drop.push(k.clone());
+        match fate(k.as_str(), &rt.context) {
+            Fate::HopByHop => hop_by_hop = true,
+            Fate::Forwarded => forwarded = true,
+            Fate::Host => has_host = true,
+            Fate::RequestId => has_request_id = true,
+            Fate::Drop => drop.push(k.clone()),
+            Fate::Keep => {}
         }
     }
     if hop_by_hop {
@@ -166,42 +261,22 @@ pub fn rewrite_upstream_request(
         }
     }
 
-    let mut set = SetHeaders::default();
     let trusted = client.ip.is_some_and(|ip| rt.is_trusted(ip));
-    let ip = client
-        .ip
-        .map(ip_value)
-        .unwrap_or(HeaderValue::from_static(""));
-    let proto = HeaderValue::from_static(scheme(client.tls));
-    if trusted && forwarded {
-        let xff = req
-            .headers
-            .get(X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| HeaderValue::from_str(&format!("{v}, {}", show(&ip))).ok());
-        req.remove_header(&X_FORWARDED_FOR);
-        set.push("X-Forwarded-For", xff.unwrap_or_else(|| ip.clone()));
-        if !req.headers.contains_key(X_FORWARDED_PROTO) {
-            set.push("X-Forwarded-Proto", proto);
-        }
-        if !req.headers.contains_key(X_REAL_IP) {
-            set.push("X-Real-IP", ip);
-        }
-    } else {
-        if forwarded {
-            for name in &FORWARDED {
+    let seen = SeenForwarded {
+        xff: req.headers.get(X_FORWARDED_FOR).map(|v| v.as_bytes()),
+        proto: req.headers.contains_key(X_FORWARDED_PROTO),
+        real_ip: req.headers.contains_key(X_REAL_IP),
+    };
+    let set = forwarded_values(trusted, &seen, client, request_id);
+    if forwarded {
+        for name in FORWARDED {
+            if !keeps_forwarded(name, trusted) {
                 req.remove_header(name);
             }
         }
-        set.push("X-Forwarded-For", ip.clone());
-        set.push("X-Forwarded-Proto", proto);
-        set.push("X-Real-IP", ip);
     }
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        if has_request_id {
-            req.remove_header(&X_REQUEST_ID);
-        }
-        set.push("X-Request-Id", v);
+    if has_request_id {
+        req.remove_header(&X_REQUEST_ID);
     }
     set
 }
@@ -222,13 +297,15 @@ fn remove_hop_by_hop(req: &mut RequestHeader) {
         .headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .filter(|n| *n != header::UPGRADE && !is_framing(n))
+        .flat_map(|v| listed_in_connection(v.as_bytes()))
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
         .collect();
-    for n in listed.iter().chain(HOP_BY_HOP.iter()) {
+    for n in &listed {
         req.remove_header(n);
+    }
+    // `Upgrade` last, below: an upgrade handshake keeps it.
+    for n in HOP_BY_HOP.iter().filter(|n| **n != "upgrade") {
+        req.remove_header(*n);
     }
     if upgrade {
         let _ = req.insert_header(header::CONNECTION, "upgrade");
@@ -264,21 +341,12 @@ fn ip_value(ip: IpAddr) -> HeaderValue {
     HeaderValue::from_bytes(&buf[..n]).unwrap_or(HeaderValue::from_static(""))
 }
 
-fn show(v: &HeaderValue) -> &str {
-    v.to_str().unwrap_or_default()
-}
-
 fn scheme(tls: bool) -> &'static str {
     if tls {
         "https"
     } else {
         "http"
     }
-}
-
-/// Framing headers stay even when listed in Connection: Pingora needs them to frame the body.
-fn is_framing(n: &HeaderName) -> bool {
-    *n == header::TRANSFER_ENCODING || *n == header::CONTENT_LENGTH || *n == header::HOST
 }
 
 /// The client's request id when it is sane, else a new random one.
