@@ -1,12 +1,13 @@
 //! The access log: one JSON line per request through `tracing` (target `access`), identities hashed.
 
 use crate::telemetry::Observed;
-use pingora::http::RequestHeader;
 use std::net::IpAddr;
 
 /// What the access log says about one finished request.
 pub struct Entry<'a> {
-    pub req: &'a RequestHeader,
+    pub method: &'a str,
+    /// The path without the query.
+    pub path: &'a str,
     pub client: Option<IpAddr>,
     pub request_id: &'a str,
     pub obs: &'a Observed,
@@ -18,7 +19,8 @@ pub struct Entry<'a> {
 /// Emits the access-log line for a finished request.
 pub fn write(e: Entry<'_>) {
     let Entry {
-        req,
+        method,
+        path,
         client,
         request_id,
         obs,
@@ -34,9 +36,9 @@ pub fn write(e: Entry<'_>) {
     tracing::info!(
         target: "access",
         request_id = %request_id,
-        method = %req.method,
+        method,
         // Normalised, without the query: paths and queries can carry reset tokens and keys.
-        path = %crate::routes::with_normalised(req.uri.path(), str::to_string),
+        path = %crate::routes::with_normalised(path, str::to_string),
         route,
         status,
         duration_ms = (seconds * 1000.0),

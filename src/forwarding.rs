@@ -351,14 +351,18 @@ fn scheme(tls: bool) -> &'static str {
 
 /// The client's request id when it is sane, else a new random one.
 pub fn request_id(req: &RequestHeader) -> String {
-    if let Some(v) = req.headers.get(X_REQUEST_ID) {
-        let b = v.as_bytes();
+    request_id_from(req.headers.get(X_REQUEST_ID).map(|v| v.as_bytes()))
+}
+
+/// The request id for a request whose `X-Request-Id` value is `client`.
+pub fn request_id_from(client: Option<&[u8]>) -> String {
+    if let Some(b) = client {
         if !b.is_empty()
             && b.len() <= 128
             && b.iter()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
         {
-            if let Ok(s) = v.to_str() {
+            if let Ok(s) = std::str::from_utf8(b) {
                 return s.to_string();
             }
         }

@@ -291,8 +291,10 @@ impl ProxyHttp for EdgeProxy {
             &ctx.request_id,
         );
         if ctx.rt.access_log {
+            let req = session.req_header();
             access_log::write(access_log::Entry {
-                req: session.req_header(),
+                method: req.method.as_str(),
+                path: req.uri.path(),
                 client: session
                     .client_addr()
                     .and_then(|a| a.as_inet())

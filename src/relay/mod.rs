@@ -12,14 +12,12 @@
 //! the limits refuse. `server.fast_path = false` sends everything there.
 
 use crate::forwarding::{self, Client};
-use crate::limits;
 use crate::metrics::UpstreamErrorKind;
 use crate::runtime::{Runtime, Shared};
 use crate::telemetry::{self, Observed};
 use crate::{access_log, error_page, upstream};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use http::header::{self, HeaderName, HeaderValue};
-use http::{Method, Version};
+use bytes::{Buf, BufMut, BytesMut};
+use http::Method;
 use pingora::http::RequestHeader;
 use pingora::protocols::Stream;
 use std::time::{Duration, Instant};
@@ -28,7 +26,10 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 mod chunked;
+mod request;
 mod response;
+
+pub use request::Plan;
 
 /// Headers parsed per request or response, as in Pingora; a head with more goes to Pingora
 /// (a request) or is a 502 (a response).
@@ -42,15 +43,6 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// A response head larger than this is refused as invalid.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
-/// A request the relay takes: its parsed head and framing.
-pub struct Plan {
-    req: RequestHeader,
-    head_len: usize,
-    body_len: usize,
-    /// The client asked to keep the connection (HTTP/1.1 default, or 1.0 with `keep-alive`).
-    keepalive: bool,
-}
-
 /// How the client connection goes on after a relayed request.
 pub enum Next {
     /// Keep it open; the bytes already read past this request start the next one.
@@ -63,75 +55,17 @@ pub fn plan(buf: &[u8], rt: &Runtime, tls: bool) -> Option<Plan> {
     if !rt.config.server.fast_path || (rt.https_redirect_port.is_some() && !tls) {
         return None;
     }
-    // One copy of the head; the header values share it instead of a copy each.
-    let end = buf
-        .len()
-        .min(rt.limits.max_header_bytes + rt.limits.max_uri_bytes + 1024);
-    let head = Bytes::copy_from_slice(&buf[..end]);
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut p = httparse::Request::new(&mut headers);
-    let Ok(httparse::Status::Complete(head_len)) = p.parse(&head) else {
-        return None;
-    };
-    let (Some(method), Some(path), Some(version)) = (p.method, p.path, p.version) else {
-        return None;
-    };
-    let plain_method = matches!(
-        method,
-        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"
-    );
-    if !plain_method || !path.starts_with('/') {
+    let limits = &rt.limits;
+    let plan = Plan::parse(buf, limits.max_header_bytes + limits.max_uri_bytes + 1024)?;
+    // The head guard checked the raw limits; a body over them is refused by Pingora's path.
+    if plan.body_len as u64 > BODY_MAX.min(limits.max_body_bytes) {
         return None;
     }
-    // The parts are filled in directly: `RequestHeader::append_header` would turn each name
-    // into a title-cased copy and parse it back. The path shares the head's copy.
-    let mut parts = http::Request::new(()).into_parts().0;
-    parts.method = Method::from_bytes(method.as_bytes()).ok()?;
-    parts.uri = http::Uri::from_maybe_shared(head.slice_ref(path.as_bytes())).ok()?;
-    if version == 0 {
-        parts.version = Version::HTTP_10;
-    }
-    // Room for the headers the proxy adds, so that the map does not grow.
-    parts.headers.reserve(p.headers.len() + 4);
-    let mut keepalive = version == 1;
-    let mut body_len: Option<u64> = None;
-    for h in p.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        if name == header::TRANSFER_ENCODING || name == header::UPGRADE || name == header::EXPECT {
-            return None;
-        }
-        if name == header::CONTENT_LENGTH {
-            if body_len.is_some() {
-                return None;
-            }
-            body_len = Some(digits(h.value)?);
-        } else if name == header::CONNECTION {
-            for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    keepalive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    keepalive = true;
-                }
-            }
-        }
-        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value)).ok()?;
-        parts.headers.try_append(name, value).ok()?;
-    }
-    let req = RequestHeader::from(parts);
-    let body_len = body_len.unwrap_or(0);
-    if body_len > BODY_MAX || limits::check_parsed(&req, &rt.limits).is_err() {
-        return None;
-    }
-    let path = req.uri.path();
+    let path = plan.path();
     if rt.statics.iter().any(|m| path.starts_with(&m.prefix)) {
         return None;
     }
-    Some(Plan {
-        req,
-        head_len,
-        body_len: body_len as usize,
-        keepalive,
-    })
+    Some(plan)
 }
 
 /// A decimal `Content-Length` value; no sign, no spaces inside, no overflow.
@@ -159,55 +93,36 @@ pub async fn serve(
     let start = Instant::now();
     let _in_flight = shared.sink.request();
     shared.metrics.count_proxied(true);
-    let Plan {
-        mut req,
-        head_len,
-        body_len,
-        keepalive,
-    } = plan;
-    buf.advance(head_len);
-    while buf.len() < body_len {
+    buf.advance(plan.head_len);
+    while buf.len() < plan.body_len {
         match timeout(CLIENT_TIMEOUT, stream.read_buf(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => {}
             // The client went away or stalled mid-body: nothing was sent to Django.
             _ => return Next::Close,
         }
     }
-    let body = buf.split_to(body_len);
+    let body = buf.split_to(plan.body_len);
 
     let mut obs = Observed {
-        route: rt.routes.find(req.uri.path()).cloned(),
+        route: rt.routes.find(plan.path()).cloned(),
         ..Observed::default()
     };
-    let request_id = forwarding::request_id(&req);
-    let set = forwarding::rewrite_upstream_request(&mut req, rt, client, &request_id);
-    let mut wire = BytesMut::with_capacity(head_len + 256 + body_len);
-    wire.put_slice(req.method.as_str().as_bytes());
-    wire.put_u8(b' ');
-    wire.put_slice(req.raw_path());
-    wire.put_slice(b" HTTP/1.1\r\n");
-    // Names as the map holds them (lower case; HTTP/1 names are case-insensitive), without
-    // Pingora's title-casing lookup per header.
-    for (name, value) in req.headers.iter() {
-        wire.put_slice(name.as_str().as_bytes());
-        wire.put_slice(b": ");
-        wire.put_slice(value.as_bytes());
-        wire.put_slice(b"\r\n");
-    }
-    for (name, value) in set.iter() {
-        wire.put_slice(name.as_bytes());
-        wire.put_slice(b": ");
-        wire.put_slice(value.as_bytes());
-        wire.put_slice(b"\r\n");
-    }
-    wire.put_slice(b"\r\n");
+    let request_id = forwarding::request_id_from(plan.header("x-request-id"));
+    let mut wire = BytesMut::with_capacity(plan.head_len + 256 + plan.body_len);
+    plan.write_upstream_head(rt, client, &request_id, &mut wire);
     wire.put_slice(&body);
 
-    let head_only = req.method == Method::HEAD;
+    let head_only = plan.method == Method::HEAD;
+    // Built from the raw head only for a denial: classification and the sample read it.
+    let mut client_req: Option<RequestHeader> = None;
     let (status, keep) = match exchange(shared, rt, &wire).await {
         Ok(x) => {
-            let keep_client = keepalive && may_keepalive;
-            response::relay_response(shared, rt, stream, &req, x, &mut obs, keep_client).await
+            let keep_client = plan.keepalive && may_keepalive;
+            let req = response::Request {
+                plan: &plan,
+                header: &mut client_req,
+            };
+            response::relay_response(shared, rt, stream, req, x, &mut obs, keep_client).await
         }
         Err((kind, counted)) => {
             if !counted {
@@ -220,12 +135,15 @@ pub async fn serve(
     };
 
     let seconds = start.elapsed().as_secs_f64();
-    let route = telemetry::route_for(shared, &obs, req.uri.path());
+    let route = telemetry::route_for(shared, &obs, plan.path());
     telemetry::record(&shared.metrics, &route, status, seconds, &obs);
-    telemetry::sample(shared, &req, &route, seconds, &obs, &request_id);
+    if let Some(req) = &client_req {
+        telemetry::sample(shared, req, &route, seconds, &obs, &request_id);
+    }
     if rt.access_log {
         access_log::write(access_log::Entry {
-            req: &req,
+            method: plan.method.as_str(),
+            path: plan.path(),
             client: client.ip,
             request_id: &request_id,
             obs: &obs,

@@ -1,7 +1,7 @@
 //! The response side of the relay: the head rewritten for the client, then the body by its framing.
 
 use super::chunked::ChunkScanner;
-use super::{digits, Exchange, CLIENT_TIMEOUT, MAX_HEADERS};
+use super::{digits, Exchange, Plan, CLIENT_TIMEOUT, MAX_HEADERS};
 use crate::classify;
 use crate::error_page;
 use crate::forwarding;
@@ -38,13 +38,20 @@ struct ResponseHead {
     reusable: bool,
 }
 
+/// The request a response answers: the relay's plan, and its header map once built.
+pub(super) struct Request<'a> {
+    pub plan: &'a Plan,
+    /// Built from the raw head when the response is a denial (classification and sample).
+    pub header: &'a mut Option<RequestHeader>,
+}
+
 /// Rewrites the upstream response head for the client into `out` (context and hop-by-hop headers
 /// dropped, `Connection` set) and observes it for telemetry.
 #[allow(clippy::too_many_arguments)]
 fn rewrite_head(
     shared: &Shared,
     rt: &Runtime,
-    req: &RequestHeader,
+    req: Request<'_>,
     head: &[u8],
     obs: &mut Observed,
     keep_client: bool,
@@ -91,7 +98,7 @@ fn rewrite_head(
                 .rsplit(|b| *b == b',')
                 .next()
                 .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            if chunked && req.version == Version::HTTP_10 {
+            if chunked && req.plan.version == Version::HTTP_10 {
                 continue;
             }
         } else if is("connection") {
@@ -126,21 +133,29 @@ fn rewrite_head(
     if rt.telemetry {
         telemetry::observe_context(shared, obs, route, release);
         if classify::is_denial(status) {
-            let mut resp = ResponseHeader::build_no_case(status, Some(p.headers.len())).ok()?;
+            let mut parts = http::Response::new(()).into_parts().0;
+            parts.status = http::StatusCode::from_u16(status).ok()?;
+            parts.headers.reserve(p.headers.len());
             for h in p.headers.iter() {
                 if let (Ok(n), Ok(v)) = (
                     HeaderName::from_bytes(h.name.as_bytes()),
                     HeaderValue::from_bytes(h.value),
                 ) {
-                    let _ = resp.append_header(n, v);
+                    parts.headers.append(n, v);
                 }
             }
-            telemetry::observe_denial(shared, rt, req, &resp, obs);
+            let resp = ResponseHeader::from(parts);
+            if req.header.is_none() {
+                *req.header = req.plan.request_header();
+            }
+            if let Some(client_req) = req.header.as_ref() {
+                telemetry::observe_denial(shared, rt, client_req, &resp, obs);
+            }
         }
     }
-    let framing = if req.method == Method::HEAD || status == 204 || status == 304 {
+    let framing = if req.plan.method == Method::HEAD || status == 204 || status == 304 {
         Framing::Empty
-    } else if chunked && req.version == Version::HTTP_10 {
+    } else if chunked && req.plan.version == Version::HTTP_10 {
         Framing::ChunkedToClose
     } else if chunked {
         Framing::Chunked
@@ -176,7 +191,7 @@ pub(super) async fn relay_response(
     shared: &Shared,
     rt: &Runtime,
     stream: &mut Stream,
-    req: &RequestHeader,
+    req: Request<'_>,
     x: Exchange,
     obs: &mut Observed,
     keep_client: bool,
@@ -187,6 +202,7 @@ pub(super) async fn relay_response(
         mut buf,
         head_len,
     } = x;
+    let head_only = req.plan.method == Method::HEAD;
     let mut out = BytesMut::with_capacity(head_len + 64 + buf.len());
     let Some(head) = rewrite_head(
         shared,
@@ -200,7 +216,7 @@ pub(super) async fn relay_response(
         shared
             .metrics
             .count_upstream_error(UpstreamErrorKind::Other);
-        error_page::write_h1(stream, 502, req.method == Method::HEAD).await;
+        error_page::write_h1(stream, 502, head_only).await;
         return (502, false);
     };
     buf.advance(head_len);

@@ -1,0 +1,208 @@
+//! The request side of the relay: the client's head parsed once, and the head Django gets
+//! written straight from it by the rules of `forwarding` (`fate`, `keeps_forwarded`,
+//! `listed_in_connection`, `forwarded_values`), which Pingora's path applies to its header map.
+//!
+//! No header map is built for a request unless it is denied: classification and the sample
+//! read the client's headers through `Plan::request_header`.
+
+use super::MAX_HEADERS;
+use crate::forwarding::{self, Client, Fate, SeenForwarded};
+use crate::runtime::Runtime;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue};
+use http::{Method, Version};
+use pingora::http::RequestHeader;
+use std::ops::Range;
+
+/// A request the relay takes: its head as the client sent it, and its framing.
+pub struct Plan {
+    /// A copy of the head (and what followed it in the first read); everything below points
+    /// into it.
+    head: Bytes,
+    pub method: Method,
+    pub version: Version,
+    target: Range<usize>,
+    /// The length of the path within the target (before any `?`).
+    path_len: usize,
+    headers: Vec<(Range<usize>, Range<usize>)>,
+    pub head_len: usize,
+    pub body_len: usize,
+    /// The client asked to keep the connection (HTTP/1.1 default, or 1.0 with `keep-alive`).
+    pub keepalive: bool,
+}
+
+impl Plan {
+    /// Parses the complete head at the start of `buf`; `None` when the relay does not take it
+    /// (see `relay::plan`).
+    pub(super) fn parse(buf: &[u8], max_head: usize) -> Option<Plan> {
+        let head = Bytes::copy_from_slice(&buf[..buf.len().min(max_head)]);
+        let base = head.as_ptr() as usize;
+        let range = |s: &[u8]| {
+            let start = s.as_ptr() as usize - base;
+            start..start + s.len()
+        };
+        let mut parsed = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut p = httparse::Request::new(&mut parsed);
+        let Ok(httparse::Status::Complete(head_len)) = p.parse(&head) else {
+            return None;
+        };
+        let (Some(method), Some(target), Some(version)) = (p.method, p.path, p.version) else {
+            return None;
+        };
+        let plain_method = matches!(
+            method,
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"
+        );
+        if !plain_method || !target.starts_with('/') {
+            return None;
+        }
+        let mut keepalive = version == 1;
+        let mut body_len: Option<u64> = None;
+        let mut headers = Vec::with_capacity(p.headers.len());
+        for h in p.headers.iter() {
+            let is = |n: &str| h.name.eq_ignore_ascii_case(n);
+            if is("transfer-encoding") || is("upgrade") || is("expect") {
+                return None;
+            }
+            if is("content-length") {
+                if body_len.is_some() {
+                    return None;
+                }
+                body_len = Some(super::digits(h.value)?);
+            } else if is("connection") {
+                for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        keepalive = false;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        keepalive = true;
+                    }
+                }
+            }
+            headers.push((range(h.name.as_bytes()), range(h.value)));
+        }
+        Some(Plan {
+            method: Method::from_bytes(method.as_bytes()).ok()?,
+            version: if version == 0 {
+                Version::HTTP_10
+            } else {
+                Version::HTTP_11
+            },
+            target: range(target.as_bytes()),
+            path_len: target.find('?').unwrap_or(target.len()),
+            headers,
+            head_len,
+            body_len: usize::try_from(body_len.unwrap_or(0)).ok()?,
+            keepalive,
+            head,
+        })
+    }
+
+    fn target(&self) -> &[u8] {
+        &self.head[self.target.clone()]
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        // httparse hands the target out as a `str`; the path is a prefix ending at an ASCII `?`.
+        std::str::from_utf8(&self.target()[..self.path_len]).unwrap_or("/")
+    }
+
+    /// The headers, names as the client spelt them.
+    fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.headers.iter().map(|(n, v)| {
+            // httparse only accepts token characters in names.
+            let name = std::str::from_utf8(&self.head[n.clone()]).unwrap_or("");
+            (name, &self.head[v.clone()])
+        })
+    }
+
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// The client's request as a header map, for classifying a denial and for its sample.
+    /// The values share the head's copy.
+    pub fn request_header(&self) -> Option<RequestHeader> {
+        let mut parts = http::Request::new(()).into_parts().0;
+        parts.method = self.method.clone();
+        parts.uri = http::Uri::from_maybe_shared(self.head.slice(self.target.clone())).ok()?;
+        parts.version = self.version;
+        parts.headers.reserve(self.headers.len());
+        for (n, v) in &self.headers {
+            let name = HeaderName::from_bytes(&self.head[n.clone()]).ok()?;
+            let value = HeaderValue::from_maybe_shared(self.head.slice(v.clone())).ok()?;
+            parts.headers.try_append(name, value).ok()?;
+        }
+        Some(RequestHeader::from(parts))
+    }
+
+    /// Writes the request line and headers Django gets into `wire`.
+    pub(super) fn write_upstream_head(
+        &self,
+        rt: &Runtime,
+        client: &Client,
+        request_id: &str,
+        wire: &mut BytesMut,
+    ) {
+        // Names a `Connection` header lists go with it.
+        let mut listed: Vec<&[u8]> = Vec::new();
+        for (name, value) in self.headers() {
+            if name.eq_ignore_ascii_case("connection") {
+                listed.extend(forwarding::listed_in_connection(value));
+            }
+        }
+        let mut fates = [Fate::Keep; MAX_HEADERS];
+        let mut seen = SeenForwarded::default();
+        for ((name, value), f) in self.headers().zip(fates.iter_mut()) {
+            *f = if listed
+                .iter()
+                .any(|t| name.as_bytes().eq_ignore_ascii_case(t))
+            {
+                Fate::HopByHop
+            } else {
+                forwarding::fate(name, &rt.context)
+            };
+            if *f == Fate::Forwarded {
+                if name.eq_ignore_ascii_case("x-forwarded-for") {
+                    seen.xff = seen.xff.or(Some(value));
+                } else if name.eq_ignore_ascii_case("x-forwarded-proto") {
+                    seen.proto = true;
+                } else if name.eq_ignore_ascii_case("x-real-ip") {
+                    seen.real_ip = true;
+                }
+            }
+        }
+        let trusted = client.ip.is_some_and(|ip| rt.is_trusted(ip));
+        let set = forwarding::forwarded_values(trusted, &seen, client, request_id);
+
+        wire.put_slice(self.method.as_str().as_bytes());
+        wire.put_u8(b' ');
+        wire.put_slice(self.target());
+        wire.put_slice(b" HTTP/1.1\r\n");
+        for ((name, value), f) in self.headers().zip(fates) {
+            let keep = match f {
+                Fate::Keep | Fate::Host => true,
+                Fate::Forwarded => forwarding::keeps_forwarded(name, trusted),
+                // The request id is always among the values set.
+                Fate::RequestId | Fate::HopByHop | Fate::Drop => false,
+            };
+            if keep {
+                put_header(wire, name.as_bytes(), value);
+            }
+        }
+        for (name, value) in set.iter() {
+            put_header(wire, name.as_bytes(), value.as_bytes());
+        }
+        wire.put_slice(b"\r\n");
+    }
+}
+
+fn put_header(wire: &mut BytesMut, name: &[u8], value: &[u8]) {
+    wire.put_slice(name);
+    wire.put_slice(b": ");
+    wire.put_slice(value);
+    wire.put_slice(b"\r\n");
+}
