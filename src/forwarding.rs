@@ -9,8 +9,8 @@ use std::net::IpAddr;
 ///
 /// Matches the configured names and, whatever the config, anything named `X-Authz-*` or
 /// `X-App-Release`, in any case and with `_` for `-`.
-pub fn is_context_header(name: &str, ctx: &ContextHeaders) -> bool {
-    let b = name.as_bytes();
+pub fn is_context_header(name: impl AsRef<[u8]>, ctx: &ContextHeaders) -> bool {
+    let b = name.as_ref();
     let configured = |h: &HeaderName| {
         let h = h.as_str().as_bytes();
         h.len() == b.len()
@@ -101,8 +101,8 @@ pub enum Fate {
 }
 
 /// The fate of a request header named `name`.
-pub fn fate(name: &str, ctx: &ContextHeaders) -> Fate {
-    let is = |n: &&str| name.eq_ignore_ascii_case(n);
+pub fn fate(name: &[u8], ctx: &ContextHeaders) -> Fate {
+    let is = |n: &&str| name.eq_ignore_ascii_case(n.as_bytes());
     if HOP_BY_HOP.iter().any(is) {
         Fate::HopByHop
     } else if FORWARDED.iter().any(is) {
@@ -111,7 +111,7 @@ pub fn fate(name: &str, ctx: &ContextHeaders) -> Fate {
         Fate::Host
     } else if is(&"x-request-id") {
         Fate::RequestId
-    } else if name.contains('_') || is_context_header(name, ctx) {
+    } else if name.contains(&b'_') || is_context_header(name, ctx) {
         Fate::Drop
     } else {
         Fate::Keep
@@ -120,8 +120,8 @@ pub fn fate(name: &str, ctx: &ContextHeaders) -> Fate {
 
 /// Whether a client's forwarding header `name` reaches Django: from a trusted peer, all but
 /// `X-Forwarded-For` (which is extended instead); from anyone else, none.
-pub fn keeps_forwarded(name: &str, trusted: bool) -> bool {
-    trusted && !name.eq_ignore_ascii_case("x-forwarded-for")
+pub fn keeps_forwarded(name: &[u8], trusted: bool) -> bool {
+    trusted && !name.eq_ignore_ascii_case(b"x-forwarded-for")
 }
 
 /// The names a `Connection` value lists for removal: valid names other than `Upgrade` and the
@@ -238,7 +238,7 @@ pub fn rewrite_upstream_request(
     let mut has_request_id = false;
     let mut drop: Vec<HeaderName> = Vec::new();
     for k in req.headers.keys() {
-        match fate(k.as_str(), &rt.context) {
+        match fate(k.as_str().as_bytes(), &rt.context) {
             Fate::HopByHop => hop_by_hop = true,
             Fate::Forwarded => forwarded = true,
             Fate::Host => has_host = true,
@@ -270,7 +270,7 @@ pub fn rewrite_upstream_request(
     let set = forwarded_values(trusted, &seen, client, request_id);
     if forwarded {
         for name in FORWARDED {
-            if !keeps_forwarded(name, trusted) {
+            if !keeps_forwarded(name.as_bytes(), trusted) {
                 req.remove_header(name);
             }
         }

@@ -103,14 +103,16 @@ fn check_framing(head: &[u8]) -> HeadState {
             // Obsolete line folding: a classic smuggling vector.
             return HeadState::Reject(RejectReason::BadRequest);
         }
-        let Some(colon) = memchr::memchr(b':', line) else {
-            return HeadState::Reject(RejectReason::BadRequest);
-        };
-        let name = &line[..colon];
-        if name.is_empty() || name.iter().any(|c| !is_token(*c)) {
-            // Includes `Transfer-Encoding : chunked` (space before the colon).
+        // The name runs over token characters up to the colon; anything else before it
+        // (`Transfer-Encoding : chunked`, a space before the colon) is refused.
+        let colon = line
+            .iter()
+            .position(|c| !is_token(*c))
+            .unwrap_or(line.len());
+        if colon == 0 || line.get(colon) != Some(&b':') {
             return HeadState::Reject(RejectReason::BadRequest);
         }
+        let name = &line[..colon];
         let value = line[colon + 1..].trim_ascii();
         if memchr::memchr2(0, b'\r', value).is_some() {
             return HeadState::Reject(RejectReason::BadRequest);

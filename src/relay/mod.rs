@@ -103,8 +103,9 @@ pub async fn serve(
     }
     let body = buf.split_to(plan.body_len);
 
+    let path = plan.path();
     let mut obs = Observed {
-        route: rt.routes.find(plan.path()).cloned(),
+        route: rt.routes.find(path).cloned(),
         ..Observed::default()
     };
     let request_id = forwarding::request_id_from(plan.header("x-request-id"));
@@ -135,7 +136,7 @@ pub async fn serve(
     };
 
     let seconds = start.elapsed().as_secs_f64();
-    let route = telemetry::route_for(shared, &obs, plan.path());
+    let route = telemetry::route_for(shared, &obs, path);
     telemetry::record(&shared.metrics, &route, status, seconds, &obs);
     if let Some(req) = &client_req {
         telemetry::sample(shared, req, &route, seconds, &obs, &request_id);
@@ -143,7 +144,7 @@ pub async fn serve(
     if rt.access_log {
         access_log::write(access_log::Entry {
             method: plan.method.as_str(),
-            path: plan.path(),
+            path,
             client: client.ip,
             request_id: &request_id,
             obs: &obs,

@@ -108,18 +108,16 @@ impl Plan {
     }
 
     /// The headers, names as the client spelt them.
-    fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.headers.iter().map(|(n, v)| {
-            // httparse only accepts token characters in names.
-            let name = std::str::from_utf8(&self.head[n.clone()]).unwrap_or("");
-            (name, &self.head[v.clone()])
-        })
+    fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.headers
+            .iter()
+            .map(|(n, v)| (&self.head[n.clone()], &self.head[v.clone()]))
     }
 
     /// The first value of header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
     }
 
@@ -150,27 +148,24 @@ impl Plan {
         // Names a `Connection` header lists go with it.
         let mut listed: Vec<&[u8]> = Vec::new();
         for (name, value) in self.headers() {
-            if name.eq_ignore_ascii_case("connection") {
+            if name.eq_ignore_ascii_case(b"connection") {
                 listed.extend(forwarding::listed_in_connection(value));
             }
         }
         let mut fates = [Fate::Keep; MAX_HEADERS];
         let mut seen = SeenForwarded::default();
         for ((name, value), f) in self.headers().zip(fates.iter_mut()) {
-            *f = if listed
-                .iter()
-                .any(|t| name.as_bytes().eq_ignore_ascii_case(t))
-            {
+            *f = if listed.iter().any(|t| name.eq_ignore_ascii_case(t)) {
                 Fate::HopByHop
             } else {
                 forwarding::fate(name, &rt.context)
             };
             if *f == Fate::Forwarded {
-                if name.eq_ignore_ascii_case("x-forwarded-for") {
+                if name.eq_ignore_ascii_case(b"x-forwarded-for") {
                     seen.xff = seen.xff.or(Some(value));
-                } else if name.eq_ignore_ascii_case("x-forwarded-proto") {
+                } else if name.eq_ignore_ascii_case(b"x-forwarded-proto") {
                     seen.proto = true;
-                } else if name.eq_ignore_ascii_case("x-real-ip") {
+                } else if name.eq_ignore_ascii_case(b"x-real-ip") {
                     seen.real_ip = true;
                 }
             }
@@ -190,7 +185,7 @@ impl Plan {
                 Fate::RequestId | Fate::HopByHop | Fate::Drop => false,
             };
             if keep {
-                put_header(wire, name.as_bytes(), value);
+                put_header(wire, name, value);
             }
         }
         for (name, value) in set.iter() {
