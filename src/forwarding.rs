@@ -111,7 +111,7 @@ pub fn fate(name: &[u8], ctx: &ContextHeaders) -> Fate {
         Fate::Host
     } else if is(&"x-request-id") {
         Fate::RequestId
-    } else if name.contains(&b'_') || is_context_header(name, ctx) {
+    } else if name.iter().any(|c| *c == b'_') || is_context_header(name, ctx) {
         Fate::Drop
     } else {
         Fate::Keep
@@ -369,11 +369,11 @@ pub fn request_id_from(client: Option<&[u8]>) -> String {
     }
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let r = rand::random::<u128>();
-    let mut out = [0u8; 32];
-    for (i, c) in out.iter_mut().enumerate() {
-        *c = HEX[((r >> ((31 - i) * 4)) & 0xf) as usize];
+    let mut out = String::with_capacity(32);
+    for i in (0..32).rev() {
+        out.push(char::from(HEX[((r >> (i * 4)) & 0xf) as usize]));
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 #[cfg(test)]
