@@ -111,7 +111,7 @@ pub fn fate(name: &[u8], ctx: &ContextHeaders) -> Fate {
         Fate::Host
     } else if is(&"x-request-id") {
         Fate::RequestId
-    } else if name.iter().any(|c| *c == b'_') || is_context_header(name, ctx) {
+    } else if name.contains(&b'_') || is_context_header(name, ctx) {
         Fate::Drop
     } else {
         Fate::Keep
