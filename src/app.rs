@@ -3,7 +3,8 @@
 //! Pingora only has a per-read timeout, so a client trickling one header byte at a time
 //! (slowloris) would hold a connection forever. Here the whole head must arrive within
 //! `limits.header_timeout`, and it is checked against the limits before Pingora parses it.
-//! The bytes read are then handed to Pingora as a pipelined prefix, so nothing is parsed twice.
+//! A plain HTTP/1 request then goes to `relay`; anything else is handed to Pingora with the bytes
+//! read as a pipelined prefix.
 
 use crate::error_page;
 use crate::forwarding::Client;

@@ -1,8 +1,11 @@
 //! authz-edge: an edge reverse proxy for Django on Pingora that watches authorization failures.
 //!
-//! A request flows through the phases of `proxy::EdgeProxy` (see `STYLE.md`): the connection
-//! guard in `app`, limits and static files in `request_filter`, forwarding to Django, then
-//! classification of 401/403 in `response_filter` and recording in `logging`.
+//! A request passes the connection guard in `app`, then one of two proxy loops: plain HTTP/1
+//! requests go through `relay` (authz-edge's own loop, several times cheaper than Pingora's),
+//! everything else through the phases of `proxy::EdgeProxy` (see `STYLE.md`): limits and static
+//! files in `request_filter`, forwarding to Django, classification of 401/403 in
+//! `response_filter` and recording in `logging`. Both share `forwarding`, `telemetry`,
+//! `classify` and `access_log`, so Django and the metrics see the same either way.
 
 pub mod access_log;
 pub mod admin;
