@@ -47,7 +47,6 @@ pub(super) struct Request<'a> {
 
 /// Rewrites the upstream response head for the client into `out` (context and hop-by-hop headers
 /// dropped, `Connection` set) and observes it for telemetry.
-#[allow(clippy::too_many_arguments)]
 fn rewrite_head(
     shared: &Shared,
     rt: &Runtime,
