@@ -70,8 +70,8 @@ async fn read_head(
         _ => return Head::Closed,
     }
     let deadline = Instant::now() + limits.header_timeout.0;
-    // Enough room for the largest head the limits allow; past it the head is too large.
-    let ceiling = limits.max_header_bytes + limits.max_uri_bytes + 1024;
+    // Past the largest head the limits allow, the head is too large.
+    let ceiling = limits.max_head_bytes();
     loop {
         match check_raw_head(&buf, &limits) {
             HeadState::Complete => return Head::Ready(buf),

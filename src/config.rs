@@ -242,6 +242,14 @@ pub struct Limits {
     pub max_requests_per_connection: u32,
 }
 
+impl Limits {
+    /// The largest request head (request line and headers) the limits allow, with room for
+    /// line ends and the request line's method and version.
+    pub fn max_head_bytes(&self) -> usize {
+        self.max_header_bytes + self.max_uri_bytes + 1024
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

@@ -56,7 +56,7 @@ pub fn plan(buf: &[u8], rt: &Runtime, tls: bool) -> Option<Plan> {
         return None;
     }
     let limits = &rt.limits;
-    let plan = Plan::parse(buf, limits.max_header_bytes + limits.max_uri_bytes + 1024)?;
+    let plan = Plan::parse(buf, limits.max_head_bytes())?;
     // The head guard checked the raw limits; a body over them is refused by Pingora's path.
     if plan.body_len as u64 > BODY_MAX.min(limits.max_body_bytes) {
         return None;
