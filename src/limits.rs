@@ -33,14 +33,11 @@ pub fn check_raw_head(buf: &[u8], limits: &Limits) -> HeadState {
     for i in memchr::memchr_iter(b'\n', head) {
         lines += 1;
         line_end.get_or_insert(i);
-        // The blank line ending the head: `\n\n` or `\n\r\n`.
-        match (head.get(i + 1), head.get(i + 2)) {
-            (Some(b'\n'), _) => end = Some(i + 2),
-            (Some(b'\r'), Some(b'\n')) => end = Some(i + 3),
-            _ => continue,
+        end = blank_line_after(head, i);
+        if end.is_some() {
+            lines += 1;
+            break;
         }
-        lines += 1;
-        break;
     }
     let examined = end.unwrap_or(head.len());
 
@@ -70,6 +67,16 @@ pub fn check_raw_head(buf: &[u8], limits: &Limits) -> HeadState {
         return HeadState::Partial;
     };
     check_framing(&head[..end])
+}
+
+/// Where a head ends when the line ending at `lf` (a `\n`) is followed by the blank line that
+/// ends it: `\n\n` or `\n\r\n`.
+pub fn blank_line_after(buf: &[u8], lf: usize) -> Option<usize> {
+    match buf.get(lf + 1..)? {
+        [b'\n', ..] => Some(lf + 2),
+        [b'\r', b'\n', ..] => Some(lf + 3),
+        _ => None,
+    }
 }
 
 /// Refuses heads whose message framing is ambiguous: CL with TE, bad CL, obsolete line folding,

@@ -68,6 +68,23 @@ pub fn plan(buf: &[u8], rt: &Runtime, tls: bool) -> Option<Plan> {
     Some(plan)
 }
 
+/// What a `Connection` value says of keeping the connection: the last of `close` and
+/// `keep-alive` it lists, if any.
+fn connection_keepalive(value: &[u8]) -> Option<bool> {
+    value
+        .rsplit(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .find_map(|t| {
+            if t.eq_ignore_ascii_case(b"close") {
+                Some(false)
+            } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                Some(true)
+            } else {
+                None
+            }
+        })
+}
+
 /// A decimal `Content-Length` value; no sign, no spaces inside, no overflow.
 fn digits(v: &[u8]) -> Option<u64> {
     let v = v.trim_ascii();
@@ -288,11 +305,7 @@ async fn attempt(
 
 /// The length of the head at the start of `buf`, once its blank line has arrived.
 fn head_end(buf: &[u8]) -> Option<usize> {
-    memchr::memchr_iter(b'\n', buf).find_map(|i| match &buf[i + 1..] {
-        [b'\n', ..] => Some(i + 2),
-        [b'\r', b'\n', ..] => Some(i + 3),
-        _ => None,
-    })
+    memchr::memchr_iter(b'\n', buf).find_map(|i| crate::limits::blank_line_after(buf, i))
 }
 
 /// The status code of the response head at the start of `buf` (`HTTP/1.x NNN`).
@@ -363,6 +376,14 @@ mod tests {
         config.server.fast_path = false;
         let rt = Runtime::build(config, 1, &Metrics::new(10, 10)).expect("runtime");
         assert!(plan(b"GET /a HTTP/1.1\r\n\r\n", &rt, false).is_none());
+    }
+
+    #[test]
+    fn connection_values() {
+        assert_eq!(connection_keepalive(b"close"), Some(false));
+        assert_eq!(connection_keepalive(b" Keep-Alive , X-Hop"), Some(true));
+        assert_eq!(connection_keepalive(b"keep-alive, close"), Some(false));
+        assert_eq!(connection_keepalive(b"X-Hop"), None);
     }
 
     #[test]

@@ -70,13 +70,7 @@ impl Plan {
                 }
                 body_len = Some(super::digits(h.value)?);
             } else if is("connection") {
-                for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-                    if token.eq_ignore_ascii_case(b"close") {
-                        keepalive = false;
-                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                        keepalive = true;
-                    }
-                }
+                keepalive = super::connection_keepalive(h.value).unwrap_or(keepalive);
             }
             headers.push((range(h.name.as_bytes()), range(h.value)));
         }

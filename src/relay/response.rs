@@ -1,7 +1,7 @@
 //! The response side of the relay: the head rewritten for the client, then the body by its framing.
 
 use super::chunked::ChunkScanner;
-use super::{digits, Exchange, Plan, CLIENT_TIMEOUT, MAX_HEADERS};
+use super::{connection_keepalive, digits, Exchange, Plan, CLIENT_TIMEOUT, MAX_HEADERS};
 use crate::classify;
 use crate::error_page;
 use crate::forwarding;
@@ -101,13 +101,7 @@ fn rewrite_head(
                 continue;
             }
         } else if is("connection") {
-            for token in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    reusable = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    reusable = true;
-                }
-            }
+            reusable = connection_keepalive(h.value).unwrap_or(reusable);
             continue;
         } else if is("keep-alive") || is("proxy-connection") {
             continue;
