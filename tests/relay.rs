@@ -32,6 +32,17 @@ fn path_echo() -> Upstream {
     })
 }
 
+/// Sends `request` on a new connection and reads everything until the proxy closes it.
+fn until_close(p: &Proxy, request: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(p.http).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(request).expect("write");
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).expect("read to close");
+    all
+}
+
 fn connect(p: &Proxy) -> (TcpStream, BufReader<TcpStream>) {
     let s = TcpStream::connect(p.http).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
@@ -176,13 +187,7 @@ fn response_framing_passes_through() {
     assert_eq!(up.connections.load(std::sync::atomic::Ordering::Relaxed), 1);
 
     // An HTTP/1.0 client gets a chunked body decoded, ended by the close.
-    let mut s = TcpStream::connect(p.http).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s.write_all(b"GET /chunked/ HTTP/1.0\r\nHost: x\r\n\r\n")
-        .expect("write");
-    let mut all = Vec::new();
-    s.read_to_end(&mut all).expect("read to close");
+    let all = until_close(&p, b"GET /chunked/ HTTP/1.0\r\nHost: x\r\n\r\n");
     let text = String::from_utf8(all).expect("utf8");
     let (head, rest) = text.split_once("\r\n\r\n").expect("head");
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
@@ -268,13 +273,7 @@ fn a_server_that_dies_mid_body_is_counted_and_the_client_cut_off() {
     // Announces 100 bytes, sends 2, closes.
     let addr = raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhi");
     let p = Proxy::start(&config_for(&[addr], ""));
-    let mut s = TcpStream::connect(p.http).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .expect("write");
-    let mut all = Vec::new();
-    let _ = s.read_to_end(&mut all);
+    let all = until_close(&p, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     let text = String::from_utf8_lossy(&all);
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     assert!(text.ends_with("\r\n\r\nhi"), "{text}");

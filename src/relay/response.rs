@@ -275,6 +275,14 @@ async fn upstream_read(
     }
 }
 
+/// Reads more of a body that has not ended: the server closing now cuts it short.
+async fn read_more(rt: &Runtime, conn: &mut TcpStream, buf: &mut BytesMut) -> Result<(), Broken> {
+    match upstream_read(rt, conn, buf).await? {
+        0 => Err(Broken::Upstream(UpstreamErrorKind::Reset)),
+        _ => Ok(()),
+    }
+}
+
 /// A body of `n` bytes: what came with the head goes out with it, the rest as it arrives.
 async fn relay_length(
     rt: &Runtime,
@@ -301,9 +309,7 @@ async fn relay_length(
         if left == 0 {
             return Ok(());
         }
-        if upstream_read(rt, conn, buf).await? == 0 {
-            return Err(Broken::Upstream(UpstreamErrorKind::Reset));
-        }
+        read_more(rt, conn, buf).await?;
     }
 }
 
@@ -338,9 +344,7 @@ async fn relay_chunked(
         if scan.done() {
             return Ok(());
         }
-        if upstream_read(rt, conn, buf).await? == 0 {
-            return Err(Broken::Upstream(UpstreamErrorKind::Reset));
-        }
+        read_more(rt, conn, buf).await?;
     }
 }
 
