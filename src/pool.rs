@@ -54,7 +54,8 @@ impl Pool {
     }
 
     /// Idle connections held, all servers together.
-    pub fn idle_count(&self) -> usize {
+    #[cfg(test)]
+    fn idle_count(&self) -> usize {
         self.held.load(Ordering::Relaxed)
     }
 }
