@@ -190,18 +190,6 @@ pub struct Client {
     pub tls: bool,
 }
 
-/// Rewrites the request Django will see (Pingora's path: the set headers go into the map).
-pub fn prepare_upstream_request(
-    req: &mut RequestHeader,
-    rt: &Runtime,
-    client: &Client,
-    request_id: &str,
-) {
-    for (name, value) in rewrite_upstream_request(req, rt, client, request_id).iter() {
-        let _ = req.append_header(*name, value.clone());
-    }
-}
-
 /// Headers the proxy sets on the request to Django, beyond those it keeps.
 #[derive(Default)]
 pub struct SetHeaders {
@@ -220,18 +208,18 @@ impl SetHeaders {
     }
 }
 
-/// Removes what must not reach Django and returns the headers to set (any client copy of
-/// them already removed): Pingora inserts them into the header map.
+/// Rewrites the request Django will see, on Pingora's path (the relay writes the same from
+/// the raw head: `relay::Plan::write_upstream_head`).
 ///
 /// One scan over the names decides what to remove, so a request without hop-by-hop, context or
-/// forwarded headers pays for no removals; names are `&'static str` (title case on the wire,
-/// one allocation fewer than a `HeaderName` in Pingora's case-preserving map).
-pub fn rewrite_upstream_request(
+/// forwarded headers pays for no removals; names are inserted as `&'static str` (title case on
+/// the wire, one allocation fewer than a `HeaderName` in Pingora's case-preserving map).
+pub fn prepare_upstream_request(
     req: &mut RequestHeader,
     rt: &Runtime,
     client: &Client,
     request_id: &str,
-) -> SetHeaders {
+) {
     let mut hop_by_hop = false;
     let mut forwarded = false;
     let mut has_host = false;
@@ -278,7 +266,9 @@ pub fn rewrite_upstream_request(
     if has_request_id {
         req.remove_header(&X_REQUEST_ID);
     }
-    set
+    for (name, value) in set.list.into_iter().flatten() {
+        let _ = req.append_header(name, value);
+    }
 }
 
 /// Removes hop-by-hop headers and those listed in Connection; an Upgrade (WebSocket)
