@@ -48,9 +48,6 @@ pub struct Upstream {
     pub peers: Vec<HttpPeer>,
     /// Idle connections for the HTTP/1 relay (Pingora keeps its own for its requests).
     pub pool: crate::pool::Pool,
-    pub connect_timeout: std::time::Duration,
-    pub read_timeout: std::time::Duration,
-    pub write_timeout: std::time::Duration,
 }
 
 impl Upstream {
@@ -260,9 +257,6 @@ impl Runtime {
                 config.upstream.keepalive_pool,
                 config.upstream.idle_timeout.0,
             ),
-            connect_timeout: config.upstream.connect_timeout.0,
-            read_timeout: config.upstream.read_timeout.0,
-            write_timeout: config.upstream.write_timeout.0,
             // Last: the fields above read it.
             servers,
         };

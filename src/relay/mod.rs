@@ -229,7 +229,12 @@ async fn exchange(
         let Some(addr) = up.servers.get(idx) else {
             return Err((UpstreamErrorKind::Connect, counted));
         };
-        let conn = match timeout(up.connect_timeout, TcpStream::connect(addr)).await {
+        let conn = match timeout(
+            rt.config.upstream.connect_timeout.0,
+            TcpStream::connect(addr),
+        )
+        .await
+        {
             Ok(Ok(c)) => c,
             _ => {
                 up.mark_failed(idx);
@@ -263,7 +268,6 @@ async fn attempt(
     mut conn: TcpStream,
     wire: &[u8],
 ) -> Result<(TcpStream, BytesMut, usize), Attempt> {
-    let up = &rt.upstream;
     // A request fits the socket buffer at once; only one that does not waits, with a timer.
     let sent = match conn.try_write(wire) {
         Ok(n) => n,
@@ -271,7 +275,12 @@ async fn attempt(
         Err(_) => return Err(Attempt::NothingBack),
     };
     if sent < wire.len() {
-        match timeout(up.write_timeout, conn.write_all(&wire[sent..])).await {
+        match timeout(
+            rt.config.upstream.write_timeout.0,
+            conn.write_all(&wire[sent..]),
+        )
+        .await
+        {
             Err(_) => return Err(Attempt::Failed(UpstreamErrorKind::Timeout)),
             Ok(Err(_)) => return Err(Attempt::NothingBack),
             Ok(Ok(())) => {}
@@ -294,7 +303,7 @@ async fn attempt(
         if buf.len() > MAX_RESPONSE_HEAD {
             return Err(Attempt::Failed(UpstreamErrorKind::Other));
         }
-        match timeout(up.read_timeout, conn.read_buf(&mut buf)).await {
+        match timeout(rt.config.upstream.read_timeout.0, conn.read_buf(&mut buf)).await {
             Err(_) => return Err(Attempt::Failed(UpstreamErrorKind::Timeout)),
             Ok(Ok(0)) | Ok(Err(_)) if !got_any => return Err(Attempt::NothingBack),
             Ok(Ok(0)) | Ok(Err(_)) => return Err(Attempt::Failed(UpstreamErrorKind::Reset)),

@@ -268,7 +268,7 @@ async fn upstream_read(
     conn: &mut TcpStream,
     buf: &mut BytesMut,
 ) -> Result<usize, Broken> {
-    match timeout(rt.upstream.read_timeout, conn.read_buf(buf)).await {
+    match timeout(rt.config.upstream.read_timeout.0, conn.read_buf(buf)).await {
         Err(_) => Err(Broken::Upstream(UpstreamErrorKind::Timeout)),
         Ok(Err(_)) => Err(Broken::Upstream(UpstreamErrorKind::Reset)),
         Ok(Ok(n)) => Ok(n),
