@@ -213,15 +213,8 @@ async fn exchange(
         }
         tries += 1;
         if let Some(conn) = up.pool.take(idx) {
-            match attempt(rt, conn, wire).await {
-                Ok((conn, buf, head_len)) => {
-                    return Ok(Exchange {
-                        conn,
-                        idx,
-                        buf,
-                        head_len,
-                    })
-                }
+            match attempt(rt, conn, idx, wire).await {
+                Ok(x) => return Ok(x),
                 Err(Attempt::NothingBack) => {}
                 Err(Attempt::Failed(kind)) => return Err((kind, counted)),
             }
@@ -249,25 +242,22 @@ async fn exchange(
             }
         };
         let _ = conn.set_nodelay(true);
-        return match attempt(rt, conn, wire).await {
-            Ok((conn, buf, head_len)) => Ok(Exchange {
-                conn,
-                idx,
-                buf,
-                head_len,
-            }),
+        return match attempt(rt, conn, idx, wire).await {
+            Ok(x) => Ok(x),
             Err(Attempt::NothingBack) => Err((UpstreamErrorKind::Reset, counted)),
             Err(Attempt::Failed(kind)) => Err((kind, counted)),
         };
     }
 }
 
-/// Writes the request on `conn` and reads until a final (non-1xx) response head is complete.
+/// Writes the request on `conn` (to server `idx`) and reads until a final (non-1xx) response
+/// head is complete.
 async fn attempt(
     rt: &Runtime,
     mut conn: TcpStream,
+    idx: usize,
     wire: &[u8],
-) -> Result<(TcpStream, BytesMut, usize), Attempt> {
+) -> Result<Exchange, Attempt> {
     // A request fits the socket buffer at once; only one that does not waits, with a timer.
     let sent = match conn.try_write(wire) {
         Ok(n) => n,
@@ -297,7 +287,14 @@ async fn attempt(
                     buf.advance(end);
                     continue;
                 }
-                Some(_) => return Ok((conn, buf, end)),
+                Some(_) => {
+                    return Ok(Exchange {
+                        conn,
+                        idx,
+                        buf,
+                        head_len: end,
+                    })
+                }
             }
         }
         if buf.len() > MAX_RESPONSE_HEAD {
