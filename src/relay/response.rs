@@ -36,6 +36,8 @@ struct ResponseHead {
     framing: Framing,
     /// The server will keep the connection (HTTP/1.1 default, no `Connection: close`).
     reusable: bool,
+    /// The client's connection stays open after this response (what `Connection` says).
+    keep_client: bool,
 }
 
 /// The request a response answers: the relay's plan, and its header map once built.
@@ -167,6 +169,7 @@ fn rewrite_head(
         status,
         framing,
         reusable: reusable && framing != Framing::UntilClose,
+        keep_client,
     })
 }
 
@@ -213,7 +216,6 @@ pub(super) async fn relay_response(
         return (502, false);
     };
     buf.advance(head_len);
-    let keep_client = keep_client && head.framing.keeps_client();
     let sent = match head.framing {
         Framing::Empty => client_write(stream, &out).await,
         Framing::Length(n) => relay_length(rt, stream, &mut conn, &mut buf, out, n, obs).await,
@@ -230,7 +232,7 @@ pub(super) async fn relay_response(
             if head.reusable && buf.is_empty() {
                 rt.upstream.pool.put(idx, conn);
             }
-            (head.status, keep_client)
+            (head.status, head.keep_client)
         }
         Err(Broken::Upstream(kind)) => {
             shared.metrics.count_upstream_error(kind);
