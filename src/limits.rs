@@ -168,7 +168,7 @@ impl<'a> Iterator for LineIter<'a> {
 }
 
 /// RFC 9110 token characters, by byte.
-const TOKEN: [bool; 256] = {
+static TOKEN: [bool; 256] = {
     let mut t = [false; 256];
     let mut c = 0;
     while c < 256 {
