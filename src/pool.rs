@@ -1,7 +1,23 @@
-//! Idle upstream connections kept for the HTTP/1 relay: per server, newest first, bounded in all.
+//! Idle upstream connections kept for the HTTP/1 relay: per server, newest first, bounded in
+//! all, and never handed out unless idle and clean.
+//!
+//! A connection goes back to the pool only after a response that ended exactly where its
+//! framing said. While it idles, the server may still write to it (a late body after a HEAD,
+//! 204 or 304 answer, bytes past `Content-Length`, an unsolicited `408`) or close it. Either
+//! makes it readable, and a readable idle connection is closed, never reused: its bytes would
+//! become the next request's response. This is what nginx's
+//! `ngx_http_upstream_keepalive_close_handler` and Pingora's pool do.
+//!
+//! The check reads the socket's readiness from tokio first, which costs no syscall; only a
+//! connection that tokio saw readable (or has not yet seen drained) is asked with one
+//! non-blocking read. `sweep`, run by the health-check ticker, closes connections that idled
+//! past `upstream.idle_timeout` or became readable, so they do not hold the server's slots or
+//! the pool's capacity.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
@@ -16,6 +32,23 @@ pub struct Pool {
     idle_timeout: Duration,
 }
 
+/// Whether an idle connection can carry another request: nothing to read, not closed.
+///
+/// Never waits: tokio's readiness is looked at with a no-op waker, and a connection it reports
+/// readable is asked once with a non-blocking read (which also clears a stale readiness).
+pub fn is_clean(conn: &TcpStream) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    let ready = std::pin::pin!(conn.readable());
+    match ready.poll(&mut cx) {
+        Poll::Pending => true,
+        Poll::Ready(Err(_)) => false,
+        Poll::Ready(Ok(())) => {
+            let mut probe = [0u8; 1];
+            matches!(conn.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        }
+    }
+}
+
 impl Pool {
     pub fn new(servers: usize, capacity: usize, idle_timeout: Duration) -> Self {
         Pool {
@@ -26,18 +59,36 @@ impl Pool {
         }
     }
 
-    /// The most recently returned connection to server `idx` that has not idled too long.
-    pub fn take(&self, idx: usize) -> Option<TcpStream> {
+    /// The pool's `upstream.idle_timeout`.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// The most recently returned clean connection to server `idx` that has idled less than
+    /// `max_idle` (at most the pool's `idle_timeout`). Connections found stale, readable or
+    /// closed on the way are dropped.
+    pub fn take(&self, idx: usize, max_idle: Duration) -> Option<TcpStream> {
         let slot = self.idle.get(idx)?;
+        let max_idle = max_idle.min(self.idle_timeout);
         let mut idle = slot.lock().unwrap_or_else(|e| e.into_inner());
-        let (conn, since) = idle.pop()?;
-        self.held.fetch_sub(1, Ordering::Relaxed);
-        if since.elapsed() < self.idle_timeout {
-            return Some(conn);
+        while let Some((conn, since)) = idle.pop() {
+            self.held.fetch_sub(1, Ordering::Relaxed);
+            if since.elapsed() >= max_idle {
+                if since.elapsed() >= self.idle_timeout {
+                    // The ones below it have idled longer still.
+                    self.held.fetch_sub(idle.len(), Ordering::Relaxed);
+                    idle.clear();
+                } else {
+                    // Too old for this request but not for others: keep it for them.
+                    idle.push((conn, since));
+                    self.held.fetch_add(1, Ordering::Relaxed);
+                }
+                return None;
+            }
+            if is_clean(&conn) {
+                return Some(conn);
+            }
         }
-        // The ones below it have idled longer still.
-        self.held.fetch_sub(idle.len(), Ordering::Relaxed);
-        idle.clear();
         None
     }
 
@@ -53,9 +104,22 @@ impl Pool {
         }
     }
 
+    /// Closes the connections that idled past `idle_timeout`, became readable or were closed
+    /// by the server. Returns how many were closed.
+    pub fn sweep(&self) -> usize {
+        let mut closed = 0;
+        for slot in &self.idle {
+            let mut idle = slot.lock().unwrap_or_else(|e| e.into_inner());
+            let before = idle.len();
+            idle.retain(|(conn, since)| since.elapsed() < self.idle_timeout && is_clean(conn));
+            closed += before - idle.len();
+        }
+        self.held.fetch_sub(closed, Ordering::Relaxed);
+        closed
+    }
+
     /// Idle connections held, all servers together.
-    #[cfg(test)]
-    fn idle_count(&self) -> usize {
+    pub fn idle_count(&self) -> usize {
         self.held.load(Ordering::Relaxed)
     }
 }
@@ -63,38 +127,102 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
 
-    async fn conn(listener: &tokio::net::TcpListener) -> TcpStream {
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    async fn pair(listener: &tokio::net::TcpListener) -> (TcpStream, TcpStream) {
         let addr = listener.local_addr().expect("addr");
-        TcpStream::connect(addr).await.expect("connect")
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        (client, server)
+    }
+
+    async fn listener() -> tokio::net::TcpListener {
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind")
     }
 
     #[tokio::test]
     async fn newest_first_bounded_in_all_and_stale_ones_dropped() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let pool = Pool::new(2, 3, Duration::from_secs(60));
-        let (a, b) = (conn(&l).await, conn(&l).await);
+        let l = listener().await;
+        let pool = Pool::new(2, 3, MINUTE);
+        let ((a, _sa), (b, _sb)) = (pair(&l).await, pair(&l).await);
         let b_port = b.local_addr().expect("addr").port();
         pool.put(0, a);
         pool.put(0, b);
-        pool.put(1, conn(&l).await);
+        let (c, _sc) = pair(&l).await;
+        pool.put(1, c);
         // Full: a fourth is closed instead of kept.
-        pool.put(1, conn(&l).await);
+        let (d, _sd) = pair(&l).await;
+        pool.put(1, d);
         assert_eq!(pool.idle_count(), 3);
-        let taken = pool.take(0).expect("kept");
+        let taken = pool.take(0, MINUTE).expect("kept");
         assert_eq!(taken.local_addr().expect("addr").port(), b_port);
         assert_eq!(pool.idle_count(), 2);
-        assert!(pool.take(1).is_some());
-        assert!(pool.take(1).is_none());
-        assert!(pool.take(7).is_none());
+        assert!(pool.take(1, MINUTE).is_some());
+        assert!(pool.take(1, MINUTE).is_none());
+        assert!(pool.take(7, MINUTE).is_none());
 
         let stale = Pool::new(1, 4, Duration::from_millis(1));
-        stale.put(0, conn(&l).await);
-        stale.put(0, conn(&l).await);
+        let ((e, _se), (f, _sf)) = (pair(&l).await, pair(&l).await);
+        stale.put(0, e);
+        stale.put(0, f);
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(stale.take(0).is_none());
+        assert!(stale.take(0, MINUTE).is_none());
         assert_eq!(stale.idle_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_with_unread_bytes_or_closed_is_never_handed_out() {
+        let l = listener().await;
+        let pool = Pool::new(1, 8, MINUTE);
+        let (clean, _keep) = pair(&l).await;
+        let clean_port = clean.local_addr().expect("addr").port();
+        let (late, mut late_server) = pair(&l).await;
+        let (closed, closed_server) = pair(&l).await;
+        pool.put(0, clean);
+        pool.put(0, late);
+        pool.put(0, closed);
+        // A late body, and a server that closed while the connection idled.
+        late_server
+            .write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+            .await
+            .expect("write");
+        drop(closed_server);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let got = pool.take(0, MINUTE).expect("the clean one");
+        assert_eq!(got.local_addr().expect("addr").port(), clean_port);
+        assert_eq!(pool.idle_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn sweep_closes_readable_and_expired_connections() {
+        let l = listener().await;
+        let pool = Pool::new(2, 8, Duration::from_millis(200));
+        let (a, _sa) = pair(&l).await;
+        let (b, sb) = pair(&l).await;
+        pool.put(0, a);
+        pool.put(1, b);
+        drop(sb);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(pool.sweep(), 1);
+        assert_eq!(pool.idle_count(), 1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(pool.sweep(), 1);
+        assert_eq!(pool.idle_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn requests_that_cannot_be_resent_take_only_recent_connections() {
+        let l = listener().await;
+        let pool = Pool::new(1, 8, MINUTE);
+        let (a, _sa) = pair(&l).await;
+        pool.put(0, a);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(pool.take(0, Duration::from_millis(10)).is_none());
+        assert_eq!(pool.idle_count(), 1, "kept for a request that may use it");
+        assert!(pool.take(0, MINUTE).is_some());
     }
 }

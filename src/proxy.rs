@@ -2,6 +2,7 @@
 
 use crate::forwarding::{self, Client};
 use crate::limits;
+use crate::retry;
 use crate::metrics::{RejectReason, UpstreamErrorKind};
 use crate::runtime::{Runtime, Shared};
 use crate::sink::InFlight;
@@ -13,7 +14,7 @@ use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::{Error, ErrorSource, ErrorType, Result};
+use pingora::{Error, ErrorSource, ErrorType, Result, RetryType};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -205,9 +206,26 @@ impl ProxyHttp for EdgeProxy {
             .metrics
             .count_upstream_error(upstream::error_kind(&e));
         ctx.upstream.error_counted = true;
-        if ctx.upstream.tries <= ctx.rt.upstream.retries {
+        if retry::may_try_another(ctx.upstream.tries, ctx.rt.upstream.retries) {
             e.set_retry(true);
         }
+        e
+    }
+
+    /// The relay's retry policy (`retry`): sent again only when idempotent and the reused
+    /// connection gave nothing back (Pingora marks that `ReusedOnly`).
+    fn error_while_proxy(
+        &self,
+        _peer: &HttpPeer,
+        session: &mut Session,
+        mut e: Box<Error>,
+        _ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let nothing_back = matches!(e.retry, RetryType::ReusedOnly);
+        let whole_body = !session.as_ref().retry_buffer_truncated();
+        let method = &session.req_header().method;
+        e.set_retry(whole_body && retry::may_resend(method, client_reused, nothing_back));
         e
     }
 

@@ -30,8 +30,17 @@ pub fn pick_index(rt: &Runtime, tried: u64) -> Option<usize> {
             .map(|k| start.wrapping_add(k) % n)
             .find(|&i| up.is_ready(i) && untried(i) && !(avoid_failed && up.recently_failed(i)))
     };
-    // Every candidate failed recently: try them anyway rather than fail outright.
-    candidate(true).or_else(|| candidate(false))
+    // Every candidate failed recently: try them anyway rather than fail outright. And when
+    // the health check has marked every server down, still try one, as nginx does: a server
+    // that came back answers at once instead of after the next check.
+    candidate(true)
+        .or_else(|| candidate(false))
+        .or_else(|| {
+            let all_down = (0..n).all(|i| !up.is_ready(i));
+            (0..n)
+                .map(|k| start.wrapping_add(k) % n)
+                .find(|&i| all_down && untried(i))
+        })
 }
 
 /// Marks the server behind `peer` as recently failed.
@@ -81,6 +90,7 @@ impl BackgroundService for HealthChecker {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut last_generation = 0;
         let mut next_check = Instant::now();
+        let mut next_sweep = Instant::now();
         loop {
             let rt = self.shared.runtime.load_full();
             if rt.generation != last_generation {
@@ -92,6 +102,12 @@ impl BackgroundService for HealthChecker {
                 rt.upstream.lb.backends().run_health_check(true).await;
                 rt.upstream.refresh_health();
                 next_check = Instant::now() + rt.upstream.health_interval;
+            }
+            if Instant::now() >= next_sweep {
+                // Idle relay connections past their timeout, or that the server wrote to or
+                // closed, are closed now rather than when next taken.
+                rt.upstream.pool.sweep();
+                next_sweep = Instant::now() + Duration::from_secs(1);
             }
             drop(rt);
             tokio::select! {

@@ -15,7 +15,8 @@ use crate::forwarding::{self, Client};
 use crate::metrics::UpstreamErrorKind;
 use crate::runtime::{Runtime, Shared};
 use crate::telemetry::{self, Observed};
-use crate::{access_log, error_page, upstream};
+use crate::response_head::{self, Interim};
+use crate::{access_log, error_page, retry, upstream};
 use bytes::{Buf, BufMut, BytesMut};
 use http::Method;
 use pingora::http::RequestHeader;
@@ -40,8 +41,6 @@ pub const BODY_MAX: u64 = 64 * 1024;
 /// Per read or write on the client side once a request has started (nginx's
 /// `client_body_timeout` and `send_timeout`).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
-/// A response head larger than this is refused as invalid.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// How the client connection goes on after a relayed request.
 pub enum Next {
@@ -85,15 +84,6 @@ fn connection_keepalive(value: &[u8]) -> Option<bool> {
         })
 }
 
-/// A decimal `Content-Length` value; no sign, no spaces inside, no overflow.
-fn digits(v: &[u8]) -> Option<u64> {
-    let v = v.trim_ascii();
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
-}
-
 /// Relays one planned request to Django and its response back, then records it.
 ///
 /// `buf` holds the request head and whatever followed it; `may_keepalive` says whether this
@@ -133,7 +123,7 @@ pub async fn serve(
     let head_only = plan.method == Method::HEAD;
     // Built from the raw head only for a denial: classification and the sample read it.
     let mut client_req: Option<RequestHeader> = None;
-    let (status, keep) = match exchange(shared, rt, &wire).await {
+    let (status, keep) = match exchange(shared, rt, &plan.method, &wire).await {
         Ok(x) => {
             let keep_client = plan.keepalive && may_keepalive;
             let req = response::Request {
@@ -193,16 +183,19 @@ enum Attempt {
     Failed(UpstreamErrorKind),
 }
 
-/// Sends the request to a server and waits for its response head, as Pingora's phases do:
-/// round robin over ready servers, other servers tried when connecting fails (counted per
-/// failure and marked failed), and a request on a reused connection that got nothing back sent
-/// again once on a new one. Errors come with whether they were already counted.
+/// Sends the request to a server and waits for its response head, by the rules of `retry`:
+/// round robin over ready servers, another server tried when connecting fails (counted per
+/// failure and marked failed), and a request whose pooled connection died with nothing back
+/// sent once more on a new connection only if its method is idempotent. Errors come with
+/// whether they were already counted.
 async fn exchange(
     shared: &Shared,
     rt: &Runtime,
+    method: &Method,
     wire: &[u8],
 ) -> Result<Exchange, (UpstreamErrorKind, bool)> {
     let up = &rt.upstream;
+    let max_idle = retry::max_idle_for(method, up.pool.idle_timeout());
     let (mut tried, mut tries, mut counted) = (0u64, 0usize, false);
     loop {
         let Some(idx) = upstream::pick_index(rt, tried) else {
@@ -212,10 +205,12 @@ async fn exchange(
             tried |= 1 << idx;
         }
         tries += 1;
-        if let Some(conn) = up.pool.take(idx) {
+        if let Some(conn) = up.pool.take(idx, max_idle) {
             match attempt(rt, conn, idx, wire).await {
                 Ok(x) => return Ok(x),
-                Err(Attempt::NothingBack) => {}
+                Err(Attempt::NothingBack) if retry::may_resend(method, true, true) => {}
+                // Django may have run it: never sent twice (RFC 9110 §9.2.2), as in nginx.
+                Err(Attempt::NothingBack) => return Err((UpstreamErrorKind::Reset, counted)),
                 Err(Attempt::Failed(kind)) => return Err((kind, counted)),
             }
         }
@@ -235,7 +230,7 @@ async fn exchange(
                     .metrics
                     .count_upstream_error(UpstreamErrorKind::Connect);
                 counted = true;
-                if tries <= up.retries {
+                if retry::may_try_another(tries, up.retries) {
                     continue;
                 }
                 return Err((UpstreamErrorKind::Connect, counted));
@@ -278,14 +273,27 @@ async fn attempt(
     }
     let mut buf = BytesMut::with_capacity(8192);
     let mut got_any = false;
+    let mut interims = 0;
+    let max_head = rt.limits.max_head_bytes();
     loop {
         if let Some(end) = head_end(&buf) {
-            // Informational responses (100, 103) are dropped: the relay never sends `Expect`.
+            // The relay never sends `Expect` nor `Upgrade`: 100, 102 and 103 are dropped, as
+            // nginx does; a 101, an unknown 1xx or a status below 100 is refused.
             match status_of(&buf) {
-                Some(101) | None => return Err(Attempt::Failed(UpstreamErrorKind::Other)),
+                None => return Err(Attempt::Failed(UpstreamErrorKind::Other)),
+                Some(s) if s < 100 => return Err(Attempt::Failed(UpstreamErrorKind::Other)),
                 Some(s) if s < 200 => {
+                    interims += 1;
+                    if response_head::interim(s) == Interim::Refuse
+                        || interims > response_head::MAX_INTERIM
+                    {
+                        return Err(Attempt::Failed(UpstreamErrorKind::Other));
+                    }
                     buf.advance(end);
                     continue;
+                }
+                Some(_) if end > max_head => {
+                    return Err(Attempt::Failed(UpstreamErrorKind::Other))
                 }
                 Some(_) => {
                     return Ok(Exchange {
@@ -297,7 +305,7 @@ async fn attempt(
                 }
             }
         }
-        if buf.len() > MAX_RESPONSE_HEAD {
+        if buf.len() > max_head {
             return Err(Attempt::Failed(UpstreamErrorKind::Other));
         }
         match timeout(rt.config.upstream.read_timeout.0, conn.read_buf(&mut buf)).await {
@@ -390,22 +398,6 @@ mod tests {
         assert_eq!(connection_keepalive(b" Keep-Alive , X-Hop"), Some(true));
         assert_eq!(connection_keepalive(b"keep-alive, close"), Some(false));
         assert_eq!(connection_keepalive(b"X-Hop"), None);
-    }
-
-    #[test]
-    fn content_length_digits() {
-        assert_eq!(digits(b"0"), Some(0));
-        assert_eq!(digits(b" 1234 "), Some(1234));
-        for bad in [
-            &b""[..],
-            b"-1",
-            b"+1",
-            b"1 2",
-            b"0x10",
-            b"99999999999999999999",
-        ] {
-            assert_eq!(digits(bad), None);
-        }
     }
 
     #[test]

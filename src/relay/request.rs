@@ -68,7 +68,7 @@ impl Plan {
                 if body_len.is_some() {
                     return None;
                 }
-                body_len = Some(super::digits(h.value)?);
+                body_len = Some(crate::response_head::digits(h.value)?);
             } else if is("connection") {
                 keepalive = super::connection_keepalive(h.value).unwrap_or(keepalive);
             }

@@ -1,10 +1,11 @@
 //! The response side of the relay: the head rewritten for the client, then the body by its framing.
 
-use super::chunked::ChunkScanner;
-use super::{connection_keepalive, digits, Exchange, Plan, CLIENT_TIMEOUT, MAX_HEADERS};
+use super::chunked::{self, ChunkScanner};
+use super::{connection_keepalive, Exchange, Plan, CLIENT_TIMEOUT, MAX_HEADERS};
 use crate::classify;
 use crate::error_page;
 use crate::forwarding;
+use crate::response_head;
 use crate::metrics::UpstreamErrorKind;
 use crate::runtime::{Runtime, Shared};
 use crate::telemetry::{self, Observed};
@@ -66,10 +67,16 @@ fn rewrite_head(
     let (Some(status), Some(version)) = (p.code, p.version) else {
         return None;
     };
+    let framing = response_head::check(
+        status,
+        p.headers.iter().map(|h| (h.name.as_bytes(), h.value)),
+        &rt.limits,
+    )
+    .ok()?;
     let mut reusable = version == 1;
-    let (mut length, mut chunked, mut coded) = (None, false, false);
     let (mut route, mut release) = (None, None);
     let names = &rt.context;
+    let http10 = req.plan.version == Version::HTTP_10;
     out.put_slice(b"HTTP/1.1 ");
     // httparse holds the code to three digits.
     out.put_slice(&[
@@ -86,22 +93,9 @@ fn rewrite_head(
     for h in p.headers.iter() {
         let name = h.name;
         let is = |n: &str| name.eq_ignore_ascii_case(n);
-        if is("content-length") {
-            let n = digits(h.value)?;
-            if length.is_some_and(|l| l != n) {
-                return None;
-            }
-            length = Some(n);
-        } else if is("transfer-encoding") {
-            coded = true;
-            chunked = h
-                .value
-                .rsplit(|b| *b == b',')
-                .next()
-                .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            if chunked && req.plan.version == Version::HTTP_10 {
-                continue;
-            }
+        if is("transfer-encoding") && http10 {
+            // Decoded for an HTTP/1.0 client, which then reads to the close.
+            continue;
         } else if is("connection") {
             reusable = connection_keepalive(h.value).unwrap_or(reusable);
             continue;
@@ -120,10 +114,6 @@ fn rewrite_head(
         out.put_slice(b": ");
         out.put_slice(h.value);
         out.put_slice(b"\r\n");
-    }
-    if coded && length.is_some() {
-        // Both framings at once: refused, as nginx does, rather than guessed (smuggling).
-        return None;
     }
     if rt.telemetry {
         telemetry::observe_context(shared, obs, route, release);
@@ -150,14 +140,12 @@ fn rewrite_head(
     }
     let framing = if req.plan.method == Method::HEAD || status == 204 || status == 304 {
         Framing::Empty
-    } else if chunked && req.plan.version == Version::HTTP_10 {
+    } else if framing.chunked && http10 {
         Framing::ChunkedToClose
-    } else if chunked {
+    } else if framing.chunked {
         Framing::Chunked
-    } else if coded {
-        Framing::UntilClose
     } else {
-        length.map_or(Framing::UntilClose, Framing::Length)
+        framing.length.map_or(Framing::UntilClose, Framing::Length)
     };
     let keep_client = keep_client && framing.keeps_client();
     out.put_slice(if keep_client {
@@ -315,7 +303,8 @@ async fn relay_length(
     }
 }
 
-/// A chunked body, passed on as it is (an HTTP/1.0 client gets it decoded, then the close).
+/// A chunked body, decoded strictly and written to the client re-framed, without trailers
+/// (an HTTP/1.0 client gets the data alone, then the close).
 async fn relay_chunked(
     rt: &Runtime,
     stream: &mut Stream,
@@ -332,13 +321,15 @@ async fn relay_chunked(
                 telemetry::observe_body(obs, data);
                 if decode {
                     out.put_slice(data);
+                } else {
+                    chunked::encode(data, &mut out);
                 }
             })
             .ok_or(Broken::Upstream(UpstreamErrorKind::Other))?;
-        if !decode {
-            out.put_slice(&buf[..used]);
-        }
         buf.advance(used);
+        if scan.done() && !decode {
+            out.put_slice(chunked::LAST_CHUNK);
+        }
         if !out.is_empty() {
             client_write(stream, &out).await?;
             out.clear();

@@ -1,0 +1,173 @@
+//! The rules an upstream response head must meet, in both proxy loops: one framing, stated
+//! once; a real status; within the same caps as a request head. A head that breaks one is a
+//! 502 (counted as `kind="other"`), never passed on: an ambiguous framing is how responses
+//! are smuggled, and nginx refuses the same heads.
+
+use crate::config::Limits;
+
+/// Why a response head is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A status code below 100.
+    Status,
+    /// A `Content-Length` that is not one decimal number.
+    BadLength,
+    /// More than one `Content-Length` line, even with equal values (nginx: "upstream sent
+    /// duplicate header line").
+    DuplicateLength,
+    /// A `Transfer-Encoding` other than a single `chunked`, or on more than one line.
+    BadTransferEncoding,
+    /// Both `Content-Length` and `Transfer-Encoding`.
+    BothFramings,
+    /// More header lines than `limits.max_headers`.
+    TooManyHeaders,
+    /// More header bytes than `limits.max_header_bytes`.
+    TooLarge,
+}
+
+/// How the head frames its body, when it is valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Framing {
+    pub length: Option<u64>,
+    pub chunked: bool,
+}
+
+/// A decimal `Content-Length` value: digits only (optional surrounding blanks), no sign, no
+/// overflow.
+pub fn digits(v: &[u8]) -> Option<u64> {
+    let v = v.trim_ascii();
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+/// Checks a final response head's status and headers (names and values as received).
+pub fn check<'a>(
+    status: u16,
+    headers: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    limits: &Limits,
+) -> Result<Framing, Fault> {
+    if status < 100 {
+        return Err(Fault::Status);
+    }
+    let mut framing = Framing::default();
+    let (mut count, mut bytes, mut te_lines) = (0usize, 0usize, 0u8);
+    for (name, value) in headers {
+        count += 1;
+        bytes += name.len() + value.len() + 4;
+        if name.eq_ignore_ascii_case(b"content-length") {
+            if framing.length.is_some() {
+                return Err(Fault::DuplicateLength);
+            }
+            framing.length = Some(digits(value).ok_or(Fault::BadLength)?);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            te_lines += 1;
+            if te_lines > 1 || !value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return Err(Fault::BadTransferEncoding);
+            }
+            framing.chunked = true;
+        }
+    }
+    if count > limits.max_headers {
+        return Err(Fault::TooManyHeaders);
+    }
+    if bytes > limits.max_header_bytes {
+        return Err(Fault::TooLarge);
+    }
+    if framing.chunked && framing.length.is_some() {
+        return Err(Fault::BothFramings);
+    }
+    Ok(framing)
+}
+
+/// What to do with an interim (1xx) response before the final one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interim {
+    /// `100 Continue`, `102 Processing`, `103 Early Hints`: dropped, as nginx does.
+    Drop,
+    /// `101` without an upgrade request, or an unknown 1xx: the response is refused.
+    Refuse,
+}
+
+/// The rule for an interim status on a request that did not ask to upgrade.
+pub fn interim(status: u16) -> Interim {
+    match status {
+        100 | 102 | 103 => Interim::Drop,
+        _ => Interim::Refuse,
+    }
+}
+
+/// At most this many interim responses are dropped before a final one; more is a 502.
+pub const MAX_INTERIM: usize = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lim() -> Limits {
+        Limits {
+            max_headers: 4,
+            max_header_bytes: 64,
+            ..Limits::default()
+        }
+    }
+
+    fn check_h(status: u16, h: &[(&str, &str)]) -> Result<Framing, Fault> {
+        check(
+            status,
+            h.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+            &lim(),
+        )
+    }
+
+    #[test]
+    fn one_framing_is_taken() {
+        assert_eq!(
+            check_h(200, &[("Content-Length", " 12 ")]),
+            Ok(Framing { length: Some(12), chunked: false })
+        );
+        assert_eq!(
+            check_h(200, &[("transfer-encoding", "Chunked")]),
+            Ok(Framing { length: None, chunked: true })
+        );
+        assert_eq!(check_h(204, &[]), Ok(Framing::default()));
+    }
+
+    #[test]
+    fn each_refusal_has_its_reason() {
+        let cases: [(u16, &[(&str, &str)], Fault); 11] = [
+            (0, &[], Fault::Status),
+            (99, &[], Fault::Status),
+            (200, &[("Content-Length", "5"), ("Content-Length", "5")], Fault::DuplicateLength),
+            (200, &[("Content-Length", "5, 5")], Fault::BadLength),
+            (200, &[("Content-Length", "-1")], Fault::BadLength),
+            (200, &[("Content-Length", "")], Fault::BadLength),
+            (200, &[("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")], Fault::BadTransferEncoding),
+            (200, &[("Transfer-Encoding", "gzip, chunked")], Fault::BadTransferEncoding),
+            (200, &[("Transfer-Encoding", "chunked"), ("Content-Length", "3")], Fault::BothFramings),
+            (200, &[("A", "1"), ("B", "1"), ("C", "1"), ("D", "1"), ("E", "1")], Fault::TooManyHeaders),
+            (200, &[("A", &"x".repeat(80))], Fault::TooLarge),
+        ];
+        for (status, h, fault) in cases {
+            assert_eq!(check_h(status, h), Err(fault), "{status} {h:?}");
+        }
+    }
+
+    #[test]
+    fn interim_statuses() {
+        assert_eq!(interim(100), Interim::Drop);
+        assert_eq!(interim(103), Interim::Drop);
+        assert_eq!(interim(101), Interim::Refuse);
+        assert_eq!(interim(150), Interim::Refuse);
+    }
+
+    #[test]
+    fn content_length_digits() {
+        assert_eq!(digits(b"0"), Some(0));
+        assert_eq!(digits(b" 1234 "), Some(1234));
+        for bad in [&b""[..], b"-1", b"+1", b"1 2", b"0x10", b"99999999999999999999"] {
+            assert_eq!(digits(bad), None);
+        }
+    }
+}
