@@ -33,5 +33,6 @@ pub mod sink;
 pub mod sketch;
 pub mod spike;
 pub mod static_files;
+pub mod target;
 pub mod telemetry;
 pub mod upstream;

@@ -98,9 +98,14 @@ fn check_framing(head: &[u8]) -> HeadState {
                 && !t.is_empty()
                 && t.iter().all(|c| c.is_ascii_graphic())
                 && (v == b"HTTP/1.1" || v == b"HTTP/1.0"));
-    if !well_formed_line {
+    let (Some(method), Some(target), Some(version), true) = (method, target, version, well_formed_line)
+    else {
         return HeadState::Reject(RejectReason::BadRequest);
+    };
+    if let Err(r) = crate::target::check_target(method, target) {
+        return HeadState::Reject(r);
     }
+    let mut hosts = 0u8;
     for line in lines {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
@@ -124,7 +129,12 @@ fn check_framing(head: &[u8]) -> HeadState {
         if memchr::memchr2(0, b'\r', value).is_some() {
             return HeadState::Reject(RejectReason::BadRequest);
         }
-        if name.eq_ignore_ascii_case(b"content-length") {
+        if name.eq_ignore_ascii_case(b"host") {
+            hosts = hosts.saturating_add(1);
+            if hosts > 1 || !crate::target::valid_host(value) {
+                return HeadState::Reject(RejectReason::BadHost);
+            }
+        } else if name.eq_ignore_ascii_case(b"content-length") {
             if !value.iter().all(u8::is_ascii_digit) || value.is_empty() {
                 return HeadState::Reject(RejectReason::BadRequest);
             }
@@ -142,6 +152,10 @@ fn check_framing(head: &[u8]) -> HeadState {
     }
     if has_cl && has_te {
         return HeadState::Reject(RejectReason::ConflictingLength);
+    }
+    if hosts == 0 && version == b"HTTP/1.1" {
+        // RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request without Host.
+        return HeadState::Reject(RejectReason::BadHost);
     }
     HeadState::Complete
 }

@@ -25,10 +25,12 @@ pub enum RejectReason {
     HeaderTimeout,
     BadPath,
     LengthRequired,
+    BadHost,
+    MethodNotAllowed,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 9] = [
+    pub const ALL: [RejectReason; 11] = [
         RejectReason::HeaderTooLarge,
         RejectReason::TooManyHeaders,
         RejectReason::UriTooLong,
@@ -38,6 +40,8 @@ impl RejectReason {
         RejectReason::HeaderTimeout,
         RejectReason::BadPath,
         RejectReason::LengthRequired,
+        RejectReason::BadHost,
+        RejectReason::MethodNotAllowed,
     ];
 
     pub fn label(self) -> &'static str {
@@ -51,6 +55,8 @@ impl RejectReason {
             RejectReason::HeaderTimeout => "header_timeout",
             RejectReason::BadPath => "bad_path",
             RejectReason::LengthRequired => "length_required",
+            RejectReason::BadHost => "bad_host",
+            RejectReason::MethodNotAllowed => "method_not_allowed",
         }
     }
 
@@ -62,9 +68,11 @@ impl RejectReason {
             RejectReason::BodyTooLarge => 413,
             RejectReason::HeaderTimeout => 408,
             RejectReason::LengthRequired => 411,
-            RejectReason::BadRequest | RejectReason::ConflictingLength | RejectReason::BadPath => {
-                400
-            }
+            RejectReason::MethodNotAllowed => 405,
+            RejectReason::BadRequest
+            | RejectReason::ConflictingLength
+            | RejectReason::BadPath
+            | RejectReason::BadHost => 400,
         }
     }
 }
@@ -378,7 +386,7 @@ pub struct Metrics {
     pub permissions: PermissionRegistry,
     duration: [Histogram; 5],
     upstream_errors: [IntCounter; 4],
-    rejected: [IntCounter; 9],
+    rejected: [IntCounter; 11],
     /// Requests handed to Django by `relay` (0) and by Pingora's proxy (1).
     proxied_by: [IntCounter; 2],
     reload_ok: IntCounter,

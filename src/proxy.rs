@@ -2,6 +2,7 @@
 
 use crate::forwarding::{self, Client};
 use crate::limits;
+use crate::response_head;
 use crate::retry;
 use crate::metrics::{RejectReason, UpstreamErrorKind};
 use crate::runtime::{Runtime, Shared};
@@ -235,6 +236,19 @@ impl ProxyHttp for EdgeProxy {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // The relay's rule for response heads (`response_head`), on the headers Pingora parsed.
+        let head = resp
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+        if resp.status.as_u16() != 101
+            && response_head::check(resp.status.as_u16(), head, &ctx.rt.limits).is_err()
+        {
+            ctx.upstream.error = Some(UpstreamErrorKind::Other);
+            let mut e = Error::explain(ErrorType::InvalidHTTPHeader, "invalid response head");
+            e.esource = ErrorSource::Upstream;
+            return Err(e);
+        }
         if ctx.rt.telemetry {
             telemetry::observe_response(
                 &self.shared,
