@@ -220,6 +220,19 @@ pub fn prepare_upstream_request(
     client: &Client,
     request_id: &str,
 ) {
+    // An absolute-form target goes on in origin form, as nginx sends it (Pingora keeps the
+    // client's bytes for the wire until the URI is set anew).
+    if !req.raw_path().starts_with(b"/") {
+        let origin = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let origin = if origin.starts_with('/') {
+            origin.to_string()
+        } else {
+            format!("/{origin}")
+        };
+        if let Ok(uri) = http::Uri::try_from(origin) {
+            req.set_uri(uri);
+        }
+    }
     let mut hop_by_hop = false;
     let mut forwarded = false;
     let mut has_host = false;

@@ -98,7 +98,8 @@ fn check_framing(head: &[u8]) -> HeadState {
                 && !t.is_empty()
                 && t.iter().all(|c| c.is_ascii_graphic())
                 && (v == b"HTTP/1.1" || v == b"HTTP/1.0"));
-    let (Some(method), Some(target), Some(version), true) = (method, target, version, well_formed_line)
+    let (Some(method), Some(target), Some(version), true) =
+        (method, target, version, well_formed_line)
     else {
         return HeadState::Reject(RejectReason::BadRequest);
     };
@@ -138,13 +139,17 @@ fn check_framing(head: &[u8]) -> HeadState {
             if !value.iter().all(u8::is_ascii_digit) || value.is_empty() {
                 return HeadState::Reject(RejectReason::BadRequest);
             }
-            if cl_value.is_some_and(|v| v != value) {
+            if cl_value.is_some() {
+                // Even two equal lines: nginx refuses them, and so does RFC 9112 §6.3.
                 return HeadState::Reject(RejectReason::BadRequest);
             }
             cl_value = Some(value);
             has_cl = true;
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            if has_te || !value.eq_ignore_ascii_case(b"chunked") {
+            // Only spaces before the value (nginx does not skip a tab here).
+            let raw = line[colon + 1..].trim_ascii_end();
+            let spaced = &raw[raw.iter().take_while(|c| **c == b' ').count()..];
+            if has_te || !spaced.eq_ignore_ascii_case(b"chunked") {
                 return HeadState::Reject(RejectReason::BadRequest);
             }
             has_te = true;
@@ -301,6 +306,13 @@ mod tests {
             &b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
             b"POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding:\tchunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+            b"GET /../a HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             b"POST / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n",
             b"GET / HTTP/1.1 extra\r\n\r\n",

@@ -2,9 +2,9 @@
 
 use crate::forwarding::{self, Client};
 use crate::limits;
+use crate::metrics::{RejectReason, UpstreamErrorKind};
 use crate::response_head;
 use crate::retry;
-use crate::metrics::{RejectReason, UpstreamErrorKind};
 use crate::runtime::{Runtime, Shared};
 use crate::sink::InFlight;
 use crate::static_files;
@@ -241,9 +241,24 @@ impl ProxyHttp for EdgeProxy {
             .headers
             .iter()
             .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
-        if resp.status.as_u16() != 101
-            && response_head::check(resp.status.as_u16(), head, &ctx.rt.limits).is_err()
-        {
+        let status = resp.status.as_u16();
+        let req = session.req_header();
+        let asked = |name: http::HeaderName, value: &str| {
+            req.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.to_ascii_lowercase().contains(value))
+        };
+        let refused = if status < 200 {
+            !response_head::interim_allowed(
+                status,
+                asked(http::header::EXPECT, "100-continue"),
+                asked(http::header::UPGRADE, ""),
+            )
+        } else {
+            response_head::check(status, head, &ctx.rt.limits).is_err()
+        };
+        if refused {
             ctx.upstream.error = Some(UpstreamErrorKind::Other);
             let mut e = Error::explain(ErrorType::InvalidHTTPHeader, "invalid response head");
             e.esource = ErrorSource::Upstream;

@@ -81,25 +81,18 @@ pub fn check<'a>(
     Ok(framing)
 }
 
-/// What to do with an interim (1xx) response before the final one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interim {
-    /// `100 Continue`, `102 Processing`, `103 Early Hints`: dropped, as nginx does.
-    Drop,
-    /// `101` without an upgrade request, or an unknown 1xx: the response is refused.
-    Refuse,
-}
-
-/// The rule for an interim status on a request that did not ask to upgrade.
-pub fn interim(status: u16) -> Interim {
+/// Whether an interim (1xx) response may go on to the client: `100 Continue` only when the
+/// request asked for it with `Expect: 100-continue`, `101` only after an upgrade request.
+/// Anything else (a stray `100`, `102`, `103`, an unknown 1xx) is a 502: nginx 1.22 passes no
+/// 1xx from an upstream either, and `103 Early Hints` could carry headers past the rules for
+/// final responses. The relay sends neither `Expect` nor `Upgrade`, so it refuses every 1xx.
+pub fn interim_allowed(status: u16, asked_continue: bool, asked_upgrade: bool) -> bool {
     match status {
-        100 | 102 | 103 => Interim::Drop,
-        _ => Interim::Refuse,
+        100 => asked_continue,
+        101 => asked_upgrade,
+        _ => false,
     }
 }
-
-/// At most this many interim responses are dropped before a final one; more is a 502.
-pub const MAX_INTERIM: usize = 8;
 
 #[cfg(test)]
 mod tests {
@@ -125,11 +118,17 @@ mod tests {
     fn one_framing_is_taken() {
         assert_eq!(
             check_h(200, &[("Content-Length", " 12 ")]),
-            Ok(Framing { length: Some(12), chunked: false })
+            Ok(Framing {
+                length: Some(12),
+                chunked: false
+            })
         );
         assert_eq!(
             check_h(200, &[("transfer-encoding", "Chunked")]),
-            Ok(Framing { length: None, chunked: true })
+            Ok(Framing {
+                length: None,
+                chunked: true
+            })
         );
         assert_eq!(check_h(204, &[]), Ok(Framing::default()));
     }
@@ -139,14 +138,37 @@ mod tests {
         let cases: [(u16, &[(&str, &str)], Fault); 11] = [
             (0, &[], Fault::Status),
             (99, &[], Fault::Status),
-            (200, &[("Content-Length", "5"), ("Content-Length", "5")], Fault::DuplicateLength),
+            (
+                200,
+                &[("Content-Length", "5"), ("Content-Length", "5")],
+                Fault::DuplicateLength,
+            ),
             (200, &[("Content-Length", "5, 5")], Fault::BadLength),
             (200, &[("Content-Length", "-1")], Fault::BadLength),
             (200, &[("Content-Length", "")], Fault::BadLength),
-            (200, &[("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")], Fault::BadTransferEncoding),
-            (200, &[("Transfer-Encoding", "gzip, chunked")], Fault::BadTransferEncoding),
-            (200, &[("Transfer-Encoding", "chunked"), ("Content-Length", "3")], Fault::BothFramings),
-            (200, &[("A", "1"), ("B", "1"), ("C", "1"), ("D", "1"), ("E", "1")], Fault::TooManyHeaders),
+            (
+                200,
+                &[
+                    ("Transfer-Encoding", "chunked"),
+                    ("Transfer-Encoding", "chunked"),
+                ],
+                Fault::BadTransferEncoding,
+            ),
+            (
+                200,
+                &[("Transfer-Encoding", "gzip, chunked")],
+                Fault::BadTransferEncoding,
+            ),
+            (
+                200,
+                &[("Transfer-Encoding", "chunked"), ("Content-Length", "3")],
+                Fault::BothFramings,
+            ),
+            (
+                200,
+                &[("A", "1"), ("B", "1"), ("C", "1"), ("D", "1"), ("E", "1")],
+                Fault::TooManyHeaders,
+            ),
             (200, &[("A", &"x".repeat(80))], Fault::TooLarge),
         ];
         for (status, h, fault) in cases {
@@ -156,17 +178,26 @@ mod tests {
 
     #[test]
     fn interim_statuses() {
-        assert_eq!(interim(100), Interim::Drop);
-        assert_eq!(interim(103), Interim::Drop);
-        assert_eq!(interim(101), Interim::Refuse);
-        assert_eq!(interim(150), Interim::Refuse);
+        assert!(interim_allowed(100, true, false));
+        assert!(interim_allowed(101, false, true));
+        for s in [100, 101, 102, 103, 150, 199] {
+            assert!(!interim_allowed(s, false, false), "{s}");
+        }
+        assert!(!interim_allowed(103, true, true));
     }
 
     #[test]
     fn content_length_digits() {
         assert_eq!(digits(b"0"), Some(0));
         assert_eq!(digits(b" 1234 "), Some(1234));
-        for bad in [&b""[..], b"-1", b"+1", b"1 2", b"0x10", b"99999999999999999999"] {
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"+1",
+            b"1 2",
+            b"0x10",
+            b"99999999999999999999",
+        ] {
             assert_eq!(digits(bad), None);
         }
     }

@@ -56,7 +56,13 @@ mod tests {
 
     #[test]
     fn only_idempotent_requests_on_reused_silent_connections_are_resent() {
-        for m in [Method::GET, Method::HEAD, Method::PUT, Method::DELETE, Method::OPTIONS] {
+        for m in [
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ] {
             assert!(may_resend(&m, true, true), "{m}");
             assert!(!may_resend(&m, false, true), "{m} on a new connection");
             assert!(!may_resend(&m, true, false), "{m} after bytes came back");

@@ -1,8 +1,9 @@
 //! The request target and `Host` rules: what nginx refuses before any upstream sees it.
 //!
-//! - Targets: origin form (`/path?query`) for every method, absolute form (`http://host/path`)
-//!   as nginx takes it, `*` only for `OPTIONS`, authority form only for `CONNECT` (which the
-//!   proxy does not tunnel). `TRACE` is refused with 405, as nginx does.
+//! - Targets: origin form (`/path?query`) for every method, and absolute form
+//!   (`http://host/path`) as nginx takes it, forwarded in origin form. `*` is refused even for
+//!   `OPTIONS` (nginx 1.22 does too; Django has no use for it); authority form belongs to
+//!   `CONNECT`, which the proxy does not tunnel. `TRACE` is refused with 405, as nginx does.
 //! - Paths: percent-escapes must be two hex digits and never `%00`; dot segments, raw or
 //!   percent-encoded (`%2e`), must not climb above the root.
 //! - `Host`: one on HTTP/1.1, at most one on HTTP/1.0; a reg-name or IP literal with an
@@ -15,12 +16,15 @@ pub fn check_target(method: &[u8], target: &[u8]) -> Result<(), RejectReason> {
     if method == b"TRACE" || method == b"TRACK" {
         return Err(RejectReason::MethodNotAllowed);
     }
+    if target.contains(&b'#') {
+        // A fragment is not part of a request target (RFC 9112 §3.2).
+        return Err(RejectReason::BadRequest);
+    }
     if method == b"CONNECT" {
         // Authority form is CONNECT's alone, and the proxy does not tunnel.
         return Err(RejectReason::MethodNotAllowed);
     }
     match target {
-        b"*" if method == b"OPTIONS" => Ok(()),
         [b'/', ..] => check_path(path_of(target)),
         _ => {
             let rest = strip_scheme(target).ok_or(RejectReason::BadRequest)?;
@@ -32,6 +36,7 @@ pub fn check_target(method: &[u8], target: &[u8]) -> Result<(), RejectReason> {
             match path.first() {
                 None => Ok(()),
                 Some(b'/') => check_path(path_of(path)),
+                Some(b'?') => Ok(()),
                 Some(_) => Err(RejectReason::BadRequest),
             }
         }
@@ -48,14 +53,34 @@ fn strip_scheme(target: &[u8]) -> Option<&[u8]> {
     None
 }
 
-/// The path of an origin-form target: up to `?` or `#`.
+/// The path of an origin-form target: up to `?`.
 fn path_of(target: &[u8]) -> &[u8] {
-    let end = memchr::memchr2(b'?', b'#', target).unwrap_or(target.len());
+    let end = memchr::memchr(b'?', target).unwrap_or(target.len());
     &target[..end]
 }
 
 /// Checks a path: well-formed percent-escapes, no `%00`, no dot segment above the root.
+/// An encoded slash (`%2F`) counts as a separator, as nginx decodes it.
 pub fn check_path(path: &[u8]) -> Result<(), RejectReason> {
+    let encoded_slash = |w: &[u8]| w[0] == b'%' && w[1] == b'2' && (w[2] | 0x20) == b'f';
+    if memchr::memchr(b'%', path).is_some() && path.windows(3).any(encoded_slash) {
+        let mut decoded = Vec::with_capacity(path.len());
+        let mut i = 0;
+        while i < path.len() {
+            if path.get(i..i + 3).is_some_and(encoded_slash) {
+                decoded.push(b'/');
+                i += 3;
+            } else {
+                decoded.push(path[i]);
+                i += 1;
+            }
+        }
+        return check_segments(&decoded);
+    }
+    check_segments(path)
+}
+
+fn check_segments(path: &[u8]) -> Result<(), RejectReason> {
     let mut depth: usize = 0;
     for segment in path.split(|c| *c == b'/').skip(1) {
         let mut dots = 0usize;
@@ -150,8 +175,21 @@ pub fn valid_host(value: &[u8]) -> bool {
             c.is_ascii_alphanumeric()
                 || matches!(
                     c,
-                    b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*'
-                        | b'+' | b',' | b';' | b'=' | b'%'
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b'%'
                 )
         })
 }
@@ -168,8 +206,8 @@ mod tests {
             ("GET", "/a/%2e%2E/b"),
             ("GET", "/%41%7e/x"),
             ("GET", "/a//b/"),
-            ("OPTIONS", "*"),
             ("GET", "http://shop.test/a"),
+            ("GET", "http://shop.test?x=1"),
             ("GET", "HTTPS://shop.test:8443"),
             ("POST", "http://[::1]:80/x?y"),
         ] {
@@ -189,7 +227,11 @@ mod tests {
             ("GET", "/%4", BadPath),
             ("GET", "/a%", BadPath),
             ("GET", "/a%00b", BadPath),
+            ("GET", "/%2e%2e%2fp", BadPath),
+            ("GET", "/a%2F..%2F..%2Fb", BadPath),
+            ("GET", "/p#frag", BadRequest),
             ("GET", "*", BadRequest),
+            ("OPTIONS", "*", BadRequest),
             ("GET", "a/b", BadRequest),
             ("GET", "shop.test:80", BadRequest),
             ("GET", "ftp://shop.test/", BadRequest),
@@ -199,16 +241,30 @@ mod tests {
             ("CONNECT", "shop.test:443", MethodNotAllowed),
             ("TRACE", "/", MethodNotAllowed),
         ] {
-            assert_eq!(check_target(m.as_bytes(), t.as_bytes()), Err(why), "{m} {t}");
+            assert_eq!(
+                check_target(m.as_bytes(), t.as_bytes()),
+                Err(why),
+                "{m} {t}"
+            );
         }
     }
 
     #[test]
     fn hosts() {
-        for ok in ["shop.test", "shop.test:8080", "127.0.0.1", "[::1]:443", "a_b.example", "x"] {
+        for ok in [
+            "shop.test",
+            "shop.test:8080",
+            "127.0.0.1",
+            "[::1]:443",
+            "a_b.example",
+            "x",
+        ] {
             assert!(valid_host(ok.as_bytes()), "{ok}");
         }
-        for bad in ["", ":80", ".shop", "a..b", "a/b", "a\\b", "u@h", "h:8x", "h:123456", "[::1", "[zz]", "h h"] {
+        for bad in [
+            "", ":80", ".shop", "a..b", "a/b", "a\\b", "u@h", "h:8x", "h:123456", "[::1", "[zz]",
+            "h h",
+        ] {
             assert!(!valid_host(bad.as_bytes()), "{bad}");
         }
     }

@@ -33,14 +33,12 @@ pub fn pick_index(rt: &Runtime, tried: u64) -> Option<usize> {
     // Every candidate failed recently: try them anyway rather than fail outright. And when
     // the health check has marked every server down, still try one, as nginx does: a server
     // that came back answers at once instead of after the next check.
-    candidate(true)
-        .or_else(|| candidate(false))
-        .or_else(|| {
-            let all_down = (0..n).all(|i| !up.is_ready(i));
-            (0..n)
-                .map(|k| start.wrapping_add(k) % n)
-                .find(|&i| all_down && untried(i))
-        })
+    candidate(true).or_else(|| candidate(false)).or_else(|| {
+        let all_down = (0..n).all(|i| !up.is_ready(i));
+        (0..n)
+            .map(|k| start.wrapping_add(k) % n)
+            .find(|&i| all_down && untried(i))
+    })
 }
 
 /// Marks the server behind `peer` as recently failed.

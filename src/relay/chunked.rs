@@ -89,7 +89,9 @@ impl ChunkScanner {
                     };
                 }
                 ChunkState::Data => {
-                    let n = rest.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+                    let n = rest
+                        .len()
+                        .min(usize::try_from(self.left).unwrap_or(usize::MAX));
                     data(&rest[..n]);
                     self.left -= n as u64;
                     i += n;
@@ -217,7 +219,12 @@ mod tests {
             b"-5\r\n",
             b"0x5\r\n",
         ] {
-            assert_eq!(scan_all(&[bad]).0, None, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                scan_all(&[bad]).0,
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let long_ext = [&b"5;"[..], &vec![b'a'; MAX_SIZE_LINE][..], b"\r\n"].concat();
         assert_eq!(scan_all(&[&long_ext]).0, None);

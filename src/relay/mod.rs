@@ -15,7 +15,6 @@ use crate::forwarding::{self, Client};
 use crate::metrics::UpstreamErrorKind;
 use crate::runtime::{Runtime, Shared};
 use crate::telemetry::{self, Observed};
-use crate::response_head::{self, Interim};
 use crate::{access_log, error_page, retry, upstream};
 use bytes::{Buf, BufMut, BytesMut};
 use http::Method;
@@ -273,28 +272,15 @@ async fn attempt(
     }
     let mut buf = BytesMut::with_capacity(8192);
     let mut got_any = false;
-    let mut interims = 0;
     let max_head = rt.limits.max_head_bytes();
     loop {
         if let Some(end) = head_end(&buf) {
-            // The relay never sends `Expect` nor `Upgrade`: 100, 102 and 103 are dropped, as
-            // nginx does; a 101, an unknown 1xx or a status below 100 is refused.
+            // The relay sends neither `Expect` nor `Upgrade`, so no interim response is
+            // allowed (`response_head::interim_allowed`), nor a status below 100.
             match status_of(&buf) {
                 None => return Err(Attempt::Failed(UpstreamErrorKind::Other)),
-                Some(s) if s < 100 => return Err(Attempt::Failed(UpstreamErrorKind::Other)),
-                Some(s) if s < 200 => {
-                    interims += 1;
-                    if response_head::interim(s) == Interim::Refuse
-                        || interims > response_head::MAX_INTERIM
-                    {
-                        return Err(Attempt::Failed(UpstreamErrorKind::Other));
-                    }
-                    buf.advance(end);
-                    continue;
-                }
-                Some(_) if end > max_head => {
-                    return Err(Attempt::Failed(UpstreamErrorKind::Other))
-                }
+                Some(s) if s < 200 => return Err(Attempt::Failed(UpstreamErrorKind::Other)),
+                Some(_) if end > max_head => return Err(Attempt::Failed(UpstreamErrorKind::Other)),
                 Some(_) => {
                     return Ok(Exchange {
                         conn,

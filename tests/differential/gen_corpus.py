@@ -411,7 +411,7 @@ radd("hdr-cr-value", ok + b"X-A: 1\r2\r\nContent-Length: 5\r\n\r\nhello")
 radd("hdr-bare-lf", b"HTTP/1.1 200 OK\nContent-Length: 5\n\nhello")
 radd("hdr-huge", ok + b"X-Big: " + b"v" * 70000 + b"\r\nContent-Length: 2\r\n\r\nok")
 radd("hdr-too-many", ok + b"".join(b"X-N%d: 1\r\n" % i for i in range(300)) + b"Content-Length: 2\r\n\r\nok")
-radd("hdr-underscore-cl", ok + b"Content_Length: 5\r\n\r\nhello")
+radd("hdr-underscore-cl", ok + b"Content_Length: 5\r\nConnection: close\r\n\r\nhello")
 radd("hdr-paren-name", ok + b"X(A): 1\r\nContent-Length: 5\r\n\r\nhello")
 # Context headers in responses.
 for name, h in {

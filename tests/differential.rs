@@ -1,0 +1,869 @@
+//! The differential suite: the same raw bytes through nginx, through the relay and through
+//! Pingora's loop, each in front of its own recording upstream.
+//!
+//! Request side (`differential/requests.txt`): what each front end forwarded for a probe is
+//! compared with what nginx forwarded. authz-edge must forward nothing nginx refuses (unless
+//! the difference is listed below with its reason), every request it forwards carries its
+//! forwarded headers and no context header, and no POST or PATCH reaches the upstream twice.
+//!
+//! Response side (`differential/responses.txt`): the upstream answers a probe with raw bytes.
+//! authz-edge must pass on nothing nginx refuses, never let a context header reach the client
+//! (heads, interim responses, trailers), and both of its loops must give the client the same
+//! status, headers and body.
+//!
+//! After every probe a fresh request must get its own answer: no probe may desynchronise a
+//! pooled upstream connection. nginx 1.22 from Debian is the reference (`.ci/run` installs it).
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Stricter verdicts than nginx's are allowed, and counted.
+const STRICTER_THAN_NGINX_IS_FINE: &str = "allowed and counted";
+
+/// Where authz-edge may pass what nginx refuses: (probe, front end, reason). Each is in the
+/// README's list of differences from nginx.
+const LOOSER_ALLOWED: &[(&str, &str, &str)] = &[
+    (
+        "te-ext-lf",
+        "*",
+        "chunked request bodies are decoded by Pingora, which takes a bare LF inside a chunk \
+         extension; the body reaches Django re-framed with a Content-Length, so no second parser \
+         ever sees the original framing",
+    ),
+    (
+        "hdr-obs-fold",
+        "pingora",
+        "Pingora's HTTP/1 client unfolds obs-fold in response headers (httparse's \
+         allow_obsolete_multiline_headers_in_responses) before any phase can see it; the relay \
+         refuses it",
+    ),
+    ("hdr-obs-fold-cl", "pingora", "as hdr-obs-fold"),
+    (
+        "hdr-space-before-colon",
+        "pingora",
+        "Pingora's HTTP/1 client drops the space (allow_spaces_after_header_name_in_responses); \
+         the relay refuses it",
+    ),
+    (
+        "hdr-space-before-colon-cl",
+        "pingora",
+        "as hdr-space-before-colon",
+    ),
+    (
+        "chunk-ext-lf",
+        "pingora",
+        "Pingora's chunked response decoder takes a bare LF in a chunk extension; the client \
+         gets the data re-chunked, and the connection is not reused (it closes)",
+    ),
+    (
+        "chunk-empty-size",
+        "pingora",
+        "Pingora's chunked response decoder reads an empty size line as the last chunk; the \
+         client gets an empty body and the upstream connection is closed, not reused",
+    ),
+];
+
+fn looser_allowed(probe: &str, front_end: &str) -> bool {
+    LOOSER_ALLOWED
+        .iter()
+        .any(|(p, f, _)| *p == probe && (*f == "*" || *f == front_end))
+}
+
+/// Response probes where the two loops of authz-edge may answer the client differently, both
+/// at least as strict as nginx.
+const LOOPS_MAY_DIFFER: &[(&str, &str)] = &[
+    (
+        "cl-and-te",
+        "the relay refuses both framings (as nginx 1.23+ does); Pingora's client drops the \
+         Content-Length (RFC 9112 §6.3, as nginx 1.22 does)",
+    ),
+    ("te-and-cl", "as cl-and-te"),
+];
+
+// ---------- corpus ----------
+
+fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            match b[i + 1] {
+                b'r' => out.push(b'\r'),
+                b'n' => out.push(b'\n'),
+                b't' => out.push(b'\t'),
+                b'\\' => out.push(b'\\'),
+                b'x' => {
+                    let hex = std::str::from_utf8(&b[i + 2..i + 4]).expect("hex");
+                    out.push(u8::from_str_radix(hex, 16).expect("hex"));
+                    i += 4;
+                    continue;
+                }
+                other => panic!("bad escape \\{}", other as char),
+            }
+            i += 2;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn corpus(file: &str) -> Vec<Vec<String>> {
+    let path = format!("{}/tests/differential/{file}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path)
+        .expect("corpus")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+#[derive(Clone)]
+struct ResponseProbe {
+    name: String,
+    method: String,
+    late: Vec<u8>,
+    raw: Vec<u8>,
+}
+
+// ---------- the recording upstream ----------
+
+/// A request as the recording upstream received it.
+#[derive(Debug, Clone)]
+struct Got {
+    method: String,
+    target: String,
+    /// Header names as received, with values.
+    headers: Vec<(String, String)>,
+    body_len: usize,
+}
+
+impl Got {
+    fn has(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+    /// The path, for comparing front ends: an absolute-form target loses scheme and host.
+    fn key(&self) -> String {
+        let t = &self.target;
+        let path = ["http://", "https://"]
+            .iter()
+            .find_map(|s| {
+                t.get(..s.len())
+                    .filter(|p| p.eq_ignore_ascii_case(s))
+                    .map(|_| &t[s.len()..])
+            })
+            .map(|rest| &rest[rest.find('/').unwrap_or(rest.len())..])
+            .unwrap_or(t);
+        format!("{} {} {}", self.method, path, self.body_len)
+    }
+}
+
+struct Recorder {
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<Got>>>,
+    probe: Arc<Mutex<Option<ResponseProbe>>>,
+}
+
+impl Recorder {
+    fn start() -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let probe = Arc::new(Mutex::new(None));
+        let (l, p) = (log.clone(), probe.clone());
+        thread::spawn(move || {
+            for s in listener.incoming().flatten() {
+                let (l, p) = (l.clone(), p.clone());
+                thread::spawn(move || serve(s, l, p));
+            }
+        });
+        Recorder { addr, log, probe }
+    }
+
+    fn take(&self) -> Vec<Got> {
+        std::mem::take(&mut *self.log.lock().expect("lock"))
+    }
+}
+
+/// Reads requests as a server would and records them; answers `/__probe/` with the current
+/// response probe and anything else with its own target as the body.
+fn serve(mut s: TcpStream, log: Arc<Mutex<Vec<Got>>>, probe: Arc<Mutex<Option<ResponseProbe>>>) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let (got, used) = loop {
+            if let Some(r) = parse_request(&buf) {
+                break r;
+            }
+            let mut chunk = [0u8; 16384];
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            if buf.len() > 1 << 22 {
+                return;
+            }
+        };
+        let Some(got) = got else {
+            // Not a request this server can read: what a desync would look like.
+            log.lock().expect("lock").push(Got {
+                method: "GARBAGE".into(),
+                target: String::from_utf8_lossy(&buf[..buf.len().min(40)]).into_owned(),
+                headers: Vec::new(),
+                body_len: 0,
+            });
+            return;
+        };
+        buf.drain(..used);
+        let target = got.target.clone();
+        log.lock().expect("lock").push(got);
+        let current = probe.lock().expect("lock").clone();
+        match current.filter(|_| target.contains("/__probe/")) {
+            Some(p) => {
+                let _ = s.write_all(&p.raw);
+                if !p.late.is_empty() {
+                    thread::sleep(Duration::from_millis(100));
+                    let _ = s.write_all(&p.late);
+                }
+                let raw = String::from_utf8_lossy(&p.raw).to_ascii_lowercase();
+                if raw.contains("connection: close") || p.name.starts_with("status-") {
+                    return;
+                }
+            }
+            None => {
+                let body = target.as_bytes();
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                if s.write_all(&[head.as_bytes(), body].concat()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// One request at the start of `buf`: `None` until complete; `Some((None, _))` if unreadable.
+fn parse_request(buf: &[u8]) -> Option<(Option<Got>, usize)> {
+    let mut headers = [httparse::EMPTY_HEADER; 256];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return None,
+        Err(_) => return Some((None, buf.len())),
+    };
+    let hs: Vec<(String, String)> = req
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect();
+    let find = |n: &str| {
+        hs.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
+    let (body_len, used) = if find("transfer-encoding").is_some() {
+        let mut at = head_len;
+        let mut total = 0;
+        loop {
+            match httparse::parse_chunk_size(&buf[at..]) {
+                Ok(httparse::Status::Complete((n, 0))) => {
+                    let rest = &buf[at + n..];
+                    let end = rest.windows(2).position(|w| w == b"\r\n")?;
+                    if end == 0 {
+                        break (total, at + n + 2);
+                    }
+                    at += n + end + 2;
+                    // Trailers: skip lines until the empty one.
+                    loop {
+                        let rest = &buf[at..];
+                        let e = rest.windows(2).position(|w| w == b"\r\n")?;
+                        at += e + 2;
+                        if e == 0 {
+                            return Some((Some(got(&req, hs, total)), at));
+                        }
+                    }
+                }
+                Ok(httparse::Status::Complete((n, size))) => {
+                    let size = size as usize;
+                    if buf.len() < at + n + size + 2 {
+                        return None;
+                    }
+                    total += size;
+                    at += n + size + 2;
+                }
+                Ok(httparse::Status::Partial) => return None,
+                Err(_) => return Some((None, buf.len())),
+            }
+        }
+    } else {
+        let n: usize = find("content-length")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if buf.len() < head_len + n {
+            return None;
+        }
+        (n, head_len + n)
+    };
+    Some((Some(got(&req, hs, body_len)), used))
+}
+
+fn got(req: &httparse::Request, headers: Vec<(String, String)>, body_len: usize) -> Got {
+    Got {
+        method: req.method.unwrap_or("").to_string(),
+        target: req.path.unwrap_or("").to_string(),
+        headers,
+        body_len,
+    }
+}
+
+// ---------- front ends ----------
+
+struct Nginx {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn nginx_bin() -> String {
+    let found = ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    found
+        .expect("nginx not found: the differential suite needs it (`bash .ci/run` installs nginx-light)")
+        .to_string()
+}
+
+/// nginx configured like authz-edge's defaults: the same head, URI and body caps, keepalive
+/// to the upstream, the same forwarded headers, context headers hidden from clients.
+fn start_nginx(upstream: SocketAddr) -> Nginx {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let d = dir.path().display();
+    let hide: String = [
+        "X-Authz-User",
+        "X-Authz-Session",
+        "X-Authz-Route",
+        "X-Authz-Permission",
+        "X-Authz-Reason",
+        "X-App-Release",
+    ]
+    .iter()
+    .map(|h| format!("proxy_hide_header {h};\n"))
+    .collect();
+    let conf = format!(
+        "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 512; }}\n\
+         http {{\n access_log off;\n client_body_temp_path {d}/b; proxy_temp_path {d}/p;\n\
+         fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;\n\
+         client_max_body_size 10m; large_client_header_buffers 4 40k;\n\
+         proxy_buffer_size 40k; proxy_buffers 8 40k;\n\
+         upstream django {{ server {upstream}; keepalive 16; }}\n\
+         server {{ listen 127.0.0.1:{port};\n location / {{ proxy_pass http://django;\n\
+         proxy_http_version 1.1; proxy_set_header Connection \"\";\n\
+         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+         proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Request-Id $request_id;\n\
+         {hide} }} }}\n}}\n"
+    );
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, conf).expect("conf");
+    let child = Command::new(nginx_bin())
+        .args([
+            "-p",
+            &d.to_string(),
+            "-c",
+            &path.display().to_string(),
+            "-e",
+        ])
+        .arg(dir.path().join("error.log"))
+        .args(["-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nginx");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not start");
+        thread::sleep(Duration::from_millis(20));
+    }
+    Nginx {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+fn start_edge(upstream: SocketAddr, fast_path: bool) -> Proxy {
+    let config = config_for(&[upstream], "").replace(
+        "[server]\n",
+        &format!("[server]\nfast_path = {fast_path}\n"),
+    );
+    Proxy::start(&config)
+}
+
+/// The three front ends, each before its own recorder: nginx, the relay, Pingora's loop.
+struct Bench {
+    names: [&'static str; 3],
+    addrs: [SocketAddr; 3],
+    recorders: [Recorder; 3],
+    _nginx: Nginx,
+    _edges: [Proxy; 2],
+}
+
+fn bench() -> Bench {
+    let recorders = [Recorder::start(), Recorder::start(), Recorder::start()];
+    let nginx = start_nginx(recorders[0].addr);
+    let relay = start_edge(recorders[1].addr, true);
+    let pingora = start_edge(recorders[2].addr, false);
+    Bench {
+        names: ["nginx", "relay", "pingora"],
+        addrs: [nginx.addr, relay.http, pingora.http],
+        recorders,
+        _nginx: nginx,
+        _edges: [relay, pingora],
+    }
+}
+
+// ---------- the client ----------
+
+/// What a client read back.
+#[derive(Debug, Clone, PartialEq)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    trailers: Vec<(String, String)>,
+    /// The body ended where its framing said (or at a close, for close-delimited bodies).
+    complete: bool,
+}
+
+/// Sends `raw` and reads one response; `None` when the connection closed or stalled first.
+fn exchange(addr: SocketAddr, raw: &[u8], head_request: bool) -> Option<Answer> {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(1500)))
+        .expect("timeout");
+    let _ = s.write_all(raw);
+    let mut buf = Vec::new();
+    let mut interim: Vec<(String, String)> = Vec::new();
+    let read_more = |s: &mut TcpStream, buf: &mut Vec<u8>| -> bool {
+        let mut chunk = [0u8; 16384];
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
+    };
+    let (status, headers, head_len) = loop {
+        let mut hs = [httparse::EMPTY_HEADER; 256];
+        let mut resp = httparse::Response::new(&mut hs);
+        match resp.parse(&buf) {
+            Ok(httparse::Status::Complete(n)) => {
+                let code = resp.code.unwrap_or(0);
+                let headers: Vec<(String, String)> = resp
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_ascii_lowercase(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                if (100..200).contains(&code) {
+                    // An interim response passed on: its headers count for the context check.
+                    buf.drain(..n);
+                    interim.extend(headers);
+                    continue;
+                }
+                break (code, headers, n);
+            }
+            Ok(httparse::Status::Partial) => {
+                if !read_more(&mut s, &mut buf) {
+                    return None;
+                }
+            }
+            Err(_) => return None,
+        }
+    };
+    buf.drain(..head_len);
+    let find = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let mut answer = Answer {
+        status,
+        headers: headers.iter().cloned().chain(interim).collect(),
+        body: Vec::new(),
+        trailers: Vec::new(),
+        complete: false,
+    };
+    if head_request || status == 204 || status == 304 {
+        answer.complete = true;
+    } else if find("transfer-encoding").is_some() {
+        let mut at = 0;
+        loop {
+            match httparse::parse_chunk_size(&buf[at..]) {
+                Ok(httparse::Status::Complete((n, 0))) => {
+                    at += n;
+                    loop {
+                        match buf[at..].windows(2).position(|w| w == b"\r\n") {
+                            Some(0) => {
+                                answer.complete = true;
+                                return Some(answer);
+                            }
+                            Some(e) => {
+                                let line = String::from_utf8_lossy(&buf[at..at + e]).into_owned();
+                                if let Some((k, v)) = line.split_once(':') {
+                                    answer
+                                        .trailers
+                                        .push((k.trim().to_ascii_lowercase(), v.trim().into()));
+                                }
+                                at += e + 2;
+                            }
+                            None if read_more(&mut s, &mut buf) => {}
+                            None => return Some(answer),
+                        }
+                    }
+                }
+                Ok(httparse::Status::Complete((n, size))) => {
+                    let size = size as usize;
+                    while buf.len() < at + n + size + 2 {
+                        if !read_more(&mut s, &mut buf) {
+                            return Some(answer);
+                        }
+                    }
+                    answer.body.extend_from_slice(&buf[at + n..at + n + size]);
+                    at += n + size + 2;
+                }
+                Ok(httparse::Status::Partial) if read_more(&mut s, &mut buf) => {}
+                _ => return Some(answer),
+            }
+        }
+    } else if let Some(n) = find("content-length").and_then(|v| v.trim().parse::<usize>().ok()) {
+        while buf.len() < n {
+            if !read_more(&mut s, &mut buf) {
+                answer.body = buf;
+                return Some(answer);
+            }
+        }
+        answer.body = buf[..n].to_vec();
+        answer.complete = true;
+    } else {
+        while read_more(&mut s, &mut buf) {}
+        answer.body = buf;
+        answer.complete = true;
+    }
+    Some(answer)
+}
+
+/// A fresh request on a new connection must get its own answer.
+fn in_sync(addr: SocketAddr, n: usize) -> Result<(), String> {
+    let path = format!("/__check/{n}");
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: shop.test\r\n\r\n");
+    match exchange(addr, raw.as_bytes(), false) {
+        Some(a) if a.status == 200 && a.body == path.as_bytes() => Ok(()),
+        other => Err(format!("asked {path}, got {other:?}")),
+    }
+}
+
+fn is_context_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase().replace('_', "-");
+    n.starts_with("x-authz-") || n == "x-app-release"
+}
+
+fn count_unsafe(raw: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(raw);
+    text.split('\n')
+        .filter(|l| {
+            let l = l.trim_start_matches('\r');
+            l.starts_with("POST ") || l.starts_with("PATCH ")
+        })
+        .count()
+}
+
+// ---------- the tests ----------
+
+#[test]
+fn request_probes_are_at_least_as_strict_as_nginx() {
+    let probes: Vec<(String, Vec<u8>)> = corpus("requests.txt")
+        .into_iter()
+        .map(|f| (f[0].clone(), unescape(&f[1])))
+        .collect();
+    assert!(probes.len() >= 300, "{} request probes", probes.len());
+    let b = bench();
+    let probes = Arc::new(probes);
+    let checks = Arc::new(AtomicUsize::new(0));
+    // Each front end runs the whole corpus in its own thread.
+    let results: Vec<Vec<(Vec<Got>, Result<(), String>)>> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..3)
+            .map(|i| {
+                let (probes, addr, rec, checks) =
+                    (probes.clone(), b.addrs[i], &b.recorders[i], checks.clone());
+                scope.spawn(move || {
+                    probes
+                        .iter()
+                        .enumerate()
+                        .map(|(k, (_, raw))| {
+                            let head = raw.starts_with(b"HEAD ");
+                            let _ = exchange(addr, raw, head);
+                            thread::sleep(Duration::from_millis(30));
+                            let forwarded = rec.take();
+                            checks.fetch_add(1, Ordering::Relaxed);
+                            let sync = in_sync(addr, k);
+                            rec.take();
+                            (forwarded, sync)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("front end"))
+            .collect()
+    });
+
+    let (mut agree, mut stricter, mut looser) = (0, Vec::new(), Vec::new());
+    let mut failures = Vec::new();
+    for (k, (name, raw)) in probes.iter().enumerate() {
+        let keys = |i: usize| {
+            let mut v: Vec<String> = results[i][k].0.iter().map(Got::key).collect();
+            v.sort();
+            v
+        };
+        let reference = keys(0);
+        for i in 0..3 {
+            if let Err(e) = &results[i][k].1 {
+                failures.push(format!("{name}: {} desynchronised: {e}", b.names[i]));
+            }
+        }
+        let mut verdict = "agree";
+        for i in 1..3 {
+            let ours = keys(i);
+            for got in &results[i][k].0 {
+                let who = b.names[i];
+                if !(got.has("x-forwarded-for")
+                    && got.has("x-request-id")
+                    && got.has("x-forwarded-proto"))
+                {
+                    failures.push(format!(
+                        "{name}: {who} forwarded without its forwarded headers: {got:?}"
+                    ));
+                }
+                if let Some((h, _)) = got.headers.iter().find(|(h, _)| is_context_header(h)) {
+                    failures.push(format!("{name}: {who} let the client's {h} through"));
+                }
+            }
+            let unsafe_sent = results[i][k]
+                .0
+                .iter()
+                .filter(|g| g.method == "POST" || g.method == "PATCH")
+                .count();
+            if unsafe_sent > count_unsafe(raw) {
+                failures.push(format!("{name}: {} sent a POST or PATCH twice", b.names[i]));
+            }
+            let extra: Vec<&String> = ours.iter().filter(|o| !reference.contains(o)).collect();
+            if !extra.is_empty() {
+                if looser_allowed(name, b.names[i]) {
+                    verdict = "looser-listed";
+                } else {
+                    verdict = "looser";
+                    failures.push(format!(
+                        "{name}: {} forwarded {extra:?} where nginx forwarded {reference:?}",
+                        b.names[i]
+                    ));
+                }
+            } else if ours.len() < reference.len() && verdict == "agree" {
+                verdict = "stricter";
+            }
+        }
+        match verdict {
+            "agree" => agree += 1,
+            "stricter" => stricter.push(name.clone()),
+            _ => looser.push(name.clone()),
+        }
+    }
+    println!(
+        "request probes: {} in all, {agree} agree, {} stricter ({STRICTER_THAN_NGINX_IS_FINE}), {} looser",
+        probes.len(),
+        stricter.len(),
+        looser.len()
+    );
+    println!("stricter than nginx: {stricter:?}");
+    assert_eq!(checks.load(Ordering::Relaxed), 3 * probes.len());
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn response_probes_are_at_least_as_strict_as_nginx_and_both_loops_agree() {
+    let probes: Vec<ResponseProbe> = corpus("responses.txt")
+        .into_iter()
+        .map(|f| ResponseProbe {
+            name: f[0].clone(),
+            method: f[1].clone(),
+            late: unescape(&f[2]),
+            raw: unescape(&f[3]),
+        })
+        .collect();
+    assert!(probes.len() >= 100, "{} response probes", probes.len());
+    let b = bench();
+    let results: Vec<Vec<(Option<Answer>, Result<(), String>)>> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..3)
+            .map(|i| {
+                let (probes, addr, rec) = (&probes, b.addrs[i], &b.recorders[i]);
+                scope.spawn(move || {
+                    probes
+                        .iter()
+                        .enumerate()
+                        .map(|(k, p)| {
+                            *rec.probe.lock().expect("lock") = Some(p.clone());
+                            let raw = format!(
+                                "{} /__probe/{k} HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+                                p.method
+                            );
+                            let answer = exchange(addr, raw.as_bytes(), p.method == "HEAD");
+                            if !p.late.is_empty() {
+                                thread::sleep(Duration::from_millis(300));
+                            }
+                            *rec.probe.lock().expect("lock") = None;
+                            let sync = in_sync(addr, k);
+                            rec.take();
+                            (answer, sync)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("front end"))
+            .collect()
+    });
+
+    let passed = |a: &Option<Answer>| {
+        a.as_ref()
+            .is_some_and(|a| a.complete && a.status != 502 && a.status != 504)
+    };
+    let (mut agree, mut stricter, mut looser) = (0, Vec::new(), Vec::new());
+    let mut failures = Vec::new();
+    let mut loops_differ = 0;
+    for (k, p) in probes.iter().enumerate() {
+        let name = &p.name;
+        for i in 0..3 {
+            if let Err(e) = &results[i][k].1 {
+                failures.push(format!("{name}: {} desynchronised: {e}", b.names[i]));
+            }
+        }
+        let reference = passed(&results[0][k].0);
+        let mut verdict = "agree";
+        for i in 1..3 {
+            let who = b.names[i];
+            if let Some(a) = &results[i][k].0 {
+                for (h, _) in a.headers.iter().chain(&a.trailers) {
+                    if is_context_header(h) {
+                        failures.push(format!("{name}: {who} passed {h} to the client"));
+                    }
+                }
+            }
+            let ours = passed(&results[i][k].0);
+            if ours && !reference {
+                if looser_allowed(name, who) {
+                    verdict = "looser-listed";
+                } else {
+                    verdict = "looser";
+                    failures.push(format!(
+                        "{name}: {who} passed {:?} where nginx gave {:?}",
+                        results[i][k].0, results[0][k].0
+                    ));
+                }
+            } else if !ours && reference && verdict == "agree" {
+                verdict = "stricter";
+            }
+        }
+        match verdict {
+            "agree" => agree += 1,
+            "stricter" => stricter.push(name.clone()),
+            _ => looser.push(name.clone()),
+        }
+        // Both loops give the client the same answer when either passes it on; when both
+        // refuse, they may fail differently (a 502, or a response cut off after its head).
+        let normal = |a: &Option<Answer>| {
+            a.as_ref().map(|a| {
+                let headers: BTreeMap<String, String> = a
+                    .headers
+                    .iter()
+                    .filter(|(h, _)| {
+                        !matches!(
+                            h.as_str(),
+                            "connection"
+                                | "keep-alive"
+                                | "date"
+                                | "content-length"
+                                | "transfer-encoding"
+                        )
+                    })
+                    .cloned()
+                    .collect();
+                (a.status, headers, a.body.clone(), a.complete)
+            })
+        };
+        let either = passed(&results[1][k].0) || passed(&results[2][k].0);
+        if either
+            && !looser_allowed(name, "pingora")
+            && normal(&results[1][k].0) != normal(&results[2][k].0)
+            && !LOOPS_MAY_DIFFER.iter().any(|(n, _)| n == name)
+        {
+            loops_differ += 1;
+            failures.push(format!(
+                "{name}: the loops differ: relay {:?} / pingora {:?}",
+                results[1][k].0, results[2][k].0
+            ));
+        }
+    }
+    println!(
+        "response probes: {} in all, {agree} agree, {} stricter, {} looser, loops differ on {loops_differ}",
+        probes.len(),
+        stricter.len(),
+        looser.len()
+    );
+    println!("stricter than nginx: {stricter:?}");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
