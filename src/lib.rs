@@ -18,6 +18,7 @@ pub mod error_page;
 pub mod forwarding;
 pub mod identity;
 pub mod limits;
+pub mod log_sanitize;
 pub mod metrics;
 pub mod pool;
 pub mod proxy;

@@ -43,7 +43,7 @@ fn init_logging(access: &config::AccessLog, daemon: bool) {
     use tracing_subscriber::filter::{filter_fn, EnvFilter};
     use tracing_subscriber::prelude::*;
     let errors = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(authz_edge::log_sanitize::Sanitized(std::io::stderr))
         // Colours only on a terminal: a daemon's stderr becomes server.error_log.
         .with_ansi(!daemon && std::io::stderr().is_terminal())
         .with_target(false)

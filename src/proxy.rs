@@ -322,6 +322,13 @@ impl ProxyHttp for EdgeProxy {
         }
     }
 
+    /// What Pingora's own error lines say of a request: method and path, never the query
+    /// (tokens) nor headers.
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        format!("{} {}", req.method, req.uri.path())
+    }
+
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session
             .response_written()

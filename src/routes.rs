@@ -335,6 +335,17 @@ fn placeholder(seg: &str) -> Option<&'static str> {
         // Mostly digits with a few letters: "123abc", "v2-9981".
         return Some("<id>");
     }
+    let letters = b.iter().filter(|c| c.is_ascii_alphabetic()).count();
+    if seg.len() >= 5 && digits > 0 && letters > 0 && !seg.contains(['-', '_', '.']) {
+        // Letters and digits mixed in one word: a short id or code ("Cnry42x"), not a name.
+        return Some("<id>");
+    }
+    let upper = b.iter().any(u8::is_ascii_uppercase);
+    let lower = b.iter().any(u8::is_ascii_lowercase);
+    if seg.len() >= 12 && upper && lower && letters == seg.len() {
+        // Random-looking mixed case with no separators: a token.
+        return Some("<token>");
+    }
     None
 }
 
