@@ -135,7 +135,8 @@ mod tests {
 
     #[test]
     fn each_refusal_has_its_reason() {
-        let cases: [(u16, &[(&str, &str)], Fault); 11] = [
+        type Case<'a> = (u16, &'a [(&'a str, &'a str)], Fault);
+        let cases: [Case; 11] = [
             (0, &[], Fault::Status),
             (99, &[], Fault::Status),
             (

@@ -35,8 +35,14 @@ fn flood(addr: std::net::SocketAddr, from: usize, n: usize) {
     };
     let (mut w, mut r) = connect();
     for i in from..from + n {
+        // Letters only, so that the normaliser keeps each path distinct (a segment mixing
+        // letters and digits would become `<id>`).
+        let word: String = format!("{i:x}")
+            .bytes()
+            .map(|d| char::from(b'g' + (d as char).to_digit(16).unwrap_or(0) as u8))
+            .collect();
         let req = format!(
-            "GET /attack/seg{i:x}q/item HTTP/1.1\r\nHost: a\r\nCookie: sessionid=sess{i}\r\nAuthorization: Bearer tok{i}\r\n\r\n"
+            "GET /attack/seg{word}q/item HTTP/1.1\r\nHost: a\r\nCookie: sessionid=sess{i}\r\nAuthorization: Bearer tok{i}\r\n\r\n"
         );
         let mut resp = None;
         for _ in 0..2 {

@@ -14,6 +14,9 @@
 //! After every probe a fresh request must get its own answer: no probe may desynchronise a
 //! pooled upstream connection. nginx 1.22 from Debian is the reference (`.ci/run` installs it).
 
+// Front ends are compared by index across parallel result arrays (nginx, relay, Pingora).
+#![allow(clippy::needless_range_loop)]
+
 mod common;
 
 use common::*;
@@ -611,6 +614,11 @@ fn count_unsafe(raw: &[u8]) -> usize {
 
 // ---------- the tests ----------
 
+/// Whether a fresh request after a probe got its own answer.
+type InSync = Result<(), String>;
+/// Per front end, per probe: what the probe produced, and the sync check after it.
+type Runs<T> = Vec<Vec<(T, InSync)>>;
+
 #[test]
 fn request_probes_are_at_least_as_strict_as_nginx() {
     let probes: Vec<(String, Vec<u8>)> = corpus("requests.txt")
@@ -622,7 +630,7 @@ fn request_probes_are_at_least_as_strict_as_nginx() {
     let probes = Arc::new(probes);
     let checks = Arc::new(AtomicUsize::new(0));
     // Each front end runs the whole corpus in its own thread.
-    let results: Vec<Vec<(Vec<Got>, Result<(), String>)>> = thread::scope(|scope| {
+    let results: Runs<Vec<Got>> = thread::scope(|scope| {
         let handles: Vec<_> = (0..3)
             .map(|i| {
                 let (probes, addr, rec, checks) =
@@ -740,7 +748,7 @@ fn response_probes_are_at_least_as_strict_as_nginx_and_both_loops_agree() {
         .collect();
     assert!(probes.len() >= 100, "{} response probes", probes.len());
     let b = bench();
-    let results: Vec<Vec<(Option<Answer>, Result<(), String>)>> = thread::scope(|scope| {
+    let results: Runs<Option<Answer>> = thread::scope(|scope| {
         let handles: Vec<_> = (0..3)
             .map(|i| {
                 let (probes, addr, rec) = (&probes, b.addrs[i], &b.recorders[i]);

@@ -34,7 +34,7 @@ pub struct Plan {
 impl Plan {
     /// Parses the complete head at the start of `buf`; `None` when the relay does not take it
     /// (see `relay::plan`).
-    pub(super) fn parse(buf: &[u8], max_head: usize) -> Option<Plan> {
+    pub fn parse(buf: &[u8], max_head: usize) -> Option<Plan> {
         let head = Bytes::copy_from_slice(&buf[..buf.len().min(max_head)]);
         let base = head.as_ptr() as usize;
         let range = |s: &[u8]| {
