@@ -27,10 +27,11 @@ pub enum RejectReason {
     LengthRequired,
     BadHost,
     MethodNotAllowed,
+    BodyBufferFull,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 11] = [
+    pub const ALL: [RejectReason; 12] = [
         RejectReason::HeaderTooLarge,
         RejectReason::TooManyHeaders,
         RejectReason::UriTooLong,
@@ -42,6 +43,7 @@ impl RejectReason {
         RejectReason::LengthRequired,
         RejectReason::BadHost,
         RejectReason::MethodNotAllowed,
+        RejectReason::BodyBufferFull,
     ];
 
     pub fn label(self) -> &'static str {
@@ -57,6 +59,7 @@ impl RejectReason {
             RejectReason::LengthRequired => "length_required",
             RejectReason::BadHost => "bad_host",
             RejectReason::MethodNotAllowed => "method_not_allowed",
+            RejectReason::BodyBufferFull => "body_buffer_full",
         }
     }
 
@@ -69,6 +72,7 @@ impl RejectReason {
             RejectReason::HeaderTimeout => 408,
             RejectReason::LengthRequired => 411,
             RejectReason::MethodNotAllowed => 405,
+            RejectReason::BodyBufferFull => 503,
             RejectReason::BadRequest
             | RejectReason::ConflictingLength
             | RejectReason::BadPath
@@ -386,7 +390,7 @@ pub struct Metrics {
     pub permissions: PermissionRegistry,
     duration: [Histogram; 5],
     upstream_errors: [IntCounter; 4],
-    rejected: [IntCounter; 11],
+    rejected: [IntCounter; 12],
     /// Requests handed to Django by `relay` (0) and by Pingora's proxy (1).
     proxied_by: [IntCounter; 2],
     reload_ok: IntCounter,

@@ -9,7 +9,7 @@ use crate::runtime::{Runtime, Shared};
 use crate::sink::InFlight;
 use crate::static_files;
 use crate::telemetry::{self, Observed};
-use crate::{access_log, body, error_page, upstream};
+use crate::{access_log, body, error_page, relay, upstream};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -50,6 +50,16 @@ pub struct UpstreamTries {
 
 fn is_tls(session: &Session) -> bool {
     session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
+fn client_of(session: &Session) -> Client {
+    Client {
+        ip: session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip()),
+        tls: is_tls(session),
+    }
 }
 
 /// Refuses a request before it reaches Django.
@@ -137,11 +147,29 @@ impl ProxyHttp for EdgeProxy {
         }
         ctx.obs.route = rt.routes.find(path).cloned();
         ctx.request_id = forwarding::request_id(session.req_header());
-        if let Err(r) = body::buffer_unsized_body(session, &rt.limits, &mut ctx.body).await {
-            reject(&self.shared, session, ctx, r).await;
-            return Ok(true);
+        match body::buffer_unsized_body(session, &rt.limits).await {
+            Err(r) => {
+                reject(&self.shared, session, ctx, r).await;
+                Ok(true)
+            }
+            // An unsized body read in full goes to Django with a length, through the relay's
+            // upstream side (Pingora can resend only what fits its 64 KiB retry buffer).
+            Ok(Some((bytes, _lease))) => {
+                let client = client_of(session);
+                ctx.status = relay::buffered::forward(
+                    &self.shared,
+                    &rt,
+                    session,
+                    &client,
+                    &ctx.request_id,
+                    bytes,
+                    &mut ctx.obs,
+                )
+                .await;
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
         }
-        Ok(false)
     }
 
     async fn request_body_filter(
@@ -182,15 +210,8 @@ impl ProxyHttp for EdgeProxy {
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let client = Client {
-            ip: session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip()),
-            tls: is_tls(session),
-        };
+        let client = client_of(session);
         forwarding::prepare_upstream_request(req, &ctx.rt, &client, &ctx.request_id);
-        body::set_buffered_length(req, &ctx.body);
         Ok(())
     }
 

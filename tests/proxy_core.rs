@@ -790,3 +790,60 @@ fn a_websocket_upgrade_passes_through() {
     }
     assert!(echoed >= 1, "no tunnel carried bytes in 5 attempts");
 }
+
+#[test]
+fn unsized_bodies_up_to_the_limit_reach_django_with_a_length() {
+    let up = echo();
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert_pem, tls) = self_signed_tls(dir.path(), "");
+    let limits = "[limits]\nmax_body_bytes = 300000\n";
+    let p = Proxy::start(&config_for(&[up.addr], &format!("{tls}{limits}")));
+
+    // HTTP/1.1 chunked, 200 000 bytes in 50 chunks: far past Pingora's 64 KiB retry buffer.
+    let mut raw = b"POST /upload/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for _ in 0..50 {
+        raw.extend_from_slice(b"fa0\r\n");
+        raw.extend_from_slice(&[b'c'; 4000]);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    let r = raw_request(p.http, &raw, false).expect("response");
+    assert_eq!(r.status, 200);
+    let seen = up.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body.len(), 200_000);
+    assert_eq!(seen[0].header("content-length"), Some("200000"));
+    assert!(!seen[0].has("transfer-encoding"));
+
+    // HTTP/2 without a length (a streamed body), 250 000 bytes.
+    let https = p.https.expect("https");
+    let client = https_client(&cert_pem, https, false);
+    let base = format!("https://localhost:{}", https.port());
+    let body = reqwest::blocking::Body::new(std::io::Cursor::new(vec![b'h'; 250_000]));
+    let r = client
+        .post(format!("{base}/upload/h2/"))
+        .body(body)
+        .send()
+        .expect("h2");
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    let seen = up.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].path, "/upload/h2/");
+    assert_eq!(seen[1].body.len(), 250_000);
+    assert_eq!(seen[1].header("content-length"), Some("250000"));
+    assert!(seen[1].has("x-forwarded-for"));
+
+    // Past the limit: 413 as soon as the limit is passed (the client may still be sending and
+    // see its stream reset instead), and Django sees nothing.
+    let body = reqwest::blocking::Body::new(std::io::Cursor::new(vec![b'h'; 400_000]));
+    match client.post(format!("{base}/upload/big/")).body(body).send() {
+        Ok(r) => assert_eq!(r.status(), 413),
+        Err(e) => assert!(e.is_body() || e.is_request(), "{e}"),
+    }
+    assert_eq!(up.count(), 2);
+    assert_eq!(
+        p.metric("authz_edge_rejected_requests_total{reason=\"body_too_large\"}"),
+        1.0
+    );
+}
