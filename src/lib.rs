@@ -15,6 +15,7 @@ pub mod classify;
 pub mod config;
 pub mod detector;
 pub mod error_page;
+pub mod exchange;
 pub mod forwarding;
 pub mod identity;
 pub mod limits;

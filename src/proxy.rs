@@ -9,7 +9,7 @@ use crate::runtime::{Runtime, Shared};
 use crate::sink::InFlight;
 use crate::static_files;
 use crate::telemetry::{self, Observed};
-use crate::{access_log, body, error_page, relay, upstream};
+use crate::{body, error_page, exchange, relay, upstream};
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -285,16 +285,8 @@ impl ProxyHttp for EdgeProxy {
             e.esource = ErrorSource::Upstream;
             return Err(e);
         }
-        if ctx.rt.telemetry {
-            telemetry::observe_response(
-                &self.shared,
-                &ctx.rt,
-                session.req_header(),
-                resp,
-                &mut ctx.obs,
-            );
-        }
-        forwarding::strip_context_from_response(resp, &ctx.rt.context);
+        let req = session.req_header();
+        exchange::response_head_seen(&self.shared, &ctx.rt, req, resp, &mut ctx.obs);
         Ok(())
     }
 
@@ -324,10 +316,7 @@ impl ProxyHttp for EdgeProxy {
                     .upstream
                     .error
                     .unwrap_or_else(|| upstream::error_kind(e));
-                if !ctx.upstream.error_counted {
-                    self.shared.metrics.count_upstream_error(kind);
-                }
-                upstream::error_status(kind)
+                exchange::upstream_failed(&self.shared, kind, ctx.upstream.error_counted)
             }
             (ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed, _) => 0,
             (_, ErrorSource::Downstream) => 400,
@@ -354,32 +343,17 @@ impl ProxyHttp for EdgeProxy {
         let status = session
             .response_written()
             .map_or(ctx.status, |r| r.status.as_u16());
-        let route = telemetry::route_for(&self.shared, &ctx.obs, session.req_header().uri.path());
-        let seconds = ctx.start.elapsed().as_secs_f64();
-        telemetry::record(&self.shared.metrics, &route, status, seconds, &ctx.obs);
-        telemetry::sample(
-            &self.shared,
-            session.req_header(),
-            &route,
-            seconds,
-            &ctx.obs,
-            &ctx.request_id,
-        );
-        if ctx.rt.access_log {
-            let req = session.req_header();
-            access_log::write(access_log::Entry {
-                method: req.method.as_str(),
-                path: req.uri.path(),
-                client: session
-                    .client_addr()
-                    .and_then(|a| a.as_inet())
-                    .map(|a| a.ip()),
-                request_id: &ctx.request_id,
-                obs: &ctx.obs,
-                route: &route.label,
-                status,
-                seconds,
-            });
-        }
+        let client = client_of(session).ip;
+        let req = session.req_header();
+        let ending = exchange::Ending {
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            client,
+            request_id: &ctx.request_id,
+            status,
+            seconds: ctx.start.elapsed().as_secs_f64(),
+            request: Some(req),
+        };
+        exchange::finish(&self.shared, &ctx.rt, &ctx.obs, ending);
     }
 }

@@ -4,18 +4,18 @@
 //!
 //! Pingora can send on a body it buffered only up to its 64 KiB retry buffer. Here the body,
 //! up to `limits.max_body_bytes`, goes to Django in one exchange through the relay's pool and
-//! retry policy (`exchange`), the response head is checked by the same rule
+//! retry policy (`send`), the response head is checked by the same rule
 //! (`response_head::check`) and observed by the same telemetry as in `proxy::response_filter`,
 //! and the response streams back through the Pingora session, whatever the client's protocol.
 
 use super::chunked::ChunkScanner;
-use super::{connection_keepalive, exchange, Exchange, MAX_HEADERS};
+use super::{connection_keepalive, send, Exchange, MAX_HEADERS};
 use crate::forwarding::{self, Client};
 use crate::metrics::UpstreamErrorKind;
 use crate::response_head;
 use crate::runtime::{Runtime, Shared};
 use crate::telemetry::{self, Observed};
-use crate::{error_page, upstream};
+use crate::{error_page, exchange};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -67,13 +67,11 @@ pub async fn forward(
     write_head(&req, &mut wire);
     wire.put_slice(&body);
     let head_only = req.method == http::Method::HEAD;
-    let x = match exchange(shared, rt, &req.method, &wire).await {
+    let x = match send(shared, rt, &req.method, &wire).await {
         Ok(x) => x,
         Err((kind, counted)) => {
-            if !counted {
-                shared.metrics.count_upstream_error(kind);
-            }
-            return error_page::respond(session, upstream::error_status(kind), None).await;
+            let status = exchange::upstream_failed(shared, kind, counted);
+            return error_page::respond(session, status, None).await;
         }
     };
     let Exchange {
@@ -90,10 +88,7 @@ pub async fn forward(
     };
     buf.advance(head_len);
     let mut resp = resp;
-    if rt.telemetry {
-        telemetry::observe_response(shared, rt, session.req_header(), &resp, obs);
-    }
-    forwarding::strip_context_from_response(&mut resp, &rt.context);
+    exchange::response_head_seen(shared, rt, session.req_header(), &mut resp, obs);
     let status = resp.status.as_u16();
     let empty = framing == Framing::Empty;
     if session

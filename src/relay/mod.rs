@@ -14,8 +14,8 @@
 use crate::forwarding::{self, Client};
 use crate::metrics::UpstreamErrorKind;
 use crate::runtime::{Runtime, Shared};
-use crate::telemetry::{self, Observed};
-use crate::{access_log, error_page, retry, upstream};
+use crate::telemetry::Observed;
+use crate::{error_page, exchange, retry, upstream};
 use bytes::{Buf, BufMut, BytesMut};
 use http::Method;
 use pingora::http::RequestHeader;
@@ -123,7 +123,7 @@ pub async fn serve(
     let head_only = plan.method == Method::HEAD;
     // Built from the raw head only for a denial: classification and the sample read it.
     let mut client_req: Option<RequestHeader> = None;
-    let (status, keep) = match exchange(shared, rt, &plan.method, &wire).await {
+    let (status, keep) = match send(shared, rt, &plan.method, &wire).await {
         Ok(x) => {
             let keep_client = plan.keepalive && may_keepalive;
             let req = response::Request {
@@ -133,33 +133,22 @@ pub async fn serve(
             response::relay_response(shared, rt, stream, req, x, &mut obs, keep_client).await
         }
         Err((kind, counted)) => {
-            if !counted {
-                shared.metrics.count_upstream_error(kind);
-            }
-            let status = upstream::error_status(kind);
+            let status = exchange::upstream_failed(shared, kind, counted);
             error_page::write_h1(stream, status, head_only).await;
             (status, false)
         }
     };
 
-    let seconds = start.elapsed().as_secs_f64();
-    let route = telemetry::route_for(shared, &obs, path);
-    telemetry::record(&shared.metrics, &route, status, seconds, &obs);
-    if let Some(req) = &client_req {
-        telemetry::sample(shared, req, &route, seconds, &obs, &request_id);
-    }
-    if rt.access_log {
-        access_log::write(access_log::Entry {
-            method: plan.method.as_str(),
-            path,
-            client: client.ip,
-            request_id: &request_id,
-            obs: &obs,
-            route: &route.label,
-            status,
-            seconds,
-        });
-    }
+    let ending = exchange::Ending {
+        method: plan.method.as_str(),
+        path,
+        client: client.ip,
+        request_id: &request_id,
+        status,
+        seconds: start.elapsed().as_secs_f64(),
+        request: client_req.as_ref(),
+    };
+    exchange::finish(shared, rt, &obs, ending);
     if keep {
         Next::KeepAlive(buf)
     } else {
@@ -188,7 +177,7 @@ enum Attempt {
 /// failure and marked failed), and a request whose pooled connection died with nothing back
 /// sent once more on a new connection only if its method is idempotent. Errors come with
 /// whether they were already counted.
-async fn exchange(
+async fn send(
     shared: &Shared,
     rt: &Runtime,
     method: &Method,
