@@ -433,27 +433,85 @@ fn start_edge(upstream: SocketAddr, fast_path: bool) -> Proxy {
     Proxy::start(&config)
 }
 
-/// The three front ends, each before its own recorder: nginx, the relay, Pingora's loop.
+/// The front ends, each before its own recorder: nginx, the relay, Pingora's loop, and, when
+/// `AUTHZ_EDGE_DIFF_HYPER` names its binary, the hyper-based relay of the load comparison
+/// (`benches/load/hyper_relay.rs`), whose verdicts are counted but not asserted.
 struct Bench {
-    names: [&'static str; 3],
-    addrs: [SocketAddr; 3],
-    recorders: [Recorder; 3],
+    names: Vec<&'static str>,
+    addrs: Vec<SocketAddr>,
+    recorders: Vec<Recorder>,
     _nginx: Nginx,
     _edges: [Proxy; 2],
+    _hyper: Option<Extra>,
+}
+
+/// A front end started from a binary (`BINARY LISTEN UPSTREAM`), killed when dropped.
+struct Extra(Child);
+
+impl Drop for Extra {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn bench() -> Bench {
-    let recorders = [Recorder::start(), Recorder::start(), Recorder::start()];
+    let hyper = std::env::var("AUTHZ_EDGE_DIFF_HYPER").ok();
+    let n = if hyper.is_some() { 4 } else { 3 };
+    let recorders: Vec<Recorder> = (0..n).map(|_| Recorder::start()).collect();
     let nginx = start_nginx(recorders[0].addr);
     let relay = start_edge(recorders[1].addr, true);
     let pingora = start_edge(recorders[2].addr, false);
+    let mut names = vec!["nginx", "relay", "pingora"];
+    let mut addrs = vec![nginx.addr, relay.http, pingora.http];
+    let hyper = hyper.map(|bin| {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let child = Command::new(bin)
+            .arg(addr.to_string())
+            .arg(recorders[3].addr.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the hyper relay");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "the hyper relay did not start");
+            thread::sleep(Duration::from_millis(20));
+        }
+        names.push("hyper");
+        addrs.push(addr);
+        Extra(child)
+    });
     Bench {
-        names: ["nginx", "relay", "pingora"],
-        addrs: [nginx.addr, relay.http, pingora.http],
+        names,
+        addrs,
         recorders,
         _nginx: nginx,
         _edges: [relay, pingora],
+        _hyper: hyper,
     }
+}
+
+/// Counts of one front end's verdicts against nginx's: agree, stricter, looser.
+fn tally(name: &str, verdicts: &[std::cmp::Ordering], probes: &[&str]) {
+    use std::cmp::Ordering::*;
+    let count = |o| verdicts.iter().filter(|v| **v == o).count();
+    let looser: Vec<&str> = verdicts
+        .iter()
+        .zip(probes)
+        .filter(|(v, _)| **v == Less)
+        .map(|(_, p)| *p)
+        .collect();
+    println!(
+        "{name}: {} agree, {} stricter, {} looser {looser:?}",
+        count(Equal),
+        count(Greater),
+        count(Less)
+    );
 }
 
 // ---------- the client ----------
@@ -631,7 +689,7 @@ fn request_probes_are_at_least_as_strict_as_nginx() {
     let checks = Arc::new(AtomicUsize::new(0));
     // Each front end runs the whole corpus in its own thread.
     let results: Runs<Vec<Got>> = thread::scope(|scope| {
-        let handles: Vec<_> = (0..3)
+        let handles: Vec<_> = (0..b.addrs.len())
             .map(|i| {
                 let (probes, addr, rec, checks) =
                     (probes.clone(), b.addrs[i], &b.recorders[i], checks.clone());
@@ -661,6 +719,7 @@ fn request_probes_are_at_least_as_strict_as_nginx() {
 
     let (mut agree, mut stricter, mut looser) = (0, Vec::new(), Vec::new());
     let mut failures = Vec::new();
+    let mut per_front_end = vec![Vec::new(); b.addrs.len()];
     for (k, (name, raw)) in probes.iter().enumerate() {
         let keys = |i: usize| {
             let mut v: Vec<String> = results[i][k].0.iter().map(Got::key).collect();
@@ -668,6 +727,16 @@ fn request_probes_are_at_least_as_strict_as_nginx() {
             v
         };
         let reference = keys(0);
+        for (i, verdicts) in per_front_end.iter_mut().enumerate().skip(1) {
+            let ours = keys(i);
+            verdicts.push(if ours.iter().any(|o| !reference.contains(o)) {
+                std::cmp::Ordering::Less
+            } else if ours.len() < reference.len() {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            });
+        }
         for i in 0..3 {
             if let Err(e) = &results[i][k].1 {
                 failures.push(format!("{name}: {} desynchronised: {e}", b.names[i]));
@@ -726,7 +795,11 @@ fn request_probes_are_at_least_as_strict_as_nginx() {
         looser.len()
     );
     println!("stricter than nginx: {stricter:?}");
-    assert_eq!(checks.load(Ordering::Relaxed), 3 * probes.len());
+    let names: Vec<&str> = probes.iter().map(|(n, _)| n.as_str()).collect();
+    for (i, verdicts) in per_front_end.iter().enumerate().skip(1) {
+        tally(b.names[i], verdicts, &names);
+    }
+    assert_eq!(checks.load(Ordering::Relaxed), b.addrs.len() * probes.len());
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",
@@ -749,7 +822,7 @@ fn response_probes_are_at_least_as_strict_as_nginx_and_both_loops_agree() {
     assert!(probes.len() >= 100, "{} response probes", probes.len());
     let b = bench();
     let results: Runs<Option<Answer>> = thread::scope(|scope| {
-        let handles: Vec<_> = (0..3)
+        let handles: Vec<_> = (0..b.addrs.len())
             .map(|i| {
                 let (probes, addr, rec) = (&probes, b.addrs[i], &b.recorders[i]);
                 scope.spawn(move || {
@@ -788,8 +861,13 @@ fn response_probes_are_at_least_as_strict_as_nginx_and_both_loops_agree() {
     let (mut agree, mut stricter, mut looser) = (0, Vec::new(), Vec::new());
     let mut failures = Vec::new();
     let mut loops_differ = 0;
+    let mut per_front_end = vec![Vec::new(); b.addrs.len()];
     for (k, p) in probes.iter().enumerate() {
         let name = &p.name;
+        for (i, verdicts) in per_front_end.iter_mut().enumerate().skip(1) {
+            let (ours, theirs) = (passed(&results[i][k].0), passed(&results[0][k].0));
+            verdicts.push(ours.cmp(&theirs).reverse());
+        }
         for i in 0..3 {
             if let Err(e) = &results[i][k].1 {
                 failures.push(format!("{name}: {} desynchronised: {e}", b.names[i]));
@@ -868,6 +946,10 @@ fn response_probes_are_at_least_as_strict_as_nginx_and_both_loops_agree() {
         looser.len()
     );
     println!("stricter than nginx: {stricter:?}");
+    let names: Vec<&str> = probes.iter().map(|p| p.name.as_str()).collect();
+    for (i, verdicts) in per_front_end.iter().enumerate().skip(1) {
+        tally(b.names[i], verdicts, &names);
+    }
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",
