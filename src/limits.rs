@@ -127,7 +127,8 @@ fn check_framing(head: &[u8]) -> HeadState {
         }
         let name = &line[..colon];
         let value = line[colon + 1..].trim_ascii();
-        if memchr::memchr2(0, b'\r', value).is_some() {
+        // RFC 9110 §5.5: visible characters, obs-text, space and tab; no other control.
+        if value.iter().any(|&c| (c < 0x20 && c != b'\t') || c == 0x7f) {
             return HeadState::Reject(RejectReason::BadRequest);
         }
         if name.eq_ignore_ascii_case(b"host") {
@@ -313,6 +314,9 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
             b"GET /../a HTTP/1.1\r\nHost: a\r\n\r\n",
             b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n",
+            // Found by the head_guard fuzz target: a control byte in a value.
+            b"POST /p HTTP/1.1\r\nHost: a\r\nX-A: 1\x01\r\nContent-Length: 0\r\n\r\n",
+            b"GET /p HTTP/1.1\r\nHost: a\r\nX-A: 1\x7f\r\n\r\n",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             b"POST / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n",
             b"GET / HTTP/1.1 extra\r\n\r\n",
