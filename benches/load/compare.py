@@ -5,7 +5,8 @@ A: the upstream directly (a second nginx returning fixed 200 and 403 responses w
    context headers); B: nginx as the proxy, configured like authz-edge; P: plain Pingora, a
    passthrough with Pingora's defaults (--plain-pingora); C: authz-edge with telemetry on (file
    sink, sampling); D: authz-edge with telemetry off (sink none); L: a minimal tokio relay, the
-   floor for a Rust proxy on tokio (--lean-relay).
+   floor for a Rust proxy on tokio (--lean-relay); H: the same relay job on hyper's HTTP/1
+   codec (--hyper-relay), to weigh it against authz-edge's own (compare with D).
 Optional E (--stalled-sink): C with its HTTP sink pointed at a server that never answers.
 
 Reports per variant: CPU µs per request of the proxy process (from /proc/PID/stat; user and
@@ -210,7 +211,7 @@ def stalled_server():
 
 
 # The ratios reported, by variant letter: numerator, denominator.
-RATIOS = ("CB", "CD", "DB", "CF", "FB", "CP", "DP", "PB", "EC", "LB", "CL")
+RATIOS = ("CB", "CD", "DB", "CF", "FB", "CP", "DP", "PB", "EC", "LB", "CL", "DH", "HB")
 
 
 def ratio_pairs(by_letter):
@@ -258,6 +259,7 @@ def main():
     ap.add_argument("--authz-edge-extra", default="", help="extra [server] lines for authz-edge, e.g. 'work_stealing = false'")
     ap.add_argument("--plain-pingora", help="the plain Pingora passthrough binary (variant P)")
     ap.add_argument("--lean-relay", help="the minimal tokio relay binary (variant L)")
+    ap.add_argument("--hyper-relay", help="the hyper-based relay binary (variant H)")
     ap.add_argument("--openloop", help="the open-loop load binary, for p99 at a fixed rate")
     ap.add_argument("--open-loop-rate", type=int, default=10000, help="requests per second for the open-loop p99")
     ap.add_argument("--open-loop-connections", type=int, default=64)
@@ -367,6 +369,14 @@ max_requests_per_connection = 100000
             procs.append(("lean-relay", l_proc))
             wait_port(l_port)
 
+        if args.hyper_relay:
+            h_port = free_port()
+            h_proc = subprocess.Popen([*callgrind_wrap(tmp, "H"), args.hyper_relay, f"127.0.0.1:{h_port}",
+                                       f"127.0.0.1:{up_port}", str(args.workers)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(("hyper-relay", h_proc))
+            wait_port(h_port)
+
         c_port, c_proc = authz_edge("C", "authz-edge-on", f"""[telemetry]
 enabled = true
 [sink]
@@ -397,6 +407,9 @@ path = "{tmp}/diagnostics-f.jsonl"
             variants.insert(2, ("P plain Pingora", p_port, lambda: [p_proc.pid]))
         if args.lean_relay:
             variants.append(("L lean tokio relay (the floor)", l_port, lambda: [l_proc.pid]))
+        if args.hyper_relay:
+            variants.append(("H hyper relay (hyper's HTTP/1 codec, no telemetry)", h_port,
+                             lambda: [h_proc.pid]))
         if args.stalled_sink:
             stall_port, _stall = stalled_server()
             e_port, e_proc = authz_edge("E", "authz-edge-stalled", f"""[telemetry]

@@ -16,8 +16,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 cargo build --release --locked --bin authz-edge --example plain_pingora --example openloop \
-  --example lean_relay
+  --example lean_relay --example hyper_relay
 exec python3 benches/load/compare.py --binary target/release/authz-edge \
   --plain-pingora target/release/examples/plain_pingora \
   --lean-relay target/release/examples/lean_relay \
+  --hyper-relay target/release/examples/hyper_relay \
   --openloop target/release/examples/openloop "$@"
