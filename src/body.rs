@@ -1,11 +1,11 @@
-//! Request body limits: `Content-Length` is checked up front; a body without one (chunked, or
-//! HTTP/2 without a length) is read in full and counted before Django sees anything.
+//! Request bodies on Pingora's loop: read in full and counted before Django sees anything, as
+//! nginx does with `proxy_request_buffering on`.
 //!
-//! Django cannot read a chunked body under WSGI, and nginx buffers request bodies for the same
-//! reason. Here an unsized body up to `limits.max_body_bytes` is held in memory and sent on
-//! with a `Content-Length` by the relay's upstream side (`relay::buffered`); a larger one gets
-//! 413 and never reaches Django. The bytes held for all requests together are bounded
-//! (`BUFFER_BUDGET`): past it a request gets 503 rather than the process growing without end.
+//! Django cannot read a chunked body under WSGI; here any body up to `limits.max_body_bytes`,
+//! sized or not, is held in memory and sent on with a `Content-Length` by the relay's upstream
+//! side (`relay::buffered`); a larger one gets 413 and never reaches Django. The bytes held for
+//! all requests together are bounded (`BUFFER_BUDGET`): past it a request gets 503 rather than
+//! the process growing without end. Upgrades stream (`count_streamed`).
 
 use crate::config::Limits;
 use crate::metrics::RejectReason;
@@ -21,6 +21,7 @@ pub const BUFFER_BUDGET: usize = 256 * 1024 * 1024;
 static HELD: AtomicUsize = AtomicUsize::new(0);
 
 /// A request's share of `BUFFER_BUDGET`, given back when dropped (once its body is sent).
+#[must_use]
 pub struct BodyLease(usize);
 
 impl BodyLease {
@@ -47,21 +48,31 @@ pub struct BodyState {
     pub streamed: u64,
 }
 
-/// Reads an unsized request body in full, refusing it when it is too large. `Ok(None)` when
-/// the request has a `Content-Length` or no body: Pingora's loop streams it as it is.
-pub async fn buffer_unsized_body(
+/// Reads the request body in full, sized or not, refusing it when it is too large; answers
+/// `Expect: 100-continue` first, as nginx does when it reads a body itself. Returns the body
+/// (empty when there is none), its share of the budget, and whether Django must be told its
+/// length (the request had a body, or said `Content-Length`).
+pub async fn read_whole(
     session: &mut Session,
     limits: &Limits,
-) -> std::result::Result<Option<(Bytes, BodyLease)>, RejectReason> {
+) -> std::result::Result<(Bytes, BodyLease, bool), RejectReason> {
     let req = session.req_header();
     let sized = req.headers.contains_key(http::header::CONTENT_LENGTH);
-    let chunked = req.headers.contains_key(http::header::TRANSFER_ENCODING);
-    let h2_with_body = req.version == http::Version::HTTP_2 && !sized;
-    if sized || !(chunked || h2_with_body) || session.is_body_empty() {
-        return Ok(None);
+    let expects = req
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let http11 = req.version == http::Version::HTTP_11;
+    let mut held = BodyLease(0);
+    if session.is_body_empty() {
+        return Ok((Bytes::new(), held, sized));
+    }
+    if expects && http11 {
+        if let Ok(cont) = pingora::http::ResponseHeader::build(100, Some(0)) {
+            let _ = session.write_response_header(Box::new(cont), false).await;
+        }
     }
     let mut body = BytesMut::new();
-    let mut held = BodyLease(0);
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
@@ -77,7 +88,8 @@ pub async fn buffer_unsized_body(
             Err(_) => return Err(RejectReason::BadRequest),
         }
     }
-    Ok(Some((body.freeze(), held)))
+    let tell = sized || !body.is_empty();
+    Ok((body.freeze(), held, tell))
 }
 
 /// Counts a streamed chunk; past the limit the request fails with 413.

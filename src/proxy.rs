@@ -52,6 +52,20 @@ fn is_tls(session: &Session) -> bool {
     session.digest().is_some_and(|d| d.ssl_digest.is_some())
 }
 
+/// An HTTP/1 upgrade request (`Connection: upgrade` with `Upgrade`).
+fn is_upgrade(req: &RequestHeader) -> bool {
+    let listed = req
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .any(|v| {
+            v.as_bytes()
+                .split(|b| *b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+        });
+    listed && req.headers.contains_key(http::header::UPGRADE)
+}
+
 fn client_of(session: &Session) -> Client {
     Client {
         ip: session
@@ -147,28 +161,39 @@ impl ProxyHttp for EdgeProxy {
         }
         ctx.obs.route = rt.routes.find(path).cloned();
         ctx.request_id = forwarding::request_id(session.req_header());
-        match body::buffer_unsized_body(session, &rt.limits).await {
+        if is_upgrade(session.req_header()) {
+            // Upgrades (WebSocket) stream both ways through Pingora's phases below.
+            return Ok(false);
+        }
+        // Everything else: the whole body read, then one exchange through the relay's upstream
+        // side, so that Django's responses meet one codec and one set of rules in both loops.
+        match body::read_whole(session, &rt.limits).await {
             Err(r) => {
                 reject(&self.shared, session, ctx, r).await;
                 Ok(true)
             }
-            // An unsized body read in full goes to Django with a length, through the relay's
-            // upstream side (Pingora can resend only what fits its 64 KiB retry buffer).
-            Ok(Some((bytes, _lease))) => {
+            Ok((body, _lease, with_length)) => {
                 let client = client_of(session);
-                ctx.status = relay::buffered::forward(
-                    &self.shared,
-                    &rt,
-                    session,
-                    &client,
-                    &ctx.request_id,
-                    bytes,
-                    &mut ctx.obs,
-                )
-                .await;
-                Ok(true)
+                let request = relay::buffered::Buffered {
+                    client: &client,
+                    request_id: &ctx.request_id,
+                    body,
+                    with_length,
+                };
+                match relay::buffered::forward(&self.shared, &rt, session, request, &mut ctx.obs)
+                    .await
+                {
+                    Ok(status) => {
+                        ctx.status = status;
+                        Ok(true)
+                    }
+                    // Cut off after the head went out: the client connection is closed.
+                    Err(status) => {
+                        ctx.status = status;
+                        Error::e_explain(ErrorType::ReadError, "response cut off by Django")
+                    }
+                }
             }
-            Ok(None) => Ok(false),
         }
     }
 

@@ -42,6 +42,28 @@ pub fn digits(v: &[u8]) -> Option<u64> {
     Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
+/// Parses a complete response head with httparse's strict defaults (no obs-fold, no space
+/// before a colon) into `headers`, and checks it by `check`. The relay and its path for
+/// Pingora's loop both read Django's heads through this.
+pub fn parse<'h, 'b>(
+    head: &'b [u8],
+    headers: &'h mut [httparse::Header<'b>],
+    limits: &Limits,
+) -> Option<(httparse::Response<'h, 'b>, Framing)> {
+    let mut p = httparse::Response::new(headers);
+    let Ok(httparse::Status::Complete(_)) = p.parse(head) else {
+        return None;
+    };
+    let (status, _) = (p.code?, p.version?);
+    let framing = check(
+        status,
+        p.headers.iter().map(|h| (h.name.as_bytes(), h.value)),
+        limits,
+    )
+    .ok()?;
+    Some((p, framing))
+}
+
 /// Checks a final response head's status and headers (names and values as received).
 pub fn check<'a>(
     status: u16,

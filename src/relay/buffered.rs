@@ -1,12 +1,13 @@
-//! The relay's upstream side for requests Pingora's loop has read in full: unsized bodies
-//! (chunked HTTP/1.1, HTTP/2 without a length), which Django can only take with a
-//! `Content-Length`.
+//! The relay's upstream side for the requests of Pingora's loop (HTTP/2, chunked or large
+//! bodies, everything but upgrades): one codec toward Django for both loops.
 //!
-//! Pingora can send on a body it buffered only up to its 64 KiB retry buffer. Here the body,
-//! up to `limits.max_body_bytes`, goes to Django in one exchange through the relay's pool and
-//! retry policy (`send`), the response head is checked by the same rule
-//! (`response_head::check`) and observed by the same telemetry as in `proxy::response_filter`,
-//! and the response streams back through the Pingora session, whatever the client's protocol.
+//! Pingora's loop reads the request and its whole body (`body::read_whole`); here it goes to
+//! Django in one exchange through the relay's pool and retry policy (`send`), with a
+//! `Content-Length` (Django cannot read chunked bodies; Pingora could resend only what fits its
+//! 64 KiB retry buffer). Django's response head is read by the relay's strict parser and rule
+//! (`response_head::check`: no obs-fold, no space before a colon, one framing), observed by the
+//! same telemetry as in `proxy::response_filter`, and its body decoded by the relay's chunked
+//! decoder; then it streams back through the Pingora session, whatever the client's protocol.
 
 use super::chunked::ChunkScanner;
 use super::{connection_keepalive, send, Exchange, MAX_HEADERS};
@@ -48,21 +49,39 @@ enum Framing {
     UntilClose,
 }
 
-/// Sends the request with its buffered `body` to Django and its response to the client.
-/// Returns the status to record.
+/// The request Pingora's loop read, with its whole body.
+pub struct Buffered<'a> {
+    pub client: &'a Client,
+    pub request_id: &'a str,
+    pub body: Bytes,
+    /// Django is told the body's length (it had one, or said `Content-Length`).
+    pub with_length: bool,
+}
+
+/// Sends the request with its buffered body to Django and its response to the client.
+/// Returns the status to record; `Err` with it when the response was cut off after its head
+/// went out, so that the client connection is closed rather than the body looking whole.
 pub async fn forward(
     shared: &Shared,
     rt: &Runtime,
     session: &mut Session,
-    client: &Client,
-    request_id: &str,
-    body: Bytes,
+    r: Buffered<'_>,
     obs: &mut Observed,
-) -> u16 {
+) -> Result<u16, u16> {
+    let Buffered {
+        client,
+        request_id,
+        body,
+        with_length,
+    } = r;
     let mut req = session.req_header().clone();
     forwarding::prepare_upstream_request(&mut req, rt, client, request_id);
+    // The body is here in full: Django gets it at once, framed by its length.
     req.remove_header(&header::TRANSFER_ENCODING);
-    let _ = req.insert_header(header::CONTENT_LENGTH, body.len().to_string());
+    req.remove_header(&header::EXPECT);
+    if with_length {
+        let _ = req.insert_header(header::CONTENT_LENGTH, body.len().to_string());
+    }
     let mut wire = BytesMut::with_capacity(1024 + body.len());
     write_head(&req, &mut wire);
     wire.put_slice(&body);
@@ -71,7 +90,7 @@ pub async fn forward(
         Ok(x) => x,
         Err((kind, counted)) => {
             let status = exchange::upstream_failed(shared, kind, counted);
-            return error_page::respond(session, status, None).await;
+            return Ok(error_page::respond(session, status, None).await);
         }
     };
     let Exchange {
@@ -84,7 +103,7 @@ pub async fn forward(
         shared
             .metrics
             .count_upstream_error(UpstreamErrorKind::Other);
-        return error_page::respond(session, 502, None).await;
+        return Ok(error_page::respond(session, 502, None).await);
     };
     buf.advance(head_len);
     let mut resp = resp;
@@ -96,24 +115,27 @@ pub async fn forward(
         .await
         .is_err()
     {
-        return status;
+        return Err(status);
     }
     if empty {
         if reusable && buf.is_empty() {
             rt.upstream.pool.put(idx, conn);
         }
-        return status;
+        return Ok(status);
     }
     match stream_body(rt, session, &mut conn, &mut buf, framing, obs).await {
         Ok(()) => {
             if reusable && buf.is_empty() && framing != Framing::UntilClose {
                 rt.upstream.pool.put(idx, conn);
             }
+            Ok(status)
         }
-        Err(Some(kind)) => shared.metrics.count_upstream_error(kind),
-        Err(None) => {}
+        Err(Some(kind)) => {
+            shared.metrics.count_upstream_error(kind);
+            Err(status)
+        }
+        Err(None) => Err(status),
     }
-    status
 }
 
 /// Django's response head as a header map for the client: checked by `response_head::check`,
@@ -125,17 +147,8 @@ fn response_header(
     head_only: bool,
 ) -> Option<(ResponseHeader, Framing, bool)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut p = httparse::Response::new(&mut headers);
-    let Ok(httparse::Status::Complete(_)) = p.parse(head) else {
-        return None;
-    };
+    let (p, framing) = response_head::parse(head, &mut headers, &rt.limits)?;
     let (status, version) = (p.code?, p.version?);
-    let framing = response_head::check(
-        status,
-        p.headers.iter().map(|h| (h.name.as_bytes(), h.value)),
-        &rt.limits,
-    )
-    .ok()?;
     let mut reusable = version == 1;
     let mut resp = ResponseHeader::build(status, Some(p.headers.len())).ok()?;
     for h in p.headers.iter() {
@@ -156,6 +169,12 @@ fn response_header(
     } else {
         framing.length.map_or(Framing::UntilClose, Framing::Length)
     };
+    if matches!(body, Framing::Chunked | Framing::UntilClose) {
+        // Re-framed for the client: chunked on HTTP/1.1 (Pingora drops it for HTTP/2), so that a
+        // body Django breaks off reaches the client cut off, not seemingly whole.
+        resp.insert_header(header::TRANSFER_ENCODING, "chunked")
+            .ok()?;
+    }
     Some((resp, body, reusable))
 }
 

@@ -60,19 +60,8 @@ fn rewrite_head(
     out: &mut BytesMut,
 ) -> Option<ResponseHead> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut p = httparse::Response::new(&mut headers);
-    let Ok(httparse::Status::Complete(_)) = p.parse(head) else {
-        return None;
-    };
-    let (Some(status), Some(version)) = (p.code, p.version) else {
-        return None;
-    };
-    let framing = response_head::check(
-        status,
-        p.headers.iter().map(|h| (h.name.as_bytes(), h.value)),
-        &rt.limits,
-    )
-    .ok()?;
+    let (p, framing) = response_head::parse(head, &mut headers, &rt.limits)?;
+    let (status, version) = (p.code?, p.version?);
     let mut reusable = version == 1;
     let (mut route, mut release) = (None, None);
     let names = &rt.context;
