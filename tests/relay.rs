@@ -365,3 +365,111 @@ fn with_the_fast_path_off_pingora_takes_everything_and_django_sees_the_same() {
         }
     }
 }
+
+/// A server that answers the first request on each connection (keeping it open), then reads
+/// the next request on it and closes without a byte: the race of a keepalive timeout that
+/// fires just as a request arrives. Returns the address and every request line it read, with
+/// the connection it came on.
+fn closes_on_second_request() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<(usize, String)>>>,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for (conn, s) in listener.incoming().flatten().enumerate() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().expect("clone"));
+                let mut w = s;
+                for n in 0.. {
+                    let mut line = String::new();
+                    if std::io::BufRead::read_line(&mut r, &mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut len = 0;
+                    loop {
+                        let mut h = String::new();
+                        if std::io::BufRead::read_line(&mut r, &mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                        if h.trim().is_empty() {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    let _ = r.read_exact(&mut body);
+                    log.lock()
+                        .expect("lock")
+                        .push((conn, line.trim().to_string()));
+                    if n > 0 {
+                        return; // closes with nothing back
+                    }
+                    let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn a_reused_connection_that_dies_resends_a_get_once_and_never_a_post() {
+    let (addr, seen) = closes_on_second_request();
+    let p = Proxy::start(&config_for(&[addr], ""));
+    assert_eq!(get(p.http, "/warm/").status, 200);
+    // The relay returns the connection to the pool just after the client has its response;
+    // give it that moment, so that the next request finds it there.
+    std::thread::sleep(Duration::from_millis(200));
+    // The GET goes out on the pooled connection, which dies with nothing back: it is sent once
+    // more on a new connection, and answered there.
+    assert_eq!(get(p.http, "/again/").status, 200);
+    // Connection numbers count the health check's connects too: compare them to the first.
+    let lines: Vec<(usize, String)> = seen.lock().expect("lock").clone();
+    let first = lines[0].0;
+    let relative: Vec<(usize, &str)> = lines.iter().map(|(c, l)| (c - first, l.as_str())).collect();
+    assert_eq!(
+        relative,
+        vec![
+            (0, "GET /warm/ HTTP/1.1"),
+            (0, "GET /again/ HTTP/1.1"),
+            (1, "GET /again/ HTTP/1.1"),
+        ]
+    );
+    // Connection 1 now idles in the pool. A POST on it dies the same way: 502, never resent.
+    std::thread::sleep(Duration::from_millis(200));
+    let r = request(p.http, "POST", "/pay/", &[], b"amount=5");
+    assert_eq!(r.status, 502);
+    let posts: Vec<(usize, String)> = seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|(_, l)| l.starts_with("POST"))
+        .cloned()
+        .collect();
+    assert_eq!(posts, vec![(first + 1, "POST /pay/ HTTP/1.1".to_string())]);
+    assert_eq!(
+        p.metric("authz_edge_upstream_errors_total{kind=\"reset\"}"),
+        1.0
+    );
+    // The same on Pingora's loop (fast_path off): one policy for both.
+    let (addr, seen) = closes_on_second_request();
+    let config = config_for(&[addr], "").replace("[server]\n", "[server]\nfast_path = false\n");
+    let p = Proxy::start(&config);
+    assert_eq!(get(p.http, "/warm/").status, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(request(p.http, "PATCH", "/pay/", &[], b"x").status, 502);
+    assert_eq!(get(p.http, "/after/").status, 200);
+    let patches = seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|(_, l)| l.starts_with("PATCH"))
+        .count();
+    assert_eq!(patches, 1);
+}
