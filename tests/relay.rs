@@ -366,14 +366,14 @@ fn with_the_fast_path_off_pingora_takes_everything_and_django_sees_the_same() {
     }
 }
 
+/// Request lines a test server read, with the number of the connection each came on.
+type RequestLines = std::sync::Arc<std::sync::Mutex<Vec<(usize, String)>>>;
+
 /// A server that answers the first request on each connection (keeping it open), then reads
 /// the next request on it and closes without a byte: the race of a keepalive timeout that
 /// fires just as a request arrives. Returns the address and every request line it read, with
 /// the connection it came on.
-fn closes_on_second_request() -> (
-    std::net::SocketAddr,
-    std::sync::Arc<std::sync::Mutex<Vec<(usize, String)>>>,
-) {
+fn closes_on_second_request() -> (std::net::SocketAddr, RequestLines) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
