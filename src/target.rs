@@ -16,7 +16,7 @@ pub fn check_target(method: &[u8], target: &[u8]) -> Result<(), RejectReason> {
     if method == b"TRACE" || method == b"TRACK" {
         return Err(RejectReason::MethodNotAllowed);
     }
-    if target.contains(&b'#') {
+    if memchr::memchr(b'#', target).is_some() {
         // A fragment is not part of a request target (RFC 9112 §3.2).
         return Err(RejectReason::BadRequest);
     }
@@ -62,6 +62,10 @@ fn path_of(target: &[u8]) -> &[u8] {
 /// Checks a path: well-formed percent-escapes, no `%00`, no dot segment above the root.
 /// An encoded slash (`%2F`) counts as a separator, as nginx decodes it.
 pub fn check_path(path: &[u8]) -> Result<(), RejectReason> {
+    // Most paths hold neither a dot nor an escape: nothing to check.
+    if memchr::memchr2(b'.', b'%', path).is_none() {
+        return Ok(());
+    }
     let encoded_slash = |w: &[u8]| w[0] == b'%' && w[1] == b'2' && (w[2] | 0x20) == b'f';
     if memchr::memchr(b'%', path).is_some() && path.windows(3).any(encoded_slash) {
         let mut decoded = Vec::with_capacity(path.len());
