@@ -391,6 +391,8 @@ pub struct Metrics {
     duration: [Histogram; 5],
     upstream_errors: [IntCounter; 4],
     rejected: [IntCounter; 12],
+    /// Static files that could not be served: `permission` (EACCES, answered 403), `io`.
+    static_errors: [IntCounter; 2],
     /// Requests handed to Django by `relay` (0) and by Pingora's proxy (1).
     proxied_by: [IntCounter; 2],
     reload_ok: IntCounter,
@@ -492,6 +494,12 @@ impl Metrics {
             &r,
             "authz_edge_rejected_requests_total",
             "Requests refused before reaching Django, by reason.",
+            &["reason"],
+        );
+        let static_errors = counter_vec(
+            &r,
+            "authz_edge_static_errors_total",
+            "Static files that could not be opened: permission (the proxy's user may not read them; answered 403, as nginx does) or io (answered 500).",
             &["reason"],
         );
         let reloads = counter_vec(
@@ -608,6 +616,7 @@ impl Metrics {
             upstream_errors: UpstreamErrorKind::ALL
                 .map(|k| upstream.with_label_values(&[k.label()])),
             rejected: RejectReason::ALL.map(|k| rejected.with_label_values(&[k.label()])),
+            static_errors: ["permission", "io"].map(|k| static_errors.with_label_values(&[k])),
             proxied_by: ["fast", "pingora"].map(|p| proxied_by.with_label_values(&[p])),
             reload_ok: reloads.with_label_values(&["ok"]),
             reload_error: reloads.with_label_values(&["error"]),
@@ -644,6 +653,11 @@ impl Metrics {
     /// Counts a request by the proxy loop that took it.
     pub fn count_proxied(&self, fast: bool) {
         self.proxied_by[usize::from(!fast)].inc();
+    }
+
+    /// Counts a static file that could not be opened: for its permissions, or another error.
+    pub fn count_static_error(&self, permission: bool) {
+        self.static_errors[usize::from(!permission)].inc();
     }
 
     pub fn count_rejected(&self, reason: RejectReason) {

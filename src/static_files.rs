@@ -2,9 +2,13 @@
 //!
 //! MIME types, ETag and Last-Modified with 304, single byte ranges, gzip (a precompressed
 //! `.gz` sibling first, else on the fly for small text files). Traversal is refused in every
-//! encoding before the file system is touched.
+//! encoding before the file system is touched. The file is opened before any response head
+//! goes out: one the proxy's user may not read gets 403, as in nginx, counted in
+//! `authz_edge_static_errors_total{reason="permission"}` and logged once per path and minute
+//! with the owner, the mode and the fix.
 
 use crate::error_page;
+use crate::metrics::Metrics;
 use crate::runtime::StaticMount;
 use bytes::Bytes;
 use http::{header, HeaderMap, Method};
@@ -164,7 +168,12 @@ pub fn is_textual(mime: &str) -> bool {
 }
 
 /// Serves `raw_path` from `mount`; returns the status sent.
-pub async fn serve(session: &mut Session, mount: &StaticMount, raw_path: &str) -> u16 {
+pub async fn serve(
+    session: &mut Session,
+    mount: &StaticMount,
+    raw_path: &str,
+    metrics: &Metrics,
+) -> u16 {
     let req = session.req_header();
     let method = req.method.clone();
     if method != Method::GET && method != Method::HEAD {
@@ -186,6 +195,18 @@ pub async fn serve(session: &mut Session, mount: &StaticMount, raw_path: &str) -
     let meta = match tokio::fs::metadata(&path).await {
         Ok(m) if m.is_file() && inside => m,
         _ => return error_page::respond(session, 404, None).await,
+    };
+    // Opened before any head goes out, so that a file the proxy may not read is a 403, not a
+    // 200 with no body.
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => {
+            let permission = e.kind() == std::io::ErrorKind::PermissionDenied;
+            metrics.count_static_error(permission);
+            log_unreadable(&path, &meta, &e);
+            let status = if permission { 403 } else { 500 };
+            return error_page::respond(session, status, None).await;
+        }
     };
     let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
     let len = meta.len();
@@ -238,7 +259,7 @@ pub async fn serve(session: &mut Session, mount: &StaticMount, raw_path: &str) -
             resp.set_status(206).ok();
             let _ = resp.insert_header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
             let part = Body::File {
-                path: &path,
+                file,
                 start,
                 len: end - start + 1,
             };
@@ -253,10 +274,15 @@ pub async fn serve(session: &mut Session, mount: &StaticMount, raw_path: &str) -
         gz_path.push(".gz");
         let gz_path = PathBuf::from(gz_path);
         if let Ok(gz_meta) = tokio::fs::metadata(&gz_path).await {
-            if gz_meta.is_file() {
+            // A precompressed sibling the proxy may not read is passed over.
+            let gz_file = match gz_meta.is_file() {
+                true => tokio::fs::File::open(&gz_path).await.ok(),
+                false => None,
+            };
+            if let Some(gz_file) = gz_file {
                 let _ = resp.insert_header(header::CONTENT_ENCODING, "gzip");
                 let gz = Body::File {
-                    path: &gz_path,
+                    file: gz_file,
                     start: 0,
                     len: gz_meta.len(),
                 };
@@ -280,7 +306,7 @@ pub async fn serve(session: &mut Session, mount: &StaticMount, raw_path: &str) -
     }
 
     let whole = Body::File {
-        path: &path,
+        file,
         start: 0,
         len,
     };
@@ -288,18 +314,58 @@ pub async fn serve(session: &mut Session, mount: &StaticMount, raw_path: &str) -
     200
 }
 
+/// Paths whose unreadable file was logged, with when: one line per path and minute.
+static LOGGED: std::sync::Mutex<Option<std::collections::HashMap<PathBuf, std::time::Instant>>> =
+    std::sync::Mutex::new(None);
+/// At most this many paths are remembered; past it the memory starts over.
+const LOGGED_MAX: usize = 1024;
+
+/// Logs a static file the proxy could not open, once per path and minute, as nginx's
+/// `open() "…" failed (13: Permission denied)` does, with who the proxy runs as, the file's
+/// owner and mode, and the fix.
+fn log_unreadable(path: &Path, meta: &std::fs::Metadata, e: &std::io::Error) {
+    use std::os::unix::fs::MetadataExt;
+    let now = std::time::Instant::now();
+    {
+        let mut logged = LOGGED.lock().unwrap_or_else(|p| p.into_inner());
+        let map = logged.get_or_insert_with(Default::default);
+        if map
+            .get(path)
+            .is_some_and(|t| now.duration_since(*t) < std::time::Duration::from_secs(60))
+        {
+            return;
+        }
+        if map.len() >= LOGGED_MAX {
+            map.clear();
+        }
+        map.insert(path.to_path_buf(), now);
+    }
+    // SAFETY: getuid and getgid cannot fail and touch no memory.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    tracing::error!(
+        "static file {}: open() failed ({e}); the proxy runs as uid {uid} gid {gid}, the file is owned by {}:{} with mode {:o}; fix: chown {uid}:{gid} {} or chmod o+r {}",
+        path.display(),
+        meta.uid(),
+        meta.gid(),
+        meta.mode() & 0o7777,
+        path.display(),
+        path.display(),
+    );
+}
+
 /// What follows a response header.
-enum Body<'a> {
+enum Body {
     Bytes(Bytes),
+    /// `len` bytes of an open file from `start`.
     File {
-        path: &'a Path,
+        file: tokio::fs::File,
         start: u64,
         len: u64,
     },
 }
 
 /// Sends `resp` with its `Content-Length` taken from `body`; no body for HEAD or when empty.
-async fn send(session: &mut Session, mut resp: ResponseHeader, body: Body<'_>, head_only: bool) {
+async fn send(session: &mut Session, mut resp: ResponseHeader, body: Body, head_only: bool) {
     let len = match &body {
         Body::Bytes(b) => b.len() as u64,
         Body::File { len, .. } => *len,
@@ -318,16 +384,13 @@ async fn send(session: &mut Session, mut resp: ResponseHeader, body: Body<'_>, h
         Body::Bytes(b) => {
             let _ = session.write_response_body(Some(b), true).await;
         }
-        Body::File { path, start, len } => stream_file(session, path, start, len).await,
+        Body::File { file, start, len } => stream_file(session, file, start, len).await,
     }
 }
 
-/// Streams `n` bytes of a file from `start`, in chunks.
-async fn stream_file(session: &mut Session, path: &Path, start: u64, n: u64) {
+/// Streams `n` bytes of an open file from `start`, in chunks.
+async fn stream_file(session: &mut Session, mut f: tokio::fs::File, start: u64, n: u64) {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let Ok(mut f) = tokio::fs::File::open(path).await else {
-        return;
-    };
     if f.seek(std::io::SeekFrom::Start(start)).await.is_err() {
         return;
     }

@@ -318,3 +318,55 @@ fn access_log_is_json_with_hashed_identities() {
         assert!(!everything.contains(canary), "{canary} leaked");
     }
 }
+
+#[test]
+fn a_static_file_the_proxy_may_not_read_gets_403_and_is_counted_and_logged_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let up = Upstream::fixed(Reply::new(200, "django"));
+    let root = tempfile::tempdir().expect("tmp");
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    write_file(root.path(), "ok.css", b"body{}\n");
+    write_file(root.path(), "locked.css", b"secret{}\n");
+    let mode = |name: &str, m: u32| {
+        std::fs::set_permissions(root.path().join(name), std::fs::Permissions::from_mode(m))
+            .expect("chmod")
+    };
+    mode("ok.css", 0o644);
+    // Owned by root, mode 600: the proxy runs as nobody (65534).
+    mode("locked.css", 0o600);
+    let extra = format!(
+        "[[static]]\nprefix = \"/static/\"\nroot = \"{}\"\n",
+        root.path().display()
+    );
+    let p = Proxy::start_as(&config_for(&[up.addr], &extra), 65534, 65534);
+    let ok = get(p.http, "/static/ok.css");
+    assert_eq!((ok.status, ok.body.as_slice()), (200, &b"body{}\n"[..]));
+    for _ in 0..3 {
+        let r = get(p.http, "/static/locked.css");
+        assert_eq!(r.status, 403);
+        assert!(!r.text().contains("secret"));
+    }
+    assert_eq!(
+        p.metric("authz_edge_static_errors_total{reason=\"permission\"}"),
+        3.0
+    );
+    assert_eq!(
+        p.metric("authz_edge_static_errors_total{reason=\"io\"}"),
+        0.0
+    );
+    assert_eq!(up.count(), 0, "never sent on to Django");
+    let logged = p
+        .stderr
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|l| l.contains("locked.css") && l.contains("Permission denied"))
+        .cloned()
+        .collect::<Vec<_>>();
+    assert_eq!(logged.len(), 1, "one line per path and minute: {logged:?}");
+    assert!(
+        logged[0].contains("uid 65534 gid 65534") && logged[0].contains("mode 600"),
+        "{}",
+        logged[0]
+    );
+}

@@ -327,6 +327,32 @@ impl Proxy {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Proxy {
+        Proxy::start_inner(dir, config, args, env, None)
+    }
+
+    /// Starts the proxy as another user (`nobody`, say): the tests run as root, which may read
+    /// any file. Its temp dir is opened to that user.
+    pub fn start_as(config: &str, uid: u32, gid: u32) -> Proxy {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        Proxy::start_inner(
+            dir,
+            config,
+            &[],
+            &[("AUTHZ_EDGE_HASH_KEY", "test-key")],
+            Some((uid, gid)),
+        )
+    }
+
+    fn start_inner(
+        dir: tempfile::TempDir,
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        user: Option<(u32, u32)>,
+    ) -> Proxy {
         let config = config
             .replace(
                 "@SOCK@",
@@ -337,6 +363,13 @@ impl Proxy {
         let config_path = dir.path().join("authz-edge.toml");
         std::fs::write(&config_path, config).expect("write config");
         let mut cmd = Command::new(bin());
+        if let Some((uid, gid)) = user {
+            use std::os::unix::fs::PermissionsExt;
+            use std::os::unix::process::CommandExt;
+            std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o644))
+                .expect("chmod config");
+            cmd.uid(uid).gid(gid);
+        }
         cmd.arg("--config")
             .arg(&config_path)
             .args(args)
