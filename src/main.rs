@@ -102,13 +102,13 @@ fn check(path: &std::path::Path) -> ExitCode {
                 c.tls.as_ref().map_or("-".into(), |t| t.listen.join(", ")),
                 c.server.admin
             );
-            let hc = c
-                .upstream
-                .health_check
-                .as_ref()
-                .map_or(String::from("no health check"), |h| {
-                    format!("health check GET {} every {:?}", h.path, h.interval.0)
-                });
+            let hc = c.upstream.health_check.as_ref().map_or(
+                format!(
+                    "default TCP connect check every {:?}",
+                    authz_edge::runtime::TCP_CHECK_INTERVAL
+                ),
+                |h| format!("health check GET {} every {:?}", h.path, h.interval.0),
+            );
             println!("upstreams: {} ({hc})", c.upstream.servers.join(", "));
             println!("routes: {} configured", c.routes.len());
             for r in &c.routes {
