@@ -16,6 +16,7 @@ pub mod config;
 pub mod detector;
 pub mod error_page;
 pub mod exchange;
+pub mod file_access;
 pub mod forwarding;
 pub mod identity;
 pub mod limits;

@@ -2,7 +2,7 @@
 
 use authz_edge::identity::HashKey;
 use authz_edge::runtime::Shared;
-use authz_edge::{config, server};
+use authz_edge::{config, file_access, server};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,9 +88,31 @@ fn init_logging(access: &config::AccessLog, daemon: bool) {
     log::set_max_level(level);
 }
 
+/// Prints the file-permission problems of `c` (one line each, errors to stderr) and says
+/// whether any of them stops the proxy from starting.
+fn permission_errors(c: &config::Config) -> bool {
+    let problems = file_access::check(c);
+    for p in &problems {
+        match p.severity {
+            file_access::Severity::Error => eprintln!("{}", p.line),
+            file_access::Severity::Warning => println!("{}", p.line),
+        }
+    }
+    problems
+        .iter()
+        .any(|p| p.severity == file_access::Severity::Error)
+}
+
 fn check(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(c) => {
+            if permission_errors(&c) {
+                eprintln!(
+                    "{}: the proxy's user cannot use the paths above",
+                    path.display()
+                );
+                return ExitCode::from(2);
+            }
             println!("{}: ok", path.display());
             println!(
                 "listeners: http {}; https {}; admin {}",
@@ -142,6 +164,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Paths the proxy's user cannot use are reported before anything starts (warnings go on).
+    if permission_errors(&config) {
+        eprintln!("authz-edge: not starting: the proxy's user cannot use the paths above");
+        return ExitCode::from(2);
+    }
     init_logging(&config.access_log, cli.daemon);
     let key = HashKey::from_env();
     if key.ephemeral {

@@ -370,3 +370,83 @@ fn a_static_file_the_proxy_may_not_read_gets_403_and_is_counted_and_logged_once(
         logged[0]
     );
 }
+
+#[test]
+fn check_and_start_refuse_paths_the_proxy_user_cannot_use() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let open = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    open(dir.path(), 0o755);
+    // As after a container build that ran as root: the static root is root's own, mode 700,
+    // and so is the sink's directory (755: nobody may not write there).
+    let root = dir.path().join("static");
+    write_file(&root, "app.css", b"body{}\n");
+    open(&root, 0o700);
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).expect("mkdir");
+    open(&logs, 0o755);
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nadmin = \"127.0.0.1:0\"\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n\
+         [[static]]\nprefix = \"/static/\"\nroot = \"{}\"\n[sink]\ntype = \"file\"\npath = \"{}/d.jsonl\"\n",
+        root.display(),
+        logs.display()
+    );
+    let path = dir.path().join("authz-edge.toml");
+    std::fs::write(&path, config).expect("write");
+    open(&path, 0o644);
+    let run = |args: &[&str]| {
+        Command::new(bin())
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .uid(65534)
+            .gid(65534)
+            .env("AUTHZ_EDGE_HASH_KEY", "k")
+            .output()
+            .expect("run")
+    };
+    for args in [&["check"][..], &[][..]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(lines.len(), 2, "{err}");
+        assert_eq!(
+            lines[0],
+            format!(
+                "error: static[0].root: {} cannot be listed and entered by uid 65534 gid 65534 (the proxy's user); it is owned by 0:0 mode 700; fix: chown -R 65534:65534 {}",
+                root.display(),
+                root.display()
+            )
+        );
+        assert_eq!(
+            lines[1],
+            format!(
+                "error: sink.path: {} cannot be written by uid 65534 gid 65534 (the proxy's user); it is owned by 0:0 mode 755; fix: chown 65534:65534 {}",
+                logs.display(),
+                logs.display()
+            )
+        );
+    }
+    // Fixed as the lines say (here by mode): check passes, and an unreadable file below the
+    // root is a warning only.
+    open(&root, 0o755);
+    open(&logs, 0o777);
+    open(&root.join("app.css"), 0o600);
+    let out = run(&["check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let warning = format!(
+        "warning: static[0].root: {} cannot be read by uid 65534 gid 65534",
+        root.join("app.css").display()
+    );
+    assert!(stdout.contains(&warning), "{stdout}");
+}
