@@ -404,3 +404,76 @@ fn the_http_sink_posts_ndjson_batches_to_a_collector() {
         0.0
     );
 }
+
+/// Sets the file-size limit of process `pid` (`None`: no limit), as a disk that fills or
+/// empties would.
+fn file_size_limit(pid: i32, bytes: Option<u64>) {
+    let lim = libc::rlimit {
+        rlim_cur: bytes.unwrap_or(libc::RLIM_INFINITY),
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: `lim` lives across the call; the old limit is not asked for.
+    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_FSIZE, &lim, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_disk_that_fills_mid_record_leaves_whole_lines_and_one_torn_line_ended() {
+    let up = denier();
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("diag.jsonl");
+    let p = Proxy::start_for_file_limits(&with_sink(
+        &up,
+        &sink_config(&path.display().to_string(), ""),
+        "[sampling]\nper_route_per_minute = 100000\nglobal_per_second = 100000\n",
+    ));
+    let metric = |o: &str| p.metric(&format!("authz_edge_samples_total{{outcome=\"{o}\"}}"));
+    assert_eq!(denied_request(p.http, 1).status, 403);
+    wait_until("the first record", || metric("written") == 1.0);
+    let one = std::fs::metadata(&path).expect("meta").len();
+
+    // The disk fills in the middle of the next record: half of it lands, the rest fails.
+    file_size_limit(p.pid(), Some(one + one / 2));
+    assert_eq!(denied_request(p.http, 2).status, 403);
+    wait_until("a dropped record", || metric("sink_error") == 1.0);
+    assert_eq!(std::fs::metadata(&path).expect("meta").len(), one + one / 2);
+    // Still full: the torn line cannot be ended yet, and this record is dropped too.
+    assert_eq!(denied_request(p.http, 3).status, 403);
+    wait_until("a second dropped record", || metric("sink_error") == 2.0);
+
+    // Room again: the torn line is ended and counted, then the record goes on a line of its own.
+    file_size_limit(p.pid(), None);
+    assert_eq!(denied_request(p.http, 4).status, 403);
+    wait_until("a record after the disk had room", || {
+        metric("written") == 2.0
+    });
+    assert_eq!(metric("torn"), 1.0);
+    assert_eq!(metric("sink_error"), 2.0);
+    let text = std::fs::read_to_string(&path).expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(text.ends_with('\n'));
+    let parsed: Vec<bool> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+        .collect();
+    assert_eq!(
+        parsed,
+        vec![true, false, true],
+        "only the torn line fails to parse"
+    );
+    assert_eq!(lines[1].len() as u64, one / 2, "the torn part, ended");
+    let stderr = p.stderr.lock().expect("lock").join("\n");
+    assert_eq!(
+        stderr
+            .matches("dropping records until it can be written again")
+            .count(),
+        1
+    );
+    assert_eq!(
+        stderr
+            .matches("writing again after 2 dropped records")
+            .count(),
+        1
+    );
+}

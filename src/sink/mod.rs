@@ -25,6 +25,8 @@ pub struct Outcomes {
     pub rate_limited: IntCounter,
     pub queue_full: IntCounter,
     pub sink_error: IntCounter,
+    /// Records found torn at the end of the file (a crash, a full disk) and ended.
+    pub torn: IntCounter,
     pub depth: IntGauge,
 }
 
@@ -35,6 +37,7 @@ impl Outcomes {
             rate_limited: m.samples.with_label_values(&["rate_limited"]),
             queue_full: m.samples.with_label_values(&["queue_full"]),
             sink_error: m.samples.with_label_values(&["sink_error"]),
+            torn: m.samples.with_label_values(&["torn"]),
             depth: m.sink_queue_depth.clone(),
         }
     }
@@ -157,7 +160,14 @@ impl SinkWriter {
             .filter_map(|r| serde_json::to_string(r).ok())
             .collect();
         let ok = match out {
-            Output::File(f) => f.write_lines(&lines),
+            Output::File(f) => {
+                // Counted line by line: only whole lines are written.
+                let w = f.write_lines(&lines);
+                self.outcomes.written.inc_by(w.whole);
+                self.outcomes.sink_error.inc_by(n - w.whole);
+                self.outcomes.torn.inc_by(w.torn);
+                return;
+            }
             Output::Http(h) => h.post(&lines, shutdown).await,
             Output::Stdout => {
                 use std::io::Write;

@@ -327,7 +327,21 @@ impl Proxy {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Proxy {
-        Proxy::start_inner(dir, config, args, env, None)
+        Proxy::start_inner(dir, config, args, env, None, false)
+    }
+
+    /// Starts the proxy with `SIGXFSZ` ignored, so that a file-size limit set on it later
+    /// (`prlimit`) makes its writes fail with `EFBIG`, as a full disk makes them fail.
+    pub fn start_for_file_limits(config: &str) -> Proxy {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Proxy::start_inner(
+            dir,
+            config,
+            &[],
+            &[("AUTHZ_EDGE_HASH_KEY", "test-key")],
+            None,
+            true,
+        )
     }
 
     /// Starts the proxy as another user (`nobody`, say): the tests run as root, which may read
@@ -343,6 +357,7 @@ impl Proxy {
             &[],
             &[("AUTHZ_EDGE_HASH_KEY", "test-key")],
             Some((uid, gid)),
+            false,
         )
     }
 
@@ -352,6 +367,7 @@ impl Proxy {
         args: &[&str],
         env: &[(&str, &str)],
         user: Option<(u32, u32)>,
+        ignore_sigxfsz: bool,
     ) -> Proxy {
         let config = config
             .replace(
@@ -369,6 +385,16 @@ impl Proxy {
             std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o644))
                 .expect("chmod config");
             cmd.uid(uid).gid(gid);
+        }
+        if ignore_sigxfsz {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
         }
         cmd.arg("--config")
             .arg(&config_path)
