@@ -10,6 +10,7 @@
 //! decoder; then it streams back through the Pingora session, whatever the client's protocol.
 
 use super::chunked::ChunkScanner;
+use super::response::{upstream_read, Broken, Framing};
 use super::{connection_keepalive, send, Exchange, MAX_HEADERS};
 use crate::forwarding::{self, Client};
 use crate::metrics::UpstreamErrorKind;
@@ -21,9 +22,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::time::timeout;
 
 /// Writes a request head for Django from a header map already prepared by `forwarding`.
 fn write_head(req: &RequestHeader, wire: &mut BytesMut) {
@@ -38,15 +37,6 @@ fn write_head(req: &RequestHeader, wire: &mut BytesMut) {
         wire.put_slice(b"\r\n");
     }
     wire.put_slice(b"\r\n");
-}
-
-/// How the body of Django's response is read.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Empty,
-    Length(u64),
-    Chunked,
-    UntilClose,
 }
 
 /// The request Pingora's loop read, with its whole body.
@@ -130,11 +120,11 @@ pub async fn forward(
             }
             Ok(status)
         }
-        Err(Some(kind)) => {
+        Err(Broken::Upstream(kind)) => {
             shared.metrics.count_upstream_error(kind);
             Err(status)
         }
-        Err(None) => Err(status),
+        Err(Broken::Client) => Err(status),
     }
 }
 
@@ -162,13 +152,8 @@ fn response_header(
         }
         resp.append_header(h.name.to_string(), h.value).ok()?;
     }
-    let body = if head_only || status == 204 || status == 304 {
-        Framing::Empty
-    } else if framing.chunked {
-        Framing::Chunked
-    } else {
-        framing.length.map_or(Framing::UntilClose, Framing::Length)
-    };
+    // Pingora frames the body for the client's protocol: nothing is decoded for HTTP/1.0 here.
+    let body = Framing::of(head_only, status, framing, false);
     if matches!(body, Framing::Chunked | Framing::UntilClose) {
         // Re-framed for the client: chunked on HTTP/1.1 (Pingora drops it for HTTP/2), so that a
         // body Django breaks off reaches the client cut off, not seemingly whole.
@@ -178,8 +163,7 @@ fn response_header(
     Some((resp, body, reusable))
 }
 
-/// Streams the body to the client. `Err(Some(kind))`: Django broke it off; `Err(None)`: the
-/// client went away.
+/// Streams the body to the client; `Err` says which side broke it off.
 async fn stream_body(
     rt: &Runtime,
     session: &mut Session,
@@ -187,7 +171,7 @@ async fn stream_body(
     buf: &mut BytesMut,
     framing: Framing,
     obs: &mut Observed,
-) -> Result<(), Option<UpstreamErrorKind>> {
+) -> Result<(), Broken> {
     let mut left = match framing {
         Framing::Length(n) => n,
         _ => 0,
@@ -200,11 +184,12 @@ async fn stream_body(
                 left -= take as u64;
                 (buf.split_to(take).freeze(), left == 0)
             }
-            Framing::Chunked => {
+            // `of` gives ChunkedToClose only for an HTTP/1.0 client of the relay's own loop.
+            Framing::Chunked | Framing::ChunkedToClose => {
                 let mut out = BytesMut::new();
                 let used = scan
                     .feed(buf, |d| out.put_slice(d))
-                    .ok_or(Some(UpstreamErrorKind::Other))?;
+                    .ok_or(Broken::Upstream(UpstreamErrorKind::Other))?;
                 buf.advance(used);
                 (out.freeze(), scan.done())
             }
@@ -215,24 +200,21 @@ async fn stream_body(
             session
                 .write_response_body(Some(data), done)
                 .await
-                .map_err(|_| None)?;
+                .map_err(|_| Broken::Client)?;
         }
         if done {
             return Ok(());
         }
-        let read = timeout(rt.config.upstream.read_timeout.0, conn.read_buf(buf)).await;
-        match read {
-            Err(_) => return Err(Some(UpstreamErrorKind::Timeout)),
-            Ok(Err(_)) => return Err(Some(UpstreamErrorKind::Reset)),
-            Ok(Ok(0)) if framing == Framing::UntilClose => {
-                session
-                    .write_response_body(Some(Bytes::new()), true)
-                    .await
-                    .map_err(|_| None)?;
-                return Ok(());
+        if upstream_read(rt, conn, buf).await? == 0 {
+            if framing != Framing::UntilClose {
+                // Closed before the body ended: cut short.
+                return Err(Broken::Upstream(UpstreamErrorKind::Reset));
             }
-            Ok(Ok(0)) => return Err(Some(UpstreamErrorKind::Reset)),
-            Ok(Ok(_)) => {}
+            session
+                .write_response_body(Some(Bytes::new()), true)
+                .await
+                .map_err(|_| Broken::Client)?;
+            return Ok(());
         }
     }
 }

@@ -20,9 +20,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-/// How the response body is delimited.
+/// How the response body is delimited, for the relay and its path for Pingora's loop
+/// (`relay::buffered`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(super) enum Framing {
     Empty,
     Length(u64),
     Chunked,
@@ -127,15 +128,7 @@ fn rewrite_head(
             }
         }
     }
-    let framing = if req.plan.method == Method::HEAD || status == 204 || status == 304 {
-        Framing::Empty
-    } else if framing.chunked && http10 {
-        Framing::ChunkedToClose
-    } else if framing.chunked {
-        Framing::Chunked
-    } else {
-        framing.length.map_or(Framing::UntilClose, Framing::Length)
-    };
+    let framing = Framing::of(req.plan.method == Method::HEAD, status, framing, http10);
     let keep_client = keep_client && framing.keeps_client();
     out.put_slice(if keep_client {
         b"Connection: keep-alive\r\n\r\n"
@@ -151,6 +144,26 @@ fn rewrite_head(
 }
 
 impl Framing {
+    /// How a response to a HEAD request (`head_only`) or not, with `status` and the framing
+    /// its head declares, is delimited; `decode_for_http10` when chunked data goes to an
+    /// HTTP/1.0 client, which reads to the close.
+    pub(super) fn of(
+        head_only: bool,
+        status: u16,
+        declared: response_head::Framing,
+        decode_for_http10: bool,
+    ) -> Framing {
+        if head_only || status == 204 || status == 304 {
+            Framing::Empty
+        } else if declared.chunked && decode_for_http10 {
+            Framing::ChunkedToClose
+        } else if declared.chunked {
+            Framing::Chunked
+        } else {
+            declared.length.map_or(Framing::UntilClose, Framing::Length)
+        }
+    }
+
     /// Whether the client connection can carry another request after this body.
     fn keeps_client(self) -> bool {
         !matches!(self, Framing::UntilClose | Framing::ChunkedToClose)
@@ -220,7 +233,7 @@ pub(super) async fn relay_response(
 }
 
 /// Which side broke off a response in flight.
-enum Broken {
+pub(super) enum Broken {
     Upstream(UpstreamErrorKind),
     Client,
 }
@@ -242,7 +255,8 @@ async fn client_write(stream: &mut Stream, bytes: &[u8]) -> Result<(), Broken> {
     done.map_err(|_| Broken::Client)
 }
 
-async fn upstream_read(
+/// One read from Django within `upstream.read_timeout`: the bytes read (0 when it closed).
+pub(super) async fn upstream_read(
     rt: &Runtime,
     conn: &mut TcpStream,
     buf: &mut BytesMut,
