@@ -58,10 +58,7 @@ pub async fn read_whole(
 ) -> std::result::Result<(Bytes, BodyLease, bool), RejectReason> {
     let req = session.req_header();
     let sized = req.headers.contains_key(http::header::CONTENT_LENGTH);
-    let expects = req
-        .headers
-        .get(http::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let expects = expects_continue(req);
     let http11 = req.version == http::Version::HTTP_11;
     let mut held = BodyLease(0);
     if session.is_body_empty() {
@@ -90,6 +87,13 @@ pub async fn read_whole(
     }
     let tell = sized || !body.is_empty();
     Ok((body.freeze(), held, tell))
+}
+
+/// Whether the request asks for `100 Continue` before sending its body.
+pub fn expects_continue(req: &pingora::http::RequestHeader) -> bool {
+    req.headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
 /// Counts a streamed chunk; past the limit the request fails with 413.

@@ -289,18 +289,9 @@ impl ProxyHttp for EdgeProxy {
             .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
         let status = resp.status.as_u16();
         let req = session.req_header();
-        let asked = |name: http::HeaderName, value: &str| {
-            req.headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.to_ascii_lowercase().contains(value))
-        };
         let refused = if status < 200 {
-            !response_head::interim_allowed(
-                status,
-                asked(http::header::EXPECT, "100-continue"),
-                asked(http::header::UPGRADE, ""),
-            )
+            let (asked_continue, asked_upgrade) = (body::expects_continue(req), is_upgrade(req));
+            !response_head::interim_allowed(status, asked_continue, asked_upgrade)
         } else {
             response_head::check(status, head, &ctx.rt.limits).is_err()
         };

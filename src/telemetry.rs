@@ -218,25 +218,10 @@ pub fn redact(text: &str, secrets: &[(String, String)]) -> String {
     while let Some(i) = out[from..].find("csrfmiddlewaretoken") {
         let at = from + i + "csrfmiddlewaretoken".len();
         from = at;
-        let window = at..out.len().min(at + 64);
-        let is_tok = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
-        let b = out.as_bytes();
-        let mut k = window.start;
-        let mut found = None;
-        while k < window.end {
-            if !is_tok(b[k]) {
-                k += 1;
-                continue;
-            }
-            let st = k;
-            while k < b.len() && is_tok(b[k]) {
-                k += 1;
-            }
-            if k - st >= CSRF_TOKEN_MIN && &out[st..k] != "csrfmiddlewaretoken" {
-                found = Some(st..k);
-                break;
-            }
-        }
+        let found = token_runs(&out.as_bytes()[at..])
+            .take_while(|r| r.start < 64)
+            .map(|r| at + r.start..at + r.end)
+            .find(|r| r.len() >= CSRF_TOKEN_MIN && &out[r.clone()] != "csrfmiddlewaretoken");
         if let Some(r) = found {
             let start = r.start;
             out.replace_range(r, "[redacted]");
@@ -246,28 +231,33 @@ pub fn redact(text: &str, secrets: &[(String, String)]) -> String {
     redact_token_runs(&out)
 }
 
+/// The runs of token characters (letters, digits, `-`, `_`) in `b`, as ranges.
+fn token_runs(b: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let is_tok = |c: &u8| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_';
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let start = i + b.get(i..)?.iter().position(is_tok)?;
+        let end = b[start..]
+            .iter()
+            .position(|c| !is_tok(c))
+            .map_or(b.len(), |e| start + e);
+        i = end;
+        Some(start..end)
+    })
+}
+
 /// Replaces runs of at least `TOKEN_RUN_MIN` token characters holding both letters and digits.
 fn redact_token_runs(text: &str) -> String {
-    let is_tok = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
     let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    let mut i = 0;
     let mut last = 0;
-    while i < b.len() {
-        if !is_tok(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && is_tok(b[i]) {
-            i += 1;
-        }
-        let run = &b[start..i];
+    for r in token_runs(b) {
+        let run = &b[r.clone()];
         let mixed = run.iter().any(u8::is_ascii_digit) && run.iter().any(u8::is_ascii_alphabetic);
         if run.len() >= TOKEN_RUN_MIN && mixed {
-            out.push_str(&text[last..start]);
+            out.push_str(&text[last..r.start]);
             out.push_str("[redacted]");
-            last = i;
+            last = r.end;
         }
     }
     out.push_str(&text[last..]);
