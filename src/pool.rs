@@ -119,7 +119,8 @@ impl Pool {
     }
 
     /// Idle connections held, all servers together.
-    pub fn idle_count(&self) -> usize {
+    #[cfg(test)]
+    fn idle_count(&self) -> usize {
         self.held.load(Ordering::Relaxed)
     }
 }
