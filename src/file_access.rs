@@ -40,7 +40,7 @@ pub struct Problem {
 }
 
 /// The user the proxy runs as (effective uid and gid).
-fn running_as() -> (u32, u32) {
+pub fn running_as() -> (u32, u32) {
     // SAFETY: geteuid and getegid cannot fail and touch no memory.
     unsafe { (libc::geteuid(), libc::getegid()) }
 }
@@ -54,8 +54,8 @@ fn may(path: &Path, mode: i32) -> bool {
     unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_EACCESS) == 0 }
 }
 
-/// The owner and mode of `path`, as `uid:gid mode 750`, or why they could not be read.
-fn found(path: &Path) -> String {
+/// The owner and mode of `path`, as `owned by uid:gid mode 750`, or why they could not be read.
+pub fn found(path: &Path) -> String {
     match std::fs::symlink_metadata(path) {
         Ok(m) => format!(
             "owned by {}:{} mode {:o}",

@@ -8,6 +8,7 @@
 //! with the owner, the mode and the fix.
 
 use crate::error_page;
+use crate::file_access;
 use crate::metrics::Metrics;
 use crate::runtime::StaticMount;
 use bytes::Bytes;
@@ -203,7 +204,7 @@ pub async fn serve(
         Err(e) => {
             let permission = e.kind() == std::io::ErrorKind::PermissionDenied;
             metrics.count_static_error(permission);
-            log_unreadable(&path, &meta, &e);
+            log_unreadable(&path, &e);
             let status = if permission { 403 } else { 500 };
             return error_page::respond(session, status, None).await;
         }
@@ -323,8 +324,7 @@ const LOGGED_MAX: usize = 1024;
 /// Logs a static file the proxy could not open, once per path and minute, as nginx's
 /// `open() "…" failed (13: Permission denied)` does, with who the proxy runs as, the file's
 /// owner and mode, and the fix.
-fn log_unreadable(path: &Path, meta: &std::fs::Metadata, e: &std::io::Error) {
-    use std::os::unix::fs::MetadataExt;
+fn log_unreadable(path: &Path, e: &std::io::Error) {
     let now = std::time::Instant::now();
     {
         let mut logged = LOGGED.lock().unwrap_or_else(|p| p.into_inner());
@@ -340,14 +340,11 @@ fn log_unreadable(path: &Path, meta: &std::fs::Metadata, e: &std::io::Error) {
         }
         map.insert(path.to_path_buf(), now);
     }
-    // SAFETY: getuid and getgid cannot fail and touch no memory.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let (uid, gid) = file_access::running_as();
     tracing::error!(
-        "static file {}: open() failed ({e}); the proxy runs as uid {uid} gid {gid}, the file is owned by {}:{} with mode {:o}; fix: chown {uid}:{gid} {} or chmod o+r {}",
+        "static file {}: open() failed ({e}); the proxy runs as uid {uid} gid {gid}, the file is {}; fix: chown {uid}:{gid} {} or chmod o+r {}",
         path.display(),
-        meta.uid(),
-        meta.gid(),
-        meta.mode() & 0o7777,
+        file_access::found(path),
         path.display(),
         path.display(),
     );
