@@ -353,29 +353,22 @@ max_requests_per_connection = 100000
             wait_port(port)
             return port, p
 
+        def example(letter, name, binary, *extra):
+            """A proxy example binary taking LISTEN UPSTREAM [EXTRA...], in front of the upstream."""
+            port = free_port()
+            proc = subprocess.Popen([*callgrind_wrap(tmp, letter), binary, f"127.0.0.1:{port}",
+                                     f"127.0.0.1:{up_port}", *extra],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append((name, proc))
+            wait_port(port)
+            return port, proc
+
         if args.plain_pingora:
-            p_port = free_port()
-            p_proc = subprocess.Popen([*callgrind_wrap(tmp, "P"), args.plain_pingora, f"127.0.0.1:{p_port}",
-                                       f"127.0.0.1:{up_port}", str(args.workers)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            procs.append(("plain-pingora", p_proc))
-            wait_port(p_port)
-
+            p_port, p_proc = example("P", "plain-pingora", args.plain_pingora, str(args.workers))
         if args.lean_relay:
-            l_port = free_port()
-            l_proc = subprocess.Popen([*callgrind_wrap(tmp, "L"), args.lean_relay, f"127.0.0.1:{l_port}",
-                                       f"127.0.0.1:{up_port}"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            procs.append(("lean-relay", l_proc))
-            wait_port(l_port)
-
+            l_port, l_proc = example("L", "lean-relay", args.lean_relay)
         if args.hyper_relay:
-            h_port = free_port()
-            h_proc = subprocess.Popen([*callgrind_wrap(tmp, "H"), args.hyper_relay, f"127.0.0.1:{h_port}",
-                                       f"127.0.0.1:{up_port}", str(args.workers)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            procs.append(("hyper-relay", h_proc))
-            wait_port(h_port)
+            h_port, h_proc = example("H", "hyper-relay", args.hyper_relay, str(args.workers))
 
         c_port, c_proc = authz_edge("C", "authz-edge-on", f"""[telemetry]
 enabled = true
