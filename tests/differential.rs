@@ -374,15 +374,20 @@ fn start_nginx(upstream: SocketAddr) -> Nginx {
         .spawn()
         .expect("spawn nginx");
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "nginx did not start");
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_listening(addr, "nginx");
     Nginx {
         child,
         addr,
         _dir: dir,
+    }
+}
+
+/// Waits until `what` accepts connections on `addr`, for 10 s at most.
+fn wait_listening(addr: SocketAddr, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start");
+        thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -438,11 +443,7 @@ fn bench() -> Bench {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn the hyper relay");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "the hyper relay did not start");
-            thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(addr, "the hyper relay");
         names.push("hyper");
         addrs.push(addr);
         Extra(child)
