@@ -47,27 +47,24 @@ async fn read_head(
     shutdown: Option<&ShutdownWatch>,
     mut buf: BytesMut,
 ) -> Head {
-    let limits = shared.runtime.load().limits.clone();
-    buf.reserve(4096);
-    // Waiting for the first byte is idling; the head deadline starts with it. An idle
-    // keepalive connection is closed at shutdown; a new connection still gets its answer.
-    let first = match shutdown {
-        _ if !buf.is_empty() => Ok(Ok(buf.len())),
-        Some(watch) => {
-            let mut watch = watch.clone();
-            if *watch.borrow() {
-                return Head::Closed;
-            }
-            tokio::select! {
-                r = timeout(idle, stream.read_buf(&mut buf)) => r,
-                _ = watch.changed() => return Head::Closed,
-            }
-        }
-        None => timeout(idle, stream.read_buf(&mut buf)).await,
+    let (limits, linger) = {
+        let rt = shared.runtime.load();
+        (rt.limits.clone(), crate::drain::linger(&rt))
     };
-    match first {
-        Ok(Ok(n)) if n > 0 => {}
-        _ => return Head::Closed,
+    buf.reserve(4096);
+    // Waiting for the first byte is idling; the head deadline starts with it. A keepalive
+    // connection waits through `drain::next_request`, which lingers at shutdown so that a
+    // request already on its way is served; a new connection still gets its answer.
+    let first = match shutdown {
+        _ if !buf.is_empty() => Some(buf.len()),
+        Some(watch) => crate::drain::next_request(stream, &mut buf, idle, watch, linger).await,
+        None => match timeout(idle, stream.read_buf(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => Some(n),
+            _ => None,
+        },
+    };
+    if first.is_none() {
+        return Head::Closed;
     }
     let deadline = Instant::now() + limits.header_timeout.0;
     // Past the largest head the limits allow, the head is too large.
@@ -146,7 +143,7 @@ impl ServerApp for EdgeApp {
             let reuses_left = max_requests.saturating_sub(served);
             let rt = self.shared.runtime.load_full();
             if let Some(plan) = relay::plan(&head, &rt, client.tls) {
-                let may_keepalive = reuses_left > 0 && !*shutdown.borrow();
+                let may_keepalive = reuses_left > 0;
                 let next = relay::serve(
                     &self.shared,
                     &rt,
@@ -170,7 +167,7 @@ impl ServerApp for EdgeApp {
             }
             drop(rt);
             let mut session = ServerSession::new_http1(stream);
-            if *shutdown.borrow() {
+            if crate::drain::draining(&self.shared) {
                 session.set_keepalive(None);
             } else {
                 session.set_keepalive(Some(keepalive.as_secs().max(1)));

@@ -14,6 +14,7 @@ pub mod body;
 pub mod classify;
 pub mod config;
 pub mod detector;
+pub mod drain;
 pub mod error_page;
 pub mod exchange;
 pub mod file_access;

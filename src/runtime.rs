@@ -360,6 +360,8 @@ pub struct Shared {
     pub sink_writer: std::sync::Mutex<Option<SinkWriter>>,
     /// The first HTTPS port actually bound, for redirects when the config says port 0.
     pub bound_https_port: std::sync::atomic::AtomicU16,
+    /// Set once shutdown or upgrade has begun (`drain`): responses then close their connection.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -392,6 +394,7 @@ impl Shared {
             sink,
             sink_writer: std::sync::Mutex::new(sink_writer),
             bound_https_port: std::sync::atomic::AtomicU16::new(0),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 }

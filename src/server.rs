@@ -84,6 +84,30 @@ fn server_conf(config: &Config) -> ServerConf {
     }
 }
 
+/// Bytes h2 may hold per stream for a client that does not read (its default is 400 KiB).
+pub const H2_SEND_BUFFER: usize = 16 * 1024;
+/// Streams per HTTP/2 connection, as Pingora's default (nginx: 128).
+pub const H2_MAX_STREAMS: u32 = 100;
+
+/// HTTP/2 settings that bound the memory a connection can hold.
+///
+/// A response is read from Django only as fast as the client's flow-control window lets it out
+/// (Pingora's h2 `write_body` waits for capacity), and h2 holds at most `H2_SEND_BUFFER` per
+/// stream that the socket has not taken (nginx's `http2_chunk_size` is 8 KiB). So a client that
+/// opens every stream and never reads holds at most `H2_MAX_STREAMS` x (`H2_SEND_BUFFER` + the
+/// relay's 8 KiB read buffer + the request's own state), measured at about 5.4 MiB per
+/// connection, however large the responses (`tests/faults.rs`; nginx holds about 15 MiB). The receive windows are nginx's:
+/// 64 KiB per stream (`http2_body_preread_size`), here 1 MiB for the connection; request bodies
+/// are read whole and count against `body::BUFFER_BUDGET`.
+fn h2_options() -> pingora::protocols::http::v2::server::H2Options {
+    let mut o = pingora::protocols::http::v2::server::default_h2_options();
+    o.max_concurrent_streams(H2_MAX_STREAMS)
+        .max_send_buffer_size(H2_SEND_BUFFER)
+        .initial_window_size(65_535)
+        .initial_connection_window_size(1 << 20);
+    o
+}
+
 /// Assembles every service; the caller runs the returned server.
 pub fn build(
     shared: Arc<Shared>,
@@ -100,12 +124,13 @@ pub fn build(
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config));
     server.bootstrap();
 
-    let proxy = pingora::proxy::http_proxy(
+    let mut proxy = pingora::proxy::http_proxy(
         &server.configuration,
         EdgeProxy {
             shared: shared.clone(),
         },
     );
+    proxy.h2_options = Some(h2_options());
     let app = EdgeApp {
         proxy: Arc::new(proxy),
         shared: shared.clone(),
@@ -135,6 +160,12 @@ pub fn build(
     server.add_service(background_service(
         "config reload",
         Reloader {
+            shared: shared.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "drain watch",
+        crate::drain::DrainWatch {
             shared: shared.clone(),
         },
     ));

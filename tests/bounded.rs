@@ -175,13 +175,13 @@ fn malformed_context_headers_from_django_break_nothing() {
             );
         }
     }
-    // Counting happens in the logging phase, after the response: wait for all three.
+    // Counting happens after the response, requests before denials: wait for all three denials.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let m = loop {
         let m = p.metrics();
         let total: f64 = m
             .lines()
-            .filter(|l| l.starts_with("authz_edge_requests_total{"))
+            .filter(|l| l.starts_with("authz_edge_denials_total{"))
             .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
             .sum();
         if total >= 3.0 || std::time::Instant::now() > deadline {

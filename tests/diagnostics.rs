@@ -3,68 +3,10 @@
 
 mod common;
 
+use common::sink::*;
 use common::*;
-use std::io::{BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
-
-/// Django denying everything on /deny/, with the companion's headers; 200 elsewhere.
-fn denier() -> Upstream {
-    Upstream::start(|s| {
-        if s.path.starts_with("/deny/") {
-            Reply::new(403, "<h1>Denied</h1> session CANARYSESSION99 token <input name=\"csrfmiddlewaretoken\" value=\"CANARYFORMTOKEN\">")
-                .header("X-Authz-Kind", "permission")
-                .header("X-Authz-User", "user-4242")
-                .header("X-Authz-Permission", "reports.export_report")
-                .header("X-Authz-Route", "/deny/<int:pk>/")
-                .header("X-App-Release", "v7")
-        } else {
-            Reply::new(200, "ok")
-        }
-    })
-}
-
-fn sink_config(path: &str, extra: &str) -> String {
-    format!("[sink]\ntype = \"file\"\npath = \"{path}\"\nflush_interval = \"100ms\"\n{extra}")
-}
-
-fn with_sink(up: &Upstream, sink: &str, extra: &str) -> String {
-    config_for(&[up.addr], extra).replace("[sink]\ntype = \"none\"\n", sink)
-}
-
-fn lines_of(path: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn denied_request(addr: std::net::SocketAddr, i: usize) -> Resp {
-    request(
-        addr,
-        "GET",
-        &format!("/deny/{i}/?next=/secret/&token=QUERYTOKEN{i}"),
-        &[
-            (
-                "Cookie",
-                "sessionid=CANARYSESSION99; csrftoken=CANARYCSRF01",
-            ),
-            ("Authorization", "Bearer CANARYBEARER55"),
-            ("Referer", "https://shop.example/cart/?coupon=REFERERSECRET"),
-            ("User-Agent", "pytest-agent"),
-        ],
-        b"",
-    )
-}
 
 #[test]
 fn samples_are_rate_limited_hashed_and_redacted() {
@@ -164,23 +106,6 @@ fn stalled_server() -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
 fn p99(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[(v.len() * 99 / 100).min(v.len() - 1)]
-}
-
-/// Keepalive denials on one connection; returns each request's latency.
-fn timed_denials(addr: std::net::SocketAddr, n: usize) -> Vec<Duration> {
-    let s = TcpStream::connect(addr).expect("connect");
-    let mut w = s.try_clone().expect("clone");
-    let mut r = BufReader::new(s);
-    (0..n)
-        .map(|i| {
-            let t = Instant::now();
-            w.write_all(format!("GET /deny/{i}/ HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
-                .expect("write");
-            let resp = read_response(&mut r, false).expect("response");
-            assert_eq!(resp.status, 403);
-            t.elapsed()
-        })
-        .collect()
 }
 
 #[test]

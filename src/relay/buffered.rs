@@ -100,6 +100,10 @@ pub async fn forward(
     exchange::response_head_seen(shared, rt, session.req_header(), &mut resp, obs);
     let status = resp.status.as_u16();
     let empty = framing == Framing::Empty;
+    if crate::drain::draining(shared) {
+        // HTTP/1: `Connection: close`; HTTP/2 has had GOAWAY from Pingora.
+        session.set_keepalive(None);
+    }
     if session
         .write_response_header(Box::new(resp), empty)
         .await

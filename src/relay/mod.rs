@@ -87,7 +87,8 @@ fn connection_keepalive(value: &[u8]) -> Option<bool> {
 /// Relays one planned request to Django and its response back, then records it.
 ///
 /// `buf` holds the request head and whatever followed it; `may_keepalive` says whether this
-/// connection may serve another request after this one (request cap, shutdown).
+/// connection may serve another request after this one (request cap). Shutdown is read when the
+/// response head goes out (`drain::draining`), however long Django took.
 pub async fn serve(
     shared: &Shared,
     rt: &Runtime,
@@ -125,7 +126,7 @@ pub async fn serve(
     let mut client_req: Option<RequestHeader> = None;
     let (status, keep) = match send(shared, rt, &plan.method, &wire).await {
         Ok(x) => {
-            let keep_client = plan.keepalive && may_keepalive;
+            let keep_client = plan.keepalive && may_keepalive && !crate::drain::draining(shared);
             let req = response::Request {
                 plan: &plan,
                 header: &mut client_req,

@@ -707,6 +707,7 @@ pub fn write_file(dir: &Path, rel: &str, content: &[u8]) -> PathBuf {
     p
 }
 pub mod django;
+pub mod sink;
 
 /// Writes a self-signed certificate for `localhost` as `cert.pem` and `key.pem` in `dir`;
 /// returns the certificate PEM (for the client's trust store) and the `[tls]` config section.
