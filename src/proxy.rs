@@ -199,11 +199,15 @@ impl ProxyHttp for EdgeProxy {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         chunk: &mut Option<Bytes>,
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if session.was_upgraded() {
+            // A WebSocket's frames after the 101 are not a request body: no size limit.
+            return Ok(());
+        }
         body::count_streamed(chunk.as_ref(), &ctx.rt.limits, &mut ctx.body)
     }
 
