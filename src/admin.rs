@@ -33,6 +33,11 @@ impl Admin {
             "release": m.current_release().as_deref(),
             "release_changed_ts": (changed > 0.0).then_some(changed),
             "config_generation": rt.generation,
+            "findings": self.shared.findings.snapshot(),
+            "reloads": match self.shared.reloads.lock() {
+                Ok(r) => r.iter().cloned().collect::<Vec<_>>(),
+                Err(p) => p.into_inner().iter().cloned().collect(),
+            },
             "routes": self.shared.detector.snapshot(m),
         })
     }

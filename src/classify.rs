@@ -25,6 +25,162 @@ pub struct Denial {
     pub token_subject: Option<IdHash>,
     pub permissions: Vec<String>,
     pub reason: Option<String>,
+    /// What only Django knows, from the companion's diagnosis headers.
+    pub diagnosis: Diagnosis,
+}
+
+/// What a denied permission is in Django's eyes (`X-Authz-Permission-State`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PermissionState {
+    /// A row in the database: the user simply does not have it.
+    Exists,
+    /// Declared by a model, no row: a migration not applied.
+    NotMigrated,
+    /// Neither in the database nor declared: a wrong codename.
+    Unknown,
+    /// No `app_label.`.
+    Malformed,
+}
+
+impl PermissionState {
+    fn parse(v: &str) -> Option<Self> {
+        Some(match v {
+            "exists" => PermissionState::Exists,
+            "not_migrated" => PermissionState::NotMigrated,
+            "unknown" => PermissionState::Unknown,
+            "malformed" => PermissionState::Malformed,
+            _ => return None,
+        })
+    }
+}
+
+/// One denied permission with its state and, for a typo, the nearest existing one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionFact {
+    pub permission: String,
+    pub state: PermissionState,
+    pub nearest: Option<String>,
+}
+
+/// Why Django had no user although the request carried a session or credentials
+/// (`X-Authz-Anonymous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnonymousReason {
+    SessionUndecodable,
+    SessionUnknown,
+    BackendRemoved,
+    NoAuthMiddleware,
+    CredentialsRejected,
+    /// A session that was never signed in: an ordinary anonymous visitor.
+    SessionWithoutUser,
+    /// Signed in once, then invalidated (password change, user deleted): ordinary too.
+    SessionInvalidated,
+}
+
+impl AnonymousReason {
+    pub const ALL: [AnonymousReason; 7] = [
+        AnonymousReason::SessionUndecodable,
+        AnonymousReason::SessionUnknown,
+        AnonymousReason::BackendRemoved,
+        AnonymousReason::NoAuthMiddleware,
+        AnonymousReason::CredentialsRejected,
+        AnonymousReason::SessionWithoutUser,
+        AnonymousReason::SessionInvalidated,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            AnonymousReason::SessionUndecodable => "session_undecodable",
+            AnonymousReason::SessionUnknown => "session_unknown",
+            AnonymousReason::BackendRemoved => "backend_removed",
+            AnonymousReason::NoAuthMiddleware => "no_auth_middleware",
+            AnonymousReason::CredentialsRejected => "credentials_rejected",
+            AnonymousReason::SessionWithoutUser => "session_without_user",
+            AnonymousReason::SessionInvalidated => "session_invalidated",
+        }
+    }
+
+    fn parse(v: &[u8]) -> Option<Self> {
+        let v = v.trim_ascii();
+        Self::ALL
+            .into_iter()
+            .find(|r| v.eq_ignore_ascii_case(r.label().as_bytes()))
+    }
+
+    /// Whether it points at a broken set-up rather than an ordinary anonymous visitor.
+    pub fn is_fault(self) -> bool {
+        !matches!(
+            self,
+            AnonymousReason::SessionWithoutUser | AnonymousReason::SessionInvalidated
+        )
+    }
+}
+
+/// The companion's diagnosis headers, parsed; empty without the companion.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diagnosis {
+    pub permissions: Vec<PermissionFact>,
+    /// Unapplied migrations of the apps whose permissions are not migrated.
+    pub migrations: Option<String>,
+    pub anonymous: Option<AnonymousReason>,
+    /// On a CSRF failure: `scheme=… host=… origin=…` as Django saw them.
+    pub csrf: Option<String>,
+}
+
+/// The companion's diagnosis header names (all under `X-Authz-`, so always stripped).
+pub const PERMISSION_STATE_HEADER: &str = "x-authz-permission-state";
+pub const MIGRATIONS_HEADER: &str = "x-authz-migrations";
+pub const ANONYMOUS_HEADER: &str = "x-authz-anonymous";
+pub const CSRF_HEADER: &str = "x-authz-csrf";
+pub const PATH_HEADER: &str = "x-authz-path";
+
+/// Parses `perm=state[~nearest],…` (at most eight entries, each name checked like a permission).
+pub fn parse_permission_states(v: &[u8]) -> Vec<PermissionFact> {
+    let Ok(text) = std::str::from_utf8(v) else {
+        return Vec::new();
+    };
+    let ok_name = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 100
+            && p.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+    };
+    text.split(',')
+        .filter_map(|entry| {
+            let (permission, rest) = entry.trim().split_once('=')?;
+            let (state, nearest) = match rest.split_once('~') {
+                Some((s, n)) => (s, Some(n)),
+                None => (rest, None),
+            };
+            Some(PermissionFact {
+                permission: Some(permission).filter(|p| ok_name(p))?.to_string(),
+                state: PermissionState::parse(state)?,
+                nearest: nearest.filter(|n| ok_name(n)).map(str::to_string),
+            })
+        })
+        .take(MAX_PERMISSIONS)
+        .collect()
+}
+
+/// Reads the companion's diagnosis headers from a denial response.
+pub fn diagnosis(response: &HeaderMap) -> Diagnosis {
+    let text = |name: &str, max: usize| {
+        response
+            .get(name)
+            .map(|v| sanitize_text(v.as_bytes(), max))
+            .filter(|t| !t.is_empty())
+    };
+    Diagnosis {
+        permissions: response
+            .get(PERMISSION_STATE_HEADER)
+            .map(|v| parse_permission_states(v.as_bytes()))
+            .unwrap_or_default(),
+        migrations: text(MIGRATIONS_HEADER, 300),
+        anonymous: response
+            .get(ANONYMOUS_HEADER)
+            .and_then(|v| AnonymousReason::parse(v.as_bytes())),
+        csrf: text(CSRF_HEADER, 300),
+    }
 }
 
 /// Whether a status is a denial this proxy watches.
@@ -103,6 +259,11 @@ pub fn classify(
         token_subject,
         permissions,
         reason,
+        diagnosis: if companion {
+            diagnosis(response)
+        } else {
+            Diagnosis::default()
+        },
     })
 }
 

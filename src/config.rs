@@ -113,6 +113,35 @@ pub struct Config {
     pub sink: Sink,
     #[serde(default)]
     pub access_log: AccessLog,
+    /// The file as TOML, to tell which keys a reload changed (`changed_keys`).
+    #[serde(skip)]
+    pub source: toml::Table,
+}
+
+/// The keys (`section.key`, or a whole array section such as `routes`) whose values differ
+/// between two config files, in file order of the sections.
+pub fn changed_keys(old: &toml::Table, new: &toml::Table) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut sections: Vec<&String> = old.keys().chain(new.keys()).collect();
+    sections.sort();
+    sections.dedup();
+    for section in sections {
+        match (old.get(section), new.get(section)) {
+            (Some(toml::Value::Table(a)), Some(toml::Value::Table(b))) => {
+                let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    if a.get(k) != b.get(k) {
+                        out.push(format!("{section}.{k}"));
+                    }
+                }
+            }
+            (a, b) if a != b => out.push(section.clone()),
+            _ => {}
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -477,19 +506,25 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Parses TOML text into the schema; a parse error names the key path where it can.
 pub fn parse(text: &str) -> Result<Config, Problem> {
     let de = toml::Deserializer::new(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let key = e.path().to_string();
-        let inner = e.into_inner();
-        let mut message = inner.message().to_string();
-        if let Some(span) = inner.span() {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            message = format!("{message} (line {line})");
-        }
-        Problem {
-            key: if key == "." { String::new() } else { key },
-            message,
-        }
-    })
+    let config: Result<Config, _> = serde_path_to_error::deserialize(de);
+    config
+        .map(|mut c| {
+            c.source = text.parse().unwrap_or_default();
+            c
+        })
+        .map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let mut message = inner.message().to_string();
+            if let Some(span) = inner.span() {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                message = format!("{message} (line {line})");
+            }
+            Problem {
+                key: if key == "." { String::new() } else { key },
+                message,
+            }
+        })
 }
 
 /// Checks what types alone cannot; returns one problem per bad key.

@@ -314,6 +314,16 @@ impl BackgroundService for DetectorService {
                     for r in records {
                         if let Record::Spike(s) = &r {
                             tracing::warn!(route = %s.route, status = s.status, rate = s.rate, baseline = s.baseline, release = ?s.release, "denial spike");
+                            self.shared.findings.spike_started(
+                                self.shared.metrics.routes.get(&s.route),
+                                s.status,
+                                SystemTime::now(),
+                                (s.rate, s.baseline),
+                                (
+                                    s.top_kinds.first().map(|k| k.kind.to_string()),
+                                    s.top_permissions.first().map(|p| p.permission.clone()),
+                                ),
+                            );
                         }
                         self.shared.sink.offer(r);
                     }

@@ -31,6 +31,7 @@ pub struct Ending<'a> {
 pub fn finish(shared: &Shared, rt: &Runtime, obs: &Observed, e: Ending<'_>) {
     let route = telemetry::route_for(shared, obs, e.path);
     telemetry::record(&shared.metrics, &route, e.status, e.seconds, obs);
+    telemetry::diagnose(shared, &route, e.status, obs);
     if let Some(req) = e.request {
         telemetry::sample(shared, req, &route, e.seconds, obs, e.request_id);
     }

@@ -18,6 +18,7 @@ pub mod drain;
 pub mod error_page;
 pub mod exchange;
 pub mod file_access;
+pub mod findings;
 pub mod forwarding;
 pub mod identity;
 pub mod limits;

@@ -245,6 +245,14 @@ impl RouteStats {
         map.insert(permission.clone(), c);
     }
 
+    /// Denials of `status` (401 or 403) on this route so far.
+    pub fn denials_of(&self, status: u16) -> u64 {
+        self.denied[usize::from(status == 403)]
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Totals of denied permissions on this route, for the detector's deltas.
     pub fn permission_totals(&self) -> Vec<(Arc<str>, u64)> {
         let map = match self.permissions.lock() {
@@ -410,7 +418,24 @@ pub struct Metrics {
     pub spikes_total: IntCounterVec,
     pub denial_rate: GaugeVec,
     pub denial_baseline: GaugeVec,
+    /// `authz_edge_finding_active{cause, route}`, set by `findings`.
+    pub finding_active: IntGaugeVec,
+    /// Denials of requests that carried a session cookie or credentials yet had no user, by
+    /// why (the companion's reason, or `unexplained` from the edge alone).
+    anonymous_with_session: [IntCounter; 8],
 }
+
+/// Labels of `authz_edge_anonymous_session_denials_total{reason}`.
+pub const ANONYMOUS_REASONS: [&str; 8] = [
+    "session_undecodable",
+    "session_unknown",
+    "backend_removed",
+    "no_auth_middleware",
+    "credentials_rejected",
+    "session_without_user",
+    "session_invalidated",
+    "unexplained",
+];
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
     // Names are fixed and distinct, so registration cannot fail; a failure is a programming error
@@ -587,6 +612,19 @@ impl Metrics {
             "The detector's baseline of denials per second.",
             &["route", "status"],
         );
+        let finding_active = int_gauge_vec(
+            &r,
+            "authz_edge_finding_active",
+            "1 while a finding (the proxy's diagnosis of a cause) is open for this cause and route, 0 once it closed.",
+            &["cause", "route"],
+        );
+        let anonymous = counter_vec(
+            &r,
+            "authz_edge_anonymous_session_denials_total",
+            "Denials of requests that carried a session cookie or credentials while Django had no user, by the reason Django's companion gives (unexplained: the edge alone saw a 401).",
+            &["reason"],
+        );
+        let anonymous_with_session = ANONYMOUS_REASONS.map(|r| anonymous.with_label_values(&[r]));
         for outcome in ["written", "rate_limited", "queue_full", "sink_error"] {
             samples.with_label_values(&[outcome]);
         }
@@ -633,6 +671,8 @@ impl Metrics {
             spikes_total,
             denial_rate,
             denial_baseline,
+            finding_active,
+            anonymous_with_session,
             registry: r,
         }
     }
@@ -653,6 +693,13 @@ impl Metrics {
     /// Counts a request by the proxy loop that took it.
     pub fn count_proxied(&self, fast: bool) {
         self.proxied_by[usize::from(!fast)].inc();
+    }
+
+    /// Counts a denial of a request that carried a session or credentials without a user.
+    pub fn count_anonymous_with_session(&self, reason: &str) {
+        if let Some(i) = ANONYMOUS_REASONS.iter().position(|r| *r == reason) {
+            self.anonymous_with_session[i].inc();
+        }
     }
 
     /// Counts a static file that could not be opened: for its permissions, or another error.

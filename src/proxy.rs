@@ -156,7 +156,7 @@ impl ProxyHttp for EdgeProxy {
         if let Some(mount) = rt.statics.iter().find(|m| path.starts_with(&m.prefix)) {
             ctx.obs.route = Some(self.shared.metrics.routes.get(&mount.prefix));
             let raw = path.to_string();
-            ctx.status = static_files::serve(session, mount, &raw, &self.shared.metrics).await;
+            ctx.status = static_files::serve(session, mount, &raw, &self.shared).await;
             return Ok(true);
         }
         ctx.obs.route = rt.routes.find(path).cloned();

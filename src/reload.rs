@@ -18,6 +18,26 @@ pub enum Outcome {
     Refused(String),
 }
 
+/// Reloads remembered for the findings engine.
+const RELOADS_KEPT: usize = 16;
+
+/// Remembers a reload (when, generation, keys changed) for findings to correlate with.
+fn remember(shared: &Shared, generation: u64, changed: &[String]) {
+    let event = crate::findings::ReloadEvent {
+        at: crate::telemetry::unix_now().1,
+        generation,
+        changed: changed.to_vec(),
+    };
+    let mut r = match shared.reloads.lock() {
+        Ok(r) => r,
+        Err(p) => p.into_inner(),
+    };
+    if r.len() >= RELOADS_KEPT {
+        r.pop_front();
+    }
+    r.push_back(event);
+}
+
 /// Reloads the config file once; the running config is untouched on any error.
 pub fn reload(shared: &Shared) -> Outcome {
     let current = shared.runtime.load_full();
@@ -42,10 +62,12 @@ pub fn reload(shared: &Shared) -> Outcome {
                 needs_upgrade.push("server.threads".to_string());
             }
             let generation = new.generation;
+            let changed = config::changed_keys(&current.config.source, &new.config.source);
+            remember(shared, generation, &changed);
             shared.runtime.store(Arc::new(new));
             shared.metrics.generation.set(generation as i64);
             shared.metrics.count_reload(true);
-            tracing::info!(generation, "config reloaded");
+            tracing::info!(generation, changed = %changed.join(", "), "config reloaded");
             if !needs_upgrade.is_empty() {
                 tracing::warn!(
                     keys = %needs_upgrade.join(", "),

@@ -360,6 +360,10 @@ pub struct Shared {
     pub sink_writer: std::sync::Mutex<Option<SinkWriter>>,
     /// The first HTTPS port actually bound, for redirects when the config says port 0.
     pub bound_https_port: std::sync::atomic::AtomicU16,
+    /// The findings engine: the named causes of denials.
+    pub findings: crate::findings::Findings,
+    /// The last config reloads (time, generation, keys changed), for findings.
+    pub reloads: std::sync::Mutex<std::collections::VecDeque<crate::findings::ReloadEvent>>,
     /// Set once shutdown or upgrade has begun (`drain`): responses then close their connection.
     pub draining: std::sync::atomic::AtomicBool,
 }
@@ -372,6 +376,8 @@ impl Shared {
         let (sink, sink_writer) =
             crate::sink::build(&config.sink, &metrics, config.server.grace_period.0);
         let detector = Detector::new(tuning(&config));
+        let findings =
+            crate::findings::Findings::new(tuning(&config), metrics.finding_active.clone());
         let sampler = Sampler::new(
             crate::sampler::Limits {
                 per_route_per_minute: config.sampling.per_route_per_minute,
@@ -395,6 +401,8 @@ impl Shared {
             sink_writer: std::sync::Mutex::new(sink_writer),
             bound_https_port: std::sync::atomic::AtomicU16::new(0),
             draining: std::sync::atomic::AtomicBool::new(false),
+            findings,
+            reloads: std::sync::Mutex::new(std::collections::VecDeque::new()),
         }))
     }
 }

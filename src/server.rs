@@ -164,6 +164,12 @@ pub fn build(
         },
     ));
     server.add_service(background_service(
+        "findings",
+        crate::findings::service::FindingsService {
+            shared: shared.clone(),
+        },
+    ));
+    server.add_service(background_service(
         "drain watch",
         crate::drain::DrainWatch {
             shared: shared.clone(),

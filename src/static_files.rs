@@ -9,7 +9,8 @@
 
 use crate::error_page;
 use crate::file_access;
-use crate::metrics::Metrics;
+use crate::findings;
+use crate::runtime::Shared;
 use crate::runtime::StaticMount;
 use bytes::Bytes;
 use http::{header, HeaderMap, Method};
@@ -169,12 +170,27 @@ pub fn is_textual(mime: &str) -> bool {
 }
 
 /// Serves `raw_path` from `mount`; returns the status sent.
+/// The directory a finding names for a file under `root`: the root plus the first directory
+/// below it (`/srv/static/img`), never the file itself.
+pub fn dir_below(root: &Path, file: &Path) -> String {
+    let first = file.strip_prefix(root).ok().and_then(|rel| {
+        let mut parts = rel.components();
+        let first = parts.next()?;
+        parts.next().map(|_| first)
+    });
+    match first {
+        Some(f) => root.join(f).display().to_string(),
+        None => root.display().to_string(),
+    }
+}
+
 pub async fn serve(
     session: &mut Session,
     mount: &StaticMount,
     raw_path: &str,
-    metrics: &Metrics,
+    shared: &Shared,
 ) -> u16 {
+    let metrics = &shared.metrics;
     let req = session.req_header();
     let method = req.method.clone();
     if method != Method::GET && method != Method::HEAD {
@@ -205,6 +221,13 @@ pub async fn serve(
             let permission = e.kind() == std::io::ErrorKind::PermissionDenied;
             metrics.count_static_error(permission);
             log_unreadable(&path, &e);
+            if permission {
+                let signal = findings::signal::of_unreadable_static(&dir_below(&mount.root, &path));
+                let route = metrics.routes.get(&mount.prefix).label.clone();
+                shared
+                    .findings
+                    .observe(&route, signal, crate::telemetry::unix_now().1);
+            }
             let status = if permission { 403 } else { 500 };
             return error_page::respond(session, status, None).await;
         }

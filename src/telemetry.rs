@@ -4,6 +4,7 @@
 //! plain 2xx, recording is two atomic adds and a histogram observation.
 
 use crate::classify::{self, CsrfSniffer, Denial};
+use crate::findings;
 use crate::metrics::{Kind, Metrics, RouteStats};
 use crate::routes;
 use crate::runtime::{Runtime, Shared};
@@ -26,6 +27,8 @@ pub struct Observed {
     pub body: Option<Vec<u8>>,
     /// How many body bytes `body` keeps.
     pub body_cap: usize,
+    /// A 5xx the companion marked as a `PermissionError`: the directory it concerns.
+    pub filesystem: Option<String>,
 }
 
 /// Unix time now, as whole seconds and as a float.
@@ -52,6 +55,26 @@ pub fn observe_response(
         resp.headers.get(&names.release).map(|v| v.as_bytes()),
     );
     observe_denial(shared, rt, req, resp, obs);
+    if resp.status.as_u16() >= 500 {
+        let kind = resp.headers.get(&names.kind).map(|v| v.as_bytes());
+        let path = resp
+            .headers
+            .get(classify::PATH_HEADER)
+            .map(|v| v.as_bytes());
+        observe_filesystem(obs, kind, path);
+    }
+}
+
+/// A 5xx whose `X-Authz-Kind` is `filesystem`: Django failed with a `PermissionError` on the
+/// directory in `X-Authz-Path`.
+pub fn observe_filesystem(obs: &mut Observed, kind: Option<&[u8]>, path: Option<&[u8]>) {
+    if kind.is_some_and(|k| k.trim_ascii().eq_ignore_ascii_case(b"filesystem")) {
+        let path = path
+            .map(|p| classify::sanitize_text(p, 200))
+            .filter(|p| p.starts_with('/'))
+            .unwrap_or_else(|| "?".to_string());
+        obs.filesystem = Some(path);
+    }
 }
 
 /// Takes the route label and the release from the values of Django's two per-response headers.
@@ -146,6 +169,28 @@ pub fn record(metrics: &Metrics, route: &RouteStats, status: u16, seconds: f64, 
     }
     if let Some(u) = d.user.or(d.token_subject) {
         route.add_user(u.bits, unix_now().0);
+    }
+}
+
+/// Hands a denial (or a PermissionError the companion marked) to the findings engine, and
+/// counts a request that carried a session but had no user.
+pub fn diagnose(shared: &Shared, route: &RouteStats, status: u16, obs: &Observed) {
+    if let Some(path) = obs.filesystem.as_deref() {
+        let s = findings::signal::of_permission_error(status, path);
+        shared.findings.observe(&route.label, s, unix_now().1);
+        return;
+    }
+    let Some(d) = obs.denial.as_deref() else {
+        return;
+    };
+    if let Some(reason) = findings::signal::anonymous_label(d) {
+        shared.metrics.count_anonymous_with_session(reason);
+    }
+    if d.kind_from_django {
+        shared.findings.companion_seen(&route.label);
+    }
+    if let Some(s) = findings::signal::of_denial(d) {
+        shared.findings.observe(&route.label, s, unix_now().1);
     }
 }
 

@@ -65,6 +65,7 @@ fn rewrite_head(
     let (status, version) = (p.code?, p.version?);
     let mut reusable = version == 1;
     let (mut route, mut release) = (None, None);
+    let (mut kind, mut fs_path) = (None, None);
     let names = &rt.context;
     let http10 = req.plan.version == Version::HTTP_10;
     out.put_slice(b"HTTP/1.1 ");
@@ -97,6 +98,10 @@ fn rewrite_head(
                 route = Some(h.value);
             } else if is(names.release.as_str()) {
                 release = Some(h.value);
+            } else if status >= 500 && is(names.kind.as_str()) {
+                kind = Some(h.value);
+            } else if status >= 500 && is(classify::PATH_HEADER) {
+                fs_path = Some(h.value);
             }
             continue;
         }
@@ -107,6 +112,9 @@ fn rewrite_head(
     }
     if rt.telemetry {
         telemetry::observe_context(shared, obs, route, release);
+        if status >= 500 {
+            telemetry::observe_filesystem(obs, kind, fs_path);
+        }
         if classify::is_denial(status) {
             let mut parts = http::Response::new(()).into_parts().0;
             parts.status = http::StatusCode::from_u16(status).ok()?;

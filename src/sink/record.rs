@@ -10,6 +10,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub enum Record {
     Sample(Box<SampleRecord>),
     Spike(Box<SpikeRecord>),
+    /// A finding that opened or closed (`active` says which).
+    Finding(Box<FindingRecord>),
+}
+
+/// `{"type":"finding", ...the finding's fields..., "ts": ...}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingRecord {
+    #[serde(flatten)]
+    pub finding: crate::findings::Finding,
+    pub ts: String,
 }
 
 /// A sampled denial. Identities are keyed hashes; headers are allow-listed; the path is

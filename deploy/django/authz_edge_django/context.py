@@ -6,19 +6,23 @@ import contextvars
 # see their own.
 _current = contextvars.ContextVar("authz_edge_record", default=None)
 
-KINDS = ("permission", "csrf", "login", "object", "other")
+KINDS = ("permission", "csrf", "login", "object", "other", "filesystem")
 
 
 class Record:
     """What the companion learned about one request."""
 
-    __slots__ = ("denied_permissions", "object_checks", "kind", "reason")
+    __slots__ = ("denied_permissions", "object_checks", "kind", "reason", "csrf", "path")
 
     def __init__(self):
         self.denied_permissions = []
         self.object_checks = 0
         self.kind = None
         self.reason = None
+        # On a CSRF failure: what Django saw (diagnosis.csrf_context).
+        self.csrf = None
+        # On a PermissionError: the directory it concerns (diagnosis.path_prefix).
+        self.path = None
 
     def deny(self, perm, obj=None):
         if perm not in self.denied_permissions and len(self.denied_permissions) < 8:

@@ -1,12 +1,14 @@
 """The middleware that sets authz-edge's context headers on Django's responses."""
 
 import os
+import sys
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.core.signals import got_request_exception
 
-from . import ObjectPermissionDenied
-from .context import begin, end
+from . import ObjectPermissionDenied, diagnosis
+from .context import begin, current, end
 
 ROUTE = "X-Authz-Route"
 RELEASE = "X-App-Release"
@@ -26,6 +28,20 @@ def clean(value, limit=200):
     """Header-safe text: printable ASCII, control characters dropped, bounded length."""
     text = "".join(c if 32 <= ord(c) < 127 else "?" for c in str(value))
     return text[:limit]
+
+
+def _on_exception(sender, request=None, **kwargs):
+    """Marks a PermissionError (a file the app cannot read or write) on its 500; the response
+    itself is left alone."""
+    exc = sys.exc_info()[1]
+    record = current()
+    if record is None or not isinstance(exc, PermissionError):
+        return
+    record.kind = "filesystem"
+    record.path = diagnosis.path_prefix(exc.filename)
+
+
+got_request_exception.connect(_on_exception, dispatch_uid="authz_edge_django.permission_error")
 
 
 class AuthzEdgeMiddleware:
@@ -62,6 +78,11 @@ class AuthzEdgeMiddleware:
         rel = release()
         if rel:
             response[RELEASE] = clean(rel, 100)
+        if response.status_code >= 500 and record.kind == "filesystem":
+            response[KIND] = "filesystem"
+            if record.path:
+                response[diagnosis.PATH] = clean(record.path, 200)
+            return
         if response.status_code not in (401, 403):
             return
         user = getattr(request, "user", None)
@@ -71,11 +92,23 @@ class AuthzEdgeMiddleware:
         response[KIND] = self.kind(record, authenticated)
         if record.denied_permissions:
             response[PERMISSION] = clean(",".join(record.denied_permissions), 400)
+            states, migrations = diagnosis.permission_states(record.denied_permissions)
+            response[diagnosis.PERMISSION_STATE] = clean(states, 600)
+            if migrations:
+                response[diagnosis.MIGRATIONS] = clean(migrations, 300)
         if record.reason:
             response[REASON] = clean(record.reason)
+        if not authenticated:
+            why = diagnosis.anonymous_reason(request)
+            if why:
+                response[diagnosis.ANONYMOUS] = why
+        if record.csrf:
+            response[diagnosis.CSRF] = clean(record.csrf, 300)
 
     @staticmethod
     def kind(record, authenticated):
+        if record.kind == "filesystem":
+            return "other"
         if record.kind:
             return record.kind
         if record.denied_permissions:

@@ -25,3 +25,4 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memor
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 AUTHZ_EDGE_RELEASE = "test-release"
 USE_TZ = True
+MEDIA_ROOT = "/srv/app/media"

@@ -83,3 +83,144 @@ class RoutesCommand(TestCase):
         self.assertIn('[[routes]]\npattern = "/ok/<slug:name>/"', text)
         self.assertIn('pattern = "/api/items/<int:pk>/"', text)
         self.assertIn("# skipped (regular expression, not path syntax): ^legacy/", text)
+
+
+class PermissionStates(TestCase):
+    """X-Authz-Permission-State: what the database and the models say of each permission."""
+
+    def setUp(self):
+        from authz_edge_django import diagnosis
+
+        diagnosis.invalidate()
+        self.user = User.objects.create_user("u", password="pw")
+        self.client.force_login(self.user)
+
+    def test_an_existing_permission_not_granted(self):
+        r = self.client.get("/users/")
+        self.assertEqual(r.status_code, 403)
+        self.assertEqual(r["X-Authz-Permission-State"], "auth.view_user=exists")
+        self.assertNotIn("X-Authz-Migrations", r)
+
+    def test_a_declared_permission_without_its_row_is_not_migrated(self):
+        from django.contrib.auth.models import Permission
+
+        from authz_edge_django import diagnosis
+
+        Permission.objects.filter(content_type__app_label="auth", codename="view_user").delete()
+        diagnosis.invalidate()
+        r = self.client.get("/users/")
+        self.assertEqual(r["X-Authz-Permission-State"], "auth.view_user=not_migrated")
+
+    def test_migrate_refreshes_the_cache(self):
+        from django.contrib.auth.models import Permission
+
+        from authz_edge_django import diagnosis
+
+        Permission.objects.filter(content_type__app_label="auth", codename="view_user").delete()
+        diagnosis.invalidate()
+        r = self.client.get("/users/")
+        self.assertEqual(r["X-Authz-Permission-State"], "auth.view_user=not_migrated")
+        # `migrate` creates the row and sends post_migrate: the cached state is dropped.
+        call_command("migrate", verbosity=0)
+        r = self.client.get("/users/")
+        self.assertEqual(r["X-Authz-Permission-State"], "auth.view_user=exists")
+
+    def test_a_typo_is_unknown_with_the_nearest_codename(self):
+        r = self.client.get("/typo/")
+        self.assertEqual(r["X-Authz-Permission-State"], "auth.chnage_user=unknown~auth.change_user")
+
+    def test_a_missing_app_label_is_malformed_with_the_nearest(self):
+        r = self.client.get("/nolabel/")
+        self.assertEqual(r["X-Authz-Permission-State"], "change_user=malformed~auth.change_user")
+
+    def test_nothing_close_gives_no_hint(self):
+        r = self.client.get("/perms/")
+        # Django stops at the first permission refused: only that one is reported.
+        self.assertEqual(r["X-Authz-Permission-State"], "app.view_thing=unknown")
+
+    def test_a_granted_request_carries_none_of_it(self):
+        admin = User.objects.create_superuser("root", password="pw")
+        self.client.force_login(admin)
+        r = self.client.get("/users/")
+        self.assertEqual(r.status_code, 200)
+        self.assertNotIn("X-Authz-Permission-State", r)
+
+
+class WhyAnonymous(TestCase):
+    """X-Authz-Anonymous: why Django has no user although the request carried a session."""
+
+    def setUp(self):
+        self.user = User.objects.create_user("u", password="pw")
+
+    def test_an_unknown_session_key(self):
+        self.client.cookies["sessionid"] = "nosuchsessionkey0123456789abcdef"
+        r = self.client.get("/plain/")
+        self.assertEqual(r.status_code, 403)
+        self.assertEqual(r["X-Authz-Kind"], "login")
+        self.assertEqual(r["X-Authz-Anonymous"], "session_unknown")
+
+    def test_a_session_signed_with_another_secret_key(self):
+        from django.test import override_settings
+
+        with override_settings(SECRET_KEY="the-old-secret-key"):
+            self.client.login(username="u", password="pw")
+        r = self.client.get("/plain/")
+        self.assertEqual(r["X-Authz-Anonymous"], "session_undecodable")
+
+    def test_a_backend_no_longer_listed(self):
+        from django.test import override_settings
+
+        self.client.login(username="u", password="pw")
+        with override_settings(AUTHENTICATION_BACKENDS=["authz_edge_django.backends.RecordingBackend"]):
+            r = self.client.get("/plain/")
+        self.assertEqual(r["X-Authz-Anonymous"], "backend_removed")
+
+    def test_authentication_middleware_missing(self):
+        from django.conf import settings
+        from django.test import override_settings
+
+        self.client.login(username="u", password="pw")
+        without = [m for m in settings.MIDDLEWARE if "AuthenticationMiddleware" not in m]
+        with override_settings(MIDDLEWARE=without):
+            r = self.client.get("/plain/")
+        self.assertEqual(r.status_code, 403)
+        self.assertEqual(r["X-Authz-Anonymous"], "no_auth_middleware")
+
+    def test_credentials_rejected(self):
+        r = self.client.get("/plain/", HTTP_AUTHORIZATION="Bearer nope")
+        self.assertEqual(r["X-Authz-Anonymous"], "credentials_rejected")
+
+    def test_nothing_carried_says_nothing(self):
+        r = self.client.get("/plain/")
+        self.assertNotIn("X-Authz-Anonymous", r)
+
+    def test_a_signed_in_user_says_nothing(self):
+        self.client.force_login(self.user)
+        r = self.client.get("/plain/")
+        self.assertNotIn("X-Authz-Anonymous", r)
+
+
+class CsrfContext(TestCase):
+    def test_scheme_host_and_origin_beside_djangos_reason(self):
+        c = Client(enforce_csrf_checks=True)
+        r = c.post("/form/", {"a": "1"}, HTTP_ORIGIN="https://testserver")
+        self.assertEqual(r.status_code, 403)
+        self.assertEqual(r["X-Authz-Kind"], "csrf")
+        self.assertIn("Origin checking failed", r["X-Authz-Reason"])
+        self.assertEqual(r["X-Authz-Csrf"], "scheme=http host=testserver origin=https://testserver")
+
+
+class FilesystemPermissionError(TestCase):
+    def test_a_permission_error_is_marked_on_its_500_with_the_directory_only(self):
+        c = Client(raise_request_exception=False)
+        r = c.get("/unreadable/")
+        self.assertEqual(r.status_code, 500)
+        self.assertEqual(r["X-Authz-Kind"], "filesystem")
+        self.assertEqual(r["X-Authz-Path"], "/srv/app/media/uploads")
+
+    def test_path_prefix_never_names_a_file(self):
+        from authz_edge_django.diagnosis import path_prefix
+
+        self.assertEqual(path_prefix("/srv/app/media/a.txt"), "/srv/app/media")
+        self.assertEqual(path_prefix("/var/log/app/secret-user.log"), "/var/log/app")
+        self.assertIsNone(path_prefix(None))

@@ -32,6 +32,25 @@ def form(request):
     return HttpResponse("posted")
 
 
+@permission_required("auth.chnage_user", raise_exception=True)
+def typo(request):
+    return HttpResponse("ok")
+
+
+@permission_required("change_user", raise_exception=True)
+def no_label(request):
+    return HttpResponse("ok")
+
+
+@permission_required("auth.view_user", raise_exception=True)
+def view_users(request):
+    return HttpResponse("ok")
+
+
+def unreadable(request):
+    raise PermissionError(13, "Permission denied", "/srv/app/media/uploads/2026/alice-cv.pdf")
+
+
 nested = [path("items/<int:pk>/", ok)]
 
 urlpatterns = [
@@ -41,5 +60,9 @@ urlpatterns = [
     path("plain/", plain_denied),
     path("form/", form),
     path("api/", include(nested)),
+    path("typo/", typo),
+    path("nolabel/", no_label),
+    path("users/", view_users),
+    path("unreadable/", unreadable),
     re_path(r"^legacy/(?P<x>\d+)/$", ok),
 ]

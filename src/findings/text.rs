@@ -1,0 +1,224 @@
+//! The words of a finding: one sentence of evidence with its figures, one sentence of fix.
+
+use super::Cause;
+
+/// What the engine knows when it writes a finding.
+pub struct Facts<'a> {
+    pub cause: Cause,
+    pub route: &'a str,
+    pub status: u16,
+    pub subject: Option<&'a str>,
+    /// The most frequent detail of the signals (see `Signal::detail`).
+    pub detail: Option<&'a str>,
+    pub denials: u64,
+    pub actors: usize,
+    pub window_secs: u64,
+    pub companion: bool,
+    pub source: Option<&'a str>,
+    pub release: Option<&'a str>,
+    /// Seconds from the release change to the first denial, when it came after one.
+    pub after_release: Option<f64>,
+    /// The proxy's own config reload that preceded the first denial: seconds before it,
+    /// generation and the keys it changed.
+    pub after_reload: Option<(f64, u64, &'a [String])>,
+    /// For `spike_after_release`: the rate and baseline per second, top kind and permission.
+    pub spike: Option<(f64, f64, Option<&'a str>, Option<&'a str>)>,
+    /// The proxy's user, for a fix on its own files.
+    pub proxy_user: (u32, u32),
+}
+
+const COMPANION_WOULD_ADD: &str = "Django's companion (deploy/django) would tell whether the permission exists, is declared but not migrated, or is unknown";
+
+fn when(f: &Facts<'_>) -> String {
+    let mut parts = Vec::new();
+    if let (Some(s), Some(r)) = (f.after_release, f.release) {
+        parts.push(format!(
+            "they began {s:.0} s after the release changed to {r}"
+        ));
+    }
+    if let Some((s, generation, keys)) = f.after_reload {
+        let keys = if keys.is_empty() {
+            "no key".to_string()
+        } else {
+            keys.join(", ")
+        };
+        parts.push(format!(
+            "they began {s:.0} s after the proxy's config reload (generation {generation}) that changed {keys}"
+        ));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", parts.join("; "))
+    }
+}
+
+fn who(f: &Facts<'_>, noun: &str) -> String {
+    if f.actors > 0 {
+        format!(
+            " for {} {noun}{}",
+            f.actors,
+            if f.actors == 1 { "" } else { "s" }
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// The evidence sentence.
+pub fn evidence(f: &Facts<'_>) -> String {
+    let head = format!(
+        "{} {} in the last {} s on {}",
+        f.denials,
+        if f.cause == Cause::FilesystemPermission {
+            "failures"
+        } else {
+            "denials"
+        },
+        f.window_secs,
+        f.route
+    );
+    let subject = f.subject.unwrap_or("?");
+    let body = match f.cause {
+        Cause::PermissionNotMigrated => format!(
+            "{head} of {subject}{}: Django says the permission is declared by a model but has no database row{}",
+            who(f, "user"),
+            f.detail
+                .map(|m| format!(", and migration {m} is not applied"))
+                .unwrap_or_default()
+        ),
+        Cause::UnknownPermission => match f.detail {
+            Some(d) if d.starts_with("malformed:") => {
+                let near = &d["malformed:".len()..];
+                format!(
+                    "{head} of {subject}{}: the permission has no app label, so Django can never grant it{}",
+                    who(f, "user"),
+                    if near.is_empty() { String::new() } else { format!(" (the nearest is {near})") }
+                )
+            }
+            near => format!(
+                "{head} of {subject}{}: Django knows no such permission, neither in the database nor declared by a model{}",
+                who(f, "user"),
+                near.map(|n| format!(" (the nearest is {n})")).unwrap_or_default()
+            ),
+        },
+        Cause::PermissionNotGranted => format!(
+            "{head} of {subject}{} who are signed in: the permission exists in the database and they do not have it",
+            who(f, "user")
+        ),
+        Cause::SessionNotRecognised if f.companion => format!(
+            "{head}{} of requests that carried a session cookie or credentials, answered as anonymous: {}",
+            who(f, "session"),
+            anonymous_words(f.detail.unwrap_or(""))
+        ),
+        Cause::SessionNotRecognised => format!(
+            "{head}{} of requests that carried a session cookie or credentials, answered {} as if signed out; Django's companion would say why Django had no user",
+            who(f, "session"),
+            f.status
+        ),
+        Cause::CsrfFailures => format!(
+            "{head}{}, above their baseline{}",
+            who(f, "user"),
+            match f.detail {
+                Some(d) => format!("; Django says: {d}"),
+                None if !f.companion => "; Django's companion would add Django's reason and the scheme and host it saw".to_string(),
+                None => String::new(),
+            }
+        ),
+        Cause::SpikeAfterRelease => {
+            let (rate, baseline, kind, perm) = f.spike.unwrap_or((0.0, 0.0, None, None));
+            format!(
+                "denials on {} rose to {rate:.2}/s (baseline {baseline:.2}/s){}{}{}",
+                f.route,
+                kind.map(|k| format!(", mostly kind {k}")).unwrap_or_default(),
+                perm.map(|p| format!(", top permission {p}")).unwrap_or_default(),
+                if f.companion { "" } else { "; " }.to_string()
+                    + if f.companion { "" } else { COMPANION_WOULD_ADD }
+            )
+        }
+        Cause::FilesystemPermission => format!(
+            "{head}: {} could not open files under {subject} (permission denied)",
+            match f.source {
+                Some("proxy") => "the proxy",
+                _ => "Django (PermissionError)",
+            }
+        ),
+    };
+    format!("{body}{}.", when(f))
+}
+
+fn anonymous_words(why: &str) -> &'static str {
+    match why {
+        "session_undecodable" => "the session did not decode (signed with another SECRET_KEY)",
+        "session_unknown" => "the session key is unknown to the session store",
+        "backend_removed" => {
+            "the user's authentication backend is no longer in AUTHENTICATION_BACKENDS"
+        }
+        "no_auth_middleware" => {
+            "request.user is missing: AuthenticationMiddleware is not installed"
+        }
+        "credentials_rejected" => "the credentials in Authorization were not accepted",
+        _ => "Django had no user",
+    }
+}
+
+/// The fix sentence.
+pub fn fix(f: &Facts<'_>) -> String {
+    let subject = f.subject.unwrap_or("the permission");
+    match f.cause {
+        Cause::PermissionNotMigrated => format!(
+            "Run `python manage.py migrate`{} for release {}, then grant {subject} to the users who need it.",
+            f.detail.map(|m| format!(" (applies {m})")).unwrap_or_default(),
+            f.release.unwrap_or("in use")
+        ),
+        Cause::UnknownPermission => match f.detail {
+            Some(d) if d.starts_with("malformed:") && d.len() > "malformed:".len() => format!(
+                "Write the permission as app_label.codename in the view's check: {subject} -> {}.",
+                &d["malformed:".len()..]
+            ),
+            Some(d) if d.starts_with("malformed:") => format!(
+                "Write the permission as app_label.codename in the view's check ({subject} has no app label)."
+            ),
+            Some(near) => format!(
+                "Fix the codename in the view's permission check: {subject} -> {near}, and redeploy."
+            ),
+            None => format!(
+                "Declare {subject} in a model's Meta.permissions (and migrate), or fix the codename in the view's check."
+            ),
+        },
+        Cause::PermissionNotGranted => format!(
+            "Grant {subject} to the users or groups that need it, or drop the check if these users should not reach {}.",
+            f.route
+        ),
+        Cause::SessionNotRecognised => match f.detail.unwrap_or("") {
+            "session_undecodable" => "Restore the previous SECRET_KEY, or list it in SECRET_KEY_FALLBACKS while sessions roll over.".to_string(),
+            "session_unknown" => "Check SESSION_ENGINE and the store it uses (database table, cache): sessions written before are gone.".to_string(),
+            "backend_removed" => "Put the removed backend back in AUTHENTICATION_BACKENDS, or have users sign in again.".to_string(),
+            "no_auth_middleware" => "Add django.contrib.auth.middleware.AuthenticationMiddleware to MIDDLEWARE, after SessionMiddleware.".to_string(),
+            "credentials_rejected" => "Check the API authentication classes and the tokens clients send.".to_string(),
+            _ => "Check AuthenticationMiddleware in MIDDLEWARE, SECRET_KEY changes and SESSION_ENGINE; install Django's companion to have the cause named.".to_string(),
+        },
+        Cause::CsrfFailures => {
+            let plain_http = f.detail.is_some_and(|d| d.contains("scheme=http ") && d.contains("origin=https://"));
+            if plain_http || f.after_reload.is_some_and(|(_, _, k)| k.iter().any(|k| k.starts_with("forwarding."))) {
+                "Django sees plain HTTP behind the proxy: trust the load balancer again in forwarding.trusted_proxies so that X-Forwarded-Proto reaches Django (SECURE_PROXY_SSL_HEADER), or add the origin to CSRF_TRUSTED_ORIGINS.".to_string()
+            } else {
+                "Check CSRF_TRUSTED_ORIGINS, the CSRF cookie settings and what the proxy forwards (Host, X-Forwarded-Proto).".to_string()
+            }
+        }
+        Cause::SpikeAfterRelease => format!(
+            "Compare release {} with the previous one for {}: its permission checks, migrations and settings; roll back if users are blocked.",
+            f.release.unwrap_or("in use"),
+            f.route
+        ),
+        Cause::FilesystemPermission => match f.source {
+            Some("proxy") => format!(
+                "chown -R {}:{} {subject} (the proxy's user), or chmod -R o+rX {subject}.",
+                f.proxy_user.0, f.proxy_user.1
+            ),
+            _ => format!(
+                "chown -R APP_USER:APP_GROUP {subject} for the user gunicorn runs as (or chmod -R u+rwX {subject}), and check that the volume is not mounted read-only."
+            ),
+        },
+    }
+}
