@@ -125,8 +125,18 @@ pub fn changed_keys(old: &toml::Table, new: &toml::Table) -> Vec<String> {
     let mut sections: Vec<&String> = old.keys().chain(new.keys()).collect();
     sections.sort();
     sections.dedup();
+    let empty = toml::Value::Table(toml::Table::new());
     for section in sections {
-        match (old.get(section), new.get(section)) {
+        let (a, b) = (old.get(section), new.get(section));
+        // A section present on one side only: its keys changed, one by one.
+        let either_table =
+            matches!(a, Some(toml::Value::Table(_))) || matches!(b, Some(toml::Value::Table(_)));
+        let (a, b) = if either_table {
+            (a.or(Some(&empty)), b.or(Some(&empty)))
+        } else {
+            (a, b)
+        };
+        match (a, b) {
             (Some(toml::Value::Table(a)), Some(toml::Value::Table(b))) => {
                 let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
                 keys.sort();

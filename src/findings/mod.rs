@@ -126,7 +126,8 @@ impl Candidate {
 struct PendingSpike {
     stats: Arc<RouteStats>,
     status: u16,
-    since: u64,
+    /// Unix time the spike began.
+    since: f64,
     rate: f64,
     baseline: f64,
     kind: Option<String>,
@@ -295,7 +296,7 @@ impl Findings {
         st.spikes.push(PendingSpike {
             stats,
             status,
-            since: unix(now) as u64,
+            since: unix(now),
             rate: rate_baseline.0,
             baseline: rate_baseline.1,
             kind: top.0,
@@ -380,10 +381,24 @@ impl Findings {
             let explained = candidates.iter().any(|(k, c)| {
                 k.route == p.stats.label && k.status == p.status && now < c.last + WINDOW_SECS
             });
-            let after_release = w.release_changed_at > 0.0
-                && (p.since as f64) >= w.release_changed_at
-                && (p.since as f64) - w.release_changed_at <= CORRELATE_SECS;
-            if !spiking || explained || !after_release || now < p.since + SPIKE_GRACE_SECS {
+            let since = p.since;
+            let after_release = (w.release_changed_at > 0.0
+                && since >= w.release_changed_at
+                && since - w.release_changed_at <= CORRELATE_SECS)
+                .then_some(since - w.release_changed_at);
+            // Without the companion no release is known; a reload that switched the upstream
+            // servers (a blue/green deploy) is the edge's own sign of one.
+            let switch = w
+                .reloads
+                .iter()
+                .rev()
+                .find(|r| since >= r.at && since - r.at <= CORRELATE_SECS)
+                .filter(|r| r.changed.iter().any(|k| k.starts_with("upstream.")));
+            if !spiking
+                || explained
+                || (after_release.is_none() && switch.is_none())
+                || now_f < p.since + SPIKE_GRACE_SECS as f64
+            {
                 continue;
             }
             let facts = text::Facts {
@@ -398,8 +413,8 @@ impl Findings {
                 companion: p.companion,
                 source: None,
                 release: w.release,
-                after_release: Some(p.since as f64 - w.release_changed_at),
-                after_reload: None,
+                after_release,
+                after_reload: switch.map(|r| (since - r.at, r.generation, r.changed.as_slice())),
                 spike: Some((
                     p.rate,
                     p.baseline,
@@ -431,7 +446,7 @@ impl Findings {
                 changed.push(f);
             }
         }
-        spikes.retain(|p| p.opened || now < p.since + 5 * 60);
+        spikes.retain(|p| p.opened || now_f < p.since + 5.0 * 60.0);
         // Forget candidates long quiet.
         candidates.retain(|_, c| c.open || now < c.last + 10 * 60);
         changed

@@ -207,8 +207,10 @@ pub fn fix(f: &Facts<'_>) -> String {
             }
         }
         Cause::SpikeAfterRelease => format!(
-            "Compare release {} with the previous one for {}: its permission checks, migrations and settings; roll back if users are blocked.",
-            f.release.unwrap_or("in use"),
+            "Compare {} with the previous one for {}: its permission checks, migrations and settings; roll back if users are blocked.",
+            f.release
+                .map(|r| format!("release {r}"))
+                .unwrap_or_else(|| "the release just deployed".to_string()),
             f.route
         ),
         Cause::FilesystemPermission => match f.source {

@@ -65,18 +65,29 @@ impl Django {
     /// Migrates a fresh database, makes fixtures, collects static files, starts gunicorn.
     pub fn start(companion: bool, release: Option<&str>) -> Django {
         let dir = tempfile::tempdir().expect("tmp");
-        Django::start_with_db(dir, companion, release, true)
+        Django::start_with_db(dir, companion, release, true, &[])
     }
 
     /// Starts another gunicorn on an existing database (a "deploy" of the same app).
     pub fn redeploy(other: &Django, companion: bool, release: Option<&str>) -> Django {
+        Django::redeploy_with(other, companion, release, &[])
+    }
+
+    /// A deploy whose environment differs by `env` (`REPORTS_V2`, `APPROVE_PERMISSION`,
+    /// `DJANGO_SECRET_KEY`): the migrations are not run, as a deploy that forgets them.
+    pub fn redeploy_with(
+        other: &Django,
+        companion: bool,
+        release: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Django {
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::copy(
             other.dir.path().join("db.sqlite3"),
             dir.path().join("db.sqlite3"),
         )
         .expect("copy db");
-        let mut d = Django::start_with_db(dir, companion, release, false);
+        let mut d = Django::start_with_db(dir, companion, release, false, env);
         d.fixtures = other.fixtures.clone();
         d
     }
@@ -86,6 +97,7 @@ impl Django {
         companion: bool,
         release: Option<&str>,
         setup: bool,
+        extra: &[(&str, &str)],
     ) -> Django {
         let static_root = dir.path().join("static");
         let mut env = vec![
@@ -102,6 +114,7 @@ impl Django {
         if let Some(r) = release {
             env.push(("APP_RELEASE".to_string(), r.to_string()));
         }
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut fixtures = Fixtures {
             alice: 0,
             bob: 0,
@@ -273,7 +286,12 @@ pub struct DeployScenario {
 impl DeployScenario {
     /// Starts v1 and the proxy; `config` makes the proxy's config for an upstream address.
     pub fn start(config: impl Fn(SocketAddr) -> String + 'static) -> Self {
-        let v1 = Django::start(true, Some("v1"));
+        Self::start_with(true, config)
+    }
+
+    /// Starts v1 with or without the companion.
+    pub fn start_with(companion: bool, config: impl Fn(SocketAddr) -> String + 'static) -> Self {
+        let v1 = Django::start(companion, Some("v1"));
         let proxy = super::Proxy::start(&config(v1.addr));
         let alice = login(proxy.http, "alice", "alice-pw");
         let bob = login(proxy.http, "bob", "bob-pw");
@@ -309,14 +327,21 @@ impl DeployScenario {
         }
     }
 
-    /// Starts v2 and reloads the proxy onto it; waits until v2 answers through the proxy.
+    /// Starts v2 (whose new permission's migration is not run) and reloads the proxy onto it;
+    /// waits until v2 answers through the proxy.
     pub fn deploy(&mut self) {
-        let v2 = Django::redeploy(&self.v1, true, Some("v2"));
+        self.deploy_with(true, &[("REPORTS_V2", "1")]);
+    }
+
+    /// Starts v2 with `env` (see `Django::redeploy_with`) and reloads the proxy onto it.
+    pub fn deploy_with(&mut self, companion: bool, env: &[(&str, &str)]) {
+        let v2 = Django::redeploy_with(&self.v1, companion, Some("v2"), env);
+        let generation = self.proxy.metric("authz_edge_config_generation");
         self.proxy.reload(&(self.config)(v2.addr));
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let m = self.proxy.metrics();
-            if super::metric_value(&m, "authz_edge_config_generation") == 2.0 {
+            if super::metric_value(&m, "authz_edge_config_generation") == generation + 1.0 {
                 break;
             }
             assert!(

@@ -4,7 +4,6 @@ import os
 import sys
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "django"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproj.settings")
     from django.core.management import execute_from_command_line
 

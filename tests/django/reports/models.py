@@ -1,6 +1,13 @@
-"""A report with an owner and a custom `export_report` permission."""
+"""A report with an owner and a custom `export_report` permission; release v2 (REPORTS_V2=1)
+adds `approve_report`."""
+import os
+
 from django.conf import settings
 from django.db import models
+
+PERMISSIONS = [("export_report", "Can export a report")]
+if os.environ.get("REPORTS_V2") == "1":
+    PERMISSIONS.append(("approve_report", "Can approve a report"))
 
 
 class Report(models.Model):
@@ -8,4 +15,4 @@ class Report(models.Model):
     title = models.CharField(max_length=100)
 
     class Meta:
-        permissions = [("export_report", "Can export a report")]
+        permissions = PERMISSIONS

@@ -3,7 +3,8 @@ import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-SECRET_KEY = "e2e-test-only-not-secret"
+# A deploy can rotate it (DJANGO_SECRET_KEY), as a real one might by mistake.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "e2e-test-only-not-secret")
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 
@@ -37,6 +38,11 @@ if COMPANION:
     AUTHENTICATION_BACKENDS.append("authz_edge_django.backends.RecordingBackend")
     CSRF_FAILURE_VIEW = "authz_edge_django.csrf.csrf_failure"
     REST_FRAMEWORK["EXCEPTION_HANDLER"] = "authz_edge_django.drf.exception_handler"
+
+# Release v2 of the reports app declares a new permission; its migration is
+# reports/migrations_v2/0002_approve_report.py (a deploy may forget to run it).
+if os.environ.get("REPORTS_V2") == "1":
+    MIGRATION_MODULES = {"reports": "reports.migrations_v2"}
 
 ROOT_URLCONF = "testproj.urls"
 WSGI_APPLICATION = "testproj.wsgi.application"

@@ -6,6 +6,7 @@ from reports import views
 
 api = [
     path("items/", views.ItemList.as_view()),
+    path("me/", views.Me.as_view()),
 ]
 
 urlpatterns = [

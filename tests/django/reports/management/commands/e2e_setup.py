@@ -18,4 +18,7 @@ class Command(BaseCommand):
         User.objects.create_superuser("root", password="root-pw")
         Report.objects.create(owner=alice, title="alice's report")
         token = Token.objects.create(user=bob)
+        # More users without extra permissions: u1 .. u6, password "pw".
+        for i in range(1, 7):
+            User.objects.create_user(f"u{i}", password="pw")
         self.stdout.write(json.dumps({"alice": alice.pk, "bob": bob.pk, "token": token.key}))
