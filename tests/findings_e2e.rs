@@ -38,6 +38,7 @@ fn named(p: &Proxy, cause: &str, route: &str, mut traffic: impl FnMut()) -> Valu
                 others.is_empty(),
                 "other findings beside {cause}: {others:?}"
             );
+            eprintln!("named after {:?}: {f:#}", started.elapsed());
             return f.clone();
         }
         assert!(

@@ -48,14 +48,16 @@ fn every_metric_in_the_rules_and_dashboard_is_exported() {
     wanted.extend(metric_names(&dashboard));
     assert!(wanted.len() >= 15, "{wanted:?}");
 
-    // Traffic that makes every family appear: denials with the companion's headers, a spike,
-    // a release, an upstream error, a rejected request, a reload.
+    // Traffic that makes every family appear: denials with the companion's headers (a
+    // permission not migrated, so that a finding opens), a spike, a release, an upstream
+    // error, a rejected request, a reload.
     let up = Upstream::start(|s| {
         if s.path.starts_with("/deny/") {
             Reply::new(403, "no")
                 .header("X-Authz-Kind", "permission")
                 .header("X-Authz-User", &s.path)
                 .header("X-Authz-Permission", "app.perm")
+                .header("X-Authz-Permission-State", "app.perm=not_migrated")
                 .header("X-App-Release", "v1")
         } else {
             Reply::new(200, "ok")

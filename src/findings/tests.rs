@@ -210,7 +210,7 @@ fn a_permission_not_migrated_opens_with_its_migration_and_closes_when_denials_st
     assert_eq!((x.denials, x.distinct_users, x.active), (5, 2, true));
     assert_eq!(
         x.evidence,
-        "5 denials in the last 60 s on /reports/<int:pk>/approve/ of reports.approve_report for 2 users: Django says the permission is declared by a model but has no database row, and migration reports.0002_approve_report is not applied; they began 20 s after the release changed to r2."
+        "5 denials of reports.approve_report for 2 users on /reports/<int:pk>/approve/ in the last 60 s: Django says the permission is declared by a model but has no database row, and migration reports.0002_approve_report is not applied; they began 20 s after the release changed to r2."
     );
     assert_eq!(
         x.fix,
@@ -365,7 +365,7 @@ fn a_csrf_surge_after_a_reload_says_which_keys_the_reload_changed() {
         x.evidence
     );
     assert!(
-        x.evidence.ends_with("they began 5 s after the proxy's config reload (generation 3) that changed forwarding.trusted_proxies."),
+        x.evidence.ends_with("; they began 5 s after the proxy's config reload (generation 3) that changed forwarding.trusted_proxies."),
         "{}",
         x.evidence
     );

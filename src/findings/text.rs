@@ -49,12 +49,12 @@ fn when(f: &Facts<'_>) -> String {
     if parts.is_empty() {
         String::new()
     } else {
-        format!("; {}", parts.join("; "))
+        format!("; {}", parts.join(" "))
     }
 }
 
 fn who(f: &Facts<'_>, noun: &str) -> String {
-    if f.actors > 0 {
+    if f.actors > 0 && !noun.is_empty() {
         format!(
             " for {} {noun}{}",
             f.actors,
@@ -67,22 +67,24 @@ fn who(f: &Facts<'_>, noun: &str) -> String {
 
 /// The evidence sentence.
 pub fn evidence(f: &Facts<'_>) -> String {
-    let head = format!(
-        "{} {} in the last {} s on {}",
-        f.denials,
-        if f.cause == Cause::FilesystemPermission {
-            "failures"
-        } else {
-            "denials"
-        },
-        f.window_secs,
-        f.route
-    );
-    let subject = f.subject.unwrap_or("?");
+    // "{n} denials of {permission} for {k} users on {route} in the last 60 s"
+    let head = |noun: &str, of: bool, actor: &str| {
+        format!(
+            "{} {noun}{}{} on {} in the last {} s",
+            f.denials,
+            match (of, f.subject) {
+                (true, Some(s)) => format!(" of {s}"),
+                _ => String::new(),
+            },
+            who(f, actor),
+            f.route,
+            f.window_secs
+        )
+    };
     let body = match f.cause {
         Cause::PermissionNotMigrated => format!(
-            "{head} of {subject}{}: Django says the permission is declared by a model but has no database row{}",
-            who(f, "user"),
+            "{}: Django says the permission is declared by a model but has no database row{}",
+            head("denials", true, "user"),
             f.detail
                 .map(|m| format!(", and migration {m} is not applied"))
                 .unwrap_or_default()
@@ -91,34 +93,34 @@ pub fn evidence(f: &Facts<'_>) -> String {
             Some(d) if d.starts_with("malformed:") => {
                 let near = &d["malformed:".len()..];
                 format!(
-                    "{head} of {subject}{}: the permission has no app label, so Django can never grant it{}",
-                    who(f, "user"),
+                    "{}: the permission has no app label, so Django can never grant it{}",
+                    head("denials", true, "user"),
                     if near.is_empty() { String::new() } else { format!(" (the nearest is {near})") }
                 )
             }
             near => format!(
-                "{head} of {subject}{}: Django knows no such permission, neither in the database nor declared by a model{}",
-                who(f, "user"),
+                "{}: Django knows no such permission, neither in the database nor declared by a model{}",
+                head("denials", true, "user"),
                 near.map(|n| format!(" (the nearest is {n})")).unwrap_or_default()
             ),
         },
         Cause::PermissionNotGranted => format!(
-            "{head} of {subject}{} who are signed in: the permission exists in the database and they do not have it",
-            who(f, "user")
+            "{}, all signed in: the permission exists in the database and they do not have it",
+            head("denials", true, "user")
         ),
         Cause::SessionNotRecognised if f.companion => format!(
-            "{head}{} of requests that carried a session cookie or credentials, answered as anonymous: {}",
-            who(f, "session"),
+            "{} of requests that carried a session cookie or credentials, answered as anonymous: {}",
+            head("denials", false, "session"),
             anonymous_words(f.detail.unwrap_or(""))
         ),
         Cause::SessionNotRecognised => format!(
-            "{head}{} of requests that carried a session cookie or credentials, answered {} as if signed out; Django's companion would say why Django had no user",
-            who(f, "session"),
+            "{} of requests that carried a session cookie or credentials, answered {} as if signed out; Django's companion would say why Django had no user",
+            head("denials", false, "session"),
             f.status
         ),
         Cause::CsrfFailures => format!(
-            "{head}{}, above their baseline{}",
-            who(f, "user"),
+            "{}, above their baseline{}",
+            head("CSRF failures", false, "user"),
             match f.detail {
                 Some(d) => format!("; Django says: {d}"),
                 None if !f.companion => "; Django's companion would add Django's reason and the scheme and host it saw".to_string(),
@@ -132,16 +134,21 @@ pub fn evidence(f: &Facts<'_>) -> String {
                 f.route,
                 kind.map(|k| format!(", mostly kind {k}")).unwrap_or_default(),
                 perm.map(|p| format!(", top permission {p}")).unwrap_or_default(),
-                if f.companion { "" } else { "; " }.to_string()
-                    + if f.companion { "" } else { COMPANION_WOULD_ADD }
+                if f.companion {
+                    String::new()
+                } else {
+                    format!("; {COMPANION_WOULD_ADD}")
+                }
             )
         }
         Cause::FilesystemPermission => format!(
-            "{head}: {} could not open files under {subject} (permission denied)",
+            "{}: {} could not open files under {} (permission denied)",
+            head("failures", false, ""),
             match f.source {
                 Some("proxy") => "the proxy",
                 _ => "Django (PermissionError)",
-            }
+            },
+            f.subject.unwrap_or("?")
         ),
     };
     format!("{body}{}.", when(f))
