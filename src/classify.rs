@@ -133,6 +133,7 @@ pub const MIGRATIONS_HEADER: &str = "x-authz-migrations";
 pub const ANONYMOUS_HEADER: &str = "x-authz-anonymous";
 pub const CSRF_HEADER: &str = "x-authz-csrf";
 pub const PATH_HEADER: &str = "x-authz-path";
+pub const RUN_AS_HEADER: &str = "x-authz-run-as";
 
 /// Parses `perm=state[~nearest],…` (at most eight entries, each name checked like a permission).
 pub fn parse_permission_states(v: &[u8]) -> Vec<PermissionFact> {

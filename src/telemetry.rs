@@ -27,8 +27,9 @@ pub struct Observed {
     pub body: Option<Vec<u8>>,
     /// How many body bytes `body` keeps.
     pub body_cap: usize,
-    /// A 5xx the companion marked as a `PermissionError`: the directory it concerns.
-    pub filesystem: Option<String>,
+    /// A 5xx the companion marked as a `PermissionError`: the directory it concerns, and the
+    /// `uid:gid` Django runs as.
+    pub filesystem: Option<(String, Option<String>)>,
 }
 
 /// Unix time now, as whole seconds and as a float.
@@ -57,23 +58,37 @@ pub fn observe_response(
     observe_denial(shared, rt, req, resp, obs);
     if resp.status.as_u16() >= 500 {
         let kind = resp.headers.get(&names.kind).map(|v| v.as_bytes());
-        let path = resp
-            .headers
-            .get(classify::PATH_HEADER)
-            .map(|v| v.as_bytes());
-        observe_filesystem(obs, kind, path);
+        let header = |n: &str| resp.headers.get(n).map(|v| v.as_bytes());
+        observe_filesystem(
+            obs,
+            kind,
+            header(classify::PATH_HEADER),
+            header(classify::RUN_AS_HEADER),
+        );
     }
 }
 
 /// A 5xx whose `X-Authz-Kind` is `filesystem`: Django failed with a `PermissionError` on the
-/// directory in `X-Authz-Path`.
-pub fn observe_filesystem(obs: &mut Observed, kind: Option<&[u8]>, path: Option<&[u8]>) {
+/// directory in `X-Authz-Path`, running as the `uid:gid` in `X-Authz-Run-As`.
+pub fn observe_filesystem(
+    obs: &mut Observed,
+    kind: Option<&[u8]>,
+    path: Option<&[u8]>,
+    run_as: Option<&[u8]>,
+) {
     if kind.is_some_and(|k| k.trim_ascii().eq_ignore_ascii_case(b"filesystem")) {
         let path = path
             .map(|p| classify::sanitize_text(p, 200))
             .filter(|p| p.starts_with('/'))
             .unwrap_or_else(|| "?".to_string());
-        obs.filesystem = Some(path);
+        let run_as = run_as
+            .filter(|v| {
+                v.len() <= 24
+                    && v.iter().all(|c| c.is_ascii_digit() || *c == b':')
+                    && v.contains(&b':')
+            })
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        obs.filesystem = Some((path, run_as));
     }
 }
 
@@ -175,8 +190,8 @@ pub fn record(metrics: &Metrics, route: &RouteStats, status: u16, seconds: f64, 
 /// Hands a denial (or a PermissionError the companion marked) to the findings engine, and
 /// counts a request that carried a session but had no user.
 pub fn diagnose(shared: &Shared, route: &RouteStats, status: u16, obs: &Observed) {
-    if let Some(path) = obs.filesystem.as_deref() {
-        let s = findings::signal::of_permission_error(status, path);
+    if let Some((path, run_as)) = obs.filesystem.as_ref() {
+        let s = findings::signal::of_permission_error(status, path, run_as.as_deref());
         shared.findings.observe(&route.label, s, unix_now().1);
         return;
     }

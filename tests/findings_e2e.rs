@@ -1,6 +1,7 @@
 //! Findings with the real Django test app under gunicorn and the companion installed with pip:
-//! each cause of the README's table made to happen for real, named within 60 s and nothing else
-//! named; a control that names nothing; the same causes without the companion; a restart.
+//! each cause of the README's table made to happen for real (a media directory left to another
+//! user included), named within 60 s and nothing else named; a control that names nothing; the
+//! same causes without the companion; a restart.
 
 mod common;
 
@@ -515,4 +516,61 @@ fn a_restarted_proxy_names_an_incident_still_going_on() {
         },
     );
     assert_eq!(f["permission"], "reports.approve_report");
+}
+
+#[test]
+fn a_deploy_that_leaves_media_root_to_another_user_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut sc = DeployScenario::start(config);
+    sc.steady(Duration::from_secs(2));
+    // The new release's media volume was built as another user (65534), mode 755: the app
+    // (root without CAP_DAC_OVERRIDE, see Django::redeploy_with) may not write to it.
+    let media = tempfile::tempdir().expect("tmp");
+    let uploads = media.path().join("uploads");
+    std::fs::create_dir(&uploads).expect("mkdir");
+    for d in [media.path(), uploads.as_path()] {
+        std::os::unix::fs::chown(d, Some(65534), Some(65534)).expect("chown");
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let media_root = media.path().display().to_string();
+    sc.deploy_with(
+        true,
+        &[
+            ("MEDIA_ROOT", media_root.as_str()),
+            ("AUTHZ_E2E_CONFINED", "1"),
+        ],
+    );
+    let p = sc.proxy.http;
+    let f = named(&sc.proxy, "filesystem_permission", "/upload/", || {
+        for _ in 0..3 {
+            let r = request(p, "POST", "/upload/", &[], b"cv contents");
+            assert_eq!(r.status, 500);
+            assert!(
+                r.names().iter().all(|n| !n.starts_with("x-authz")),
+                "{:?}",
+                r.names()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    let dir = uploads.display().to_string();
+    assert_eq!(f["path"], dir.as_str());
+    assert_eq!(f["source"], "django");
+    assert_eq!(f["release"], "v2");
+    assert_eq!(f["permission"], Value::Null);
+    let evidence = f["evidence"].as_str().expect("evidence");
+    assert!(
+        evidence.contains(&format!(
+            "Django (PermissionError) could not open files under {dir}"
+        )),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains("after the release changed to v2"),
+        "{evidence}"
+    );
+    assert_eq!(
+        f["fix"],
+        format!("chown -R 0:0 {dir} (the user Django runs as), or chmod -R u+rwX {dir} for it; check that the volume is not mounted read-only.")
+    );
 }

@@ -369,6 +369,33 @@ fn a_static_file_the_proxy_may_not_read_gets_403_and_is_counted_and_logged_once(
         "{}",
         logged[0]
     );
+    // Three such failures open a finding that names the directory and the fix.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let finding = loop {
+        let v: serde_json::Value =
+            serde_json::from_slice(&get(p.admin, "/debug/authz").body).expect("json");
+        if let Some(f) = v["findings"].as_array().and_then(|a| a.first()).cloned() {
+            assert_eq!(v["findings"].as_array().map(Vec::len), Some(1), "{v}");
+            break f;
+        }
+        assert!(std::time::Instant::now() < deadline, "no finding: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let root = root.path().display().to_string();
+    assert_eq!(finding["cause"], "filesystem_permission");
+    assert_eq!(finding["route"], "/static/");
+    assert_eq!(finding["path"], root.as_str());
+    assert_eq!(finding["source"], "proxy");
+    assert_eq!(
+        finding["fix"],
+        format!("chown -R 65534:65534 {root} (the proxy's user), or chmod -R o+rX {root}.")
+    );
+    assert_eq!(
+        p.metric(&format!(
+            "authz_edge_finding_active{{cause=\"filesystem_permission\",route=\"/static/\"}}"
+        )),
+        1.0
+    );
 }
 
 #[test]

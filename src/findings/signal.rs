@@ -94,14 +94,15 @@ pub fn of_denial(d: &Denial) -> Option<Signal> {
     Some(s)
 }
 
-/// A 500 that the companion marked as a `PermissionError` on `path` (a directory).
-pub fn of_permission_error(status: u16, path: &str) -> Signal {
+/// A 500 that the companion marked as a `PermissionError` on `path` (a directory), in a Django
+/// process running as `run_as` (`uid:gid`).
+pub fn of_permission_error(status: u16, path: &str, run_as: Option<&str>) -> Signal {
     Signal {
         cause: Cause::FilesystemPermission,
         status,
         subject: Some(path.to_string()),
         actor: None,
-        detail: None,
+        detail: run_as.map(str::to_string),
         companion: true,
         source: Some("django"),
     }

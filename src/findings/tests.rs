@@ -471,7 +471,7 @@ fn filesystem_permission_names_the_directory_and_the_fix() {
     for s in 0..3 {
         f.observe(
             &Arc::from("/upload/"),
-            signal::of_permission_error(500, "/srv/app/media/uploads"),
+            signal::of_permission_error(500, "/srv/app/media/uploads", Some("1000:1000")),
             (T0 + s) as f64,
         );
         f.observe(
@@ -496,9 +496,10 @@ fn filesystem_permission_names_the_directory_and_the_fix() {
         "{}",
         opened[1].evidence
     );
-    assert!(opened[1]
-        .fix
-        .starts_with("chown -R APP_USER:APP_GROUP /srv/app/media/uploads"));
+    assert_eq!(
+        opened[1].fix,
+        "chown -R 1000:1000 /srv/app/media/uploads (the user Django runs as), or chmod -R u+rwX /srv/app/media/uploads for it; check that the volume is not mounted read-only."
+    );
 }
 
 #[test]

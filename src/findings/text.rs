@@ -30,11 +30,16 @@ pub struct Facts<'a> {
 const COMPANION_WOULD_ADD: &str = "Django's companion (deploy/django) would tell whether the permission exists, is declared but not migrated, or is unknown";
 
 fn when(f: &Facts<'_>) -> String {
+    let after = |s: f64| {
+        if s < 1.0 {
+            "right after".to_string()
+        } else {
+            format!("{s:.0} s after")
+        }
+    };
     let mut parts = Vec::new();
     if let (Some(s), Some(r)) = (f.after_release, f.release) {
-        parts.push(format!(
-            "they began {s:.0} s after the release changed to {r}"
-        ));
+        parts.push(format!("{} the release changed to {r}", after(s)));
     }
     if let Some((s, generation, keys)) = f.after_reload {
         let keys = if keys.is_empty() {
@@ -43,13 +48,14 @@ fn when(f: &Facts<'_>) -> String {
             keys.join(", ")
         };
         parts.push(format!(
-            "they began {s:.0} s after the proxy's config reload (generation {generation}) that changed {keys}"
+            "{} the proxy's config reload (generation {generation}) that changed {keys}",
+            after(s)
         ));
     }
     if parts.is_empty() {
         String::new()
     } else {
-        format!("; {}", parts.join(" "))
+        format!("; they began {}", parts.join(" and "))
     }
 }
 
@@ -226,7 +232,8 @@ pub fn fix(f: &Facts<'_>) -> String {
                 f.proxy_user.0, f.proxy_user.1
             ),
             _ => format!(
-                "chown -R APP_USER:APP_GROUP {subject} for the user gunicorn runs as (or chmod -R u+rwX {subject}), and check that the volume is not mounted read-only."
+                "chown -R {} {subject} (the user Django runs as), or chmod -R u+rwX {subject} for it; check that the volume is not mounted read-only.",
+                f.detail.unwrap_or("APP_USER:APP_GROUP")
             ),
         },
     }

@@ -65,7 +65,7 @@ fn rewrite_head(
     let (status, version) = (p.code?, p.version?);
     let mut reusable = version == 1;
     let (mut route, mut release) = (None, None);
-    let (mut kind, mut fs_path) = (None, None);
+    let (mut kind, mut fs_path, mut run_as) = (None, None, None);
     let names = &rt.context;
     let http10 = req.plan.version == Version::HTTP_10;
     out.put_slice(b"HTTP/1.1 ");
@@ -102,6 +102,8 @@ fn rewrite_head(
                 kind = Some(h.value);
             } else if status >= 500 && is(classify::PATH_HEADER) {
                 fs_path = Some(h.value);
+            } else if status >= 500 && is(classify::RUN_AS_HEADER) {
+                run_as = Some(h.value);
             }
             continue;
         }
@@ -113,7 +115,7 @@ fn rewrite_head(
     if rt.telemetry {
         telemetry::observe_context(shared, obs, route, release);
         if status >= 500 {
-            telemetry::observe_filesystem(obs, kind, fs_path);
+            telemetry::observe_filesystem(obs, kind, fs_path, run_as);
         }
         if classify::is_denial(status) {
             let mut parts = http::Response::new(()).into_parts().0;

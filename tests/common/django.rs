@@ -131,7 +131,19 @@ impl Django {
             };
         }
         manage(&env, &["collectstatic", "--noinput", "-v", "0"]);
-        let mut child = Command::new(python())
+        // `AUTHZ_E2E_CONFINED=1`: gunicorn runs without CAP_DAC_OVERRIDE and
+        // CAP_DAC_READ_SEARCH, so that root (the tests' user) obeys file modes like an app user
+        // would, and a directory owned by another user raises PermissionError.
+        let confined = extra.contains(&("AUTHZ_E2E_CONFINED", "1"));
+        let mut command = if confined {
+            let mut c = Command::new("setpriv");
+            c.args(["--bounding-set", "-dac_override,-dac_read_search", "--"])
+                .arg(python());
+            c
+        } else {
+            Command::new(python())
+        };
+        let mut child = command
             .args([
                 "-m",
                 "gunicorn",

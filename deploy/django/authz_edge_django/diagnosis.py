@@ -21,6 +21,7 @@ MIGRATIONS = "X-Authz-Migrations"
 ANONYMOUS = "X-Authz-Anonymous"
 CSRF = "X-Authz-Csrf"
 PATH = "X-Authz-Path"
+RUN_AS = "X-Authz-Run-As"
 
 CACHE_SECONDS = 30
 # Unapplied migrations named at most.
@@ -194,3 +195,8 @@ def path_prefix(filename):
     # Outside the known roots: the parent directory, at most three levels deep.
     parent = os.path.dirname(path).split(os.sep)[:4]
     return os.sep.join(parent) or os.sep
+
+
+def run_as():
+    """`uid:gid` the process runs as (effective), for the fix's chown line."""
+    return f"{os.geteuid()}:{os.getegid()}"

@@ -82,6 +82,7 @@ class AuthzEdgeMiddleware:
             response[KIND] = "filesystem"
             if record.path:
                 response[diagnosis.PATH] = clean(record.path, 200)
+            response[diagnosis.RUN_AS] = diagnosis.run_as()
             return
         if response.status_code not in (401, 403):
             return

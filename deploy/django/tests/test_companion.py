@@ -217,6 +217,9 @@ class FilesystemPermissionError(TestCase):
         self.assertEqual(r.status_code, 500)
         self.assertEqual(r["X-Authz-Kind"], "filesystem")
         self.assertEqual(r["X-Authz-Path"], "/srv/app/media/uploads")
+        import os
+
+        self.assertEqual(r["X-Authz-Run-As"], f"{os.geteuid()}:{os.getegid()}")
 
     def test_path_prefix_never_names_a_file(self):
         from authz_edge_django.diagnosis import path_prefix

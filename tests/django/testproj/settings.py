@@ -65,6 +65,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = os.environ.get("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static_src"]
+MEDIA_ROOT = os.environ.get("MEDIA_ROOT", str(BASE_DIR / "media"))
 LOGIN_REDIRECT_URL = "/accounts/profile/"
 
 # Behind authz-edge: the settings the README documents.

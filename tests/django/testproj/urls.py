@@ -20,5 +20,6 @@ urlpatterns = [
     path("reports/<int:pk>/export/", views.report_export),
     path("reports/<int:pk>/approve/", views.report_approve),
     path("staff/", views.staff_only),
+    path("upload/", views.upload),
     path("api/", include(api)),
 ]
