@@ -391,9 +391,7 @@ fn a_static_file_the_proxy_may_not_read_gets_403_and_is_counted_and_logged_once(
         format!("chown -R 65534:65534 {root} (the proxy's user), or chmod -R o+rX {root}.")
     );
     assert_eq!(
-        p.metric(&format!(
-            "authz_edge_finding_active{{cause=\"filesystem_permission\",route=\"/static/\"}}"
-        )),
+        p.metric("authz_edge_finding_active{cause=\"filesystem_permission\",route=\"/static/\"}"),
         1.0
     );
 }
