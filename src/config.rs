@@ -175,6 +175,11 @@ pub struct Server {
     /// Plain HTTP/1 requests go through authz-edge's own relay (`relay`); false sends every
     /// request through Pingora's proxy.
     pub fast_path: bool,
+    /// A file holding the admin listener's bearer token (`$AUTHZ_EDGE_ADMIN_TOKEN` wins).
+    /// With a token, the console, `/debug/*` (and `/metrics`, see below) require it.
+    pub admin_token_file: Option<String>,
+    /// Whether `/metrics` requires the admin token too (when there is one).
+    pub admin_token_metrics: bool,
 }
 
 impl Default for Server {
@@ -190,6 +195,8 @@ impl Default for Server {
             work_stealing: true,
             error_log: None,
             fast_path: true,
+            admin_token_file: None,
+            admin_token_metrics: true,
         }
     }
 }

@@ -16,6 +16,18 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 const STATUSES: [u16; 2] = [401, 403];
 /// Entries in the top lists of records and /debug/authz.
 const TOP: usize = 5;
+/// Ticks of rate and baseline kept per route and status for the console's chart (10 minutes
+/// at the default 1 s tick); only for routes that have had a denial of that status.
+const HISTORY: usize = 600;
+
+/// One tick of a series, for the console.
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    at: u32,
+    rate: f32,
+    baseline: f32,
+    spike: bool,
+}
 
 /// One tick's deltas for a route.
 #[derive(Default)]
@@ -39,6 +51,7 @@ struct RouteState {
     /// past counted as known-zero (for /debug/authz).
     created_after: f64,
     zero_history: bool,
+    history: [VecDeque<Point>; 2],
 }
 
 /// The detector state of every route.
@@ -98,6 +111,7 @@ impl Detector {
                     seen: [false, false],
                     created_after: self.started.elapsed().as_secs_f64(),
                     zero_history: may_alarm,
+                    history: [VecDeque::new(), VecDeque::new()],
                 });
             let deltas = state.read_deltas();
             let counts = deltas.kinds.map(|k| k.iter().sum::<u64>());
@@ -116,6 +130,16 @@ impl Detector {
                 }
                 let tick = state.series[s].tick(count, &t, may_alarm);
                 state.last[s] = Some(tick);
+                let h = &mut state.history[s];
+                if h.len() >= HISTORY {
+                    h.pop_front();
+                }
+                h.push_back(Point {
+                    at: unix(now) as u32,
+                    rate: tick.rate as f32,
+                    baseline: tick.baseline as f32,
+                    spike: tick.active,
+                });
                 let labels = [
                     &*state.stats.label,
                     if *status == 401 { "401" } else { "403" },
@@ -150,6 +174,49 @@ impl Detector {
             }
         }
         records
+    }
+
+    /// The console's series: per route and status, `[unix, rate, baseline, spike]` per tick
+    /// for the last `HISTORY` ticks, with the top lists.
+    pub fn history(&self, metrics: &Metrics) -> Vec<serde_json::Value> {
+        let routes = match self.routes.lock() {
+            Ok(r) => r,
+            Err(p) => p.into_inner(),
+        };
+        let mut out = Vec::new();
+        for state in routes.values() {
+            for (s, status) in STATUSES.iter().enumerate() {
+                let Some(tick) = state.last[s] else { continue };
+                let points: Vec<(u32, f32, f32, u8)> = state.history[s]
+                    .iter()
+                    .map(|p| (p.at, p.rate, p.baseline, u8::from(p.spike)))
+                    .collect();
+                out.push(serde_json::json!({
+                    "route": &*state.stats.label,
+                    "status": status,
+                    "rate": tick.rate,
+                    "baseline": tick.baseline,
+                    "spike": tick.active,
+                    "spike_since": state.spike_since[s].map(rfc3339_millis),
+                    "top_permissions": state.view().top_permissions(metrics),
+                    "top_kinds": state.view().top_kinds(s),
+                    "points": points,
+                }));
+            }
+        }
+        // Spiking first, then by rate.
+        out.sort_by(|a, b| {
+            let key = |v: &serde_json::Value| {
+                (
+                    v["spike"].as_bool().unwrap_or(false),
+                    v["rate"].as_f64().unwrap_or(0.0),
+                )
+            };
+            key(b)
+                .partial_cmp(&key(a))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        out
     }
 
     /// What `/debug/authz` shows per route and status.

@@ -411,6 +411,8 @@ pub struct Metrics {
     release_changed: Gauge,
     release: ArcSwapOption<String>,
     release_lock: Mutex<()>,
+    /// The last release changes (unix time, release), for the console's time axis.
+    release_changes: Mutex<std::collections::VecDeque<(f64, String)>>,
     pub samples: IntCounterVec,
     pub sink_queue_depth: IntGauge,
     pub spike_active: IntGaugeVec,
@@ -664,6 +666,7 @@ impl Metrics {
             release_changed,
             release: ArcSwapOption::empty(),
             release_lock: Mutex::new(()),
+            release_changes: Mutex::new(std::collections::VecDeque::new()),
             samples,
             sink_queue_depth,
             spike_active,
@@ -736,7 +739,14 @@ impl Metrics {
         // The first release seen since start is not a change: what came before is unknown.
         if let Some(old) = old {
             let _ = self.release_info.remove_label_values(&[old.as_str()]);
-            self.release_changed.set(now_unix());
+            let at = now_unix();
+            self.release_changed.set(at);
+            if let Ok(mut c) = self.release_changes.lock() {
+                if c.len() >= 16 {
+                    c.pop_front();
+                }
+                c.push_back((at, release.to_string()));
+            }
         }
         self.release_info.with_label_values(&[release]).set(1);
         self.release.store(Some(Arc::new(release.to_string())));
@@ -748,6 +758,14 @@ impl Metrics {
             .load()
             .as_deref()
             .is_some_and(|r| r.as_bytes() == v)
+    }
+
+    /// The last release changes, oldest first: (unix time, new release).
+    pub fn release_changes(&self) -> Vec<(f64, String)> {
+        self.release_changes
+            .lock()
+            .map(|c| c.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The release Django reports now, if any.

@@ -181,6 +181,31 @@ pub struct Runtime {
     /// The HTTPS port plain-HTTP requests are redirected to, when `tls.redirect_http` is on.
     pub https_redirect_port: Option<u16>,
     pub access_log: bool,
+    /// The admin listener's bearer token, if any (`admin::authorized`).
+    pub admin_token: Option<String>,
+}
+
+/// The admin token: `$AUTHZ_EDGE_ADMIN_TOKEN`, else the trimmed contents of
+/// `server.admin_token_file`, else none.
+fn admin_token(config: &Config) -> Result<Option<String>, String> {
+    if let Some(t) = std::env::var("AUTHZ_EDGE_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        return Ok(Some(t.trim().to_string()));
+    }
+    let Some(path) = &config.server.admin_token_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("server.admin_token_file: cannot read {path}: {e}"))?;
+    let token = text.trim();
+    if token.len() < 16 {
+        return Err(format!(
+            "server.admin_token_file: the token in {path} is shorter than 16 characters"
+        ));
+    }
+    Ok(Some(token.to_string()))
 }
 
 fn header_name(s: &str) -> Result<HeaderName, String> {
@@ -315,6 +340,7 @@ impl Runtime {
             telemetry: config.telemetry.enabled,
             https_redirect_port,
             access_log: config.access_log.enabled,
+            admin_token: admin_token(&config)?,
             config,
         })
     }

@@ -402,3 +402,131 @@ fn a_disk_that_fills_mid_record_leaves_whole_lines_and_one_torn_line_ended() {
         1
     );
 }
+
+#[test]
+fn the_console_and_its_data_are_served_and_an_admin_token_guards_them() {
+    let up = denier();
+    let dir = tempfile::tempdir().expect("tmp");
+    let token_file = dir.path().join("admin-token");
+    std::fs::write(&token_file, "tok-0123456789abcdef\n").expect("token");
+    let p = Proxy::start(
+        &config_for(
+            &[up.addr],
+            &format!("[spike]\ntick = \"100ms\"\nwindow = \"1s\"\n",),
+        )
+        .replace(
+            "[upstream]",
+            &format!(
+                "admin_token_file = \"{}\"\n\n[upstream]",
+                token_file.display()
+            ),
+        ),
+    );
+    for i in 0..5 {
+        denied_request(p.http, i);
+    }
+    let admin = |path: &str, auth: Option<&str>| {
+        let headers: Vec<(&str, &str)> =
+            auth.map(|a| vec![("Authorization", a)]).unwrap_or_default();
+        request(p.admin, "GET", path, &headers, b"")
+    };
+    // Without the token: 401 with a Basic challenge (a browser's login prompt), except probes.
+    for path in ["/", "/debug/authz", "/debug/console", "/metrics"] {
+        let r = admin(path, None);
+        assert_eq!(r.status, 401, "{path}");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Basic realm=\"authz-edge admin\", charset=\"UTF-8\""),
+            "{path}"
+        );
+        assert_eq!(admin(path, Some("Bearer wrong-token-000000")).status, 401);
+    }
+    assert_eq!(admin("/healthz", None).status, 200);
+    assert_eq!(admin("/readyz", None).status, 200);
+    // With it, as Bearer or as a Basic password.
+    let bearer = "Bearer tok-0123456789abcdef";
+    let page = admin("/", Some("Basic YWRtaW46dG9rLTAxMjM0NTY3ODlhYmNkZWY="));
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let html = page.text();
+    assert!(html.contains("<title>authz-edge console</title>"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "an asset from another host"
+    );
+    assert!(html.len() < 16 * 1024, "{} bytes", html.len());
+    assert_eq!(admin("/metrics", Some(bearer)).status, 200);
+    wait_until("the route in the console's data", || {
+        let v: serde_json::Value =
+            serde_json::from_slice(&admin("/debug/console", Some(bearer)).body).expect("json");
+        v["routes"].as_array().is_some_and(|r| !r.is_empty())
+    });
+    let v: serde_json::Value =
+        serde_json::from_slice(&admin("/debug/console", Some(bearer)).body).expect("json");
+    assert_eq!(v["release"], "v7");
+    assert_eq!(v["config_generation"], 1);
+    assert_eq!(v["upstreams"][0]["server"], up.addr.to_string());
+    assert_eq!(v["sink"]["enabled"], false);
+    let r = &v["routes"][0];
+    assert_eq!(r["route"], "/deny/<int:pk>/");
+    assert_eq!(r["status"], 403);
+    let points = r["points"].as_array().expect("points");
+    assert!(!points.is_empty());
+    assert_eq!(
+        points[0].as_array().map(Vec::len),
+        Some(4),
+        "[unix, rate, baseline, spike]"
+    );
+    assert!(v["findings"].is_array() && v["reloads"].is_array());
+}
+
+#[test]
+fn metrics_may_stay_open_with_a_token_and_a_bad_token_file_is_refused_with_its_key() {
+    let up = denier();
+    let p = Proxy::start_with(
+        &config_for(&[up.addr], "")
+            .replace("[upstream]", "admin_token_metrics = false\n\n[upstream]"),
+        &[],
+        &[
+            ("AUTHZ_EDGE_HASH_KEY", "test-key"),
+            ("AUTHZ_EDGE_ADMIN_TOKEN", "env-token-0123456789"),
+        ],
+    );
+    assert_eq!(get(p.admin, "/metrics").status, 200);
+    assert_eq!(get(p.admin, "/debug/authz").status, 401);
+    let ok = request(
+        p.admin,
+        "GET",
+        "/debug/authz",
+        &[("Authorization", "Bearer env-token-0123456789")],
+        b"",
+    );
+    assert_eq!(ok.status, 200);
+    // A reload whose token file cannot be read is refused; the running token stays.
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("token");
+    std::fs::write(&file, "file-token-0123456789").expect("token");
+    let with_file = |path: &str| {
+        config_for(&[up.addr], "").replace(
+            "[upstream]",
+            &format!("admin_token_metrics = false\nadmin_token_file = \"{path}\"\n\n[upstream]"),
+        )
+    };
+    let p2 = Proxy::start(&with_file(&file.display().to_string()));
+    p2.reload(&with_file("/nonexistent/token"));
+    p2.wait_metric("authz_edge_config_reloads_total{result=\"error\"}", 1.0);
+    assert!(p2
+        .stderr_text()
+        .contains("server.admin_token_file: cannot read /nonexistent/token"));
+    let still = request(
+        p2.admin,
+        "GET",
+        "/debug/authz",
+        &[("Authorization", "Bearer file-token-0123456789")],
+        b"",
+    );
+    assert_eq!(still.status, 200);
+}

@@ -1,0 +1,53 @@
+//! The console's data (`/debug/console`): findings, per-route series with their history, the
+//! time-axis events (spikes, release changes, config reloads) and the proxy's state.
+
+use crate::runtime::Shared;
+use serde_json::{json, Value};
+
+/// The last config reloads, oldest first.
+pub fn reloads(shared: &Shared) -> Vec<crate::findings::ReloadEvent> {
+    match shared.reloads.lock() {
+        Ok(r) => r.iter().cloned().collect(),
+        Err(p) => p.into_inner().iter().cloned().collect(),
+    }
+}
+
+/// Everything the console draws, in one poll.
+pub fn data(shared: &Shared) -> Value {
+    let m = &shared.metrics;
+    let rt = shared.runtime.load();
+    let upstreams: Vec<Value> = rt
+        .upstream
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| {
+            json!({
+                "server": addr.to_string(),
+                "healthy": rt.upstream.is_ready(i),
+                "recently_failed": rt.upstream.recently_failed(i),
+            })
+        })
+        .collect();
+    let o = &shared.sink.outcomes;
+    json!({
+        "now": crate::telemetry::unix_now().1,
+        "release": m.current_release().as_deref(),
+        "release_changes": m.release_changes().into_iter()
+            .map(|(at, release)| json!({"at": at, "release": release}))
+            .collect::<Vec<_>>(),
+        "config_generation": rt.generation,
+        "reloads": reloads(shared),
+        "upstreams": upstreams,
+        "sink": {
+            "enabled": shared.sink.enabled(),
+            "queue_depth": o.depth.get(),
+            "written": o.written.get(),
+            "dropped": o.queue_full.get() + o.sink_error.get(),
+            "rate_limited": o.rate_limited.get(),
+        },
+        "draining": crate::drain::draining(shared),
+        "findings": shared.findings.snapshot(),
+        "routes": shared.detector.history(m),
+    })
+}
