@@ -410,11 +410,7 @@ fn the_console_and_its_data_are_served_and_an_admin_token_guards_them() {
     let token_file = dir.path().join("admin-token");
     std::fs::write(&token_file, "tok-0123456789abcdef\n").expect("token");
     let p = Proxy::start(
-        &config_for(
-            &[up.addr],
-            &format!("[spike]\ntick = \"100ms\"\nwindow = \"1s\"\n",),
-        )
-        .replace(
+        &config_for(&[up.addr], "[spike]\ntick = \"100ms\"\nwindow = \"1s\"\n").replace(
             "[upstream]",
             &format!(
                 "admin_token_file = \"{}\"\n\n[upstream]",
