@@ -56,7 +56,8 @@ struct RouteState {
 
 /// The detector state of every route.
 pub struct Detector {
-    tuning: Tuning,
+    /// Replaced by a reload (`set_tuning`); each tick reads it once.
+    tuning: Mutex<Tuning>,
     started: Instant,
     routes: Mutex<HashMap<Arc<str>, RouteState>>,
 }
@@ -70,19 +71,31 @@ fn unix(t: SystemTime) -> f64 {
 impl Detector {
     pub fn new(tuning: Tuning) -> Self {
         Detector {
-            tuning,
+            tuning: Mutex::new(tuning),
             started: Instant::now(),
             routes: Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn tuning(&self) -> &Tuning {
-        &self.tuning
+    pub fn tuning(&self) -> Tuning {
+        match self.tuning.lock() {
+            Ok(t) => *t,
+            Err(p) => *p.into_inner(),
+        }
+    }
+
+    /// New tuning from a reload: the series keep what they learned; the window and the
+    /// thresholds apply from the next tick.
+    pub fn set_tuning(&self, tuning: Tuning) {
+        match self.tuning.lock() {
+            Ok(mut t) => *t = tuning,
+            Err(p) => *p.into_inner() = tuning,
+        }
     }
 
     /// One tick over every route; returns the records of spikes that began.
     pub fn tick(&self, metrics: &Metrics, now: SystemTime) -> Vec<Record> {
-        let t = self.tuning;
+        let t = self.tuning();
         let may_alarm = self.started.elapsed().as_secs_f64() >= t.window as f64 * t.tick_secs;
         let mut records = Vec::new();
         let mut routes = match self.routes.lock() {
@@ -369,14 +382,25 @@ pub struct DetectorService {
 #[async_trait]
 impl BackgroundService for DetectorService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let tick = std::time::Duration::from_secs_f64(self.shared.detector.tuning().tick_secs);
-        let mut interval = tokio::time::interval(tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let every = |secs: f64| {
+            let mut i = tokio::time::interval(std::time::Duration::from_secs_f64(secs));
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        };
+        let mut tick_secs = self.shared.detector.tuning().tick_secs;
+        let mut interval = every(tick_secs);
         interval.tick().await;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = interval.tick() => {
+                    // A reload may have changed spike.tick.
+                    let now_secs = self.shared.detector.tuning().tick_secs;
+                    if now_secs != tick_secs {
+                        tick_secs = now_secs;
+                        interval = every(tick_secs);
+                        interval.tick().await;
+                    }
                     let records = self.shared.detector.tick(&self.shared.metrics, SystemTime::now());
                     for r in records {
                         if let Record::Spike(s) = &r {

@@ -49,31 +49,17 @@ fn init_logging(access: &config::AccessLog, daemon: bool) {
         .with_target(false)
         .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_filter(filter_fn(|m| m.target() != "access"));
-    let access_layer = access.enabled.then(|| {
-        let writer: tracing_subscriber::fmt::writer::BoxMakeWriter = match &access.path {
-            Some(p) => match std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-            {
-                Ok(f) => {
-                    tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::sync::Mutex::new(f))
-                }
-                Err(e) => {
-                    eprintln!("access_log.path {p}: {e}; writing the access log to stdout");
-                    tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout)
-                }
-            },
-            None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout),
-        };
-        tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .with_writer(writer)
-            .with_filter(filter_fn(|m| m.target() == "access"))
-    });
+    // Always installed: `access_log.enabled` gates each line, and a reload may turn it on.
+    if let Err(e) = authz_edge::access_log::set_target(access.path.as_deref()) {
+        eprintln!("{e}; writing the access log to stdout");
+    }
+    let access_layer = tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_writer(authz_edge::access_log::MakeTarget)
+        .with_filter(filter_fn(|m| m.target() == "access"));
     let _ = tracing_subscriber::registry()
         .with(errors)
         .with(access_layer)

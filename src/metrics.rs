@@ -425,6 +425,9 @@ pub struct Metrics {
     /// Denials of requests that carried a session cookie or credentials yet had no user, by
     /// why (the companion's reason, or `unexplained` from the edge alone).
     anonymous_with_session: [IntCounter; 8],
+    /// `authz_edge_config_restart_required{key}`: 1 while the loaded config changes a key the
+    /// running process cannot apply (`runtime::restart_keys`).
+    restart_required: IntGaugeVec,
 }
 
 /// Labels of `authz_edge_anonymous_session_denials_total{reason}`.
@@ -627,6 +630,12 @@ impl Metrics {
             &["reason"],
         );
         let anonymous_with_session = ANONYMOUS_REASONS.map(|r| anonymous.with_label_values(&[r]));
+        let restart_required = int_gauge_vec(
+            &r,
+            "authz_edge_config_restart_required",
+            "1 for each key whose new value a reload could not apply: it takes a restart or --upgrade.",
+            &["key"],
+        );
         for outcome in ["written", "rate_limited", "queue_full", "sink_error"] {
             samples.with_label_values(&[outcome]);
         }
@@ -676,6 +685,7 @@ impl Metrics {
             denial_baseline,
             finding_active,
             anonymous_with_session,
+            restart_required,
             registry: r,
         }
     }
@@ -696,6 +706,14 @@ impl Metrics {
     /// Counts a request by the proxy loop that took it.
     pub fn count_proxied(&self, fast: bool) {
         self.proxied_by[usize::from(!fast)].inc();
+    }
+
+    /// Sets `authz_edge_config_restart_required{key}`: 1 while the loaded config changes `key`
+    /// and the process cannot apply it.
+    pub fn set_restart_required(&self, key: &str, needed: bool) {
+        self.restart_required
+            .with_label_values(&[key])
+            .set(i64::from(needed));
     }
 
     /// Counts a denial of a request that carried a session or credentials without a user.

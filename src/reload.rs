@@ -46,20 +46,27 @@ pub fn reload(shared: &Shared) -> Outcome {
         .and_then(|c| Runtime::build(c, current.generation + 1, &shared.metrics));
     match outcome {
         Ok(new) => {
-            let (old_l, old_t, old_a) = current.listeners();
-            let (new_l, new_t, new_a) = new.listeners();
+            // Against what the process started with, not the last file loaded.
             let mut needs_upgrade = Vec::new();
-            if old_l != new_l {
-                needs_upgrade.push("server.listen".to_string());
+            for ((key, value), (_, started)) in crate::runtime::restart_keys(&new.config)
+                .iter()
+                .zip(&shared.started_with)
+            {
+                shared.metrics.set_restart_required(key, value != started);
+                if value != started {
+                    needs_upgrade.push(key.to_string());
+                }
             }
-            if old_t != new_t {
-                needs_upgrade.push("tls.listen".to_string());
-            }
-            if old_a != new_a {
-                needs_upgrade.push("server.admin".to_string());
-            }
-            if current.config.server.threads != new.config.server.threads {
-                needs_upgrade.push("server.threads".to_string());
+            // The parts that live outside the runtime follow it.
+            shared.sink.reconfigure(&new.config.sink);
+            shared
+                .sampler
+                .set_limits(crate::runtime::sampling_limits(&new.config));
+            let tuning = crate::runtime::tuning(&new.config);
+            shared.detector.set_tuning(tuning);
+            shared.findings.set_tuning(tuning);
+            if let Err(e) = crate::access_log::set_target(new.config.access_log.path.as_deref()) {
+                tracing::warn!("{e}; the access log keeps its previous target");
             }
             let generation = new.generation;
             let changed = config::changed_keys(&current.config.source, &new.config.source);

@@ -349,19 +349,45 @@ impl Runtime {
     pub fn is_trusted(&self, ip: std::net::IpAddr) -> bool {
         self.trusted.iter().any(|n| n.contains(&ip))
     }
+}
 
-    /// The listener set, to tell a reload that it needs `--upgrade`.
-    pub fn listeners(&self) -> (Vec<String>, Option<Vec<String>>, String) {
+/// Keys fixed for the life of the process, with their values: the listeners, the threads and
+/// the rest of Pingora's server settings, the TLS certificate, and the sink's queue size. A
+/// reload that changes one applies everything else and names these (`reload`).
+pub fn restart_keys(c: &Config) -> Vec<(&'static str, String)> {
+    let tls = c.tls.as_ref();
+    vec![
+        ("server.listen", format!("{:?}", c.server.listen)),
+        ("server.admin", c.server.admin.clone()),
+        ("server.threads", c.server.threads.to_string()),
         (
-            self.config.server.listen.clone(),
-            self.config.tls.as_ref().map(|t| t.listen.clone()),
-            self.config.server.admin.clone(),
-        )
+            "server.grace_period",
+            format!("{:?}", c.server.grace_period.0),
+        ),
+        ("server.upgrade_sock", c.server.upgrade_sock.clone()),
+        ("server.pid_file", c.server.pid_file.clone()),
+        ("server.work_stealing", c.server.work_stealing.to_string()),
+        ("server.error_log", format!("{:?}", c.server.error_log)),
+        ("tls.listen", format!("{:?}", tls.map(|t| &t.listen))),
+        ("tls.cert", format!("{:?}", tls.map(|t| &t.cert))),
+        ("tls.key", format!("{:?}", tls.map(|t| &t.key))),
+        ("sink.queue", c.sink.queue.to_string()),
+    ]
+}
+
+/// The sampler's limits from `[sampling]` and `[metrics]`.
+pub fn sampling_limits(c: &Config) -> crate::sampler::Limits {
+    crate::sampler::Limits {
+        per_route_per_minute: c.sampling.per_route_per_minute,
+        spike_boost: c.sampling.spike_boost.max(1),
+        global_per_second: c.sampling.global_per_second,
+        max_routes: c.metrics.max_routes + 1,
+        ..crate::sampler::Limits::default()
     }
 }
 
 /// The detector's tuning from `[spike]`.
-fn tuning(c: &Config) -> Tuning {
+pub fn tuning(c: &Config) -> Tuning {
     let tick = c.spike.tick.0.as_secs_f64();
     Tuning {
         window: ((c.spike.window.0.as_secs_f64() / tick).round() as usize).max(1),
@@ -390,6 +416,8 @@ pub struct Shared {
     pub findings: crate::findings::Findings,
     /// The last config reloads (time, generation, keys changed), for findings.
     pub reloads: std::sync::Mutex<std::collections::VecDeque<crate::findings::ReloadEvent>>,
+    /// The values of `restart_keys` this process started with.
+    pub started_with: Vec<(&'static str, String)>,
     /// Set once shutdown or upgrade has begun (`drain`): responses then close their connection.
     pub draining: std::sync::atomic::AtomicBool,
 }
@@ -404,16 +432,11 @@ impl Shared {
         let detector = Detector::new(tuning(&config));
         let findings =
             crate::findings::Findings::new(tuning(&config), metrics.finding_active.clone());
-        let sampler = Sampler::new(
-            crate::sampler::Limits {
-                per_route_per_minute: config.sampling.per_route_per_minute,
-                spike_boost: config.sampling.spike_boost.max(1),
-                global_per_second: config.sampling.global_per_second,
-                max_routes: config.metrics.max_routes + 1,
-                ..crate::sampler::Limits::default()
-            },
-            crate::telemetry::unix_now().1,
-        );
+        let sampler = Sampler::new(sampling_limits(&config), crate::telemetry::unix_now().1);
+        let started_with = restart_keys(&config);
+        for (key, _) in &started_with {
+            metrics.set_restart_required(key, false);
+        }
         let runtime = Runtime::build(config, 1, &metrics)?;
         metrics.generation.set(1);
         Ok(Arc::new(Shared {
@@ -424,11 +447,12 @@ impl Shared {
             detector,
             sampler,
             sink,
-            sink_writer: std::sync::Mutex::new(sink_writer),
+            sink_writer: std::sync::Mutex::new(Some(sink_writer)),
             bound_https_port: std::sync::atomic::AtomicU16::new(0),
             draining: std::sync::atomic::AtomicBool::new(false),
             findings,
             reloads: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            started_with,
         }))
     }
 }

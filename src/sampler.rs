@@ -76,6 +76,7 @@ impl Default for Limits {
 }
 
 struct State {
+    limits: Limits,
     first_seen: HashSet<u64>,
     routes: HashMap<String, Bucket>,
     global: Bucket,
@@ -83,7 +84,6 @@ struct State {
 
 /// The sampling decision, behind one lock taken only on the denial path.
 pub struct Sampler {
-    limits: Limits,
     state: Mutex<State>,
 }
 
@@ -96,13 +96,22 @@ fn key_of(route: &str, kind: &str, permission: &str) -> u64 {
 impl Sampler {
     pub fn new(limits: Limits, now: f64) -> Self {
         Sampler {
-            limits,
             state: Mutex::new(State {
+                limits,
                 first_seen: HashSet::new(),
                 routes: HashMap::new(),
                 global: Bucket::full(f64::from(limits.global_per_second), now),
             }),
         }
+    }
+
+    /// New limits from a reload; the buckets keep their tokens.
+    pub fn set_limits(&self, limits: Limits) {
+        let mut st = match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        st.limits = limits;
     }
 
     /// Decides for one denial; `None` means rate limited.
@@ -114,11 +123,11 @@ impl Sampler {
         spiking: bool,
         now: f64,
     ) -> Option<SampleReason> {
-        let l = &self.limits;
         let mut st = match self.state.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
+        let l = st.limits;
         let global_rate = f64::from(l.global_per_second);
         let first = {
             let perm = permissions.first().map_or("", String::as_str);

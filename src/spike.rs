@@ -116,7 +116,8 @@ impl Series {
     pub fn tick(&mut self, count: u64, t: &Tuning, may_alarm: bool) -> Tick {
         self.counts.push_back(count);
         self.sum += count;
-        if self.counts.len() > t.window {
+        // `while`: a reload may shorten the window.
+        while self.counts.len() > t.window {
             self.sum -= self.counts.pop_front().unwrap_or(0);
         }
         let filled = self.counts.len() as f64;

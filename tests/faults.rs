@@ -575,3 +575,129 @@ fn kill_9_while_sampling_then_restart_leaves_only_whole_lines() {
     let whole = whole_lines(&path, torn);
     assert!(whole > 70, "{whole} whole records");
 }
+
+/// One SIGHUP under load that moves the sink to a new file, turns the access log on, changes
+/// `sampling.body_bytes` and the spike settings, and the sink's queue size (which needs a
+/// restart): no request fails, each live change shows, and the one that cannot is named.
+#[test]
+fn one_reload_under_load_applies_every_section_live() {
+    let up = sink::denier();
+    let dir = tempfile::tempdir().expect("tmp");
+    let (first, second) = (
+        dir.path().join("first.jsonl"),
+        dir.path().join("second.jsonl"),
+    );
+    let access = dir.path().join("access.log");
+    let section = |sink: &std::path::Path, extra: &str| {
+        sink::with_sink(
+            &up,
+            &sink::sink_config(&sink.display().to_string(), extra),
+            extra_sections(extra),
+        )
+    };
+    fn extra_sections(marker: &str) -> &'static str {
+        if marker.is_empty() {
+            "[sampling]\nper_route_per_minute = 100000\nglobal_per_second = 100000\nbody_bytes = 0\n\
+             [spike]\ntick = \"1s\"\nwindow = \"10s\"\n"
+        } else {
+            "[sampling]\nper_route_per_minute = 100000\nglobal_per_second = 100000\nbody_bytes = 16\n\
+             [spike]\ntick = \"500ms\"\nwindow = \"5s\"\nmin_count = 20\n"
+        }
+    }
+    let before = section(&first, "");
+    let after = format!(
+        "{}[access_log]\nenabled = true\npath = \"{}\"\n",
+        section(&second, "queue = 999\n"),
+        access.display()
+    );
+    let p = Proxy::start(&before);
+    let debug = || -> serde_json::Value {
+        serde_json::from_slice(&get(p.admin, "/debug/authz").body).expect("json")
+    };
+    assert_eq!(debug()["detector"]["tick_s"], 1.0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let load = keepalive_load(p.http, 4, stop.clone(), answered.clone());
+    sink::timed_denials(p.http, 20);
+    sink::wait_until("records in the first file", || {
+        sink::lines_of(&first).len() >= 20
+    });
+
+    p.reload(&after);
+    p.wait_metric("authz_edge_config_generation", 2.0);
+    let first_len = sink::lines_of(&first).len();
+    sink::timed_denials(p.http, 20);
+    sink::wait_until("records in the second file", || {
+        sink::lines_of(&second).len() >= 20
+    });
+    stop.store(true, Ordering::Relaxed);
+    let failures: Vec<String> = load
+        .into_iter()
+        .flat_map(|h| h.join().expect("join"))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+
+    // The sink moved: the first file stopped growing, the second has the new records.
+    assert_eq!(sink::lines_of(&first).len(), first_len);
+    let samples: Vec<serde_json::Value> = sink::lines_of(&second)
+        .into_iter()
+        .filter(|r| r["type"] == "sample")
+        .collect();
+    assert_eq!(samples.len(), 20);
+    // body_bytes went from 0 to 16: the old samples had no excerpt, the new ones 16 bytes.
+    assert!(sink::lines_of(&first)
+        .iter()
+        .filter(|r| r["type"] == "sample")
+        .all(|r| r["body_excerpt"].is_null()));
+    assert!(
+        samples
+            .iter()
+            .all(|r| r["body_excerpt"].as_str().map(str::len) == Some(16)),
+        "{:?}",
+        samples[0]
+    );
+    // The access log is on, in its file.
+    sink::wait_until("access-log lines", || {
+        std::fs::read_to_string(&access)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= 20
+    });
+    let line: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&access)
+            .expect("access")
+            .lines()
+            .last()
+            .expect("a line"),
+    )
+    .expect("json line");
+    assert!(
+        line["status"].is_number() && line["route"].is_string(),
+        "{line}"
+    );
+    // The spike settings are the new ones.
+    let d = debug();
+    assert_eq!(d["detector"]["tick_s"], 0.5);
+    assert_eq!(d["detector"]["window_ticks"], 10);
+    assert_eq!(d["detector"]["min_count"], 20);
+    // The queue's size needs a restart: named in the log and the metric, the rest applied.
+    assert_eq!(
+        p.metric("authz_edge_config_restart_required{key=\"sink.queue\"}"),
+        1.0
+    );
+    assert_eq!(
+        p.metric("authz_edge_config_restart_required{key=\"server.listen\"}"),
+        0.0
+    );
+    assert!(
+        p.stderr_text().contains("sink.queue"),
+        "{}",
+        p.stderr_text()
+    );
+}

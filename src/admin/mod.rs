@@ -98,10 +98,18 @@ impl Admin {
         let m = &self.shared.metrics;
         let rt = self.shared.runtime.load();
         let changed = m.release_changed_at();
+        let tuning = self.shared.detector.tuning();
         serde_json::json!({
             "release": m.current_release().as_deref(),
             "release_changed_ts": (changed > 0.0).then_some(changed),
             "config_generation": rt.generation,
+            "detector": {
+                "tick_s": tuning.tick_secs,
+                "window_ticks": tuning.window,
+                "min_count": tuning.min_count,
+                "cooldown_ticks": tuning.cooldown,
+                "baseline_s": tuning.baseline_secs,
+            },
             "findings": self.shared.findings.snapshot(),
             "reloads": console::reloads(&self.shared),
             "routes": self.shared.detector.snapshot(m),

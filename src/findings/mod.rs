@@ -163,7 +163,7 @@ struct State {
 
 /// The findings engine.
 pub struct Findings {
-    tuning: Tuning,
+    tuning: Mutex<Tuning>,
     state: Mutex<State>,
     /// `authz_edge_finding_active{cause, route}`.
     gauge: IntGaugeVec,
@@ -179,18 +179,37 @@ impl Findings {
     /// `tuning` is the spike detector's, used for the baseline test of a candidate's rate.
     pub fn new(tuning: Tuning, gauge: IntGaugeVec) -> Self {
         Findings {
-            tuning: Tuning {
-                // Ticked once a second, whatever the detector's tick.
-                tick_secs: 1.0,
-                window: 10,
-                ..tuning
-            },
+            tuning: Mutex::new(Self::own(tuning)),
             state: Mutex::new(State {
                 candidates: HashMap::new(),
                 findings: Vec::new(),
                 spikes: Vec::new(),
             }),
             gauge,
+        }
+    }
+
+    /// The detector's tuning, ticked once a second over a 10 s window whatever the detector's.
+    fn own(tuning: Tuning) -> Tuning {
+        Tuning {
+            tick_secs: 1.0,
+            window: 10,
+            ..tuning
+        }
+    }
+
+    /// The spike settings of a reload (for the baseline test of candidates).
+    pub fn set_tuning(&self, tuning: Tuning) {
+        match self.tuning.lock() {
+            Ok(mut t) => *t = Self::own(tuning),
+            Err(p) => *p.into_inner() = Self::own(tuning),
+        }
+    }
+
+    fn tuning(&self) -> Tuning {
+        match self.tuning.lock() {
+            Ok(t) => *t,
+            Err(p) => *p.into_inner(),
         }
     }
 
@@ -227,7 +246,7 @@ impl Findings {
                 None => return,
             }
         }
-        let tuning = self.tuning;
+        let tuning = self.tuning();
         let c = st.candidates.entry(key).or_insert_with(|| Candidate {
             buckets: VecDeque::new(),
             pending: 0,
@@ -325,7 +344,7 @@ impl Findings {
             findings,
             spikes,
         } = &mut *st;
-        let tuning = self.tuning;
+        let tuning = self.tuning();
         for (key, c) in candidates.iter_mut() {
             let pending = std::mem::take(&mut c.pending);
             let t = c.series.tick(pending, &tuning, true);

@@ -1,5 +1,9 @@
 //! The diagnostics sink: a bounded queue filled with `try_send` (a full queue drops the newest
 //! record and counts it, never waits) and a background writer (file, HTTP, stdout).
+//!
+//! A reload may change everything but the queue's size live (`Sink::reconfigure`): the writer
+//! sees the new config before its next batch, flushes and closes the old output and opens the
+//! new one; `type = "none"` stops offering records.
 
 mod file;
 mod http;
@@ -7,13 +11,14 @@ pub mod record;
 
 use crate::config::{Sink as SinkConfig, SinkType};
 use crate::metrics::Metrics;
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 pub use http::parse_url;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use prometheus::{IntCounter, IntGauge};
 pub use record::{Record, SampleRecord, SpikeRecord};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -45,7 +50,11 @@ impl Outcomes {
 
 /// The request-side end of the sink.
 pub struct Sink {
-    tx: Option<mpsc::Sender<Record>>,
+    tx: mpsc::Sender<Record>,
+    /// `sink.type` is not `none`.
+    enabled: AtomicBool,
+    /// The config the writer follows; replaced by a reload.
+    config: Arc<ArcSwap<SinkConfig>>,
     pub outcomes: Outcomes,
     /// Requests that may still offer a record (see [`Sink::request`]).
     in_flight: Arc<AtomicUsize>,
@@ -70,19 +79,27 @@ impl Sink {
     }
 
     pub fn enabled(&self) -> bool {
-        self.tx.is_some()
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Takes a reloaded `[sink]`: the writer switches outputs before its next batch.
+    pub fn reconfigure(&self, config: &SinkConfig) {
+        self.config.store(Arc::new(config.clone()));
+        self.enabled
+            .store(config.kind != SinkType::None, Ordering::Relaxed);
     }
 
     /// Whether the queue has room now; a full queue makes building a record pointless.
     pub fn has_room(&self) -> bool {
-        self.tx.as_ref().is_some_and(|tx| tx.capacity() > 0)
+        self.enabled() && self.tx.capacity() > 0
     }
 
     /// Queues a record without waiting; a full queue drops it (drop newest) and counts.
     pub fn offer(&self, record: Record) {
-        let Some(tx) = &self.tx else {
+        if !self.enabled() {
             return;
-        };
+        }
+        let tx = &self.tx;
         match tx.try_send(record) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => self.outcomes.queue_full.inc(),
@@ -105,56 +122,73 @@ enum Output {
 pub struct SinkWriter {
     rx: Mutex<Option<mpsc::Receiver<Record>>>,
     in_flight: Arc<AtomicUsize>,
-    config: SinkConfig,
+    config: Arc<ArcSwap<SinkConfig>>,
     outcomes: Outcomes,
     grace: Duration,
 }
 
-/// Builds both ends from the config; `None` for the writer when the type is `none`.
-pub fn build(
-    config: &SinkConfig,
-    metrics: &Metrics,
-    grace: Duration,
-) -> (Sink, Option<SinkWriter>) {
+/// Builds both ends from the config. The writer runs whatever the type, so that a reload can
+/// turn the sink on.
+pub fn build(config: &SinkConfig, metrics: &Metrics, grace: Duration) -> (Sink, SinkWriter) {
     let outcomes = Outcomes::new(metrics);
     let in_flight = Arc::new(AtomicUsize::new(0));
-    if config.kind == SinkType::None {
-        let sink = Sink {
-            tx: None,
-            outcomes,
-            in_flight,
-        };
-        return (sink, None);
-    }
+    let shared_config = Arc::new(ArcSwap::from_pointee(config.clone()));
     let (tx, rx) = mpsc::channel(config.queue.max(1));
     let writer = SinkWriter {
         rx: Mutex::new(Some(rx)),
         in_flight: in_flight.clone(),
-        config: config.clone(),
+        config: shared_config.clone(),
         outcomes: outcomes.clone(),
         grace,
     };
-    (
-        Sink {
-            tx: Some(tx),
-            outcomes,
-            in_flight,
-        },
-        Some(writer),
-    )
+    let sink = Sink {
+        tx,
+        enabled: AtomicBool::new(config.kind != SinkType::None),
+        config: shared_config,
+        outcomes,
+        in_flight,
+    };
+    (sink, writer)
+}
+
+/// The output a config asks for; `None` for `type = "none"`.
+fn open(config: &SinkConfig) -> Option<Output> {
+    match config.kind {
+        SinkType::None => None,
+        SinkType::Http => Some(Output::Http(http::HttpOutput::new(config))),
+        SinkType::Stdout => Some(Output::Stdout),
+        SinkType::File => Some(Output::File(file::FileOutput::new(config))),
+    }
 }
 
 impl SinkWriter {
-    fn open(&self) -> Output {
-        match self.config.kind {
-            SinkType::Http => Output::Http(http::HttpOutput::new(&self.config)),
-            SinkType::Stdout => Output::Stdout,
-            _ => Output::File(file::FileOutput::new(&self.config)),
+    /// Switches to the config a reload stored, if it changed: the old output is flushed and
+    /// closed first.
+    fn follow(&self, current: &mut Arc<SinkConfig>, out: &mut Option<Output>) {
+        let latest = self.config.load_full();
+        if Arc::ptr_eq(current, &latest) {
+            return;
         }
+        if let Some(o) = out.as_mut() {
+            Self::flush(o);
+        }
+        *out = open(&latest);
+        tracing::info!(kind = ?latest.kind, "diagnostics sink reconfigured");
+        *current = latest;
     }
 
-    async fn write(&self, out: &mut Output, batch: Vec<Record>, shutdown: Option<&ShutdownWatch>) {
+    async fn write(
+        &self,
+        out: &mut Option<Output>,
+        batch: Vec<Record>,
+        shutdown: Option<&ShutdownWatch>,
+    ) {
         let n = batch.len() as u64;
+        let Some(out) = out.as_mut() else {
+            // Queued before a reload turned the sink off.
+            self.outcomes.sink_error.inc_by(n);
+            return;
+        };
         let lines: Vec<String> = batch
             .iter()
             .filter_map(|r| serde_json::to_string(r).ok())
@@ -207,18 +241,24 @@ impl BackgroundService for SinkWriter {
         let Some(mut rx) = self.rx.lock().ok().and_then(|mut g| g.take()) else {
             return;
         };
-        let mut out = self.open();
-        let batch_max = self.config.batch_max.max(1);
-        let mut flush_tick = tokio::time::interval(self.config.flush_interval.0);
+        let mut current = self.config.load_full();
+        let mut out = open(&current);
+        let mut flush_tick = tokio::time::interval(current.flush_interval.0);
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
                 got = rx.recv() => {
                     let Some(first) = got else { break };
-                    if let Output::Http(_) = out {
+                    let before = current.flush_interval;
+                    self.follow(&mut current, &mut out);
+                    if current.flush_interval != before {
+                        flush_tick = tokio::time::interval(current.flush_interval.0);
+                    }
+                    let batch_max = current.batch_max.max(1);
+                    if let Some(Output::Http(_)) = out {
                         // Let a batch fill for up to batch_age before posting.
-                        let deadline = tokio::time::Instant::now() + self.config.batch_age.0;
+                        let deadline = tokio::time::Instant::now() + current.batch_age.0;
                         let mut batch = vec![first];
                         while batch.len() < batch_max {
                             match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -233,9 +273,15 @@ impl BackgroundService for SinkWriter {
                     }
                     self.outcomes.depth.set(rx.len() as i64);
                 }
-                _ = flush_tick.tick() => Self::flush(&mut out),
+                _ = flush_tick.tick() => {
+                    self.follow(&mut current, &mut out);
+                    if let Some(o) = out.as_mut() {
+                        Self::flush(o);
+                    }
+                }
             }
         }
+        let batch_max = current.batch_max.max(1);
         // Shutdown: requests still in flight (the grace period lets them finish) may offer
         // records until their logging phase is over; keep writing until none is left, then
         // close the queue and drain it, all within the grace period, then flush.
@@ -258,7 +304,9 @@ impl BackgroundService for SinkWriter {
         if left > 0 {
             self.outcomes.sink_error.inc_by(left);
         }
-        Self::flush(&mut out);
+        if let Some(o) = out.as_mut() {
+            Self::flush(o);
+        }
         self.outcomes.depth.set(0);
     }
 }
