@@ -189,9 +189,13 @@ impl Detector {
         records
     }
 
-    /// The console's series: per route and status, `[unix, rate, baseline, spike]` per tick
-    /// for the last `HISTORY` ticks, with the top lists.
-    pub fn history(&self, metrics: &Metrics) -> Vec<serde_json::Value> {
+    /// One JSON object per route and status seen so far: the common fields (route, status,
+    /// rate, baseline, score, spike, top lists), plus what `extra` adds.
+    fn per_series(
+        &self,
+        metrics: &Metrics,
+        mut extra: impl FnMut(&RouteState, usize, &mut serde_json::Map<String, serde_json::Value>),
+    ) -> Vec<serde_json::Value> {
         let routes = match self.routes.lock() {
             Ok(r) => r,
             Err(p) => p.into_inner(),
@@ -200,24 +204,36 @@ impl Detector {
         for state in routes.values() {
             for (s, status) in STATUSES.iter().enumerate() {
                 let Some(tick) = state.last[s] else { continue };
-                let points: Vec<(u32, f32, f32, u8)> = state.history[s]
-                    .iter()
-                    .map(|p| (p.at, p.rate, p.baseline, u8::from(p.spike)))
-                    .collect();
-                out.push(serde_json::json!({
+                let serde_json::Value::Object(mut v) = serde_json::json!({
                     "route": &*state.stats.label,
                     "status": status,
                     "rate": tick.rate,
                     "baseline": tick.baseline,
+                    "score": tick.score,
                     "spike": tick.active,
                     "spike_since": state.spike_since[s].map(rfc3339_millis),
                     "top_permissions": state.view().top_permissions(metrics),
                     "top_kinds": state.view().top_kinds(s),
-                    "points": points,
-                }));
+                }) else {
+                    continue;
+                };
+                extra(state, s, &mut v);
+                out.push(serde_json::Value::Object(v));
             }
         }
-        // Spiking first, then by rate.
+        out
+    }
+
+    /// The console's series: per route and status, `[unix, rate, baseline, spike]` per tick
+    /// for the last `HISTORY` ticks, spiking routes first, then by rate.
+    pub fn history(&self, metrics: &Metrics) -> Vec<serde_json::Value> {
+        let mut out = self.per_series(metrics, |state, s, v| {
+            let points: Vec<(u32, f32, f32, u8)> = state.history[s]
+                .iter()
+                .map(|p| (p.at, p.rate, p.baseline, u8::from(p.spike)))
+                .collect();
+            v.insert("points".into(), serde_json::json!(points));
+        });
         out.sort_by(|a, b| {
             let key = |v: &serde_json::Value| {
                 (
@@ -232,34 +248,18 @@ impl Detector {
         out
     }
 
-    /// What `/debug/authz` shows per route and status.
+    /// What `/debug/authz` shows per route and status, with how the baseline was learned.
     pub fn snapshot(&self, metrics: &Metrics) -> Vec<serde_json::Value> {
-        let routes = match self.routes.lock() {
-            Ok(r) => r,
-            Err(p) => p.into_inner(),
-        };
-        let mut out = Vec::new();
-        for state in routes.values() {
-            for (s, status) in STATUSES.iter().enumerate() {
-                let Some(tick) = state.last[s] else { continue };
-                let (learned, mean) = state.series[s].learning();
-                out.push(serde_json::json!({
-                    "first_seen_after_start_s": state.created_after,
-                    "zero_history": state.zero_history,
-                    "ticks_learned": learned,
-                    "baseline_per_tick": mean,
-                    "route": &*state.stats.label,
-                    "status": status,
-                    "rate": tick.rate,
-                    "baseline": tick.baseline,
-                    "score": tick.score,
-                    "spike": tick.active,
-                    "spike_since": state.spike_since[s].map(rfc3339_millis),
-                    "top_permissions": state.view().top_permissions(metrics),
-                    "top_kinds": state.view().top_kinds(s),
-                }));
-            }
-        }
+        let mut out = self.per_series(metrics, |state, s, v| {
+            let (learned, mean) = state.series[s].learning();
+            v.insert(
+                "first_seen_after_start_s".into(),
+                state.created_after.into(),
+            );
+            v.insert("zero_history".into(), state.zero_history.into());
+            v.insert("ticks_learned".into(), learned.into());
+            v.insert("baseline_per_tick".into(), mean.into());
+        });
         out.sort_by(|a, b| {
             let key = |v: &serde_json::Value| {
                 (

@@ -330,18 +330,6 @@ fn the_http_sink_posts_ndjson_batches_to_a_collector() {
     );
 }
 
-/// Sets the file-size limit of process `pid` (`None`: no limit), as a disk that fills or
-/// empties would.
-fn file_size_limit(pid: i32, bytes: Option<u64>) {
-    let lim = libc::rlimit {
-        rlim_cur: bytes.unwrap_or(libc::RLIM_INFINITY),
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: `lim` lives across the call; the old limit is not asked for.
-    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_FSIZE, &lim, std::ptr::null_mut()) };
-    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
-}
-
 #[test]
 fn a_disk_that_fills_mid_record_leaves_whole_lines_and_one_torn_line_ended() {
     let up = denier();

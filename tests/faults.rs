@@ -160,38 +160,32 @@ fn unread_http2_streams_cost_bounded_memory() {
 /// with GOAWAY, and the proxy goes on serving.
 #[test]
 fn http2_rapid_reset_ends_the_connection() {
+    let (line, _) = h2_attack("rapid_reset", "5000");
+    assert_eq!(field(&line, "goaway"), "ENHANCE_YOUR_CALM", "{line}");
+}
+
+/// Runs an `h2_abuse.py` attack that ends by itself against a TLS proxy; checks that the server
+/// ended the connection and still serves a new one. Returns the attack's line and how many
+/// requests reached the upstream.
+fn h2_attack(mode: &str, count: &str) -> (String, usize) {
     let up = echo_upstream();
     let (p, client, https) = tls_proxy(up.addr);
-    let line = h2_abuse_line(&[
-        "rapid_reset",
-        "127.0.0.1",
-        &https.port().to_string(),
-        "5000",
-    ]);
+    let line = h2_abuse_line(&[mode, "127.0.0.1", &https.port().to_string(), count]);
     assert_ne!(field(&line, "end"), "open", "{line}");
-    assert_eq!(field(&line, "goaway"), "ENHANCE_YOUR_CALM", "{line}");
+    let reached = up.count();
     assert_eq!(h2_get(&client, https, "/after/").0, 200);
     drop(p);
+    (line, reached)
 }
 
 /// CONTINUATION flood: a header block that never ends is cut off at the header-list limit
 /// (64 KiB), long before the 1,000 frames (16 MB) the client would send.
 #[test]
 fn http2_continuation_flood_is_cut_off() {
-    let up = echo_upstream();
-    let (p, client, https) = tls_proxy(up.addr);
-    let line = h2_abuse_line(&[
-        "continuation",
-        "127.0.0.1",
-        &https.port().to_string(),
-        "1000",
-    ]);
-    assert_ne!(field(&line, "end"), "open", "{line}");
+    let (line, reached) = h2_attack("continuation", "1000");
     let sent: u32 = field(&line, "sent").parse().expect("sent");
     assert!(sent < 1000, "{line}");
-    assert_eq!(up.count(), 0, "the flood reached the upstream");
-    assert_eq!(h2_get(&client, https, "/after/").0, 200);
-    drop(p);
+    assert_eq!(reached, 0, "the flood reached the upstream");
 }
 
 fn echo_upstream() -> Upstream {
@@ -491,7 +485,7 @@ fn a_sink_on_a_full_filesystem_drops_counts_and_keeps_whole_lines() {
     ));
     if fs.is_none() {
         eprintln!("tmpfs mount refused: a 256 KiB file-size limit stands in for the full disk");
-        file_size_limit(p.pid(), Some(256 * 1024));
+        sink::file_size_limit(p.pid(), Some(256 * 1024));
     }
     let metric = |o: &str| p.metric(&format!("authz_edge_samples_total{{outcome=\"{o}\"}}"));
     // Denials until the filesystem is full and records are dropped (bounded: 5,000).
@@ -509,7 +503,7 @@ fn a_sink_on_a_full_filesystem_drops_counts_and_keeps_whole_lines() {
     // Room again.
     match &fs {
         Some(f) => f.grow(),
-        None => file_size_limit(p.pid(), None),
+        None => sink::file_size_limit(p.pid(), None),
     }
     let written = metric("written");
     sink::timed_denials(p.http, 10);
@@ -527,16 +521,6 @@ fn a_sink_on_a_full_filesystem_drops_counts_and_keeps_whole_lines() {
         "one log line for the episode"
     );
     assert_eq!(stderr.matches("writing again after").count(), 1);
-}
-
-fn file_size_limit(pid: i32, bytes: Option<u64>) {
-    let lim = libc::rlimit {
-        rlim_cur: bytes.unwrap_or(libc::RLIM_INFINITY),
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: `lim` lives across the call; the old limit is not asked for.
-    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_FSIZE, &lim, std::ptr::null_mut()) };
-    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
 }
 
 /// `kill -9` in the middle of a flood of samples, then a restart on the same file: the new

@@ -165,10 +165,11 @@ fn a_deploy_whose_permission_migration_was_not_run_is_named() {
     assert!(record["ts"].is_string());
 }
 
-#[test]
-fn a_deploy_with_a_typo_in_a_codename_is_named_with_the_nearest() {
+/// Deploys v2 with the approve view checking `permission`, and waits for the finding that
+/// names it as unknown.
+fn unknown_after_deploy(permission: &str) -> Value {
     let mut sc = DeployScenario::start(config);
-    sc.deploy_with(true, &[("APPROVE_PERMISSION", "reports.exprot_report")]);
+    sc.deploy_with(true, &[("APPROVE_PERMISSION", permission)]);
     let f = named(
         &sc.proxy,
         "unknown_permission",
@@ -177,7 +178,13 @@ fn a_deploy_with_a_typo_in_a_codename_is_named_with_the_nearest() {
             sc.burst(Duration::from_secs(1));
         },
     );
-    assert_eq!(f["permission"], "reports.exprot_report");
+    assert_eq!(f["permission"], permission);
+    f
+}
+
+#[test]
+fn a_deploy_with_a_typo_in_a_codename_is_named_with_the_nearest() {
+    let f = unknown_after_deploy("reports.exprot_report");
     assert!(
         f["evidence"]
             .as_str()
@@ -193,17 +200,7 @@ fn a_deploy_with_a_typo_in_a_codename_is_named_with_the_nearest() {
 
 #[test]
 fn a_deploy_with_a_permission_missing_its_app_label_is_named() {
-    let mut sc = DeployScenario::start(config);
-    sc.deploy_with(true, &[("APPROVE_PERMISSION", "export_report")]);
-    let f = named(
-        &sc.proxy,
-        "unknown_permission",
-        "/reports/<int:pk>/approve/",
-        || {
-            sc.burst(Duration::from_secs(1));
-        },
-    );
-    assert_eq!(f["permission"], "export_report");
+    let f = unknown_after_deploy("export_report");
     assert!(f["evidence"]
         .as_str()
         .expect("evidence")

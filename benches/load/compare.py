@@ -96,6 +96,26 @@ http {{
 WRAP = []
 
 
+def upstream_conf(tmp, port):
+    """Variant A: a fixed-response nginx standing in for Django, with the companion's context
+    headers; /reports/ answers 403 with the denial headers."""
+    ctx = "".join(f'        add_header {k} "{v}" always;\n' for k, v in CONTEXT.items())
+    deny = "".join(f'        add_header {k} "{v}" always;\n' for k, v in DENY.items())
+    return nginx_conf(tmp, "upstream", f"""
+    server {{
+        listen 127.0.0.1:{port} reuseport backlog=4096;
+        keepalive_requests 1000000;
+        location / {{
+{ctx}            default_type text/html;
+            return 200 "<html><body>ok</body></html>";
+        }}
+        location /reports/ {{
+{ctx}{deny}            default_type text/html;
+            return 403 "<h1>403 Forbidden</h1>";
+        }}
+    }}""", 1)
+
+
 def start_nginx(conf, wrap=()):
     return subprocess.Popen([*wrap, "nginx", "-c", conf, "-p", os.path.dirname(conf)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -282,20 +302,7 @@ def main():
     try:
         # A: the upstream, a fixed-response nginx.
         up_port = free_port()
-        ctx = "".join(f'        add_header {k} "{v}" always;\n' for k, v in CONTEXT.items())
-        deny = "".join(f'        add_header {k} "{v}" always;\n' for k, v in DENY.items())
-        upstream = nginx_conf(tmp, "upstream", f"""
-    server {{
-        listen 127.0.0.1:{up_port} reuseport backlog=4096;
-        location / {{
-{ctx}            default_type text/html;
-            return 200 "<html><body>ok</body></html>";
-        }}
-        location /reports/ {{
-{ctx}{deny}            default_type text/html;
-            return 403 "<h1>403 Forbidden</h1>";
-        }}
-    }}""", 1)
+        upstream = upstream_conf(tmp, up_port)
         procs.append(("upstream", start_nginx(upstream)))
         wait_port(up_port)
 

@@ -80,3 +80,15 @@ pub fn timed_denials(addr: std::net::SocketAddr, n: usize) -> Vec<Duration> {
         })
         .collect()
 }
+
+/// Sets the file-size limit of process `pid` (`None`: no limit), as a disk that fills or
+/// empties would.
+pub fn file_size_limit(pid: i32, bytes: Option<u64>) {
+    let lim = libc::rlimit {
+        rlim_cur: bytes.unwrap_or(libc::RLIM_INFINITY),
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: `lim` lives across the call; the old limit is not asked for.
+    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_FSIZE, &lim, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}

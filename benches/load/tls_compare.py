@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""TLS load comparison on loopback: nginx (B) and authz-edge with telemetry on (C), both
+terminating TLS in front of the same fixed-response upstream (compare.py's variant A), one
+worker each, interleaved rounds, medians.
+
+Modes (each bounded by --duration):
+  h2         h2load, HTTP/2 over TLS: --connections x --streams concurrent streams
+  h1s        wrk, HTTP/1.1 over TLS, --connections keepalive connections
+  handshake  h2load runs of many connections with --per-conn requests each, back to back for
+             --duration: full TLS handshakes (no resumption: h2load does not resume) per
+             second and CPU per handshake
+
+10% of requests get a 403 with the companion's context headers (as compare.py's mix.lua).
+nginx's keepalive_requests is raised so that connections are not closed after 1,000 requests.
+Reports CPU µs per request of the proxy process (/proc/PID/stat), requests per second, and the
+ratios C/B. Usage: tls_compare.py --binary target/release/authz-edge [--modes h2,h1s,handshake]
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import signal
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import compare  # noqa: E402  (free_port, nginx_conf, start_nginx, wait_port, proc_cpu_ticks)
+
+URIS = ["/"] * 9 + ["/reports/1/approve/"]
+
+
+def cert(tmp):
+    key, crt = f"{tmp}/key.pem", f"{tmp}/cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True)
+    return crt, key
+
+
+def h2load(port, args, duration, connections, streams, per_conn=None):
+    urls = [f"https://127.0.0.1:{port}{u}" for u in URIS]
+    if per_conn:
+        cmd = ["h2load", "-n", str(connections * per_conn), "-c", str(connections), "-m", "1", *urls]
+    else:
+        cmd = ["h2load", "-D", str(duration), "-c", str(connections), "-m", str(streams), "-t", "1", *urls]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
+    m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
+    if not m:
+        sys.exit(f"h2load failed:\n{out}")
+    done = int(m.group(1))
+    secs = re.search(r"finished in ([\d.]+)(ms|s)", out)
+    elapsed = float(secs.group(1)) / (1000 if secs.group(2) == "ms" else 1)
+    codes = re.search(r"status codes: (\d+) 2xx, \d+ 3xx, (\d+) 4xx", out)
+    return {"total": done, "elapsed": elapsed, "rps": done / max(elapsed, 1e-9),
+            "denied": int(codes.group(2)) / max(done, 1) if codes else float("nan")}
+
+
+def wrk_https(port, duration, connections):
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s",
+                          os.path.join(HERE, "mix.lua"), f"https://127.0.0.1:{port}/"],
+                         capture_output=True, text=True, timeout=duration + 30).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return {"total": total, "rps": rps, "elapsed": duration, "denied": float("nan")}
+
+
+def measure(mode, port, pids, args):
+    before = compare.proc_cpu_ticks(pids())
+    if mode == "h2":
+        r = h2load(port, args, args.duration, args.connections, args.streams)
+        units = r["total"]
+    elif mode == "h1s":
+        r = wrk_https(port, args.duration, args.connections)
+        units = r["total"]
+    else:
+        # Handshakes: back-to-back h2load runs for the duration; one handshake per connection.
+        start, conns, total = time.time(), 0, 0
+        while time.time() - start < args.duration:
+            x = h2load(port, args, args.duration, args.handshake_connections, 1, args.per_conn)
+            conns += args.handshake_connections
+            total += x["total"]
+        r = {"total": total, "rps": conns / (time.time() - start), "elapsed": time.time() - start,
+             "denied": float("nan")}
+        units = conns
+    after = compare.proc_cpu_ticks(pids())
+    r["cpu_us"] = ((after[0] - before[0]) + (after[1] - before[1])) / compare.TICKS * 1e6 / max(units, 1)
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--modes", default="h2,h1s,handshake")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--streams", type=int, default=10, help="concurrent streams per h2 connection")
+    ap.add_argument("--handshake-connections", type=int, default=64)
+    ap.add_argument("--per-conn", type=int, default=2, help="requests per connection in handshake mode")
+    args = ap.parse_args()
+    if args.duration > 60 or args.rounds > 10:
+        sys.exit("keep runs bounded: --duration <= 60, --rounds <= 10")
+    tmp = tempfile.mkdtemp(prefix="authz-edge-tls-")
+    crt, key = cert(tmp)
+    procs = []
+    try:
+        up_port = compare.free_port()
+        up = compare.upstream_conf(tmp, up_port)
+        procs.append(compare.start_nginx(up))
+        compare.wait_port(up_port)
+
+        b_port = compare.free_port()
+        hide = "".join(f"        proxy_hide_header {k};\n" for k in list(compare.CONTEXT) + list(compare.DENY))
+        b = compare.nginx_conf(tmp, "nginx-tls", f"""
+    upstream django {{ server 127.0.0.1:{up_port}; keepalive 128; }}
+    server {{
+        listen 127.0.0.1:{b_port} ssl http2 backlog=4096;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        keepalive_requests 1000000;
+        location / {{
+            proxy_pass http://django;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Request-Id $request_id;
+{hide}        }}
+    }}""", 1)
+        nginx_b = compare.start_nginx(b)
+        procs.append(nginx_b)
+        compare.wait_port(b_port)
+
+        c_port, admin = compare.free_port(), compare.free_port()
+        conf = f"{tmp}/authz-edge.toml"
+        with open(conf, "w") as f:
+            f.write(f"""[server]
+listen = []
+admin = "127.0.0.1:{admin}"
+threads = 1
+grace_period = "1s"
+upgrade_sock = "{tmp}/ae.sock"
+pid_file = "{tmp}/ae.pid"
+[tls]
+listen = ["127.0.0.1:{c_port}"]
+cert = "{crt}"
+key = "{key}"
+[upstream]
+servers = ["127.0.0.1:{up_port}"]
+keepalive_pool = 128
+[limits]
+max_requests_per_connection = 1000000
+[telemetry]
+enabled = true
+[sink]
+type = "file"
+path = "{tmp}/diagnostics.jsonl"
+""")
+        c = subprocess.Popen([args.binary, "--config", conf], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env={**os.environ, "AUTHZ_EDGE_HASH_KEY": "bench"})
+        procs.append(c)
+        compare.wait_port(c_port)
+        variants = [("B nginx", b_port, lambda: [nginx_b.pid] + compare.children(nginx_b.pid)),
+                    ("C authz-edge", c_port, lambda: [c.pid])]
+        modes = [m for m in args.modes.split(",") if m]
+        results = {(m, v[0]): [] for m in modes for v in variants}
+        for mode in modes:
+            for _, port, pids in variants:
+                measure(mode, port, pids, argparse.Namespace(**{**vars(args), "duration": 1}))
+            for r in range(args.rounds):
+                for name, port, pids in (variants if r % 2 == 0 else variants[::-1]):
+                    res = measure(mode, port, pids, args)
+                    results[(mode, name)].append(res)
+                    print(f"{mode} round {r + 1} {name}: {res['rps']:.0f}/s, {res['cpu_us']:.1f} µs CPU "
+                          f"per {'handshake' if mode == 'handshake' else 'request'}", file=sys.stderr)
+        print(f"\nTLS comparison: {args.rounds} interleaved rounds x {args.duration}s, one worker each, "
+              f"{os.cpu_count()} CPUs, loopback; medians.\n")
+        print("| mode | nginx CPU µs | authz-edge CPU µs | CPU ratio C/B | nginx /s | authz-edge /s | throughput ratio C/B |")
+        print("|---|---|---|---|---|---|---|")
+        for mode in modes:
+            b_ = {k: statistics.median(x[k] for x in results[(mode, 'B nginx')]) for k in ("cpu_us", "rps")}
+            c_ = {k: statistics.median(x[k] for x in results[(mode, 'C authz-edge')]) for k in ("cpu_us", "rps")}
+            label = {"h2": f"HTTP/2 over TLS (h2load, {args.connections} x {args.streams} streams)",
+                     "h1s": f"HTTP/1.1 over TLS (wrk, {args.connections} connections)",
+                     "handshake": f"full handshakes ({args.handshake_connections} connections x {args.per_conn} requests)"}[mode]
+            print(f"| {label} | {b_['cpu_us']:.1f} | {c_['cpu_us']:.1f} | {c_['cpu_us'] / b_['cpu_us']:.3f} | "
+                  f"{b_['rps']:.0f} | {c_['rps']:.0f} | {c_['rps'] / b_['rps']:.3f} |")
+    finally:
+        for p in procs:
+            try:
+                p.send_signal(signal.SIGINT if p.args[0] != "nginx" else signal.SIGTERM)
+                p.wait(timeout=10)
+            except Exception:
+                p.kill()
+
+
+if __name__ == "__main__":
+    main()
