@@ -260,6 +260,21 @@ fn keepalive_load(
         .collect()
 }
 
+/// Stops the load and asserts that no request failed.
+fn stop_load(stop: &AtomicBool, load: Vec<thread::JoinHandle<Vec<String>>>) {
+    stop.store(true, Ordering::Relaxed);
+    let failures: Vec<String> = load
+        .into_iter()
+        .flat_map(|h| h.join().expect("join"))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
 fn upgrade_config(up: SocketAddr, dir: &std::path::Path) -> String {
     let (port, admin) = (free_port(), free_port());
     format!(
@@ -393,17 +408,7 @@ fn a_reload_storm_under_load_fails_no_request() {
             reloads("ok") + reloads("error") == before_ok + before_err + 1.0
         });
     }
-    stop.store(true, Ordering::Relaxed);
-    let failures: Vec<String> = load
-        .into_iter()
-        .flat_map(|h| h.join().expect("join"))
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} failed: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    stop_load(&stop, load);
     assert!(answered.load(Ordering::Relaxed) > 100);
     assert_eq!(reloads("ok"), 50.0);
     assert_eq!(reloads("error"), 50.0);
@@ -614,17 +619,7 @@ fn one_reload_under_load_applies_every_section_live() {
     sink::wait_until("records in the second file", || {
         sink::lines_of(&second).len() >= 20
     });
-    stop.store(true, Ordering::Relaxed);
-    let failures: Vec<String> = load
-        .into_iter()
-        .flat_map(|h| h.join().expect("join"))
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} failed: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    stop_load(&stop, load);
 
     // The sink moved: the first file stopped growing, the second has the new records.
     assert_eq!(sink::lines_of(&first).len(), first_len);
