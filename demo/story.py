@@ -55,7 +55,7 @@ def gunicorn(env, port):
     p = subprocess.Popen(
         [PY, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
          "--log-level", "warning", "testproj.wsgi:application"],
-        cwd=APP, env=env)
+        cwd=APP, env=env, start_new_session=True)
     procs.append(p)
     wait_http(f"http://127.0.0.1:{port}/healthz")
     return p
@@ -166,7 +166,8 @@ path = "{tmp}/diagnostics.jsonl"
     write_config(v1_port)
     proxy = subprocess.Popen([args.proxy, "--config", str(cfg)],
                              env=dict(os.environ, AUTHZ_EDGE_HASH_KEY="demo-key"),
-                             stdout=subprocess.DEVNULL, stderr=open(tmp / "proxy.log", "w"))
+                             stdout=subprocess.DEVNULL, stderr=open(tmp / "proxy.log", "w"),
+                             start_new_session=True)
     procs.append(proxy)
     wait_http(f"http://127.0.0.1:{admin_port}/healthz")
     base, admin = f"http://127.0.0.1:{http_port}", f"127.0.0.1:{admin_port}"
@@ -242,15 +243,24 @@ def check_console(args, admin, tmp):
 
 
 def shutdown(*_):
+    """Stops the proxy (SIGINT: at once) and each gunicorn with its workers (its own process
+    group), waiting for each."""
     stop.set()
     for p in reversed(procs):
         if p.poll() is None:
-            p.send_signal(signal.SIGINT if p is procs[-1] else signal.SIGTERM)
+            try:
+                os.killpg(p.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
     for p in procs:
         try:
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            p.kill()
+            pass
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 if __name__ == "__main__":
