@@ -89,10 +89,13 @@ def main():
         listen 127.0.0.1:{n_port};
         location / {{ proxy_pass http://django; proxy_http_version 1.1; proxy_set_header Connection ""; }}
     }}""", 1)
+        # A binary upgrade wants a daemon: the new master must outlive the old one.
+        with open(conf) as f:
+            text = f.read().replace("daemon off;", "daemon on;")
+        with open(conf, "w") as f:
+            f.write(text)
         pid_file = os.path.join(os.path.dirname(conf), "nginx.pid")
-        nginx = subprocess.Popen(["/usr/sbin/nginx", "-c", conf, "-p", os.path.dirname(conf)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(nginx)
+        subprocess.run(["/usr/sbin/nginx", "-c", conf, "-p", os.path.dirname(conf)], check=True)
         compare.wait_port(n_port)
 
         def nginx_upgrade():
@@ -109,6 +112,7 @@ def main():
                 time.sleep(0.05)
 
         run("nginx 1.22 (USR2, WINCH, QUIT)", n_port, nginx_upgrade, args)
+        os.kill(int(open(pid_file).read()), signal.SIGQUIT)
 
         # authz-edge: --upgrade then SIGQUIT to the old process.
         a_port, admin = compare.free_port(), compare.free_port()
