@@ -51,7 +51,8 @@ async fn read_head(
         let rt = shared.runtime.load();
         (rt.limits.clone(), crate::drain::linger(&rt))
     };
-    buf.reserve(4096);
+    // nginx's client_header_buffer_size; the head loop below grows it as bytes arrive.
+    buf.reserve(1024);
     // Waiting for the first byte is idling; the head deadline starts with it. A keepalive
     // connection waits through `drain::next_request`, which lingers at shutdown so that a
     // request already on its way is served; a new connection still gets its answer.
@@ -77,6 +78,9 @@ async fn read_head(
                 return Head::Reject(RejectReason::HeaderTooLarge)
             }
             HeadState::Partial => {}
+        }
+        if buf.capacity() - buf.len() < 512 {
+            buf.reserve(4096);
         }
         match timeout_at(deadline, stream.read_buf(&mut buf)).await {
             Err(_) => return Head::Reject(RejectReason::HeaderTimeout),
@@ -144,7 +148,9 @@ impl ServerApp for EdgeApp {
             let rt = self.shared.runtime.load_full();
             if let Some(plan) = relay::plan(&head, &rt, client.tls) {
                 let may_keepalive = reuses_left > 0;
-                let next = relay::serve(
+                // Boxed: the connection's task then holds only what waiting for the next
+                // request needs, not the state of a whole exchange, while it idles.
+                let next = Box::pin(relay::serve(
                     &self.shared,
                     &rt,
                     &mut stream,
@@ -152,9 +158,11 @@ impl ServerApp for EdgeApp {
                     plan,
                     &client,
                     may_keepalive,
-                )
+                ))
                 .await;
                 match next {
+                    // Nothing pipelined: let the request's buffer go while the connection idles.
+                    Next::KeepAlive(rest) if rest.is_empty() => continue,
                     Next::KeepAlive(rest) => {
                         carry = rest;
                         continue;
@@ -174,7 +182,7 @@ impl ServerApp for EdgeApp {
             }
             session.set_keepalive_reuses_remaining(Some(reuses_left));
             session.set_pipelined_prefix(head);
-            let reused = self.proxy.process_new_http(session, shutdown).await?;
+            let reused = Box::pin(self.proxy.process_new_http(session, shutdown)).await?;
             stream = reused.consume().0;
         }
     }
