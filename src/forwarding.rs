@@ -370,13 +370,7 @@ pub fn request_id_from(client: Option<&[u8]>) -> String {
             }
         }
     }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let r = rand::random::<u128>();
-    let mut out = String::with_capacity(32);
-    for i in (0..32).rev() {
-        out.push(char::from(HEX[((r >> (i * 4)) & 0xf) as usize]));
-    }
-    out
+    hex::encode(rand::random::<u128>().to_be_bytes())
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ impl HashKey {
         }
     }
 
-    /// `HMAC-SHA256(key, value)`, hex, first 16 characters.
+    /// `HMAC-SHA256(key, kind || 0x00 || value)`, hex, first 16 characters.
     pub fn hash(&self, kind: &str, value: &[u8]) -> IdHash {
         let mut mac = self.mac.clone();
         // The kind keeps a user id "42" and a session "42" apart.
@@ -68,11 +68,8 @@ impl HashKey {
         mac.update(value);
         let out = mac.finalize().into_bytes();
         let mut hex = [0u8; 16];
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        for (i, b) in out.iter().take(8).enumerate() {
-            hex[2 * i] = DIGITS[(b >> 4) as usize];
-            hex[2 * i + 1] = DIGITS[(b & 15) as usize];
-        }
+        // 8 bytes make exactly 16 digits: encoding cannot fail.
+        let _ = hex::encode_to_slice(&out[..8], &mut hex);
         let mut bits = [0u8; 8];
         bits.copy_from_slice(&out[8..16]);
         IdHash {

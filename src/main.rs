@@ -36,6 +36,14 @@ struct Cli {
 enum Command {
     /// Validate the config, print a summary, and exit.
     Check,
+    /// Print the keyed hash of VALUE (with $AUTHZ_EDGE_HASH_KEY), to find one user's, session's
+    /// or token's records in the metrics, the access log and the sink.
+    Hash {
+        /// What VALUE is: the hash of a user id and of a session id differ for the same text.
+        #[arg(value_parser = ["user", "session", "token"])]
+        kind: String,
+        value: String,
+    },
 }
 
 fn init_logging(access: &config::AccessLog, daemon: bool) {
@@ -142,8 +150,22 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// `authz-edge hash user|session|token VALUE`: the same keyed hash the proxy records.
+fn hash(kind: &str, value: &str) -> ExitCode {
+    if std::env::var_os("AUTHZ_EDGE_HASH_KEY").is_none() {
+        eprintln!("authz-edge hash: AUTHZ_EDGE_HASH_KEY is not set; use the proxy's key");
+        return ExitCode::from(2);
+    }
+    let key = HashKey::from_env();
+    println!("{}", key.hash(kind, value.as_bytes()));
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Hash { kind, value }) = &cli.command {
+        return hash(kind, value);
+    }
     let Some(path) = cli.config.clone() else {
         eprintln!("authz-edge: --config PATH is required (try --config config/authz-edge.toml)");
         return ExitCode::from(2);

@@ -92,7 +92,10 @@ fn server_conf(config: &Config) -> ServerConf {
 /// own (the head guard's, Pingora's HTTP/1 session's, rustls's), so none is needed here; writes
 /// keep Pingora's default, one segment.
 fn client_buffers() -> L4BufferSettings {
-    L4BufferSettings::new(0, pingora::protocols::l4::stream::DEFAULT_L4_WRITE_BUFFER_SIZE)
+    L4BufferSettings::new(
+        0,
+        pingora::protocols::l4::stream::DEFAULT_L4_WRITE_BUFFER_SIZE,
+    )
 }
 
 /// Bytes h2 may hold per stream for a client that does not read (its default is 400 KiB).
