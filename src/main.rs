@@ -197,7 +197,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let shared = match Shared::start(&path, key) {
+    // The file is read once: this config is the one that runs.
+    let shared = match Shared::start(&path, config, key) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -220,6 +221,6 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!("authz-edge listening {bound}");
+    // `authz-edge listening …` is printed by the `announce` service once the sockets accept.
     srv.run_forever()
 }

@@ -423,9 +423,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Loads, validates and compiles the config at `path` as generation 1.
-    pub fn start(path: &Path, hash_key: HashKey) -> Result<Arc<Shared>, String> {
-        let config = config::load(path).map_err(|e| e.to_string())?;
+    /// Compiles `config`, loaded from `path` (read again on SIGHUP), as generation 1.
+    pub fn start(path: &Path, config: Config, hash_key: HashKey) -> Result<Arc<Shared>, String> {
         let metrics = Metrics::new(config.metrics.max_routes, config.metrics.max_permissions);
         let (sink, sink_writer) =
             crate::sink::build(&config.sink, &metrics, config.server.grace_period.0);

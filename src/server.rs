@@ -122,6 +122,35 @@ fn h2_options() -> pingora::protocols::http::v2::server::H2Options {
     o
 }
 
+/// Prints `authz-edge listening http=… https=… admin=…` once the plain-HTTP and admin
+/// listeners accept connections (Pingora binds them when the services start, after `build`),
+/// so that whoever waits for the line can connect at once. The TLS listeners are bound with the
+/// plain ones, by the same service.
+struct Announce {
+    bound: Bound,
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for Announce {
+    async fn start(&self, _shutdown: pingora::server::ShutdownWatch) {
+        let addrs: Vec<&String> = self
+            .bound
+            .http
+            .iter()
+            .chain(std::iter::once(&self.bound.admin))
+            .collect();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        for addr in addrs {
+            while tokio::net::TcpStream::connect(addr.as_str()).await.is_err()
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+        println!("authz-edge listening {}", self.bound);
+    }
+}
+
 /// Assembles every service; the caller runs the returned server.
 pub fn build(
     shared: Arc<Shared>,
@@ -203,6 +232,12 @@ pub fn build(
         "spike detector",
         DetectorService {
             shared: shared.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "announce",
+        Announce {
+            bound: bound.clone(),
         },
     ));
     let writer = shared.sink_writer.lock().ok().and_then(|mut w| w.take());
