@@ -38,6 +38,14 @@ fn remember(shared: &Shared, generation: u64, changed: &[String]) {
     r.push_back(event);
 }
 
+/// The last config reloads, oldest first (for findings and the console).
+pub fn recent(shared: &Shared) -> Vec<crate::findings::ReloadEvent> {
+    match shared.reloads.lock() {
+        Ok(r) => r.iter().cloned().collect(),
+        Err(p) => p.into_inner().iter().cloned().collect(),
+    }
+}
+
 /// Reloads the config file once; the running config is untouched on any error.
 pub fn reload(shared: &Shared) -> Outcome {
     let current = shared.runtime.load_full();
@@ -62,9 +70,10 @@ pub fn reload(shared: &Shared) -> Outcome {
             shared
                 .sampler
                 .set_limits(crate::runtime::sampling_limits(&new.config));
-            let tuning = crate::runtime::tuning(&new.config);
-            shared.detector.set_tuning(tuning);
-            shared.findings.set_tuning(tuning);
+            // The findings engine reads the detector's tuning at each tick.
+            shared
+                .detector
+                .set_tuning(crate::runtime::tuning(&new.config));
             if let Err(e) = crate::access_log::set_target(new.config.access_log.path.as_deref()) {
                 tracing::warn!("{e}; the access log keeps its previous target");
             }

@@ -429,8 +429,7 @@ impl Shared {
         let (sink, sink_writer) =
             crate::sink::build(&config.sink, &metrics, config.server.grace_period.0);
         let detector = Detector::new(tuning(&config));
-        let findings =
-            crate::findings::Findings::new(tuning(&config), metrics.finding_active.clone());
+        let findings = crate::findings::Findings::new(metrics.finding_active.clone());
         let sampler = Sampler::new(sampling_limits(&config), crate::telemetry::unix_now().1);
         let started_with = restart_keys(&config);
         for (key, _) in &started_with {

@@ -4,14 +4,6 @@
 use crate::runtime::Shared;
 use serde_json::{json, Value};
 
-/// The last config reloads, oldest first.
-pub fn reloads(shared: &Shared) -> Vec<crate::findings::ReloadEvent> {
-    match shared.reloads.lock() {
-        Ok(r) => r.iter().cloned().collect(),
-        Err(p) => p.into_inner().iter().cloned().collect(),
-    }
-}
-
 /// Everything the console draws, in one poll.
 pub fn data(shared: &Shared) -> Value {
     let m = &shared.metrics;
@@ -37,7 +29,7 @@ pub fn data(shared: &Shared) -> Value {
             .map(|(at, release)| json!({"at": at, "release": release}))
             .collect::<Vec<_>>(),
         "config_generation": rt.generation,
-        "reloads": reloads(shared),
+        "reloads": crate::reload::recent(shared),
         "upstreams": upstreams,
         "sink": {
             "enabled": shared.sink.enabled(),

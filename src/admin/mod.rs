@@ -111,7 +111,7 @@ impl Admin {
                 "baseline_s": tuning.baseline_secs,
             },
             "findings": self.shared.findings.snapshot(),
-            "reloads": console::reloads(&self.shared),
+            "reloads": crate::reload::recent(&self.shared),
             "routes": self.shared.detector.snapshot(m),
         })
     }

@@ -153,6 +153,9 @@ pub struct World<'a> {
     pub release_changed_at: f64,
     pub reloads: &'a [ReloadEvent],
     pub proxy_user: (u32, u32),
+    /// The spike detector's tuning now (a reload may change it): the thresholds of the baseline
+    /// test of candidates.
+    pub tuning: Tuning,
 }
 
 struct State {
@@ -163,7 +166,6 @@ struct State {
 
 /// The findings engine.
 pub struct Findings {
-    tuning: Mutex<Tuning>,
     state: Mutex<State>,
     /// `authz_edge_finding_active{cause, route}`.
     gauge: IntGaugeVec,
@@ -176,10 +178,8 @@ fn unix(t: SystemTime) -> f64 {
 }
 
 impl Findings {
-    /// `tuning` is the spike detector's, used for the baseline test of a candidate's rate.
-    pub fn new(tuning: Tuning, gauge: IntGaugeVec) -> Self {
+    pub fn new(gauge: IntGaugeVec) -> Self {
         Findings {
-            tuning: Mutex::new(Self::own(tuning)),
             state: Mutex::new(State {
                 candidates: HashMap::new(),
                 findings: Vec::new(),
@@ -195,21 +195,6 @@ impl Findings {
             tick_secs: 1.0,
             window: 10,
             ..tuning
-        }
-    }
-
-    /// The spike settings of a reload (for the baseline test of candidates).
-    pub fn set_tuning(&self, tuning: Tuning) {
-        match self.tuning.lock() {
-            Ok(mut t) => *t = Self::own(tuning),
-            Err(p) => *p.into_inner() = Self::own(tuning),
-        }
-    }
-
-    fn tuning(&self) -> Tuning {
-        match self.tuning.lock() {
-            Ok(t) => *t,
-            Err(p) => *p.into_inner(),
         }
     }
 
@@ -246,7 +231,9 @@ impl Findings {
                 None => return,
             }
         }
-        let tuning = self.tuning();
+        // Only the warm-up (fixed) and the window's size matter to a new series: the thresholds
+        // come with each tick's tuning.
+        let tuning = Self::own(Tuning::default());
         let c = st.candidates.entry(key).or_insert_with(|| Candidate {
             buckets: VecDeque::new(),
             pending: 0,
@@ -344,7 +331,7 @@ impl Findings {
             findings,
             spikes,
         } = &mut *st;
-        let tuning = self.tuning();
+        let tuning = Self::own(w.tuning);
         for (key, c) in candidates.iter_mut() {
             let pending = std::mem::take(&mut c.pending);
             let t = c.series.tick(pending, &tuning, true);

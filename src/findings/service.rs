@@ -17,16 +17,14 @@ pub struct FindingsService {
 /// One tick of the engine against the proxy's current state.
 pub fn tick(shared: &Shared, now: SystemTime) -> Vec<super::Finding> {
     let release = shared.metrics.current_release();
-    let reloads: Vec<_> = match shared.reloads.lock() {
-        Ok(r) => r.iter().cloned().collect(),
-        Err(p) => p.into_inner().iter().cloned().collect(),
-    };
+    let reloads = crate::reload::recent(shared);
     let world = World {
         now,
         release: release.as_deref().map(String::as_str),
         release_changed_at: shared.metrics.release_changed_at(),
         reloads: &reloads,
         proxy_user: crate::file_access::running_as(),
+        tuning: shared.detector.tuning(),
     };
     shared.findings.tick(&world)
 }

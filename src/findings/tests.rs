@@ -52,7 +52,7 @@ fn engine() -> Findings {
         &["cause", "route"],
     )
     .expect("gauge");
-    Findings::new(Tuning::default(), gauge)
+    Findings::new(gauge)
 }
 
 const T0: u64 = 1_800_000_000;
@@ -68,6 +68,7 @@ fn world(secs: u64) -> World<'static> {
         release_changed_at: (T0 - 20) as f64,
         reloads: &[],
         proxy_user: (65534, 65534),
+        tuning: Tuning::default(),
     }
 }
 
