@@ -116,6 +116,16 @@ def upstream_conf(tmp, port):
     }}""", 1)
 
 
+def stop(p):
+    """Stops a process this script started: nginx with SIGTERM, the others with SIGINT (Pingora's
+    quick shutdown; SIGTERM would wait out the grace period); killed after 10 s."""
+    try:
+        p.send_signal(signal.SIGINT if p.args[0] != "nginx" else signal.SIGTERM)
+        p.wait(timeout=10)
+    except Exception:
+        p.kill()
+
+
 def start_nginx(conf, wrap=()):
     return subprocess.Popen([*wrap, "nginx", "-c", conf, "-p", os.path.dirname(conf)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -479,11 +489,7 @@ timeout = "60s"
                   f"{x['rps'] / y['rps']:.3f} | {x['p99'] / y['p99']:.3f} | {x['ol_p99'] / y['ol_p99']:.3f} |")
     finally:
         for _, p in procs:
-            try:
-                p.send_signal(signal.SIGINT if p.args[0] != "nginx" else signal.SIGTERM)
-                p.wait(timeout=10)
-            except Exception:
-                p.kill()
+            stop(p)
 
 
 if __name__ == "__main__":

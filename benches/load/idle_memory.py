@@ -10,7 +10,6 @@ venv's Python, tests/django/.venv/bin/python, which has it).
 import argparse
 import os
 import resource
-import signal
 import socket
 import ssl
 import subprocess
@@ -111,8 +110,7 @@ def main():
                 time.sleep(0.3)
                 return measure(plain, tls, compare.children(p.pid))
             finally:
-                p.send_signal(signal.SIGTERM)
-                p.wait(timeout=10)
+                compare.stop(p)
 
         def authz_edge(measure):
             """A fresh authz-edge for each measurement."""
@@ -142,8 +140,7 @@ type = "none"
                 time.sleep(0.3)
                 return measure(plain, tls, [p.pid])
             finally:
-                p.send_signal(signal.SIGINT)
-                p.wait(timeout=10)
+                compare.stop(p)
 
         h1 = lambda plain, tls, pids: per_connection(h1_connection, plain, pids, args.h1)  # noqa: E731
         h2 = lambda plain, tls, pids: per_connection(h2_connection, tls, pids, args.h2)  # noqa: E731
@@ -154,11 +151,7 @@ type = "none"
             print(f"| {name} | {h1:.1f} | {h2:.1f} |")
     finally:
         for p in procs:
-            try:
-                p.send_signal(signal.SIGINT if p.args[0] != "nginx" else signal.SIGTERM)
-                p.wait(timeout=10)
-            except Exception:
-                p.kill()
+            compare.stop(p)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import signal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -192,11 +191,7 @@ path = "{tmp}/diagnostics.jsonl"
                   f"{b_['rps']:.0f} | {c_['rps']:.0f} | {c_['rps'] / b_['rps']:.3f} |")
     finally:
         for p in procs:
-            try:
-                p.send_signal(signal.SIGINT if p.args[0] != "nginx" else signal.SIGTERM)
-                p.wait(timeout=10)
-            except Exception:
-                p.kill()
+            compare.stop(p)
 
 
 if __name__ == "__main__":

@@ -146,11 +146,7 @@ type = "none"
         procs.append(current[0])
     finally:
         for p in procs:
-            try:
-                p.send_signal(signal.SIGINT if "nginx" not in p.args[0] else signal.SIGQUIT)
-                p.wait(timeout=10)
-            except Exception:
-                p.kill()
+            compare.stop(p)
         subprocess.run(["pkill", "-f", tmp], capture_output=True)
 
 

@@ -378,26 +378,18 @@ fn a_few_expected_denials_after_a_deploy_open_nothing() {
     let f = engine();
     // Two users each hit a missing permission once, a CSRF form expires, a stale cookie gets a
     // 401: single denials of every kind, right after the release changed.
-    feed(
-        &f,
-        "/a/",
-        &perm_denial(
-            1,
-            "reports.approve_report",
-            "reports.approve_report=not_migrated",
-        ),
-        1,
-    );
-    feed(
-        &f,
-        "/a/",
-        &perm_denial(
-            2,
-            "reports.approve_report",
-            "reports.approve_report=not_migrated",
-        ),
-        2,
-    );
+    for (user, sec) in [(1, 1), (2, 2)] {
+        feed(
+            &f,
+            "/a/",
+            &perm_denial(
+                user,
+                "reports.approve_report",
+                "reports.approve_report=not_migrated",
+            ),
+            sec,
+        );
+    }
     feed(
         &f,
         "/b/",

@@ -371,12 +371,17 @@ impl DeployScenario {
 
     /// Everyone denied on the new route for `d`; returns how many 403s were sent.
     pub fn burst(&self, d: Duration) -> usize {
+        self.burst_to(self.proxy.http, d)
+    }
+
+    /// `burst` through the proxy at `proxy` (another one, e.g. restarted, in front of v2).
+    pub fn burst_to(&self, proxy: SocketAddr, d: Duration) -> usize {
         let until = std::time::Instant::now() + d;
         let mut n = 0;
         while std::time::Instant::now() < until {
             for s in [&self.alice, &self.bob] {
                 let path = format!("/reports/{}/approve/", n % 3 + 1);
-                assert_eq!(as_user(self.proxy.http, "GET", &path, s).status, 403);
+                assert_eq!(as_user(proxy, "GET", &path, s).status, 403);
                 n += 1;
             }
         }
