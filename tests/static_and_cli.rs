@@ -423,7 +423,7 @@ fn check_and_start_refuse_paths_the_proxy_user_cannot_use() {
     std::fs::write(&path, config).expect("write");
     open(&path, 0o644);
     let run = |args: &[&str]| {
-        Command::new(bin())
+        Command::new(bin_for_others())
             .args(args)
             .arg("--config")
             .arg(&path)

@@ -283,6 +283,22 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_authz-edge")
 }
 
+/// The binary where another user (the tests drop to `nobody`) may run it: a copy in a directory
+/// of mode 755, since the checkout itself may sit below a private directory (`mktemp -d`).
+pub fn bin_for_others() -> &'static std::path::Path {
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("authz-edge-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let copy = dir.join("authz-edge");
+        std::fs::copy(bin(), &copy).expect("copy the binary");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        copy
+    })
+}
+
 /// A minimal config: listeners on port 0, one upstream, a short grace period.
 pub fn config_for(upstreams: &[SocketAddr], extra: &str) -> String {
     let servers: Vec<String> = upstreams.iter().map(|a| format!("\"{a}\"")).collect();
@@ -378,7 +394,10 @@ impl Proxy {
             .replace("@DIR@", &dir.path().display().to_string());
         let config_path = dir.path().join("authz-edge.toml");
         std::fs::write(&config_path, config).expect("write config");
-        let mut cmd = Command::new(bin());
+        let mut cmd = match user {
+            Some(_) => Command::new(bin_for_others()),
+            None => Command::new(bin()),
+        };
         if let Some((uid, gid)) = user {
             use std::os::unix::fs::PermissionsExt;
             use std::os::unix::process::CommandExt;
