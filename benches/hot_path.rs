@@ -4,15 +4,16 @@
 //!
 //! cargo bench --bench hot_path
 
-use authz_edge::classify::classify;
-use authz_edge::forwarding::{
+use authz_edge::exchange::observe::{record, Observed};
+use authz_edge::rules::context::ContextHeaders;
+use authz_edge::rules::forwarding::{
     prepare_upstream_request, request_id, strip_context_from_response, Client,
 };
-use authz_edge::identity::HashKey;
-use authz_edge::metrics::Metrics;
-use authz_edge::routes::{with_normalised, Pattern, RouteMatcher};
-use authz_edge::runtime::{ContextHeaders, Runtime};
-use authz_edge::telemetry::{record, Observed};
+use authz_edge::rules::routes::{with_normalised, Pattern, RouteMatcher};
+use authz_edge::runtime::Runtime;
+use authz_edge::telemetry::classify::classify;
+use authz_edge::telemetry::identity::HashKey;
+use authz_edge::telemetry::metrics::Metrics;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::HeaderMap;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -113,7 +114,7 @@ fn bench_forwarding(c: &mut Criterion) {
         "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n",
     )
     .expect("config");
-    let rt = Runtime::build(config, 1, &Metrics::new(200, 200)).expect("runtime");
+    let rt = Runtime::build(&config, 1, &Metrics::new(200, 200)).expect("runtime");
     let client = Client {
         ip: Some("192.0.2.17".parse().expect("ip")),
         tls: false,
@@ -125,7 +126,15 @@ fn bench_forwarding(c: &mut Criterion) {
     c.bench_function("prepare_upstream_request/plain", |b| {
         b.iter_batched_ref(
             || base.clone(),
-            |r| prepare_upstream_request(r, &rt, &client, "0123456789abcdef0123456789abcdef"),
+            |r| {
+                prepare_upstream_request(
+                    r,
+                    &rt.context,
+                    &rt.trusted,
+                    &client,
+                    "0123456789abcdef0123456789abcdef",
+                )
+            },
             criterion::BatchSize::SmallInput,
         )
     });
@@ -153,7 +162,9 @@ const BROWSER_HEAD: &str = "GET /reports/42/export/?format=csv HTTP/1.1\r\n\
 fn bench_head_check(c: &mut Criterion) {
     let limits = authz_edge::config::Limits::default();
     c.bench_function("check_raw_head/browser", |b| {
-        b.iter(|| authz_edge::limits::check_raw_head(black_box(BROWSER_HEAD.as_bytes()), &limits))
+        b.iter(|| {
+            authz_edge::guard::head::check_raw_head(black_box(BROWSER_HEAD.as_bytes()), &limits)
+        })
     });
 }
 
@@ -163,7 +174,7 @@ fn bench_relay_plan(c: &mut Criterion) {
         "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n",
     )
     .expect("config");
-    let rt = Runtime::build(config, 1, &Metrics::new(200, 200)).expect("runtime");
+    let rt = Runtime::build(&config, 1, &Metrics::new(200, 200)).expect("runtime");
     c.bench_function("relay_plan/browser", |b| {
         b.iter(|| authz_edge::relay::plan(black_box(BROWSER_HEAD.as_bytes()), &rt, false).is_some())
     });
@@ -206,7 +217,7 @@ fn bench_record(c: &mut Criterion) {
 }
 
 fn bench_sampler(c: &mut Criterion) {
-    use authz_edge::sampler::{Limits, Sampler};
+    use authz_edge::diagnostics::sampler::{Limits, Sampler};
     let s = Sampler::new(Limits::default(), 0.0);
     let perms = vec!["reports.export_report".to_string()];
     let mut now = 0.0;

@@ -53,34 +53,72 @@ impl Dur {
     }
 }
 
-/// Parses `"250ms"`, `"10s"`, `"5m"`, `"1h"` into a duration.
+/// Parses `"250ms"`, `"10s"`, `"5m"`, `"1h"` (or `"1m 30s"`, humantime's forms) into a duration.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{s}` has no unit; write e.g. \"250ms\", \"10s\", \"5m\""))?;
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` does not start with a whole number"))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => {
-            return Err(format!(
-                "`{s}` has unknown unit `{unit}`; use ms, s, m or h"
-            ))
-        }
-    };
-    Ok(d)
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "`{s}` has no unit; write e.g. \"250ms\", \"10s\", \"5m\""
+        ));
+    }
+    humantime::parse_duration(s).map_err(|e| {
+        format!("`{s}` is not a duration ({e}); write e.g. \"250ms\", \"10s\", \"5m\"")
+    })
 }
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         parse_duration(&s).map(Dur).map_err(de::Error::custom)
+    }
+}
+
+/// A list of `IP:PORT` strings, each parsed once here (an error names its index).
+fn socket_addrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    Vec::<Parsed<SocketAddr>>::deserialize(d).map(|v| v.into_iter().map(|p| p.0).collect())
+}
+
+/// A list of CIDRs or single addresses, each parsed once here.
+fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    Vec::<Parsed<ipnet::IpNet>>::deserialize(d).map(|v| v.into_iter().map(|p| p.0).collect())
+}
+
+/// A header name, parsed once here.
+fn header_name<'de, D: Deserializer<'de>>(d: D) -> Result<http::HeaderName, D::Error> {
+    Parsed::<http::HeaderName>::deserialize(d).map(|p| p.0)
+}
+
+/// A value written as a string and parsed by `FromText`, so that serde's error carries the key.
+struct Parsed<T>(T);
+
+trait FromText: Sized {
+    fn from_text(s: &str) -> Result<Self, String>;
+}
+
+impl FromText for SocketAddr {
+    fn from_text(s: &str) -> Result<Self, String> {
+        validate_addr(s)
+    }
+}
+
+impl FromText for ipnet::IpNet {
+    fn from_text(s: &str) -> Result<Self, String> {
+        parse_cidr(s)
+            .ok_or_else(|| format!("`{s}` is not an IP address or CIDR such as \"10.0.0.0/8\""))
+    }
+}
+
+impl FromText for http::HeaderName {
+    fn from_text(s: &str) -> Result<Self, String> {
+        http::HeaderName::from_bytes(s.as_bytes())
+            .map_err(|_| format!("`{s}` is not a valid header name"))
+    }
+}
+
+impl<'de, T: FromText> Deserialize<'de> for Parsed<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        T::from_text(&s).map(Parsed).map_err(de::Error::custom)
     }
 }
 
@@ -215,7 +253,8 @@ pub struct Tls {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Upstream {
-    pub servers: Vec<String>,
+    #[serde(deserialize_with = "socket_addrs")]
+    pub servers: Vec<SocketAddr>,
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: Dur,
     #[serde(default = "default_io_timeout")]
@@ -312,7 +351,8 @@ impl Default for Limits {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Forwarding {
-    pub trusted_proxies: Vec<String>,
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -333,24 +373,30 @@ fn default_true() -> bool {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Context {
-    pub user_header: String,
-    pub kind_header: String,
-    pub permission_header: String,
-    pub route_header: String,
-    pub reason_header: String,
-    pub release_header: String,
+    #[serde(deserialize_with = "header_name")]
+    pub user_header: http::HeaderName,
+    #[serde(deserialize_with = "header_name")]
+    pub kind_header: http::HeaderName,
+    #[serde(deserialize_with = "header_name")]
+    pub permission_header: http::HeaderName,
+    #[serde(deserialize_with = "header_name")]
+    pub route_header: http::HeaderName,
+    #[serde(deserialize_with = "header_name")]
+    pub reason_header: http::HeaderName,
+    #[serde(deserialize_with = "header_name")]
+    pub release_header: http::HeaderName,
     pub session_cookie: String,
 }
 
 impl Default for Context {
     fn default() -> Self {
         Context {
-            user_header: "X-Authz-User".into(),
-            kind_header: "X-Authz-Kind".into(),
-            permission_header: "X-Authz-Permission".into(),
-            route_header: "X-Authz-Route".into(),
-            reason_header: "X-Authz-Reason".into(),
-            release_header: "X-App-Release".into(),
+            user_header: http::HeaderName::from_static("x-authz-user"),
+            kind_header: http::HeaderName::from_static("x-authz-kind"),
+            permission_header: http::HeaderName::from_static("x-authz-permission"),
+            route_header: http::HeaderName::from_static("x-authz-route"),
+            reason_header: http::HeaderName::from_static("x-authz-reason"),
+            release_header: http::HeaderName::from_static("x-app-release"),
             session_cookie: "sessionid".into(),
         }
     }
@@ -499,49 +545,188 @@ pub struct AccessLog {
 
 /// Reads, parses and validates a config file; every problem is reported, not just the first.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let fail = |key: String, message: String| ConfigError {
+    let fail = |problems: Vec<Problem>| ConfigError {
         file: path.to_path_buf(),
-        problems: vec![Problem { key, message }],
+        problems,
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| fail(String::new(), format!("cannot read the file: {e}")))?;
-    let config = parse(&text).map_err(|p| ConfigError {
-        file: path.to_path_buf(),
-        problems: vec![p],
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        fail(vec![Problem {
+            key: String::new(),
+            message: format!("cannot read the file: {e}"),
+        }])
     })?;
+    let config = parse(&text).map_err(fail)?;
     let problems = validate(&config);
     if problems.is_empty() {
         Ok(config)
     } else {
-        Err(ConfigError {
-            file: path.to_path_buf(),
-            problems,
-        })
+        Err(fail(problems))
     }
 }
 
-/// Parses TOML text into the schema; a parse error names the key path where it can.
-pub fn parse(text: &str) -> Result<Config, Problem> {
-    let de = toml::Deserializer::new(text);
-    let config: Result<Config, _> = serde_path_to_error::deserialize(de);
-    config
-        .map(|mut c| {
+/// The most problems one file reports.
+const MAX_PROBLEMS: usize = 64;
+
+/// Parses TOML text into the schema. Every unknown key, wrong type and bad value is reported
+/// with its key path, not only the first: each bad key is reported, taken out, and the rest
+/// parsed again. The first problem also gives its line.
+pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+    let first = match serde_path_to_error::deserialize::<_, Config>(toml::Deserializer::new(text)) {
+        Ok(mut c) => {
             c.source = text.parse().unwrap_or_default();
-            c
-        })
-        .map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            let mut message = inner.message().to_string();
-            if let Some(span) = inner.span() {
-                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                message = format!("{message} (line {line})");
+            return Ok(c);
+        }
+        Err(e) => e,
+    };
+    let mut problems = vec![problem(&first, text)];
+    let Ok(mut table) = text.parse::<toml::Table>() else {
+        return Err(problems); // a syntax error: nothing further can be read
+    };
+    let mut taken: Vec<Vec<Step>> = Vec::new();
+    let mut path = steps(first.path());
+    while problems.len() < MAX_PROBLEMS {
+        if !take_out(&mut table, &mut path, &taken) {
+            break;
+        }
+        taken.push(path);
+        match serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(table.clone())) {
+            Ok(_) => break,
+            Err(e) => {
+                path = steps(e.path());
+                let missing = e.inner().to_string().starts_with("missing field");
+                // A required key that was taken out for its own problem is not a new one.
+                if !missing {
+                    problems.push(Problem {
+                        key: key_of(&original_path(&path, &taken)),
+                        message: e.inner().to_string(),
+                    });
+                } else if path.is_empty() {
+                    break;
+                }
             }
-            Problem {
-                key: if key == "." { String::new() } else { key },
-                message,
-            }
+        }
+    }
+    Err(problems)
+}
+
+/// One step of a key path: a table key or an array index.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn steps(path: &serde_path_to_error::Path) -> Vec<Step> {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|s| match s {
+            Segment::Map { key } => Some(Step::Key(key.clone())),
+            Segment::Seq { index } => Some(Step::Index(*index)),
+            _ => None,
         })
+        .collect()
+}
+
+/// `upstream.servers[1]`.
+fn key_of(path: &[Step]) -> String {
+    let mut out = String::new();
+    for s in path {
+        match s {
+            Step::Key(k) if out.is_empty() => out.push_str(k),
+            Step::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// A path in the table as it now is, in the file's numbering: array elements taken out before
+/// shift the indices after them.
+fn original_path(path: &[Step], taken: &[Vec<Step>]) -> Vec<Step> {
+    let mut out: Vec<Step> = Vec::new();
+    for s in path {
+        match s {
+            Step::Index(i) => {
+                let mut i = *i;
+                let mut removed: Vec<usize> = taken
+                    .iter()
+                    .filter(|t| t.len() == out.len() + 1 && t[..out.len()] == out[..])
+                    .filter_map(|t| match t.last() {
+                        Some(Step::Index(r)) => Some(*r),
+                        _ => None,
+                    })
+                    .collect();
+                removed.sort_unstable();
+                for r in removed {
+                    if r <= i {
+                        i += 1;
+                    }
+                }
+                out.push(Step::Index(i));
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    out
+}
+
+/// Takes the value at `path` out of the table (a required key's absence is then reported as
+/// its own problem, not a new one). A path into a missing key takes out its table instead.
+/// `path` ends as the original path of what was taken. Returns false when nothing could be.
+fn take_out(table: &mut toml::Table, path: &mut Vec<Step>, taken: &[Vec<Step>]) -> bool {
+    let original = original_path(path, taken);
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut here = toml::Value::Table(std::mem::take(table));
+    let mut cursor = &mut here;
+    for p in parents {
+        let next = match (p, cursor) {
+            (Step::Key(k), toml::Value::Table(t)) => t.get_mut(k),
+            (Step::Index(i), toml::Value::Array(a)) => a.get_mut(*i),
+            _ => None,
+        };
+        match next {
+            Some(n) => cursor = n,
+            None => {
+                if let toml::Value::Table(t) = here {
+                    *table = t;
+                }
+                return false;
+            }
+        }
+    }
+    let done = match (last, cursor) {
+        (Step::Key(k), toml::Value::Table(t)) => t.remove(k).is_some(),
+        (Step::Index(i), toml::Value::Array(a)) if *i < a.len() => {
+            a.remove(*i);
+            true
+        }
+        _ => false,
+    };
+    if let toml::Value::Table(t) = here {
+        *table = t;
+    }
+    *path = original;
+    done
+}
+
+/// A serde error as a problem: its key path, its message, and its line where known.
+fn problem(e: &serde_path_to_error::Error<toml::de::Error>, text: &str) -> Problem {
+    let key = e.path().to_string();
+    let inner = e.inner();
+    let mut message = inner.message().to_string();
+    if let Some(span) = inner.span() {
+        let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+        message = format!("{message} (line {line})");
+    }
+    Problem {
+        key: if key == "." { String::new() } else { key },
+        message,
+    }
 }
 
 /// Checks what types alone cannot; returns one problem per bad key.
@@ -599,11 +784,6 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             "upstream.servers".into(),
             "empty: give at least one Django server, e.g. \"127.0.0.1:8000\"".into(),
         );
-    }
-    for (i, s) in c.upstream.servers.iter().enumerate() {
-        if let Err(m) = validate_addr(s) {
-            bad(format!("upstream.servers[{i}]"), m);
-        }
     }
     for (key, d) in [
         ("upstream.connect_timeout", c.upstream.connect_timeout),
@@ -665,15 +845,6 @@ pub fn validate(c: &Config) -> Vec<Problem> {
         );
     }
 
-    for (i, cidr) in c.forwarding.trusted_proxies.iter().enumerate() {
-        if parse_cidr(cidr).is_none() {
-            bad(
-                format!("forwarding.trusted_proxies[{i}]"),
-                format!("`{cidr}` is not an IP address or CIDR such as \"10.0.0.0/8\""),
-            );
-        }
-    }
-
     for (i, s) in c.statics.iter().enumerate() {
         if !s.prefix.starts_with('/') || !s.prefix.ends_with('/') {
             bad(
@@ -695,18 +866,6 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     }
 
     let ctx = &c.context;
-    for (key, v) in [
-        ("context.user_header", &ctx.user_header),
-        ("context.kind_header", &ctx.kind_header),
-        ("context.permission_header", &ctx.permission_header),
-        ("context.route_header", &ctx.route_header),
-        ("context.reason_header", &ctx.reason_header),
-        ("context.release_header", &ctx.release_header),
-    ] {
-        if http::HeaderName::from_bytes(v.as_bytes()).is_err() {
-            bad(key.into(), format!("`{v}` is not a valid header name"));
-        }
-    }
     if ctx.session_cookie.is_empty()
         || ctx
             .session_cookie
@@ -716,12 +875,6 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             "context.session_cookie".into(),
             format!("`{}` is not a valid cookie name", ctx.session_cookie),
         );
-    }
-
-    for (i, r) in c.routes.iter().enumerate() {
-        if let Err(m) = crate::routes::Pattern::parse(&r.pattern) {
-            bad(format!("routes[{i}].pattern"), m);
-        }
     }
 
     if c.metrics.max_routes == 0 || c.metrics.max_routes > 10_000 {
@@ -759,21 +912,13 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             "sink.url".into(),
             "is required when sink.type = \"http\"".into(),
         ),
-        SinkType::Http
-            if c.sink
-                .url
-                .as_deref()
-                .and_then(crate::sink::parse_url)
-                .is_none() =>
-        {
-            bad(
-                "sink.url".into(),
-                format!(
-                    "`{}` is not an http:// URL such as \"http://127.0.0.1:8686/authz\"",
-                    c.sink.url.as_deref().unwrap_or("")
-                ),
-            )
-        }
+        SinkType::Http if c.sink.url.as_deref().and_then(parse_url).is_none() => bad(
+            "sink.url".into(),
+            format!(
+                "`{}` is not an http:// URL such as \"http://127.0.0.1:8686/authz\"",
+                c.sink.url.as_deref().unwrap_or("")
+            ),
+        ),
         SinkType::File if c.sink.path.is_empty() => bad(
             "sink.path".into(),
             "is required when sink.type = \"file\"".into(),
@@ -787,6 +932,24 @@ fn validate_addr(s: &str) -> Result<SocketAddr, String> {
     s.parse::<SocketAddr>().map_err(|_| {
         format!("`{s}` is not an address of the form IP:PORT, e.g. \"127.0.0.1:8000\"")
     })
+}
+
+/// Splits `http://host:port/path` into its parts.
+pub fn parse_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (host_port, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if host_port.is_empty() {
+        return None;
+    }
+    let host_port = if host_port.contains(':') {
+        host_port.to_string()
+    } else {
+        format!("{host_port}:80")
+    };
+    Some((host_port, path.to_string()))
 }
 
 /// Parses `10.0.0.0/8` or a single address into a network.
@@ -808,7 +971,9 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("10").is_err());
-        assert!(parse_duration("10d").is_err());
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("").is_err());
     }
 
     #[test]
@@ -821,25 +986,58 @@ mod tests {
     #[test]
     fn unknown_key_names_its_path() {
         let e = parse(&format!("{MIN}bogus = 1\n")).expect_err("refused");
-        assert!(e.message.contains("unknown field `bogus`"), "{e:?}");
+        assert!(e[0].message.contains("unknown field `bogus`"), "{e:?}");
         let e = parse("[upstream]\nservers=[\"127.0.0.1:1\"]\ncolour = 2\n").expect_err("refused");
-        assert_eq!(e.key, "upstream.colour");
-        assert!(e.message.contains("colour"), "{e:?}");
+        assert_eq!(e[0].key, "upstream.colour");
+        assert!(e[0].message.contains("colour"), "{e:?}");
     }
 
     #[test]
     fn bad_server_names_its_index() {
-        let c = parse("[upstream]\nservers = [\"127.0.0.1:8000\", \"nohost\"]\n").expect("parses");
-        let p = validate(&c);
-        assert_eq!(p.len(), 1);
+        let p =
+            parse("[upstream]\nservers = [\"127.0.0.1:8000\", \"nohost\"]\n").expect_err("refused");
+        assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].key, "upstream.servers[1]");
+        assert!(
+            p[0].message
+                .starts_with("`nohost` is not an address of the form IP:PORT"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn every_parse_problem_is_reported_with_its_key() {
+        let text = "[server]\nthreads = \"two\"\ncolour = 1\n\n[upstream]\nservers = [\"x\", \"127.0.0.1:1\", \"y\"]\nconnect_timeout = \"soon\"\n\n[forwarding]\ntrusted_proxies = [\"10.0.0.0/8\", \"lan\"]\n\n[context]\nuser_header = \"bad header\"\n\n[spike]\nwindow = \"60\"\n";
+        let p = parse(text).expect_err("refused");
+        let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "server.threads",
+                "context.user_header",
+                "forwarding.trusted_proxies[1]",
+                "server.colour",
+                "spike.window",
+                "upstream.connect_timeout",
+                "upstream.servers[0]",
+                "upstream.servers[2]",
+            ],
+            "{p:#?}"
+        );
+        assert!(
+            p[0].message.ends_with("(line 2)"),
+            "the first gives its line: {p:?}"
+        );
+        assert!(p[6].message.contains("`x` is not an address"), "{p:?}");
+        assert!(p[7].message.contains("`y` is not an address"), "{p:?}");
     }
 
     #[test]
     fn bad_duration_names_its_key() {
-        let e =
-            parse("[upstream]\nservers = [\"127.0.0.1:8000\"]\nconnect_timeout = \"2 weeks\"\n")
-                .expect_err("refused");
-        assert_eq!(e.key, "upstream.connect_timeout");
+        let e = parse(
+            "[upstream]\nservers = [\"127.0.0.1:8000\"]\nconnect_timeout = \"ten seconds\"\n",
+        )
+        .expect_err("refused");
+        assert_eq!(e[0].key, "upstream.connect_timeout");
     }
 }

@@ -1,43 +1,32 @@
 //! authz-edge: an edge reverse proxy for Django on Pingora that watches authorization failures.
 //!
-//! A request passes the connection guard in `app`, then one of two proxy loops: plain HTTP/1
-//! requests go through `relay` (authz-edge's own loop, several times cheaper than Pingora's),
-//! everything else through the phases of `proxy::EdgeProxy` (see `STYLE.md`): limits and static
-//! files in `request_filter`, forwarding to Django, classification of 401/403 in
-//! `response_filter` and recording in `logging`. Both share `forwarding`, `telemetry`,
-//! `classify` and `access_log`, so Django and the metrics see the same either way.
+//! The folders follow a request. A connection is accepted (`accept`) and its head checked
+//! (`guard`); then one of two loops carries it: plain HTTP/1 goes through `relay`, authz-edge's
+//! own loop, and everything else through Pingora's phases (`phases`). Both fill one per-request
+//! `exchange` and apply the same `rules` (forwarding, routes), reach Django through `upstream`
+//! and shape the `response`. What a response tells about authorization is counted by
+//! `telemetry` (classify, metrics, spike detector, findings) and kept by `diagnostics`
+//! (sampler, sink, access log). `admin` serves it. `config` is the file schema; `runtime` is
+//! its compiled form and the state the process shares; `background` holds the work that is
+//! about no request (ticks, health checks, reloads). `server` wires the services together.
+//!
+//! Imports point down this list and never up (a test in `tests/layout.rs` holds it):
+//! `clock`, `config`, `rules`, `telemetry`, `diagnostics`, `guard`, `upstream`, `response`,
+//! `runtime`, `exchange`, `relay`, `phases`, `accept`, `background`, `admin`, `server`.
 
-pub mod access_log;
+pub mod accept;
 pub mod admin;
-pub mod app;
-pub mod body;
-pub mod classify;
+pub mod background;
+pub mod clock;
 pub mod config;
-pub mod detector;
-pub mod drain;
-pub mod error_page;
+pub mod diagnostics;
 pub mod exchange;
-pub mod file_access;
-pub mod findings;
-pub mod forwarding;
-pub mod identity;
-pub mod limits;
-pub mod log_sanitize;
-pub mod metrics;
-pub mod pool;
-pub mod proxy;
+pub mod guard;
+pub mod phases;
 pub mod relay;
-pub mod reload;
-pub mod response_head;
-pub mod retry;
-pub mod routes;
+pub mod response;
+pub mod rules;
 pub mod runtime;
-pub mod sampler;
 pub mod server;
-pub mod sink;
-pub mod sketch;
-pub mod spike;
-pub mod static_files;
-pub mod target;
 pub mod telemetry;
 pub mod upstream;

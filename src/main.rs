@@ -1,8 +1,9 @@
 //! The `authz-edge` command: parse the CLI, load the config, add the services, run.
 
-use authz_edge::identity::HashKey;
+use authz_edge::response::file_access;
 use authz_edge::runtime::Shared;
-use authz_edge::{config, file_access, server};
+use authz_edge::telemetry::identity::HashKey;
+use authz_edge::{config, server};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,7 +52,9 @@ fn init_logging(access: &config::AccessLog, daemon: bool) {
     use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
     use tracing_subscriber::prelude::*;
     let errors = tracing_subscriber::fmt::layer()
-        .with_writer(authz_edge::log_sanitize::Sanitized(std::io::stderr))
+        .with_writer(authz_edge::diagnostics::log_sanitize::Sanitized(
+            std::io::stderr,
+        ))
         // Colours only on a terminal: a daemon's stderr becomes server.error_log.
         .with_ansi(!daemon && std::io::stderr().is_terminal())
         .with_target(false)
@@ -66,7 +69,7 @@ fn init_logging(access: &config::AccessLog, daemon: bool) {
             }
         });
     // Always installed: `access_log.enabled` gates each line, and a reload may turn it on.
-    if let Err(e) = authz_edge::access_log::set_target(access.path.as_deref()) {
+    if let Err(e) = authz_edge::diagnostics::access_log::set_target(access.path.as_deref()) {
         eprintln!("{e}; writing the access log to stdout");
     }
     let access_layer = tracing_subscriber::fmt::layer()
@@ -74,7 +77,7 @@ fn init_logging(access: &config::AccessLog, daemon: bool) {
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
-        .with_writer(authz_edge::access_log::MakeTarget)
+        .with_writer(authz_edge::diagnostics::access_log::MakeTarget)
         .with_filter(Targets::new().with_target("access", LevelFilter::INFO));
     let _ = tracing_subscriber::registry()
         .with(errors)
@@ -106,8 +109,10 @@ fn permission_errors(c: &config::Config) -> bool {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match config::load(path) {
-        Ok(c) => {
+    // The same compile as at start and on reload, with metrics of its own.
+    let metrics = authz_edge::telemetry::metrics::Metrics::new(1, 1);
+    match authz_edge::runtime::compile(path, 1, &metrics) {
+        Ok((c, _)) => {
             if permission_errors(&c) {
                 eprintln!(
                     "{}: the proxy's user cannot use the paths above",
@@ -129,11 +134,12 @@ fn check(path: &std::path::Path) -> ExitCode {
             let hc = c.upstream.health_check.as_ref().map_or(
                 format!(
                     "default TCP connect check every {:?}",
-                    authz_edge::runtime::TCP_CHECK_INTERVAL
+                    authz_edge::upstream::TCP_CHECK_INTERVAL
                 ),
                 |h| format!("health check GET {} every {:?}", h.path, h.interval.0),
             );
-            println!("upstreams: {} ({hc})", c.upstream.servers.join(", "));
+            let servers: Vec<String> = c.upstream.servers.iter().map(|s| s.to_string()).collect();
+            println!("upstreams: {} ({hc})", servers.join(", "));
             println!("routes: {} configured", c.routes.len());
             for r in &c.routes {
                 println!("  {}", r.pattern);
@@ -197,8 +203,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // The file is read once: this config is the one that runs.
-    let shared = match Shared::start(&path, config, key) {
+    // The file is read once: this config is the one that runs (compiled as `check` does).
+    let shared = match Shared::start(&path, &config, key) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -214,7 +220,7 @@ fn main() -> ExitCode {
             .bound_https_port
             .store(port.port(), std::sync::atomic::Ordering::Relaxed);
     }
-    let srv = match server::build(shared, &bound, cli.upgrade, cli.daemon) {
+    let srv = match server::build(shared, &config, &bound, cli.upgrade, cli.daemon) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("authz-edge: {e}");

@@ -1,13 +1,13 @@
 //! Builds the Pingora server: listeners, the proxy app, the admin app and background services.
 
+use crate::accept::connection::EdgeApp;
 use crate::admin::Admin;
-use crate::app::EdgeApp;
+use crate::background::detector::DetectorService;
+use crate::background::health::HealthChecker;
 use crate::config::Config;
-use crate::detector::DetectorService;
-use crate::proxy::EdgeProxy;
-use crate::reload::Reloader;
+use crate::phases::EdgeProxy;
+use crate::runtime::reload::Reloader;
 use crate::runtime::Shared;
-use crate::upstream::HealthChecker;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
@@ -154,17 +154,17 @@ impl pingora::services::background::BackgroundService for Announce {
 /// Assembles every service; the caller runs the returned server.
 pub fn build(
     shared: Arc<Shared>,
+    config: &Config,
     bound: &Bound,
     upgrade: bool,
     daemon: bool,
 ) -> Result<Server, String> {
-    let config = shared.runtime.load().config.clone();
     let opt = Opt {
         upgrade,
         daemon,
         ..Opt::default()
     };
-    let mut server = Server::new_with_opt_and_conf(opt, server_conf(&config));
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(config));
     server.bootstrap();
 
     let mut proxy = pingora::proxy::http_proxy(
@@ -212,13 +212,13 @@ pub fn build(
     ));
     server.add_service(background_service(
         "findings",
-        crate::findings::service::FindingsService {
+        crate::background::findings::FindingsService {
             shared: shared.clone(),
         },
     ));
     server.add_service(background_service(
         "drain watch",
-        crate::drain::DrainWatch {
+        crate::runtime::drain::DrainWatch {
             shared: shared.clone(),
         },
     ));

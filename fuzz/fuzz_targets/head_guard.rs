@@ -1,8 +1,8 @@
-//! The head guard (`limits::check_raw_head`, with `target`) on any bytes: no panic, and a
+//! The head guard (`guard::head::check_raw_head`, with `target`) on any bytes: no panic, and a
 //! head it calls complete is one httparse can parse.
 #![no_main]
 use authz_edge::config::Limits;
-use authz_edge::limits::{check_raw_head, HeadState};
+use authz_edge::guard::head::{check_raw_head, HeadState};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

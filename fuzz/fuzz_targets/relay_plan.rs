@@ -2,7 +2,7 @@
 //! takes has a path starting with `/` and a header map that builds.
 #![no_main]
 use authz_edge::config::Limits;
-use authz_edge::limits::{check_raw_head, HeadState};
+use authz_edge::guard::head::{check_raw_head, HeadState};
 use authz_edge::relay::Plan;
 use libfuzzer_sys::fuzz_target;
 

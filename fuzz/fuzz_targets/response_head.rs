@@ -1,8 +1,8 @@
-//! Response heads as the relay reads them: httparse, then `response_head::check`. No panic;
+//! Response heads as the relay reads them: httparse, then `upstream_head::check`. No panic;
 //! a head the check takes has one framing.
 #![no_main]
 use authz_edge::config::Limits;
-use authz_edge::response_head;
+use authz_edge::response::upstream_head;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,10 +12,10 @@ fuzz_target!(|data: &[u8]| {
         let status = resp.code.unwrap_or(0);
         let limits = Limits::default();
         let h = resp.headers.iter().map(|h| (h.name.as_bytes(), h.value));
-        if let Ok(f) = response_head::check(status, h, &limits) {
+        if let Ok(f) = upstream_head::check(status, h, &limits) {
             assert!(!(f.chunked && f.length.is_some()));
             assert!(status >= 100);
         }
     }
-    let _ = response_head::digits(data);
+    let _ = upstream_head::digits(data);
 });

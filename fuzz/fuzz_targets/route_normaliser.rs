@@ -1,6 +1,6 @@
 //! The route normaliser on any path: no panic, bounded output, at most nine segments.
 #![no_main]
-use authz_edge::routes::normalise_into;
+use authz_edge::rules::routes::normalise_into;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

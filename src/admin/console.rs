@@ -23,13 +23,13 @@ pub fn data(shared: &Shared) -> Value {
         .collect();
     let o = &shared.sink.outcomes;
     json!({
-        "now": crate::telemetry::unix_now().1,
+        "now": crate::clock::unix_now().1,
         "release": m.current_release().as_deref(),
         "release_changes": m.release_changes().into_iter()
             .map(|(at, release)| json!({"at": at, "release": release}))
             .collect::<Vec<_>>(),
         "config_generation": rt.generation,
-        "reloads": crate::reload::recent(shared),
+        "reloads": crate::runtime::reload::recent(shared),
         "upstreams": upstreams,
         "sink": {
             "enabled": shared.sink.enabled(),
@@ -38,7 +38,7 @@ pub fn data(shared: &Shared) -> Value {
             "dropped": o.queue_full.get() + o.sink_error.get(),
             "rate_limited": o.rate_limited.get(),
         },
-        "draining": crate::drain::draining(shared),
+        "draining": crate::runtime::drain::draining(shared),
         "findings": shared.findings.snapshot(),
         "routes": shared.detector.history(m),
     })

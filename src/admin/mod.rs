@@ -10,7 +10,6 @@
 mod console;
 
 use crate::runtime::Shared;
-use crate::telemetry;
 use async_trait::async_trait;
 use base64::Engine;
 use http::Response;
@@ -111,7 +110,7 @@ impl Admin {
                 "baseline_s": tuning.baseline_secs,
             },
             "findings": self.shared.findings.snapshot(),
-            "reloads": crate::reload::recent(&self.shared),
+            "reloads": crate::runtime::reload::recent(&self.shared),
             "routes": self.shared.detector.snapshot(m),
         })
     }
@@ -124,7 +123,7 @@ impl ServeHttp for Admin {
         let path = req.uri.path().to_string();
         let (token, token_metrics) = {
             let rt = self.shared.runtime.load();
-            (rt.admin_token.clone(), rt.config.server.admin_token_metrics)
+            (rt.admin_token.clone(), rt.admin_token_metrics)
         };
         let open = matches!(path.as_str(), "/healthz" | "/readyz")
             || (path == "/metrics" && !token_metrics);
@@ -144,7 +143,7 @@ impl ServeHttp for Admin {
                 CONSOLE_HTML.as_bytes().to_vec(),
             ),
             "/metrics" => {
-                let now = telemetry::unix_now().0;
+                let now = crate::clock::unix_now().0;
                 reply(
                     200,
                     "text/plain; version=0.0.4; charset=utf-8",

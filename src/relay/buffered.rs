@@ -5,19 +5,20 @@
 //! Django in one exchange through the relay's pool and retry policy (`send`), with a
 //! `Content-Length` (Django cannot read chunked bodies; Pingora could resend only what fits its
 //! 64 KiB retry buffer). Django's response head is read by the relay's strict parser and rule
-//! (`response_head::check`: no obs-fold, no space before a colon, one framing), observed by the
+//! (`upstream_head::check`: no obs-fold, no space before a colon, one framing), observed by the
 //! same telemetry as in `proxy::response_filter`, and its body decoded by the relay's chunked
 //! decoder; then it streams back through the Pingora session, whatever the client's protocol.
 
 use super::chunked::ChunkScanner;
 use super::response::{upstream_read, Broken, Framing};
 use super::{connection_keepalive, send, Exchange, MAX_HEADERS};
-use crate::forwarding::{self, Client};
-use crate::metrics::UpstreamErrorKind;
-use crate::response_head;
+use crate::exchange;
+use crate::exchange::observe::{self, Observed};
+use crate::response::error_page;
+use crate::response::upstream_head;
+use crate::rules::forwarding::{self, Client};
 use crate::runtime::{Runtime, Shared};
-use crate::telemetry::{self, Observed};
-use crate::{error_page, exchange};
+use crate::telemetry::metrics::UpstreamErrorKind;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -65,7 +66,7 @@ pub async fn forward(
         with_length,
     } = r;
     let mut req = session.req_header().clone();
-    forwarding::prepare_upstream_request(&mut req, rt, client, request_id);
+    forwarding::prepare_upstream_request(&mut req, &rt.context, &rt.trusted, client, request_id);
     // The body is here in full: Django gets it at once, framed by its length.
     req.remove_header(&header::TRANSFER_ENCODING);
     req.remove_header(&header::EXPECT);
@@ -100,7 +101,7 @@ pub async fn forward(
     exchange::response_head_seen(shared, rt, session.req_header(), &mut resp, obs);
     let status = resp.status.as_u16();
     let empty = framing == Framing::Empty;
-    if crate::drain::draining(shared) {
+    if crate::runtime::drain::draining(shared) {
         // HTTP/1: `Connection: close`; HTTP/2 has had GOAWAY from Pingora.
         session.set_keepalive(None);
     }
@@ -132,7 +133,7 @@ pub async fn forward(
     }
 }
 
-/// Django's response head as a header map for the client: checked by `response_head::check`,
+/// Django's response head as a header map for the client: checked by `upstream_head::check`,
 /// hop-by-hop and framing headers left to the client's protocol. Also how its body is framed
 /// and whether the connection can be reused.
 fn response_header(
@@ -141,7 +142,7 @@ fn response_header(
     head_only: bool,
 ) -> Option<(ResponseHeader, Framing, bool)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let (p, framing) = response_head::parse(head, &mut headers, &rt.limits)?;
+    let (p, framing) = upstream_head::parse(head, &mut headers, &rt.limits)?;
     let (status, version) = (p.code?, p.version?);
     let mut reusable = version == 1;
     let mut resp = ResponseHeader::build(status, Some(p.headers.len())).ok()?;
@@ -200,7 +201,7 @@ async fn stream_body(
             Framing::UntilClose | Framing::Empty => (buf.split().freeze(), false),
         };
         if !data.is_empty() || done {
-            telemetry::observe_body(obs, &data);
+            observe::observe_body(obs, &data);
             session
                 .write_response_body(Some(data), done)
                 .await

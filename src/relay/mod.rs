@@ -11,11 +11,13 @@
 //! large request bodies, absolute-form targets, static mounts, the HTTPS redirect, and anything
 //! the limits refuse. `server.fast_path = false` sends everything there.
 
-use crate::forwarding::{self, Client};
-use crate::metrics::UpstreamErrorKind;
+use crate::exchange;
+use crate::exchange::observe::Observed;
+use crate::response::error_page;
+use crate::rules::forwarding::{self, Client};
 use crate::runtime::{Runtime, Shared};
-use crate::telemetry::Observed;
-use crate::{error_page, exchange, retry, upstream};
+use crate::telemetry::metrics::UpstreamErrorKind;
+use crate::upstream::{self, retry};
 use bytes::{Buf, BufMut, BytesMut};
 use http::Method;
 use pingora::http::RequestHeader;
@@ -51,7 +53,7 @@ pub enum Next {
 
 /// Decides whether the relay takes the request whose complete head starts `buf`.
 pub fn plan(buf: &[u8], rt: &Runtime, tls: bool) -> Option<Plan> {
-    if !rt.config.server.fast_path || (rt.https_redirect_port.is_some() && !tls) {
+    if !rt.fast_path || (rt.https_redirect_port.is_some() && !tls) {
         return None;
     }
     let limits = &rt.limits;
@@ -126,7 +128,8 @@ pub async fn serve(
     let mut client_req: Option<RequestHeader> = None;
     let (status, keep) = match send(shared, rt, &plan.method, &wire).await {
         Ok(x) => {
-            let keep_client = plan.keepalive && may_keepalive && !crate::drain::draining(shared);
+            let keep_client =
+                plan.keepalive && may_keepalive && !crate::runtime::drain::draining(shared);
             let req = response::Request {
                 plan: &plan,
                 header: &mut client_req,
@@ -188,7 +191,7 @@ async fn send(
     let max_idle = retry::max_idle_for(method, up.pool.idle_timeout());
     let (mut tried, mut tries, mut counted) = (0u64, 0usize, false);
     loop {
-        let Some(idx) = upstream::pick_index(rt, tried) else {
+        let Some(idx) = upstream::pick_index(&rt.upstream, tried) else {
             return Err((UpstreamErrorKind::Connect, counted));
         };
         if idx < 64 {
@@ -207,12 +210,7 @@ async fn send(
         let Some(addr) = up.servers.get(idx) else {
             return Err((UpstreamErrorKind::Connect, counted));
         };
-        let conn = match timeout(
-            rt.config.upstream.connect_timeout.0,
-            TcpStream::connect(addr),
-        )
-        .await
-        {
+        let conn = match timeout(rt.upstream.timeouts.connect, TcpStream::connect(addr)).await {
             Ok(Ok(c)) => c,
             _ => {
                 up.mark_failed(idx);
@@ -250,12 +248,7 @@ async fn attempt(
         Err(_) => return Err(Attempt::NothingBack),
     };
     if sent < wire.len() {
-        match timeout(
-            rt.config.upstream.write_timeout.0,
-            conn.write_all(&wire[sent..]),
-        )
-        .await
-        {
+        match timeout(rt.upstream.timeouts.write, conn.write_all(&wire[sent..])).await {
             Err(_) => return Err(Attempt::Failed(UpstreamErrorKind::Timeout)),
             Ok(Err(_)) => return Err(Attempt::NothingBack),
             Ok(Ok(())) => {}
@@ -267,7 +260,7 @@ async fn attempt(
     loop {
         if let Some(end) = head_end(&buf) {
             // The relay sends neither `Expect` nor `Upgrade`, so no interim response is
-            // allowed (`response_head::interim_allowed`), nor a status below 100.
+            // allowed (`upstream_head::interim_allowed`), nor a status below 100.
             match status_of(&buf) {
                 None => return Err(Attempt::Failed(UpstreamErrorKind::Other)),
                 Some(s) if s < 200 => return Err(Attempt::Failed(UpstreamErrorKind::Other)),
@@ -285,7 +278,7 @@ async fn attempt(
         if buf.len() > max_head {
             return Err(Attempt::Failed(UpstreamErrorKind::Other));
         }
-        match timeout(rt.config.upstream.read_timeout.0, conn.read_buf(&mut buf)).await {
+        match timeout(rt.upstream.timeouts.read, conn.read_buf(&mut buf)).await {
             Err(_) => return Err(Attempt::Failed(UpstreamErrorKind::Timeout)),
             Ok(Ok(0)) | Ok(Err(_)) if !got_any => return Err(Attempt::NothingBack),
             Ok(Ok(0)) | Ok(Err(_)) => return Err(Attempt::Failed(UpstreamErrorKind::Reset)),
@@ -296,7 +289,7 @@ async fn attempt(
 
 /// The length of the head at the start of `buf`, once its blank line has arrived.
 fn head_end(buf: &[u8]) -> Option<usize> {
-    memchr::memchr_iter(b'\n', buf).find_map(|i| crate::limits::blank_line_after(buf, i))
+    memchr::memchr_iter(b'\n', buf).find_map(|i| crate::guard::head::blank_line_after(buf, i))
 }
 
 /// The status code of the response head at the start of `buf` (`HTTP/1.x NNN`).
@@ -311,14 +304,14 @@ fn status_of(buf: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
+    use crate::telemetry::metrics::Metrics;
 
     fn runtime(extra: &str) -> Runtime {
         let config = crate::config::parse(&format!(
             "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n{extra}"
         ))
         .expect("config");
-        Runtime::build(config, 1, &Metrics::new(10, 10)).expect("runtime")
+        Runtime::build(&config, 1, &Metrics::new(10, 10)).expect("runtime")
     }
 
     #[test]
@@ -361,11 +354,12 @@ mod tests {
                 String::from_utf8_lossy(raw)
             );
         }
-        let off = runtime("").config.server.fast_path;
-        assert!(off, "on by default");
-        let mut config = runtime("").config.clone();
-        config.server.fast_path = false;
-        let rt = Runtime::build(config, 1, &Metrics::new(10, 10)).expect("runtime");
+        assert!(runtime("").fast_path, "on by default");
+        let config = crate::config::parse(
+            "[server]\nfast_path = false\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n",
+        )
+        .expect("parses");
+        let rt = Runtime::build(&config, 1, &Metrics::new(10, 10)).expect("runtime");
         assert!(plan(b"GET /a HTTP/1.1\r\n\r\n", &rt, false).is_none());
     }
 

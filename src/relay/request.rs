@@ -6,7 +6,7 @@
 //! read the client's headers through `Plan::request_header`.
 
 use super::MAX_HEADERS;
-use crate::forwarding::{self, Client, Fate, SeenForwarded};
+use crate::rules::forwarding::{self, Client, Fate, SeenForwarded};
 use crate::runtime::Runtime;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
@@ -68,7 +68,7 @@ impl Plan {
                 if body_len.is_some() {
                     return None;
                 }
-                body_len = Some(crate::response_head::digits(h.value)?);
+                body_len = Some(crate::response::upstream_head::digits(h.value)?);
             } else if is("connection") {
                 keepalive = super::connection_keepalive(h.value).unwrap_or(keepalive);
             }
@@ -164,7 +164,7 @@ impl Plan {
                 }
             }
         }
-        let trusted = client.ip.is_some_and(|ip| rt.is_trusted(ip));
+        let trusted = client.ip.is_some_and(|ip| rt.trusted.contains(ip));
         let set = forwarding::forwarded_values(trusted, &seen, client, request_id);
 
         wire.put_slice(self.method.as_str().as_bytes());

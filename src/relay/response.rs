@@ -2,13 +2,13 @@
 
 use super::chunked::{self, ChunkScanner};
 use super::{connection_keepalive, Exchange, Plan, CLIENT_TIMEOUT, MAX_HEADERS};
-use crate::classify;
-use crate::error_page;
-use crate::forwarding;
-use crate::metrics::UpstreamErrorKind;
-use crate::response_head;
+use crate::exchange::observe::{self, Observed};
+use crate::response::error_page;
+use crate::response::upstream_head;
+use crate::rules::forwarding;
 use crate::runtime::{Runtime, Shared};
-use crate::telemetry::{self, Observed};
+use crate::telemetry::classify;
+use crate::telemetry::metrics::UpstreamErrorKind;
 use bytes::{Buf, BufMut, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Version};
@@ -61,7 +61,7 @@ fn rewrite_head(
     out: &mut BytesMut,
 ) -> Option<ResponseHead> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let (p, framing) = response_head::parse(head, &mut headers, &rt.limits)?;
+    let (p, framing) = upstream_head::parse(head, &mut headers, &rt.limits)?;
     let (status, version) = (p.code?, p.version?);
     let mut reusable = version == 1;
     let (mut route, mut release) = (None, None);
@@ -113,9 +113,9 @@ fn rewrite_head(
         out.put_slice(b"\r\n");
     }
     if rt.telemetry {
-        telemetry::observe_context(shared, obs, route, release);
+        observe::observe_context(shared, obs, route, release);
         if status >= 500 {
-            telemetry::observe_filesystem(obs, kind, fs_path, run_as);
+            observe::observe_filesystem(obs, kind, fs_path, run_as);
         }
         if classify::is_denial(status) {
             let mut parts = http::Response::new(()).into_parts().0;
@@ -134,7 +134,7 @@ fn rewrite_head(
                 *req.header = req.plan.request_header();
             }
             if let Some(client_req) = req.header.as_ref() {
-                telemetry::observe_denial(shared, rt, client_req, &resp, obs);
+                observe::observe_denial(shared, rt, client_req, &resp, obs);
             }
         }
     }
@@ -160,7 +160,7 @@ impl Framing {
     pub(super) fn of(
         head_only: bool,
         status: u16,
-        declared: response_head::Framing,
+        declared: upstream_head::Framing,
         decode_for_http10: bool,
     ) -> Framing {
         if head_only || status == 204 || status == 304 {
@@ -271,7 +271,7 @@ pub(super) async fn upstream_read(
     conn: &mut TcpStream,
     buf: &mut BytesMut,
 ) -> Result<usize, Broken> {
-    match timeout(rt.config.upstream.read_timeout.0, conn.read_buf(buf)).await {
+    match timeout(rt.upstream.timeouts.read, conn.read_buf(buf)).await {
         Err(_) => Err(Broken::Upstream(UpstreamErrorKind::Timeout)),
         Ok(Err(_)) => Err(Broken::Upstream(UpstreamErrorKind::Reset)),
         Ok(Ok(n)) => Ok(n),
@@ -300,7 +300,7 @@ async fn relay_length(
     loop {
         let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let chunk = buf.split_to(take);
-        telemetry::observe_body(obs, &chunk);
+        observe::observe_body(obs, &chunk);
         left -= take as u64;
         if out.is_empty() {
             client_write(stream, &chunk).await?;
@@ -331,7 +331,7 @@ async fn relay_chunked(
     loop {
         let used = scan
             .feed(buf, |data| {
-                telemetry::observe_body(obs, data);
+                observe::observe_body(obs, data);
                 if decode {
                     out.put_slice(data);
                 } else {
@@ -364,7 +364,7 @@ async fn relay_until_close(
     obs: &mut Observed,
 ) -> Result<(), Broken> {
     loop {
-        telemetry::observe_body(obs, &buf);
+        observe::observe_body(obs, &buf);
         out.put_slice(&buf);
         buf.clear();
         if !out.is_empty() {

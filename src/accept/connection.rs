@@ -1,0 +1,195 @@
+//! The connection loop in front of Pingora's HTTP/1 parser: header deadline and raw limits.
+//!
+//! Pingora only has a per-read timeout, so a client trickling one header byte at a time
+//! (slowloris) would hold a connection forever. Here the whole head must arrive within
+//! `limits.header_timeout`, and it is checked against the limits before Pingora parses it.
+//! A plain HTTP/1 request then goes to `relay`; anything else is handed to Pingora with the bytes
+//! read as a pipelined prefix.
+
+use crate::guard::head::{check_raw_head, HeadState};
+use crate::phases::EdgeProxy;
+use crate::relay::{self, Next};
+use crate::response::error_page;
+use crate::rules::forwarding::Client;
+use crate::runtime::Shared;
+use crate::telemetry::metrics::RejectReason;
+use async_trait::async_trait;
+use bytes::BytesMut;
+use pingora::apps::{HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::{Stream, ALPN};
+use pingora::proxy::HttpProxy;
+use pingora::server::ShutdownWatch;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::{timeout, timeout_at, Instant};
+
+/// The listening app: HTTP/2 goes straight to Pingora, HTTP/1 through the head guard.
+pub struct EdgeApp {
+    pub proxy: Arc<HttpProxy<EdgeProxy>>,
+    pub shared: Arc<Shared>,
+}
+
+enum Head {
+    Ready(BytesMut),
+    Closed,
+    Reject(RejectReason),
+}
+
+/// Reads one request head within the deadline, checking limits as bytes arrive.
+///
+/// `buf` holds bytes already read past the previous request (pipelined), if any.
+async fn read_head(
+    stream: &mut Stream,
+    shared: &Shared,
+    idle: Duration,
+    shutdown: Option<&ShutdownWatch>,
+    mut buf: BytesMut,
+) -> Head {
+    let (limits, linger) = {
+        let rt = shared.runtime.load();
+        (rt.limits.clone(), crate::runtime::drain::linger(&rt))
+    };
+    // nginx's client_header_buffer_size; the head loop below grows it as bytes arrive.
+    buf.reserve(1024);
+    // Waiting for the first byte is idling; the head deadline starts with it. A keepalive
+    // connection waits through `drain::next_request`, which lingers at shutdown so that a
+    // request already on its way is served; a new connection still gets its answer.
+    let first = match shutdown {
+        _ if !buf.is_empty() => Some(buf.len()),
+        Some(watch) => {
+            crate::runtime::drain::next_request(stream, &mut buf, idle, watch, linger).await
+        }
+        None => match timeout(idle, stream.read_buf(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => Some(n),
+            _ => None,
+        },
+    };
+    if first.is_none() {
+        return Head::Closed;
+    }
+    let deadline = Instant::now() + limits.header_timeout.0;
+    // Past the largest head the limits allow, the head is too large.
+    let ceiling = limits.max_head_bytes();
+    loop {
+        match check_raw_head(&buf, &limits) {
+            HeadState::Complete => return Head::Ready(buf),
+            HeadState::Reject(r) => return Head::Reject(r),
+            HeadState::Partial if buf.len() > ceiling => {
+                return Head::Reject(RejectReason::HeaderTooLarge)
+            }
+            HeadState::Partial => {}
+        }
+        if buf.capacity() - buf.len() < 512 {
+            buf.reserve(4096);
+        }
+        match timeout_at(deadline, stream.read_buf(&mut buf)).await {
+            Err(_) => return Head::Reject(RejectReason::HeaderTimeout),
+            Ok(Ok(0)) | Ok(Err(_)) => return Head::Closed,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Answers a refused head and closes: the request never reaches Django.
+async fn refuse(stream: &mut Stream, reason: RejectReason) {
+    error_page::write_h1(stream, reason.status(), false).await;
+}
+
+#[async_trait]
+impl ServerApp for EdgeApp {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            // HTTP/2: Pingora's h2 server; limits are checked on the parsed request.
+            return self.proxy.process_new(stream, shutdown).await;
+        }
+        let (header_timeout, keepalive, max_requests) = {
+            let rt = self.shared.runtime.load();
+            (
+                rt.limits.header_timeout.0,
+                rt.keepalive_timeout,
+                rt.limits.max_requests_per_connection,
+            )
+        };
+        let client = Client {
+            ip: stream
+                .get_socket_digest()
+                .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip())),
+            tls: stream.get_ssl_digest().is_some(),
+        };
+        let mut carry = BytesMut::new();
+        // Requests served on this connection so far, by either path.
+        let mut served: u32 = 0;
+        loop {
+            let first = served == 0;
+            let idle = if first { header_timeout } else { keepalive };
+            let watch = (!first).then_some(shutdown);
+            let carried = std::mem::take(&mut carry);
+            let head = match read_head(&mut stream, &self.shared, idle, watch, carried).await {
+                Head::Ready(h) => h,
+                Head::Closed => return None,
+                Head::Reject(reason) => {
+                    self.shared.metrics.count_rejected(reason);
+                    self.shared
+                        .metrics
+                        .routes
+                        .other()
+                        .count_request(reason.status());
+                    refuse(&mut stream, reason).await;
+                    return None;
+                }
+            };
+            served += 1;
+            // N requests in all: after this one, N - served more.
+            let reuses_left = max_requests.saturating_sub(served);
+            let rt = self.shared.runtime.load_full();
+            if let Some(plan) = relay::plan(&head, &rt, client.tls) {
+                let may_keepalive = reuses_left > 0;
+                // Boxed: the connection's task then holds only what waiting for the next
+                // request needs, not the state of a whole exchange, while it idles.
+                let next = Box::pin(relay::serve(
+                    &self.shared,
+                    &rt,
+                    &mut stream,
+                    head,
+                    plan,
+                    &client,
+                    may_keepalive,
+                ))
+                .await;
+                match next {
+                    // Nothing pipelined: let the request's buffer go while the connection idles.
+                    Next::KeepAlive(rest) if rest.is_empty() => continue,
+                    Next::KeepAlive(rest) => {
+                        carry = rest;
+                        continue;
+                    }
+                    Next::Close => {
+                        let _ = stream.shutdown().await;
+                        return None;
+                    }
+                }
+            }
+            drop(rt);
+            let mut session = ServerSession::new_http1(stream);
+            if crate::runtime::drain::draining(&self.shared) {
+                session.set_keepalive(None);
+            } else {
+                session.set_keepalive(Some(keepalive.as_secs().max(1)));
+            }
+            session.set_keepalive_reuses_remaining(Some(reuses_left));
+            session.set_pipelined_prefix(head);
+            let reused = Box::pin(self.proxy.process_new_http(session, shutdown)).await?;
+            stream = reused.consume().0;
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.proxy.http_cleanup().await;
+    }
+}

@@ -1,0 +1,7 @@
+//! What goes back to the client besides Django's bytes: the response-head rule, the proxy's own
+//! error pages and the static files it serves itself.
+
+pub mod error_page;
+pub mod file_access;
+pub mod static_files;
+pub mod upstream_head;

@@ -1,0 +1,245 @@
+//! The compiled form of the config: what requests read through `ArcSwap`.
+//!
+//! `compile` reads the file once, checks it (`config`), and turns every section into the typed
+//! values their users need (`Runtime`); `check` runs the same compile. A generation's values
+//! are swapped whole by a reload (`reload`); what is fixed for the process (listeners, threads)
+//! is named by `restart_keys`. The state that outlives generations is in `shared`.
+
+pub mod drain;
+pub mod reload;
+mod shared;
+
+pub use shared::Shared;
+
+use crate::config::{self, Config, ConfigError, Problem};
+use crate::diagnostics::sampler;
+use crate::response::static_files::StaticMount;
+use crate::rules::context::ContextHeaders;
+use crate::rules::forwarding::TrustedProxies;
+use crate::rules::routes::{Pattern, RouteMatcher};
+use crate::telemetry::metrics::{Metrics, RouteStats};
+use crate::telemetry::spike::Tuning;
+use crate::upstream::Upstream;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Configured `[[routes]]` with their metric handles resolved once per table.
+pub struct CompiledRoutes {
+    pub matcher: RouteMatcher,
+    pub stats: Vec<Arc<RouteStats>>,
+}
+
+impl CompiledRoutes {
+    /// The stats of the configured route matching `path`, if any.
+    #[inline]
+    pub fn find(&self, path: &str) -> Option<&Arc<RouteStats>> {
+        self.matcher.find(path).and_then(|i| self.stats.get(i))
+    }
+}
+
+/// One generation of the config, compiled: everything a request or a service reads from it.
+pub struct Runtime {
+    pub generation: u64,
+    pub limits: config::Limits,
+    pub trusted: TrustedProxies,
+    pub upstream: Upstream,
+    pub statics: Vec<StaticMount>,
+    pub context: ContextHeaders,
+    pub routes: CompiledRoutes,
+    pub telemetry: bool,
+    /// `server.fast_path`: plain HTTP/1 goes through the relay.
+    pub fast_path: bool,
+    pub keepalive_timeout: Duration,
+    /// How long an idle keepalive connection waits for a request once draining (`drain`).
+    pub linger: Duration,
+    /// The HTTPS port plain-HTTP requests are redirected to, when `tls.redirect_http` is on.
+    pub https_redirect_port: Option<u16>,
+    pub access_log: bool,
+    /// `access_log.path`: where the access log goes (standard output when none).
+    pub access_log_path: Option<String>,
+    /// `sampling.body_bytes`: how much of a denial's body a sample keeps.
+    pub sample_body_bytes: usize,
+    /// The sampler's limits, from `[sampling]` and `[metrics]`.
+    pub sampling: sampler::Limits,
+    /// The spike detector's tuning, from `[spike]`.
+    pub tuning: Tuning,
+    /// `[sink]`, which the sink follows on reload.
+    pub sink: config::Sink,
+    /// The admin listener's bearer token, if any (`admin::authorized`).
+    pub admin_token: Option<String>,
+    /// `server.admin_token_metrics`: whether `/metrics` needs the token too.
+    pub admin_token_metrics: bool,
+}
+
+/// Reads `path` and compiles it as `generation`: every problem of the file, with its key path,
+/// or the config (for what outlives a generation) and its compiled form.
+pub fn compile(
+    path: &Path,
+    generation: u64,
+    metrics: &Metrics,
+) -> Result<(Config, Runtime), ConfigError> {
+    let config = config::load(path)?;
+    let runtime = Runtime::build(&config, generation, metrics).map_err(|problems| ConfigError {
+        file: path.to_path_buf(),
+        problems,
+    })?;
+    Ok((config, runtime))
+}
+
+/// The admin token: `$AUTHZ_EDGE_ADMIN_TOKEN`, else the trimmed contents of
+/// `server.admin_token_file`, else none.
+fn admin_token(config: &Config) -> Result<Option<String>, String> {
+    if let Some(t) = std::env::var("AUTHZ_EDGE_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        return Ok(Some(t.trim().to_string()));
+    }
+    let Some(path) = &config.server.admin_token_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let token = text.trim();
+    if token.len() < 16 {
+        return Err(format!("the token in {path} is shorter than 16 characters"));
+    }
+    Ok(Some(token.to_string()))
+}
+
+/// The compiled route patterns, or a problem per bad one.
+fn route_patterns(config: &Config) -> Result<Vec<Pattern>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut patterns = Vec::new();
+    for (i, r) in config.routes.iter().enumerate() {
+        match Pattern::parse(&r.pattern) {
+            Ok(p) => patterns.push(p),
+            Err(message) => problems.push(Problem {
+                key: format!("routes[{i}].pattern"),
+                message,
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(patterns)
+    } else {
+        Err(problems)
+    }
+}
+
+impl Runtime {
+    /// Compiles a validated config; fails only on what validation cannot see ahead, each
+    /// problem with its key.
+    pub fn build(
+        config: &Config,
+        generation: u64,
+        metrics: &Metrics,
+    ) -> Result<Self, Vec<Problem>> {
+        let problem = |key: &str| {
+            let key = key.to_string();
+            move |message: String| vec![Problem { key, message }]
+        };
+        let patterns = route_patterns(config)?;
+        let upstream = Upstream::compile(&config.upstream).map_err(problem("upstream"))?;
+        let admin_token = admin_token(config).map_err(problem("server.admin_token_file"))?;
+        metrics.routes.set_max(config.metrics.max_routes);
+        metrics.permissions.set_max(config.metrics.max_permissions);
+        let stats = patterns
+            .iter()
+            .map(|p| metrics.routes.get(&p.text))
+            .collect();
+        let routes = CompiledRoutes {
+            matcher: RouteMatcher::new(patterns),
+            stats,
+        };
+        let statics = config
+            .statics
+            .iter()
+            .map(|s| StaticMount {
+                prefix: s.prefix.clone(),
+                root: PathBuf::from(&s.root),
+                gzip: s.gzip,
+                cache_control: s.cache_control.clone(),
+            })
+            .collect();
+        let https_redirect_port = config
+            .tls
+            .as_ref()
+            .filter(|t| t.redirect_http)
+            .and_then(|t| t.listen.first())
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+            .map(|a| a.port());
+        let server = &config.server;
+        Ok(Runtime {
+            generation,
+            limits: config.limits.clone(),
+            trusted: TrustedProxies(config.forwarding.trusted_proxies.clone()),
+            upstream,
+            statics,
+            context: ContextHeaders::from_config(&config.context),
+            routes,
+            telemetry: config.telemetry.enabled,
+            fast_path: server.fast_path,
+            keepalive_timeout: server.keepalive_timeout.0,
+            linger: (server.grace_period.0 / 2).min(server.keepalive_timeout.0),
+            https_redirect_port,
+            access_log: config.access_log.enabled,
+            access_log_path: config.access_log.path.clone(),
+            sample_body_bytes: config.sampling.body_bytes,
+            sampling: sampling_limits(config),
+            tuning: tuning(config),
+            sink: config.sink.clone(),
+            admin_token,
+            admin_token_metrics: server.admin_token_metrics,
+        })
+    }
+}
+
+/// The sampler's limits from `[sampling]` and `[metrics]`.
+fn sampling_limits(c: &Config) -> sampler::Limits {
+    sampler::Limits {
+        per_route_per_minute: c.sampling.per_route_per_minute,
+        spike_boost: c.sampling.spike_boost.max(1),
+        global_per_second: c.sampling.global_per_second,
+        max_routes: c.metrics.max_routes + 1,
+        ..sampler::Limits::default()
+    }
+}
+
+/// The detector's tuning from `[spike]`.
+fn tuning(c: &Config) -> Tuning {
+    let tick = c.spike.tick.0.as_secs_f64();
+    Tuning {
+        window: ((c.spike.window.0.as_secs_f64() / tick).round() as usize).max(1),
+        tick_secs: tick,
+        baseline_secs: c.spike.baseline.0.as_secs_f64(),
+        min_count: c.spike.min_count,
+        cooldown: ((c.spike.cooldown.0.as_secs_f64() / tick).round() as u32).max(1),
+        ..Tuning::default()
+    }
+}
+
+/// Keys fixed for the life of the process, with their values: the listeners, the threads and
+/// the rest of Pingora's server settings, the TLS certificate, and the sink's queue size. A
+/// reload that changes one applies everything else and names these (`reload`).
+pub fn restart_keys(c: &Config) -> Vec<(&'static str, String)> {
+    let tls = c.tls.as_ref();
+    vec![
+        ("server.listen", format!("{:?}", c.server.listen)),
+        ("server.admin", c.server.admin.clone()),
+        ("server.threads", c.server.threads.to_string()),
+        (
+            "server.grace_period",
+            format!("{:?}", c.server.grace_period.0),
+        ),
+        ("server.upgrade_sock", c.server.upgrade_sock.clone()),
+        ("server.pid_file", c.server.pid_file.clone()),
+        ("server.work_stealing", c.server.work_stealing.to_string()),
+        ("server.error_log", format!("{:?}", c.server.error_log)),
+        ("tls.listen", format!("{:?}", tls.map(|t| &t.listen))),
+        ("tls.cert", format!("{:?}", tls.map(|t| &t.cert))),
+        ("tls.key", format!("{:?}", tls.map(|t| &t.key))),
+        ("sink.queue", c.sink.queue.to_string()),
+    ]
+}

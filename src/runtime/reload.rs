@@ -1,0 +1,140 @@
+//! SIGHUP: load -> validate -> compile -> swap; a bad config is refused and the old one stays.
+
+use crate::config;
+use crate::runtime::Shared;
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::sync::Arc;
+
+/// The outcome of one reload attempt.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Swapped in; the strings name listener changes that need `--upgrade`.
+    Applied {
+        generation: u64,
+        needs_upgrade: Vec<String>,
+    },
+    Refused(String),
+}
+
+/// Reloads remembered for the findings engine.
+const RELOADS_KEPT: usize = 16;
+
+/// Remembers a reload (when, generation, keys changed) for findings to correlate with.
+fn remember(shared: &Shared, generation: u64, changed: &[String]) {
+    let event = crate::telemetry::findings::ReloadEvent {
+        at: crate::clock::unix_now().1,
+        generation,
+        changed: changed.to_vec(),
+    };
+    let mut r = match shared.reloads.lock() {
+        Ok(r) => r,
+        Err(p) => p.into_inner(),
+    };
+    if r.len() >= RELOADS_KEPT {
+        r.pop_front();
+    }
+    r.push_back(event);
+}
+
+/// The last config reloads, oldest first (for findings and the console).
+pub fn recent(shared: &Shared) -> Vec<crate::telemetry::findings::ReloadEvent> {
+    match shared.reloads.lock() {
+        Ok(r) => r.iter().cloned().collect(),
+        Err(p) => p.into_inner().iter().cloned().collect(),
+    }
+}
+
+/// Reloads the config file once; the running config is untouched on any error.
+pub fn reload(shared: &Shared) -> Outcome {
+    let current = shared.runtime.load_full();
+    match crate::runtime::compile(&shared.config_path, current.generation + 1, &shared.metrics) {
+        Ok((config, new)) => {
+            // Against what the process started with, not the last file loaded.
+            let mut needs_upgrade = Vec::new();
+            for ((key, value), (_, started)) in crate::runtime::restart_keys(&config)
+                .iter()
+                .zip(&shared.started_with)
+            {
+                shared.metrics.set_restart_required(key, value != started);
+                if value != started {
+                    needs_upgrade.push(key.to_string());
+                }
+            }
+            // The parts that live outside the runtime follow it.
+            shared.sink.reconfigure(&new.sink);
+            shared.sampler.set_limits(new.sampling);
+            // The findings engine reads the detector's tuning at each tick.
+            shared.detector.set_tuning(new.tuning);
+            if let Err(e) =
+                crate::diagnostics::access_log::set_target(new.access_log_path.as_deref())
+            {
+                tracing::warn!("{e}; the access log keeps its previous target");
+            }
+            let generation = new.generation;
+            let changed = {
+                let mut source = match shared.source.lock() {
+                    Ok(s) => s,
+                    Err(p) => p.into_inner(),
+                };
+                let changed = config::changed_keys(&source, &config.source);
+                *source = config.source;
+                changed
+            };
+            remember(shared, generation, &changed);
+            shared.runtime.store(Arc::new(new));
+            shared.metrics.generation.set(generation as i64);
+            shared.metrics.count_reload(true);
+            tracing::info!(generation, changed = %changed.join(", "), "config reloaded");
+            if !needs_upgrade.is_empty() {
+                tracing::warn!(
+                    keys = %needs_upgrade.join(", "),
+                    "these changes take effect only after a restart or `--upgrade`; the rest is live"
+                );
+            }
+            Outcome::Applied {
+                generation,
+                needs_upgrade,
+            }
+        }
+        Err(e) => {
+            shared.metrics.count_reload(false);
+            let e = e.to_string();
+            for line in e.lines() {
+                tracing::error!("config reload refused, the running config stays: {line}");
+            }
+            Outcome::Refused(e)
+        }
+    }
+}
+
+/// Waits for SIGHUP and reloads.
+pub struct Reloader {
+    pub shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot listen for SIGHUP, reload is off: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    reload(&self.shared);
+                }
+            }
+        }
+    }
+}

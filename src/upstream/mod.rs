@@ -1,0 +1,245 @@
+//! Django upstream: peer choice (round robin, skipping servers already tried), error kinds,
+//! and the pool itself, compiled from `[upstream]` (`Upstream::compile`).
+
+pub mod pool;
+pub mod retry;
+
+use crate::config;
+use crate::telemetry::metrics::UpstreamErrorKind;
+use pingora::lb::health_check::{HttpHealthCheck, TcpHealthCheck};
+use pingora::lb::selection::RoundRobin;
+use pingora::lb::LoadBalancer;
+use pingora::prelude::HttpPeer;
+use pingora::{Error, ErrorType};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Picks the next healthy server not in `tried` (a bit per index in `up.servers`),
+/// preferring servers that have not failed recently (nginx's `fail_timeout`).
+pub fn pick_peer(up: &Upstream, tried: u64) -> Option<(Box<HttpPeer>, usize)> {
+    let idx = pick_index(up, tried)?;
+    Some((Box::new(up.peers.get(idx)?.clone()), idx))
+}
+
+/// The index in `up.servers` of the server `pick_peer` would choose.
+pub fn pick_index(up: &Upstream, tried: u64) -> Option<usize> {
+    let n = up.servers.len();
+    let start = up.next_start();
+    let untried = |i: usize| i >= 64 || tried & (1 << i) == 0;
+    let candidate = |avoid_failed: bool| {
+        (0..n)
+            .map(|k| start.wrapping_add(k) % n)
+            .find(|&i| up.is_ready(i) && untried(i) && !(avoid_failed && up.recently_failed(i)))
+    };
+    // Every candidate failed recently: try them anyway rather than fail outright. And when
+    // the health check has marked every server down, still try one, as nginx does: a server
+    // that came back answers at once instead of after the next check.
+    candidate(true).or_else(|| candidate(false)).or_else(|| {
+        let all_down = (0..n).all(|i| !up.is_ready(i));
+        (0..n)
+            .map(|k| start.wrapping_add(k) % n)
+            .find(|&i| all_down && untried(i))
+    })
+}
+
+/// Marks the server behind `peer` as recently failed.
+pub fn mark_failed(up: &Upstream, peer: &HttpPeer) {
+    let addr = pingora::upstreams::peer::Peer::address(peer)
+        .as_inet()
+        .copied();
+    if let Some(i) = up.servers.iter().position(|s| Some(*s) == addr) {
+        up.mark_failed(i);
+    }
+}
+
+/// Maps a Pingora error to the kind counted in `authz_edge_upstream_errors_total`.
+pub fn error_kind(e: &Error) -> UpstreamErrorKind {
+    match e.etype() {
+        ErrorType::ConnectTimedout
+        | ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::BindError
+        | ErrorType::SocketError
+        | ErrorType::ConnectProxyFailure
+        | ErrorType::TLSHandshakeFailure => UpstreamErrorKind::Connect,
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => UpstreamErrorKind::Timeout,
+        ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError => {
+            UpstreamErrorKind::Reset
+        }
+        _ => UpstreamErrorKind::Other,
+    }
+}
+
+/// The status a client gets for an upstream failure of this kind.
+pub fn error_status(kind: UpstreamErrorKind) -> u16 {
+    match kind {
+        UpstreamErrorKind::Timeout => 504,
+        _ => 502,
+    }
+}
+
+/// How often servers are probed by TCP connect when no HTTP health check is configured.
+pub const TCP_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The Django upstream pool and how to talk to it.
+pub struct Upstream {
+    pub lb: Arc<LoadBalancer<RoundRobin>>,
+    pub servers: Vec<SocketAddr>,
+    /// Further servers tried when connecting fails.
+    pub retries: usize,
+    /// How often the pool's health check runs.
+    pub health_interval: Duration,
+    /// Passive failure marking: per server, when it may be tried again.
+    pub fail_timeout: Duration,
+    down_until: Vec<std::sync::atomic::AtomicU64>,
+    epoch: std::time::Instant,
+    /// Per server, whether the health check holds it ready; copied from the load balancer
+    /// after every check so that picking a server reads one flag instead of a hash map.
+    /// Ready until a check says otherwise, as in Pingora.
+    ready: Vec<AtomicBool>,
+    /// Round-robin position.
+    next: AtomicUsize,
+    /// Per server, the peer handed to Pingora (timeouts set once, cloned per request).
+    pub peers: Vec<HttpPeer>,
+    /// Connect, read and write timeouts, for the relay (Pingora's peers carry their own).
+    pub timeouts: Timeouts,
+    /// Idle connections for the HTTP/1 relay (Pingora keeps its own for its requests).
+    pub pool: crate::upstream::pool::Pool,
+}
+
+impl Upstream {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Marks server `idx` as failed for `fail_timeout`.
+    pub fn mark_failed(&self, idx: usize) {
+        if let Some(d) = self.down_until.get(idx) {
+            let until = self.now_ms() + self.fail_timeout.as_millis() as u64;
+            d.store(until, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether server `idx` failed recently.
+    pub fn recently_failed(&self, idx: usize) -> bool {
+        self.down_until
+            .get(idx)
+            .is_some_and(|d| d.load(Ordering::Relaxed) > self.now_ms())
+    }
+
+    /// Whether at least one server is currently healthy.
+    pub fn any_healthy(&self) -> bool {
+        self.ready.iter().any(|r| r.load(Ordering::Relaxed))
+    }
+
+    /// Whether the health check holds server `idx` ready.
+    pub fn is_ready(&self, idx: usize) -> bool {
+        self.ready
+            .get(idx)
+            .is_some_and(|r| r.load(Ordering::Relaxed))
+    }
+
+    /// Copies the load balancer's health verdicts into the per-server flags.
+    pub fn refresh_health(&self) {
+        let backends = self.lb.backends();
+        for b in backends.get_backend().iter() {
+            let addr = b.addr.as_inet().copied();
+            if let Some(i) = self.servers.iter().position(|s| Some(*s) == addr) {
+                self.ready[i].store(backends.ready(b), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The next round-robin starting position.
+    pub fn next_start(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The upstream's I/O timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub read: Duration,
+    pub write: Duration,
+}
+
+impl Upstream {
+    /// Builds the pool of `[upstream]`: the load balancer with its health check, the peers
+    /// with their timeouts, and the relay's idle connections.
+    pub fn compile(u: &config::Upstream) -> Result<Upstream, String> {
+        let servers = u.servers.clone();
+        let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(servers.iter().copied())
+            .map_err(|e| format!("upstream.servers: {e}"))?;
+        let health_interval;
+        if let Some(hc) = &u.health_check {
+            let mut check = HttpHealthCheck::new(&hc.host, false);
+            check.req = pingora::http::RequestHeader::build("GET", hc.path.as_bytes(), None)
+                .map_err(|e| format!("upstream.health_check.path: {e}"))?;
+            check
+                .req
+                .insert_header("Host", hc.host.as_str())
+                .map_err(|e| format!("upstream.health_check.host: {e}"))?;
+            check.peer_template.options.connection_timeout = Some(hc.timeout.0);
+            check.peer_template.options.read_timeout = Some(hc.timeout.0);
+            check.consecutive_failure = 2;
+            check.consecutive_success = 1;
+            lb.set_health_check(Box::new(check));
+            lb.parallel_health_check = true;
+            health_interval = hc.interval.0;
+        } else {
+            // No HTTP check configured: a TCP connect check, so that /readyz and the pool
+            // still know whether Django is listening at all.
+            let mut check = TcpHealthCheck::new();
+            check.peer_template.options.connection_timeout = Some(u.connect_timeout.0);
+            check.consecutive_failure = 2;
+            check.consecutive_success = 1;
+            lb.set_health_check(check);
+            lb.parallel_health_check = true;
+            health_interval = TCP_CHECK_INTERVAL;
+        }
+        let upstream = Upstream {
+            lb: Arc::new(lb),
+            retries: u
+                .retries
+                .unwrap_or(servers.len().saturating_sub(1))
+                .min(servers.len().saturating_sub(1)),
+            health_interval,
+            fail_timeout: u.fail_timeout.0,
+            down_until: (0..u.servers.len())
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+            epoch: std::time::Instant::now(),
+            ready: servers.iter().map(|_| AtomicBool::new(true)).collect(),
+            next: AtomicUsize::new(0),
+            peers: servers
+                .iter()
+                .map(|addr| {
+                    let mut peer = HttpPeer::new(*addr, false, String::new());
+                    peer.options.connection_timeout = Some(u.connect_timeout.0);
+                    peer.options.read_timeout = Some(u.read_timeout.0);
+                    peer.options.write_timeout = Some(u.write_timeout.0);
+                    peer.options.idle_timeout = Some(u.idle_timeout.0);
+                    peer
+                })
+                .collect(),
+            timeouts: Timeouts {
+                connect: u.connect_timeout.0,
+                read: u.read_timeout.0,
+                write: u.write_timeout.0,
+            },
+            pool: crate::upstream::pool::Pool::new(
+                servers.len(),
+                u.keepalive_pool,
+                u.idle_timeout.0,
+            ),
+            // Last: the fields above read it.
+            servers,
+        };
+        upstream.refresh_health();
+        Ok(upstream)
+    }
+}
