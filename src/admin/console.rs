@@ -24,8 +24,8 @@ pub fn data(shared: &Shared) -> Value {
     let o = &shared.sink.outcomes;
     json!({
         "now": crate::clock::unix_now().1,
-        "release": m.current_release().as_deref(),
-        "release_changes": m.release_changes().into_iter()
+        "release": m.release.current().as_deref(),
+        "release_changes": m.release.changes().into_iter()
             .map(|(at, release)| json!({"at": at, "release": release}))
             .collect::<Vec<_>>(),
         "config_generation": rt.generation,

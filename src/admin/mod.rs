@@ -96,10 +96,10 @@ impl Admin {
     pub fn debug_json(&self) -> serde_json::Value {
         let m = &self.shared.metrics;
         let rt = self.shared.runtime.load();
-        let changed = m.release_changed_at();
+        let changed = m.release.changed_at();
         let tuning = self.shared.detector.tuning();
         serde_json::json!({
-            "release": m.current_release().as_deref(),
+            "release": m.release.current().as_deref(),
             "release_changed_ts": (changed > 0.0).then_some(changed),
             "config_generation": rt.generation,
             "detector": {

@@ -17,12 +17,12 @@ pub struct FindingsService {
 
 /// One tick of the engine against the proxy's current state.
 pub fn tick(shared: &Shared, now: SystemTime) -> Vec<Finding> {
-    let release = shared.metrics.current_release();
+    let release = shared.metrics.release.current();
     let reloads = crate::runtime::reload::recent(shared);
     let world = World {
         now,
         release: release.as_deref().map(String::as_str),
-        release_changed_at: shared.metrics.release_changed_at(),
+        release_changed_at: shared.metrics.release.changed_at(),
         reloads: &reloads,
         proxy_user: crate::response::file_access::running_as(),
         tuning: shared.detector.tuning(),

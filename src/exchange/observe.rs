@@ -82,10 +82,10 @@ pub fn observe_context(
             obs.route = Some(shared.metrics.routes.get(label));
         }
     }
-    if let Some(v) = release.filter(|v| !shared.metrics.is_current_release(v)) {
+    if let Some(v) = release.filter(|v| !shared.metrics.release.is_current(v)) {
         if !v.is_empty() && v.len() <= 100 && v.iter().all(u8::is_ascii_graphic) {
             if let Ok(s) = std::str::from_utf8(v) {
-                shared.metrics.observe_release(s, || unix_now().1);
+                shared.metrics.release.observe(s, || unix_now().1);
             }
         }
     }
@@ -280,7 +280,7 @@ pub fn sample(
         token: d.token.map(|h| h.to_string()),
         permission: d.permissions.clone(),
         reason: d.reason.clone(),
-        release: shared.metrics.current_release().map(|r| r.to_string()),
+        release: shared.metrics.release.current().map(|r| r.to_string()),
         duration_ms: seconds * 1000.0,
         sample_reason: reason.label(),
         headers,

@@ -339,7 +339,7 @@ impl RouteState {
         now: SystemTime,
     ) -> SpikeRecord {
         let view = self.view();
-        let changed = metrics.release_changed_at();
+        let changed = metrics.release.changed_at();
         SpikeRecord {
             ts: rfc3339_millis(now),
             route: self.stats.label.to_string(),
@@ -347,7 +347,7 @@ impl RouteState {
             rate: tick.rate,
             baseline: tick.baseline,
             score: tick.score,
-            release: metrics.current_release().map(|r| r.to_string()),
+            release: metrics.release.current().map(|r| r.to_string()),
             release_changed_s_ago: (changed > 0.0).then(|| (unix(now) - changed).max(0.0)),
             top_permissions: view.top_permissions(metrics),
             top_kinds: view.top_kinds(s),
@@ -368,7 +368,7 @@ impl WindowView<'_> {
                 *sum.entry(p).or_default() += c;
             }
         }
-        let changed = metrics.release_changed_at();
+        let changed = metrics.release.changed_at();
         let mut v: Vec<PermissionCount> = sum
             .into_iter()
             .map(|(p, c)| PermissionCount {

@@ -1,395 +1,17 @@
 //! Prometheus metrics in a private registry; per-route handles are resolved once and cached.
 //!
-//! The request path only touches atomics: `RouteStats` holds the counters for one route label,
-//! created once when the label is first seen (bounded by `metrics.max_routes`).
+//! The request path only touches atomics: `RouteStats` (`labels`) holds the counters for one
+//! route label, created once when the label is first seen (bounded by `metrics.max_routes`).
+//! The label values are in `vocabulary`, the release state in `release`.
 
-use crate::telemetry::sketch::UserSketch;
-use arc_swap::ArcSwapOption;
+use crate::telemetry::labels::Families;
+pub use crate::telemetry::labels::{PermissionRegistry, RouteRegistry, RouteStats};
+pub use crate::telemetry::release::Release;
+pub use crate::telemetry::vocabulary::*;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
-
-/// Why a request was refused before reaching Django.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RejectReason {
-    HeaderTooLarge,
-    TooManyHeaders,
-    UriTooLong,
-    BodyTooLarge,
-    BadRequest,
-    ConflictingLength,
-    HeaderTimeout,
-    BadPath,
-    LengthRequired,
-    BadHost,
-    MethodNotAllowed,
-    BodyBufferFull,
-}
-
-impl RejectReason {
-    pub const ALL: [RejectReason; 12] = [
-        RejectReason::HeaderTooLarge,
-        RejectReason::TooManyHeaders,
-        RejectReason::UriTooLong,
-        RejectReason::BodyTooLarge,
-        RejectReason::BadRequest,
-        RejectReason::ConflictingLength,
-        RejectReason::HeaderTimeout,
-        RejectReason::BadPath,
-        RejectReason::LengthRequired,
-        RejectReason::BadHost,
-        RejectReason::MethodNotAllowed,
-        RejectReason::BodyBufferFull,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            RejectReason::HeaderTooLarge => "header_too_large",
-            RejectReason::TooManyHeaders => "too_many_headers",
-            RejectReason::UriTooLong => "uri_too_long",
-            RejectReason::BodyTooLarge => "body_too_large",
-            RejectReason::BadRequest => "bad_request",
-            RejectReason::ConflictingLength => "conflicting_length",
-            RejectReason::HeaderTimeout => "header_timeout",
-            RejectReason::BadPath => "bad_path",
-            RejectReason::LengthRequired => "length_required",
-            RejectReason::BadHost => "bad_host",
-            RejectReason::MethodNotAllowed => "method_not_allowed",
-            RejectReason::BodyBufferFull => "body_buffer_full",
-        }
-    }
-
-    /// The status the client is answered with.
-    pub fn status(self) -> u16 {
-        match self {
-            RejectReason::HeaderTooLarge | RejectReason::TooManyHeaders => 431,
-            RejectReason::UriTooLong => 414,
-            RejectReason::BodyTooLarge => 413,
-            RejectReason::HeaderTimeout => 408,
-            RejectReason::LengthRequired => 411,
-            RejectReason::MethodNotAllowed => 405,
-            RejectReason::BodyBufferFull => 503,
-            RejectReason::BadRequest
-            | RejectReason::ConflictingLength
-            | RejectReason::BadPath
-            | RejectReason::BadHost => 400,
-        }
-    }
-}
-
-/// Why talking to Django failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamErrorKind {
-    Connect,
-    Timeout,
-    Reset,
-    Other,
-}
-
-impl UpstreamErrorKind {
-    const ALL: [UpstreamErrorKind; 4] = [
-        UpstreamErrorKind::Connect,
-        UpstreamErrorKind::Timeout,
-        UpstreamErrorKind::Reset,
-        UpstreamErrorKind::Other,
-    ];
-    pub fn label(self) -> &'static str {
-        match self {
-            UpstreamErrorKind::Connect => "connect",
-            UpstreamErrorKind::Timeout => "timeout",
-            UpstreamErrorKind::Reset => "reset",
-            UpstreamErrorKind::Other => "other",
-        }
-    }
-}
-
-/// The denial kind, as Django's companion or the fallback classifier reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Permission,
-    Csrf,
-    Login,
-    Object,
-    Other,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Permission,
-        Kind::Csrf,
-        Kind::Login,
-        Kind::Object,
-        Kind::Other,
-    ];
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::Permission => "permission",
-            Kind::Csrf => "csrf",
-            Kind::Login => "login",
-            Kind::Object => "object",
-            Kind::Other => "other",
-        }
-    }
-    /// Parses the `X-Authz-Kind` value; anything unknown is `other`.
-    pub fn parse(v: &[u8]) -> Kind {
-        let v = v.trim_ascii();
-        Kind::ALL
-            .into_iter()
-            .find(|k| v.eq_ignore_ascii_case(k.label().as_bytes()))
-            .unwrap_or(Kind::Other)
-    }
-}
-
-/// Whether the denied request carried a known user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Authn {
-    Authenticated,
-    Anonymous,
-    Unknown,
-}
-
-impl Authn {
-    pub const ALL: [Authn; 3] = [Authn::Authenticated, Authn::Anonymous, Authn::Unknown];
-    pub fn label(self) -> &'static str {
-        match self {
-            Authn::Authenticated => "authenticated",
-            Authn::Anonymous => "anonymous",
-            Authn::Unknown => "unknown",
-        }
-    }
-}
-
-/// `1xx`..`5xx` as an index 0..=4.
-pub fn status_class(status: u16) -> usize {
-    ((status / 100).clamp(1, 5) - 1) as usize
-}
-
-const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-
-/// The counters of one route label, resolved once.
-pub struct RouteStats {
-    pub label: Arc<str>,
-    requests: [IntCounter; 5],
-    /// `[status 401|403][kind][authn]`, resolved on first use.
-    denials: [OnceLock<IntCounter>; 30],
-    permissions: Mutex<HashMap<Arc<str>, IntCounter>>,
-    /// Distinct denied users over the last five minutes.
-    pub users: Mutex<Option<Box<UserSketch>>>,
-    /// Denials by `[status 401|403][kind]`, read by the spike detector's tick.
-    pub denied: [[AtomicU64; 5]; 2],
-    /// Set by the spike detector while a spike is on, per status; read by the sampler.
-    pub spiking: [AtomicBool; 2],
-    family: Arc<Families>,
-}
-
-impl RouteStats {
-    fn new(label: Arc<str>, family: Arc<Families>) -> Self {
-        let requests = STATUS_CLASSES.map(|c| family.requests.with_label_values(&[&label, c]));
-        RouteStats {
-            label,
-            requests,
-            denials: std::array::from_fn(|_| OnceLock::new()),
-            permissions: Mutex::new(HashMap::new()),
-            users: Mutex::new(None),
-            denied: Default::default(),
-            spiking: Default::default(),
-            family,
-        }
-    }
-
-    /// Counts one request with its final status: one atomic add.
-    #[inline]
-    pub fn count_request(&self, status: u16) {
-        self.requests[status_class(status)].inc();
-    }
-
-    /// Counts one 401/403 with its kind and authn.
-    pub fn count_denial(&self, status: u16, kind: Kind, authn: Authn) {
-        let s = usize::from(status == 403);
-        let k = Kind::ALL.iter().position(|x| *x == kind).unwrap_or(4);
-        let a = Authn::ALL.iter().position(|x| *x == authn).unwrap_or(2);
-        self.denied[s][k].fetch_add(1, Ordering::Relaxed);
-        let idx = s * 15 + k * 3 + a;
-        self.denials[idx]
-            .get_or_init(|| {
-                let status = if status == 403 { "403" } else { "401" };
-                self.family.denials.with_label_values(&[
-                    &self.label,
-                    status,
-                    kind.label(),
-                    authn.label(),
-                ])
-            })
-            .inc();
-    }
-
-    /// Counts one denied permission (already bounded to a known label).
-    pub fn count_permission(&self, permission: &Arc<str>) {
-        let mut map = match self.permissions.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some(c) = map.get(permission) {
-            c.inc();
-            return;
-        }
-        let c = self
-            .family
-            .permission_denials
-            .with_label_values(&[&self.label, permission]);
-        c.inc();
-        map.insert(permission.clone(), c);
-    }
-
-    /// Denials of `status` (401 or 403) on this route so far.
-    pub fn denials_of(&self, status: u16) -> u64 {
-        self.denied[usize::from(status == 403)]
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
-    }
-
-    /// Totals of denied permissions on this route, for the detector's deltas.
-    pub fn permission_totals(&self) -> Vec<(Arc<str>, u64)> {
-        let map = match self.permissions.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        map.iter().map(|(k, c)| (k.clone(), c.get())).collect()
-    }
-
-    /// Adds one denied user (a keyed hash) to this route's five-minute sketch.
-    pub fn add_user(&self, user_hash: u64, now_secs: u64) {
-        let mut guard = match self.users.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        guard
-            .get_or_insert_with(|| Box::new(UserSketch::new()))
-            .add(user_hash, now_secs);
-    }
-}
-
-/// The metric families whose series are made per label value.
-struct Families {
-    requests: IntCounterVec,
-    denials: IntCounterVec,
-    permission_denials: IntCounterVec,
-}
-
-/// A bounded set of route labels; past the bound every new label is `other`.
-pub struct RouteRegistry {
-    max: AtomicUsize,
-    map: RwLock<HashMap<Arc<str>, Arc<RouteStats>>>,
-    other: Arc<RouteStats>,
-    family: Arc<Families>,
-    overflow: IntCounter,
-}
-
-impl RouteRegistry {
-    /// The stats for `label`, registering it while under the bound.
-    pub fn get(&self, label: &str) -> Arc<RouteStats> {
-        if let Ok(map) = self.map.read() {
-            if let Some(s) = map.get(label) {
-                return s.clone();
-            }
-            if map.len() >= self.max.load(Ordering::Relaxed) {
-                self.overflow.inc();
-                return self.other.clone();
-            }
-        }
-        let Ok(mut map) = self.map.write() else {
-            return self.other.clone();
-        };
-        if let Some(s) = map.get(label) {
-            return s.clone();
-        }
-        if map.len() >= self.max.load(Ordering::Relaxed) {
-            self.overflow.inc();
-            return self.other.clone();
-        }
-        let key: Arc<str> = Arc::from(label);
-        let stats = Arc::new(RouteStats::new(key.clone(), self.family.clone()));
-        map.insert(key, stats.clone());
-        stats
-    }
-
-    /// The catch-all `other` route.
-    pub fn other(&self) -> Arc<RouteStats> {
-        self.other.clone()
-    }
-
-    pub fn set_max(&self, max: usize) {
-        self.max.store(max, Ordering::Relaxed);
-    }
-
-    /// Every registered route, `other` included.
-    pub fn all(&self) -> Vec<Arc<RouteStats>> {
-        let mut v: Vec<_> = self
-            .map
-            .read()
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default();
-        v.push(self.other.clone());
-        v
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.read().map(|m| m.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// An interned permission label and the unix second it was first denied.
-type Interned = (Arc<str>, u64);
-
-/// A bounded set of permission labels (`app_label.codename`).
-pub struct PermissionRegistry {
-    max: AtomicUsize,
-    set: RwLock<HashMap<Box<str>, Interned>>,
-    other: Arc<str>,
-    overflow: IntCounter,
-}
-
-impl PermissionRegistry {
-    /// The interned label for `perm`, or `other` past the bound.
-    pub fn intern(&self, perm: &str) -> Arc<str> {
-        if let Ok(set) = self.set.read() {
-            if let Some((p, _)) = set.get(perm) {
-                return p.clone();
-            }
-        }
-        let Ok(mut set) = self.set.write() else {
-            return self.other.clone();
-        };
-        if let Some((p, _)) = set.get(perm) {
-            return p.clone();
-        }
-        if set.len() >= self.max.load(Ordering::Relaxed) {
-            self.overflow.inc();
-            return self.other.clone();
-        }
-        let p: Arc<str> = Arc::from(perm);
-        set.insert(Box::from(perm), (p.clone(), crate::clock::unix_now().0));
-        p
-    }
-
-    /// The unix second `perm` was first denied, if it ever was.
-    pub fn first_seen(&self, perm: &str) -> Option<u64> {
-        self.set.read().ok()?.get(perm).map(|(_, t)| *t)
-    }
-
-    pub fn set_max(&self, max: usize) {
-        self.max.store(max, Ordering::Relaxed);
-    }
-}
 
 /// All of the proxy's metrics.
 pub struct Metrics {
@@ -407,12 +29,8 @@ pub struct Metrics {
     reload_error: IntCounter,
     pub generation: IntGauge,
     affected_users: IntGaugeVec,
-    release_info: IntGaugeVec,
-    release_changed: Gauge,
-    release: ArcSwapOption<String>,
-    release_lock: Mutex<()>,
-    /// The last release changes (unix time, release), for the console's time axis.
-    release_changes: Mutex<std::collections::VecDeque<(f64, String)>>,
+    /// The release Django reports, and when it last changed.
+    pub release: Release,
     pub samples: IntCounterVec,
     pub sink_queue_depth: IntGauge,
     pub spike_active: IntGaugeVec,
@@ -429,18 +47,6 @@ pub struct Metrics {
     /// running process cannot apply (`runtime::restart_keys`).
     restart_required: IntGaugeVec,
 }
-
-/// Labels of `authz_edge_anonymous_session_denials_total{reason}`.
-pub const ANONYMOUS_REASONS: [&str; 8] = [
-    "session_undecodable",
-    "session_unknown",
-    "backend_removed",
-    "no_auth_middleware",
-    "credentials_rejected",
-    "session_without_user",
-    "session_invalidated",
-    "unexplained",
-];
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
     // Names are fixed and distinct, so registration cannot fail; a failure is a programming error
@@ -559,20 +165,7 @@ impl Metrics {
             "Distinct users denied on the route in the last 5 minutes (estimate).",
             &["route"],
         );
-        let release_info = int_gauge_vec(
-            &r,
-            "authz_edge_release_info",
-            "1 for the release Django reports now.",
-            &["release"],
-        );
-        let release_changed = register(
-            &r,
-            Gauge::new(
-                "authz_edge_release_changed_timestamp_seconds",
-                "Unix time at which Django last reported a new release.",
-            )
-            .expect("static metric definition"),
-        );
+        let release = Release::register(&r);
         let samples = counter_vec(
             &r,
             "authz_edge_samples_total",
@@ -640,24 +233,14 @@ impl Metrics {
             samples.with_label_values(&[outcome]);
         }
 
-        let family = Arc::new(Families {
+        let family = Families {
             requests,
             denials,
             permission_denials,
-        });
-        let routes = RouteRegistry {
-            max: AtomicUsize::new(max_routes),
-            map: RwLock::new(HashMap::new()),
-            other: Arc::new(RouteStats::new(Arc::from("other"), family.clone())),
-            family,
-            overflow: overflow.with_label_values(&["route"]),
         };
-        let permissions = PermissionRegistry {
-            max: AtomicUsize::new(max_permissions),
-            set: RwLock::new(HashMap::new()),
-            other: Arc::from("other"),
-            overflow: overflow.with_label_values(&["permission"]),
-        };
+        let routes = RouteRegistry::new(max_routes, family, overflow.with_label_values(&["route"]));
+        let permissions =
+            PermissionRegistry::new(max_permissions, overflow.with_label_values(&["permission"]));
         Metrics {
             routes,
             permissions,
@@ -671,11 +254,7 @@ impl Metrics {
             reload_error: reloads.with_label_values(&["error"]),
             generation,
             affected_users,
-            release_info,
-            release_changed,
-            release: ArcSwapOption::empty(),
-            release_lock: Mutex::new(()),
-            release_changes: Mutex::new(std::collections::VecDeque::new()),
+            release,
             samples,
             sink_queue_depth,
             spike_active,
@@ -744,58 +323,6 @@ impl Metrics {
         }
     }
 
-    /// Notes the release Django reports; only a change takes the slow path.
-    pub fn observe_release(&self, release: &str, now_unix: impl FnOnce() -> f64) {
-        if self.release.load().as_deref().map(String::as_str) == Some(release) {
-            return;
-        }
-        let _guard = self.release_lock.lock();
-        let old = self.release.load_full();
-        if old.as_deref().map(String::as_str) == Some(release) {
-            return;
-        }
-        // The first release seen since start is not a change: what came before is unknown.
-        if let Some(old) = old {
-            let _ = self.release_info.remove_label_values(&[old.as_str()]);
-            let at = now_unix();
-            self.release_changed.set(at);
-            if let Ok(mut c) = self.release_changes.lock() {
-                if c.len() >= 16 {
-                    c.pop_front();
-                }
-                c.push_back((at, release.to_string()));
-            }
-        }
-        self.release_info.with_label_values(&[release]).set(1);
-        self.release.store(Some(Arc::new(release.to_string())));
-    }
-
-    /// Whether `v` is the release already recorded (the common case: checked before validating).
-    pub fn is_current_release(&self, v: &[u8]) -> bool {
-        self.release
-            .load()
-            .as_deref()
-            .is_some_and(|r| r.as_bytes() == v)
-    }
-
-    /// The last release changes, oldest first: (unix time, new release).
-    pub fn release_changes(&self) -> Vec<(f64, String)> {
-        self.release_changes
-            .lock()
-            .map(|c| c.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// The release Django reports now, if any.
-    pub fn current_release(&self) -> Option<Arc<String>> {
-        self.release.load_full()
-    }
-
-    /// Unix seconds of the last release change, or 0 when none was seen since start.
-    pub fn release_changed_at(&self) -> f64 {
-        self.release_changed.get()
-    }
-
     /// Updates the gauges that are computed rather than counted, then renders the text format.
     pub fn render(&self, now_secs: u64) -> Vec<u8> {
         for route in self.routes.all() {
@@ -841,28 +368,5 @@ mod tests {
         assert_eq!(&*m.permissions.intern("a.y"), "a.y");
         assert_eq!(&*m.permissions.intern("a.z"), "other");
         assert_eq!(&*m.permissions.intern("a.x"), "a.x");
-    }
-
-    #[test]
-    fn release_change_replaces_the_series() {
-        let m = Metrics::new(3, 2);
-        m.observe_release("v1", || 100.0);
-        m.observe_release("v1", || 200.0);
-        assert_eq!(
-            m.release_changed_at(),
-            0.0,
-            "the first release seen is not a change"
-        );
-        m.observe_release("v2", || 300.0);
-        let text = String::from_utf8(m.render(0)).expect("utf8");
-        assert!(text.contains("authz_edge_release_info{release=\"v2\"} 1"));
-        assert!(!text.contains("release=\"v1\""));
-        assert_eq!(m.release_changed_at(), 300.0);
-    }
-
-    #[test]
-    fn kind_parses_case_insensitively() {
-        assert_eq!(Kind::parse(b" CSRF "), Kind::Csrf);
-        assert_eq!(Kind::parse(b"nonsense"), Kind::Other);
     }
 }

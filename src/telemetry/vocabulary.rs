@@ -1,0 +1,182 @@
+//! The words of the metrics' labels: why a request was refused, why Django could not be
+//! reached, the denial kinds and authentication states, the status classes.
+
+/// Why a request was refused before reaching Django.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    HeaderTooLarge,
+    TooManyHeaders,
+    UriTooLong,
+    BodyTooLarge,
+    BadRequest,
+    ConflictingLength,
+    HeaderTimeout,
+    BadPath,
+    LengthRequired,
+    BadHost,
+    MethodNotAllowed,
+    BodyBufferFull,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 12] = [
+        RejectReason::HeaderTooLarge,
+        RejectReason::TooManyHeaders,
+        RejectReason::UriTooLong,
+        RejectReason::BodyTooLarge,
+        RejectReason::BadRequest,
+        RejectReason::ConflictingLength,
+        RejectReason::HeaderTimeout,
+        RejectReason::BadPath,
+        RejectReason::LengthRequired,
+        RejectReason::BadHost,
+        RejectReason::MethodNotAllowed,
+        RejectReason::BodyBufferFull,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RejectReason::HeaderTooLarge => "header_too_large",
+            RejectReason::TooManyHeaders => "too_many_headers",
+            RejectReason::UriTooLong => "uri_too_long",
+            RejectReason::BodyTooLarge => "body_too_large",
+            RejectReason::BadRequest => "bad_request",
+            RejectReason::ConflictingLength => "conflicting_length",
+            RejectReason::HeaderTimeout => "header_timeout",
+            RejectReason::BadPath => "bad_path",
+            RejectReason::LengthRequired => "length_required",
+            RejectReason::BadHost => "bad_host",
+            RejectReason::MethodNotAllowed => "method_not_allowed",
+            RejectReason::BodyBufferFull => "body_buffer_full",
+        }
+    }
+
+    /// The status the client is answered with.
+    pub fn status(self) -> u16 {
+        match self {
+            RejectReason::HeaderTooLarge | RejectReason::TooManyHeaders => 431,
+            RejectReason::UriTooLong => 414,
+            RejectReason::BodyTooLarge => 413,
+            RejectReason::HeaderTimeout => 408,
+            RejectReason::LengthRequired => 411,
+            RejectReason::MethodNotAllowed => 405,
+            RejectReason::BodyBufferFull => 503,
+            RejectReason::BadRequest
+            | RejectReason::ConflictingLength
+            | RejectReason::BadPath
+            | RejectReason::BadHost => 400,
+        }
+    }
+}
+
+/// Why talking to Django failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    Connect,
+    Timeout,
+    Reset,
+    Other,
+}
+
+impl UpstreamErrorKind {
+    pub const ALL: [UpstreamErrorKind; 4] = [
+        UpstreamErrorKind::Connect,
+        UpstreamErrorKind::Timeout,
+        UpstreamErrorKind::Reset,
+        UpstreamErrorKind::Other,
+    ];
+    pub fn label(self) -> &'static str {
+        match self {
+            UpstreamErrorKind::Connect => "connect",
+            UpstreamErrorKind::Timeout => "timeout",
+            UpstreamErrorKind::Reset => "reset",
+            UpstreamErrorKind::Other => "other",
+        }
+    }
+}
+
+/// The denial kind, as Django's companion or the fallback classifier reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Permission,
+    Csrf,
+    Login,
+    Object,
+    Other,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Permission,
+        Kind::Csrf,
+        Kind::Login,
+        Kind::Object,
+        Kind::Other,
+    ];
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Permission => "permission",
+            Kind::Csrf => "csrf",
+            Kind::Login => "login",
+            Kind::Object => "object",
+            Kind::Other => "other",
+        }
+    }
+    /// Parses the `X-Authz-Kind` value; anything unknown is `other`.
+    pub fn parse(v: &[u8]) -> Kind {
+        let v = v.trim_ascii();
+        Kind::ALL
+            .into_iter()
+            .find(|k| v.eq_ignore_ascii_case(k.label().as_bytes()))
+            .unwrap_or(Kind::Other)
+    }
+}
+
+/// Whether the denied request carried a known user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authn {
+    Authenticated,
+    Anonymous,
+    Unknown,
+}
+
+impl Authn {
+    pub const ALL: [Authn; 3] = [Authn::Authenticated, Authn::Anonymous, Authn::Unknown];
+    pub fn label(self) -> &'static str {
+        match self {
+            Authn::Authenticated => "authenticated",
+            Authn::Anonymous => "anonymous",
+            Authn::Unknown => "unknown",
+        }
+    }
+}
+
+/// `1xx`..`5xx` as an index 0..=4.
+pub fn status_class(status: u16) -> usize {
+    ((status / 100).clamp(1, 5) - 1) as usize
+}
+
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Labels of `authz_edge_anonymous_session_denials_total{reason}`.
+pub const ANONYMOUS_REASONS: [&str; 8] = [
+    "session_undecodable",
+    "session_unknown",
+    "backend_removed",
+    "no_auth_middleware",
+    "credentials_rejected",
+    "session_without_user",
+    "session_invalidated",
+    "unexplained",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_parses_case_insensitively() {
+        assert_eq!(Kind::parse(b" CSRF "), Kind::Csrf);
+        assert_eq!(Kind::parse(b"nonsense"), Kind::Other);
+    }
+}
