@@ -1,0 +1,225 @@
+//! Reading a config file: every unknown key, wrong type and bad value reported with its key
+//! path, then `validate`.
+
+use super::{validate, Config};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One problem found in a config file: the key path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Key path such as `upstream.servers[1]`; empty for whole-file errors.
+    pub key: String,
+    pub message: String,
+}
+
+/// Every problem found in one config file; each renders as `FILE: KEY: MESSAGE`.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if p.key.is_empty() {
+                write!(f, "{}: {}", self.file.display(), p.message)?;
+            } else {
+                write!(f, "{}: {}: {}", self.file.display(), p.key, p.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads, parses and validates a config file; every problem is reported, not just the first.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let fail = |problems: Vec<Problem>| ConfigError {
+        file: path.to_path_buf(),
+        problems,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        fail(vec![Problem {
+            key: String::new(),
+            message: format!("cannot read the file: {e}"),
+        }])
+    })?;
+    let config = parse(&text).map_err(fail)?;
+    let problems = validate(&config);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(fail(problems))
+    }
+}
+
+/// The most problems one file reports.
+const MAX_PROBLEMS: usize = 64;
+
+/// Parses TOML text into the schema. Every unknown key, wrong type and bad value is reported
+/// with its key path, not only the first: each bad key is reported, taken out, and the rest
+/// parsed again. The first problem also gives its line.
+pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+    let first = match serde_path_to_error::deserialize::<_, Config>(toml::Deserializer::new(text)) {
+        Ok(mut c) => {
+            c.source = text.parse().unwrap_or_default();
+            return Ok(c);
+        }
+        Err(e) => e,
+    };
+    let mut problems = vec![problem(&first, text)];
+    let Ok(mut table) = text.parse::<toml::Table>() else {
+        return Err(problems); // a syntax error: nothing further can be read
+    };
+    let mut taken: Vec<Vec<Step>> = Vec::new();
+    let mut path = steps(first.path());
+    while problems.len() < MAX_PROBLEMS {
+        if !take_out(&mut table, &mut path, &taken) {
+            break;
+        }
+        taken.push(path);
+        match serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(table.clone())) {
+            Ok(_) => break,
+            Err(e) => {
+                path = steps(e.path());
+                let missing = e.inner().to_string().starts_with("missing field");
+                // A required key that was taken out for its own problem is not a new one.
+                if !missing {
+                    problems.push(Problem {
+                        key: key_of(&original_path(&path, &taken)),
+                        message: e.inner().to_string(),
+                    });
+                } else if path.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+    Err(problems)
+}
+
+/// One step of a key path: a table key or an array index.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn steps(path: &serde_path_to_error::Path) -> Vec<Step> {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|s| match s {
+            Segment::Map { key } => Some(Step::Key(key.clone())),
+            Segment::Seq { index } => Some(Step::Index(*index)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `upstream.servers[1]`.
+fn key_of(path: &[Step]) -> String {
+    let mut out = String::new();
+    for s in path {
+        match s {
+            Step::Key(k) if out.is_empty() => out.push_str(k),
+            Step::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// A path in the table as it now is, in the file's numbering: array elements taken out before
+/// shift the indices after them.
+fn original_path(path: &[Step], taken: &[Vec<Step>]) -> Vec<Step> {
+    let mut out: Vec<Step> = Vec::new();
+    for s in path {
+        match s {
+            Step::Index(i) => {
+                let mut i = *i;
+                let mut removed: Vec<usize> = taken
+                    .iter()
+                    .filter(|t| t.len() == out.len() + 1 && t[..out.len()] == out[..])
+                    .filter_map(|t| match t.last() {
+                        Some(Step::Index(r)) => Some(*r),
+                        _ => None,
+                    })
+                    .collect();
+                removed.sort_unstable();
+                for r in removed {
+                    if r <= i {
+                        i += 1;
+                    }
+                }
+                out.push(Step::Index(i));
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    out
+}
+
+/// Takes the value at `path` out of the table (a required key's absence is then reported as
+/// its own problem, not a new one). A path into a missing key takes out its table instead.
+/// `path` ends as the original path of what was taken. Returns false when nothing could be.
+fn take_out(table: &mut toml::Table, path: &mut Vec<Step>, taken: &[Vec<Step>]) -> bool {
+    let original = original_path(path, taken);
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut here = toml::Value::Table(std::mem::take(table));
+    let mut cursor = &mut here;
+    for p in parents {
+        let next = match (p, cursor) {
+            (Step::Key(k), toml::Value::Table(t)) => t.get_mut(k),
+            (Step::Index(i), toml::Value::Array(a)) => a.get_mut(*i),
+            _ => None,
+        };
+        match next {
+            Some(n) => cursor = n,
+            None => {
+                if let toml::Value::Table(t) = here {
+                    *table = t;
+                }
+                return false;
+            }
+        }
+    }
+    let done = match (last, cursor) {
+        (Step::Key(k), toml::Value::Table(t)) => t.remove(k).is_some(),
+        (Step::Index(i), toml::Value::Array(a)) if *i < a.len() => {
+            a.remove(*i);
+            true
+        }
+        _ => false,
+    };
+    if let toml::Value::Table(t) = here {
+        *table = t;
+    }
+    *path = original;
+    done
+}
+
+/// A serde error as a problem: its key path, its message, and its line where known.
+fn problem(e: &serde_path_to_error::Error<toml::de::Error>, text: &str) -> Problem {
+    let key = e.path().to_string();
+    let inner = e.inner();
+    let mut message = inner.message().to_string();
+    if let Some(span) = inner.span() {
+        let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+        message = format!("{message} (line {line})");
+    }
+    Problem {
+        key: if key == "." { String::new() } else { key },
+        message,
+    }
+}

@@ -1,0 +1,120 @@
+//! Values written as strings in the file and parsed once as it is read: durations, `IP:PORT`
+//! addresses, networks, header names and the sink's URL.
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A duration written as `"250ms"`, `"10s"`, `"5m"` or `"1h"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub const fn secs(s: u64) -> Self {
+        Dur(Duration::from_secs(s))
+    }
+    pub const fn millis(ms: u64) -> Self {
+        Dur(Duration::from_millis(ms))
+    }
+}
+
+/// Parses `"250ms"`, `"10s"`, `"5m"`, `"1h"` (or `"1m 30s"`, humantime's forms) into a duration.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "`{s}` has no unit; write e.g. \"250ms\", \"10s\", \"5m\""
+        ));
+    }
+    humantime::parse_duration(s).map_err(|e| {
+        format!("`{s}` is not a duration ({e}); write e.g. \"250ms\", \"10s\", \"5m\"")
+    })
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(Dur).map_err(de::Error::custom)
+    }
+}
+
+/// A list of `IP:PORT` strings, each parsed once here (an error names its index).
+pub(super) fn socket_addrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    Vec::<Parsed<SocketAddr>>::deserialize(d).map(|v| v.into_iter().map(|p| p.0).collect())
+}
+
+/// A list of CIDRs or single addresses, each parsed once here.
+pub(super) fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    Vec::<Parsed<ipnet::IpNet>>::deserialize(d).map(|v| v.into_iter().map(|p| p.0).collect())
+}
+
+/// A header name, parsed once here.
+pub(super) fn header_name<'de, D: Deserializer<'de>>(d: D) -> Result<http::HeaderName, D::Error> {
+    Parsed::<http::HeaderName>::deserialize(d).map(|p| p.0)
+}
+
+/// A value written as a string and parsed by `FromText`, so that serde's error carries the key.
+struct Parsed<T>(T);
+
+trait FromText: Sized {
+    fn from_text(s: &str) -> Result<Self, String>;
+}
+
+impl FromText for SocketAddr {
+    fn from_text(s: &str) -> Result<Self, String> {
+        validate_addr(s)
+    }
+}
+
+impl FromText for ipnet::IpNet {
+    fn from_text(s: &str) -> Result<Self, String> {
+        parse_cidr(s)
+            .ok_or_else(|| format!("`{s}` is not an IP address or CIDR such as \"10.0.0.0/8\""))
+    }
+}
+
+impl FromText for http::HeaderName {
+    fn from_text(s: &str) -> Result<Self, String> {
+        http::HeaderName::from_bytes(s.as_bytes())
+            .map_err(|_| format!("`{s}` is not a valid header name"))
+    }
+}
+
+impl<'de, T: FromText> Deserialize<'de> for Parsed<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        T::from_text(&s).map(Parsed).map_err(de::Error::custom)
+    }
+}
+
+pub(super) fn validate_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>().map_err(|_| {
+        format!("`{s}` is not an address of the form IP:PORT, e.g. \"127.0.0.1:8000\"")
+    })
+}
+
+/// Splits `http://host:port/path` into its parts.
+pub fn parse_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (host_port, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if host_port.is_empty() {
+        return None;
+    }
+    let host_port = if host_port.contains(':') {
+        host_port.to_string()
+    } else {
+        format!("{host_port}:80")
+    };
+    Some((host_port, path.to_string()))
+}
+
+/// Parses `10.0.0.0/8` or a single address into a network.
+pub fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
