@@ -179,7 +179,7 @@ fn main() -> ExitCode {
     if let Some(Command::Check) = cli.command {
         return check(&path);
     }
-    let config = match config::load(&path) {
+    let config = match authz_edge::runtime::check(&path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");

@@ -40,23 +40,38 @@ impl std::error::Error for ConfigError {}
 
 /// Reads, parses and validates a config file; every problem is reported, not just the first.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let fail = |problems: Vec<Problem>| ConfigError {
-        file: path.to_path_buf(),
-        problems,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        fail(vec![Problem {
-            key: String::new(),
-            message: format!("cannot read the file: {e}"),
-        }])
-    })?;
-    let config = parse(&text).map_err(fail)?;
-    let problems = validate(&config);
-    if problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(fail(problems))
+    match read(path) {
+        (Some(config), problems) if problems.is_empty() => Ok(config),
+        (_, problems) => Err(ConfigError {
+            file: path.to_path_buf(),
+            problems,
+        }),
     }
+}
+
+/// Reads a config file: its problems, and the config with every bad key taken out (none when
+/// the file cannot be read, is not TOML, or lacks a required key), for further checks.
+pub fn read(path: &Path) -> (Option<Config>, Vec<Problem>) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            let message = format!("cannot read the file: {e}");
+            let key = String::new();
+            return (None, vec![Problem { key, message }]);
+        }
+    };
+    let (config, mut problems, taken) = parse_all(&text);
+    if let Some(c) = &config {
+        // What a taken-out key leaves behind (an emptied list) is not a problem of its own.
+        let under_taken = |key: &str| {
+            taken.iter().any(|t| {
+                key.starts_with(t.as_str())
+                    || t.starts_with(key) && t[key.len()..].starts_with(['.', '['])
+            })
+        };
+        problems.extend(validate(c).into_iter().filter(|p| !under_taken(&p.key)));
+    }
+    (config, problems)
 }
 
 /// The most problems one file reports.
@@ -66,17 +81,27 @@ const MAX_PROBLEMS: usize = 64;
 /// with its key path, not only the first: each bad key is reported, taken out, and the rest
 /// parsed again. The first problem also gives its line.
 pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+    match parse_all(text) {
+        (Some(c), problems, _) if problems.is_empty() => Ok(c),
+        (_, problems, _) => Err(problems),
+    }
+}
+
+/// `parse`, with the config left once every bad key is taken out, and those keys.
+fn parse_all(text: &str) -> (Option<Config>, Vec<Problem>, Vec<String>) {
     let first = match serde_path_to_error::deserialize::<_, Config>(toml::Deserializer::new(text)) {
         Ok(mut c) => {
             c.source = text.parse().unwrap_or_default();
-            return Ok(c);
+            return (Some(c), Vec::new(), Vec::new());
         }
         Err(e) => e,
     };
     let mut problems = vec![problem(&first, text)];
     let Ok(mut table) = text.parse::<toml::Table>() else {
-        return Err(problems); // a syntax error: nothing further can be read
+        // a syntax error: nothing further can be read
+        return (None, problems, Vec::new());
     };
+    let mut cleaned = None;
     let mut taken: Vec<Vec<Step>> = Vec::new();
     let mut path = steps(first.path());
     while problems.len() < MAX_PROBLEMS {
@@ -85,7 +110,10 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
         }
         taken.push(path);
         match serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(table.clone())) {
-            Ok(_) => break,
+            Ok(c) => {
+                cleaned = Some(c);
+                break;
+            }
             Err(e) => {
                 path = steps(e.path());
                 let missing = e.inner().to_string().starts_with("missing field");
@@ -101,7 +129,8 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
             }
         }
     }
-    Err(problems)
+    let taken = taken.iter().map(|t| key_of(t)).collect();
+    (cleaned, problems, taken)
 }
 
 /// One step of a key path: a table key or an array index.

@@ -9,7 +9,7 @@ mod validate;
 mod values;
 
 pub use diff::changed_keys;
-pub use load::{load, parse, ConfigError, Problem};
+pub use load::{load, parse, read, ConfigError, Problem};
 pub use validate::validate;
 pub use values::{parse_cidr, parse_duration, parse_url, Dur};
 

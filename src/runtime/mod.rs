@@ -73,14 +73,29 @@ pub struct Runtime {
     pub admin_token_metrics: bool,
 }
 
-/// Reads `path` and compiles it as `generation`: every problem of the file, with its key path,
-/// or the config (for what outlives a generation) and its compiled form.
+/// Reads `path` and checks it: every problem of the file with its key path (the file's own,
+/// then the route patterns of what is left of it), or the config.
+pub fn check(path: &Path) -> Result<Config, ConfigError> {
+    let (config, mut problems) = config::read(path);
+    if let Some(Err(p)) = config.as_ref().map(route_patterns) {
+        problems.extend(p);
+    }
+    match config {
+        Some(c) if problems.is_empty() => Ok(c),
+        _ => Err(ConfigError {
+            file: path.to_path_buf(),
+            problems,
+        }),
+    }
+}
+
+/// Reads, checks and compiles `path` as `generation`: what `authz-edge check` and a reload run.
 pub fn compile(
     path: &Path,
     generation: u64,
     metrics: &Metrics,
 ) -> Result<(Config, Runtime), ConfigError> {
-    let config = config::load(path)?;
+    let config = check(path)?;
     let runtime = Runtime::build(&config, generation, metrics).map_err(|problems| ConfigError {
         file: path.to_path_buf(),
         problems,
