@@ -1,12 +1,12 @@
 //! Zero allocations on the plain-2xx telemetry path: classification and recording, measured
 //! with a counting global allocator.
 
-use authz_edge::classify::classify;
-use authz_edge::identity::HashKey;
-use authz_edge::metrics::Metrics;
-use authz_edge::routes::{with_normalised, Pattern, RouteMatcher};
-use authz_edge::runtime::ContextHeaders;
-use authz_edge::telemetry::{record, Observed};
+use authz_edge::exchange::observe::{record, Observed};
+use authz_edge::rules::context::ContextHeaders;
+use authz_edge::rules::routes::{with_normalised, Pattern, RouteMatcher};
+use authz_edge::telemetry::classify::classify;
+use authz_edge::telemetry::identity::HashKey;
+use authz_edge::telemetry::metrics::Metrics;
 use http::HeaderMap;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -61,7 +61,7 @@ fn a_plain_2xx_allocates_nothing_in_classification_and_recording() {
     let configured = metrics.routes.get("/reports/<int:pk>/");
     with_normalised("/a/1/", |p| metrics.routes.get(p));
     record(&metrics, &configured, 200, 0.001, &ok);
-    metrics.observe_release("v1", || 1.0);
+    metrics.release.observe("v1", || 1.0);
 
     let n_allocs = allocations(|| {
         for _ in 0..1000 {
@@ -70,7 +70,7 @@ fn a_plain_2xx_allocates_nothing_in_classification_and_recording() {
             let normalised = with_normalised("/a/77/", |p| metrics.routes.get(p));
             record(&metrics, &configured, 200, 0.001, &ok);
             record(&metrics, &normalised, 204, 0.001, &ok);
-            metrics.observe_release("v1", || 2.0);
+            metrics.release.observe("v1", || 2.0);
         }
     });
     assert_eq!(n_allocs, 0, "allocations on the 2xx path");

@@ -12,8 +12,8 @@ use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-const FAST: &str = "authz_edge_proxied_requests_total{path=\"fast\"}";
-const PINGORA: &str = "authz_edge_proxied_requests_total{path=\"pingora\"}";
+const RELAY: &str = "authz_edge_proxied_requests_total{proxy_loop=\"relay\"}";
+const PINGORA: &str = "authz_edge_proxied_requests_total{proxy_loop=\"pingora\"}";
 
 fn upstream_errors(p: &Proxy) -> f64 {
     ["connect", "timeout", "reset", "other"]
@@ -87,7 +87,7 @@ fn plain_requests_take_the_fast_path_over_one_upstream_connection() {
     }
     // One client connection, five requests, one upstream connection kept between them.
     assert_eq!(up.connections.load(std::sync::atomic::Ordering::Relaxed), 1);
-    assert_eq!(p.metric(FAST), 5.0);
+    assert_eq!(p.metric(RELAY), 5.0);
     assert_eq!(p.metric(PINGORA), 0.0);
     assert_eq!(
         p.metric("authz_edge_requests_total{route=\"/echo/\",status_class=\"2xx\"}"),
@@ -126,7 +126,7 @@ fn pipelined_requests_are_answered_in_order() {
     assert_eq!(seen[3].body, b"abc");
     assert_eq!(seen[3].header("content-length"), Some("3"));
     assert!(!seen[3].has("transfer-encoding"));
-    assert_eq!(p.metric(FAST), 3.0);
+    assert_eq!(p.metric(RELAY), 3.0);
     assert_eq!(p.metric(PINGORA), 1.0);
 
     // After a request Pingora took, the next one on the connection is the relay's again.
@@ -145,7 +145,7 @@ fn pipelined_requests_are_answered_in_order() {
         read_response(&mut r, false).map(|r| r.text()).as_deref(),
         Some("/g/")
     );
-    assert_eq!(p.metric(FAST), 4.0);
+    assert_eq!(p.metric(RELAY), 4.0);
     assert_eq!(p.metric(PINGORA), 2.0);
 }
 
@@ -197,7 +197,7 @@ fn response_framing_passes_through() {
     );
     assert!(head.contains("Connection: close"), "{head}");
     assert_eq!(rest, body);
-    assert_eq!(p.metric(FAST), 6.0);
+    assert_eq!(p.metric(RELAY), 6.0);
     assert_eq!(upstream_errors(&p), 0.0);
 }
 
@@ -214,7 +214,7 @@ fn a_keepalive_connection_the_server_closed_is_retried_on_a_new_one() {
     assert_eq!(up.count(), 4);
     assert_eq!(up.connections.load(std::sync::atomic::Ordering::Relaxed), 4);
     assert_eq!(upstream_errors(&p), 0.0);
-    assert_eq!(p.metric(FAST), 4.0);
+    assert_eq!(p.metric(RELAY), 4.0);
 
     // A server that says `Connection: close` is not reused at all; the client's connection stays.
     let up2 = Upstream::fixed(
@@ -310,7 +310,7 @@ fn seen_by_django(fast: bool, trusted: bool) -> (Vec<(String, String)>, Vec<u8>)
     assert_eq!((r.status, r.text()), (200, "/form/?a=1".to_string()));
     assert_eq!(r.header("connection"), Some("close"));
     assert!(r.header("x-authz-route").is_none());
-    let (fast_count, pingora_count) = (p.metric(FAST), p.metric(PINGORA));
+    let (fast_count, pingora_count) = (p.metric(RELAY), p.metric(PINGORA));
     assert_eq!(
         (fast_count, pingora_count),
         if fast { (1.0, 0.0) } else { (0.0, 1.0) }

@@ -123,8 +123,8 @@ impl Metrics {
         let proxied_by = counter_vec(
             &r,
             "authz_edge_proxied_requests_total",
-            "Requests by the proxy loop that took them: fast (authz-edge's HTTP/1 relay) or pingora (HTTP/2, upgrades, request bodies without a length or over 64 KiB, static files, redirects, refusals after parsing).",
-            &["path"],
+            "Requests by the proxy loop that took them: relay (authz-edge's HTTP/1 relay) or pingora (HTTP/2, upgrades, request bodies without a length or over 64 KiB, static files, redirects, refusals after parsing).",
+            &["proxy_loop"],
         );
         let rejected = counter_vec(
             &r,
@@ -249,7 +249,7 @@ impl Metrics {
                 .map(|k| upstream.with_label_values(&[k.label()])),
             rejected: RejectReason::ALL.map(|k| rejected.with_label_values(&[k.label()])),
             static_errors: ["permission", "io"].map(|k| static_errors.with_label_values(&[k])),
-            proxied_by: ["fast", "pingora"].map(|p| proxied_by.with_label_values(&[p])),
+            proxied_by: ["relay", "pingora"].map(|p| proxied_by.with_label_values(&[p])),
             reload_ok: reloads.with_label_values(&["ok"]),
             reload_error: reloads.with_label_values(&["error"]),
             generation,
@@ -283,8 +283,8 @@ impl Metrics {
     }
 
     /// Counts a request by the proxy loop that took it.
-    pub fn count_proxied(&self, fast: bool) {
-        self.proxied_by[usize::from(!fast)].inc();
+    pub fn count_proxied(&self, relay: bool) {
+        self.proxied_by[usize::from(!relay)].inc();
     }
 
     /// Sets `authz_edge_config_restart_required{key}`: 1 while the loaded config changes `key`
