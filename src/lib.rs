@@ -10,7 +10,8 @@
 //! its compiled form and the state the process shares; `background` holds the work that is
 //! about no request (ticks, health checks, reloads). `server` wires the services together.
 //!
-//! Imports point down this list and never up (a test in `tests/layout.rs` holds it):
+//! Layers, lowest first. A module imports only modules before it here, never one after, so
+//! there is no import cycle (`tests/layout.rs` holds it):
 //! `clock`, `config`, `rules`, `telemetry`, `diagnostics`, `guard`, `upstream`, `response`,
 //! `runtime`, `exchange`, `relay`, `phases`, `accept`, `background`, `admin`, `server`.
 

@@ -6,6 +6,9 @@
 //! goes out: one the proxy's user may not read gets 403, as in nginx, counted in
 //! `authz_edge_static_errors_total{reason="permission"}` and logged once per path and minute
 //! with the owner, the mode and the fix.
+//!
+//! Longer than 400 lines because it is nginx's static module in one place (paths, conditional
+//! requests, ranges, gzip, errors), with its unit tests beside it.
 
 use crate::response::error_page;
 use crate::response::file_access;

@@ -1,4 +1,6 @@
 //! Pure classification of Django's 401/403 responses: kind, authn, permissions, user, reason.
+//!
+//! Longer than 400 lines only with its unit tests, which sit beside the pure code.
 
 use crate::rules::context::ContextHeaders;
 use crate::telemetry::identity::{self, HashKey, IdHash, Token};

@@ -10,6 +10,9 @@
 //!
 //! A candidate starts with a known-zero past whenever it appears, also right after the proxy
 //! starts: a restarted proxy names an incident that is still going on (no blind start).
+//!
+//! Longer than 400 lines because candidates, findings and their bounds are one state machine
+//! under one lock; the rules are in `cause`, the signals in `signal`, the words in `text`.
 
 mod cause;
 pub mod signal;

@@ -1,4 +1,6 @@
 //! The findings engine's rules, each on real classification of response headers.
+//!
+//! Longer than 400 lines because it holds a test for every rule of every cause.
 
 use super::*;
 use crate::rules::context::ContextHeaders;
