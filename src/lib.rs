@@ -12,7 +12,7 @@
 //!
 //! Layers, lowest first. A module imports only modules before it here, never one after, so
 //! there is no import cycle (`tests/layout.rs` holds it):
-//! `clock`, `config`, `rules`, `telemetry`, `diagnostics`, `guard`, `upstream`, `response`,
+//! `sync`, `clock`, `config`, `rules`, `telemetry`, `diagnostics`, `guard`, `upstream`, `response`,
 //! `runtime`, `exchange`, `relay`, `phases`, `accept`, `background`, `admin`, `server`.
 
 pub mod accept;
@@ -29,5 +29,6 @@ pub mod response;
 pub mod rules;
 pub mod runtime;
 pub mod server;
+pub mod sync;
 pub mod telemetry;
 pub mod upstream;

@@ -17,10 +17,7 @@ static TARGET_PATH: Mutex<Option<String>> = Mutex::new(None);
 
 /// Points the access log at `path` (appending), or at standard output.
 pub fn set_target(path: Option<&str>) -> Result<(), String> {
-    let mut current = match TARGET_PATH.lock() {
-        Ok(c) => c,
-        Err(p) => p.into_inner(),
-    };
+    let mut current = crate::sync::lock(&TARGET_PATH);
     if current.as_deref() == path && (path.is_none() || TARGET.load().is_some()) {
         return Ok(());
     }
@@ -49,10 +46,7 @@ pub struct Line(Option<Arc<Mutex<std::fs::File>>>);
 impl Write for Line {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match &self.0 {
-            Some(f) => match f.lock() {
-                Ok(mut f) => f.write(buf),
-                Err(p) => p.into_inner().write(buf),
-            },
+            Some(f) => crate::sync::lock(f).write(buf),
             None => std::io::stdout().lock().write(buf),
         }
     }

@@ -107,10 +107,7 @@ impl Sampler {
 
     /// New limits from a reload; the buckets keep their tokens.
     pub fn set_limits(&self, limits: Limits) {
-        let mut st = match self.state.lock() {
-            Ok(s) => s,
-            Err(p) => p.into_inner(),
-        };
+        let mut st = crate::sync::lock(&self.state);
         st.limits = limits;
     }
 
@@ -123,10 +120,7 @@ impl Sampler {
         spiking: bool,
         now: f64,
     ) -> Option<SampleReason> {
-        let mut st = match self.state.lock() {
-            Ok(s) => s,
-            Err(p) => p.into_inner(),
-        };
+        let mut st = crate::sync::lock(&self.state);
         let l = st.limits;
         let global_rate = f64::from(l.global_per_second);
         let first = {

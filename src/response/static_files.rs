@@ -359,7 +359,7 @@ const LOGGED_MAX: usize = 1024;
 fn log_unreadable(path: &Path, e: &std::io::Error) {
     let now = std::time::Instant::now();
     {
-        let mut logged = LOGGED.lock().unwrap_or_else(|p| p.into_inner());
+        let mut logged = crate::sync::lock(&LOGGED);
         let map = logged.get_or_insert_with(Default::default);
         if map
             .get(path)

@@ -28,10 +28,7 @@ fn remember(shared: &Shared, generation: u64, changed: &[String]) {
         generation,
         changed: changed.to_vec(),
     };
-    let mut r = match shared.reloads.lock() {
-        Ok(r) => r,
-        Err(p) => p.into_inner(),
-    };
+    let mut r = crate::sync::lock(&shared.reloads);
     if r.len() >= RELOADS_KEPT {
         r.pop_front();
     }
@@ -40,10 +37,7 @@ fn remember(shared: &Shared, generation: u64, changed: &[String]) {
 
 /// The last config reloads, oldest first (for findings and the console).
 pub fn recent(shared: &Shared) -> Vec<crate::telemetry::findings::ReloadEvent> {
-    match shared.reloads.lock() {
-        Ok(r) => r.iter().cloned().collect(),
-        Err(p) => p.into_inner().iter().cloned().collect(),
-    }
+    crate::sync::lock(&shared.reloads).iter().cloned().collect()
 }
 
 /// Reloads the config file once; the running config is untouched on any error.
@@ -74,10 +68,7 @@ pub fn reload(shared: &Shared) -> Outcome {
             }
             let generation = new.generation;
             let changed = {
-                let mut source = match shared.source.lock() {
-                    Ok(s) => s,
-                    Err(p) => p.into_inner(),
-                };
+                let mut source = crate::sync::lock(&shared.source);
                 let changed = config::changed_keys(&source, &config.source);
                 *source = config.source;
                 changed

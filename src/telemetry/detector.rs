@@ -110,19 +110,13 @@ impl Detector {
     }
 
     pub fn tuning(&self) -> Tuning {
-        match self.tuning.lock() {
-            Ok(t) => *t,
-            Err(p) => *p.into_inner(),
-        }
+        *crate::sync::lock(&self.tuning)
     }
 
     /// New tuning from a reload: the series keep what they learned; the window and the
     /// thresholds apply from the next tick.
     pub fn set_tuning(&self, tuning: Tuning) {
-        match self.tuning.lock() {
-            Ok(mut t) => *t = tuning,
-            Err(p) => *p.into_inner() = tuning,
-        }
+        *crate::sync::lock(&self.tuning) = tuning;
     }
 
     /// One tick over every route; returns the records of spikes that began.
@@ -130,10 +124,7 @@ impl Detector {
         let t = self.tuning();
         let may_alarm = self.started.elapsed().as_secs_f64() >= t.window as f64 * t.tick_secs;
         let mut records = Vec::new();
-        let mut routes = match self.routes.lock() {
-            Ok(r) => r,
-            Err(p) => p.into_inner(),
-        };
+        let mut routes = crate::sync::lock(&self.routes);
         for stats in metrics.routes.all() {
             // A route first seen after the detector's warm-up has a known-zero past.
             let fresh = || {
@@ -226,10 +217,7 @@ impl Detector {
         metrics: &Metrics,
         mut extra: impl FnMut(&RouteState, usize, &mut serde_json::Map<String, serde_json::Value>),
     ) -> Vec<serde_json::Value> {
-        let routes = match self.routes.lock() {
-            Ok(r) => r,
-            Err(p) => p.into_inner(),
-        };
+        let routes = crate::sync::lock(&self.routes);
         let mut out = Vec::new();
         for state in routes.values() {
             for (s, status) in STATUSES.iter().enumerate() {

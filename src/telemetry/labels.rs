@@ -67,10 +67,7 @@ impl RouteStats {
 
     /// Counts one denied permission (already bounded to a known label).
     pub fn count_permission(&self, permission: &Arc<str>) {
-        let mut map = match self.permissions.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut map = crate::sync::lock(&self.permissions);
         if let Some(c) = map.get(permission) {
             c.inc();
             return;
@@ -93,19 +90,13 @@ impl RouteStats {
 
     /// Totals of denied permissions on this route, for the detector's deltas.
     pub fn permission_totals(&self) -> Vec<(Arc<str>, u64)> {
-        let map = match self.permissions.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
+        let map = crate::sync::lock(&self.permissions);
         map.iter().map(|(k, c)| (k.clone(), c.get())).collect()
     }
 
     /// Adds one denied user (a keyed hash) to this route's five-minute sketch.
     pub fn add_user(&self, user_hash: u64, now_secs: u64) {
-        let mut guard = match self.users.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut guard = crate::sync::lock(&self.users);
         guard
             .get_or_insert_with(|| Box::new(UserSketch::new()))
             .add(user_hash, now_secs);

@@ -201,10 +201,7 @@ impl Findings {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        match self.state.lock() {
-            Ok(s) => s,
-            Err(p) => p.into_inner(),
-        }
+        crate::sync::lock(&self.state)
     }
 
     /// Counts one signal on `route` at `now` (unix seconds). Called once per denial that points
