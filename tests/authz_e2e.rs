@@ -32,15 +32,13 @@ fn family_sum(m: &str, name: &str) -> f64 {
 
 /// Waits until the logging phase has counted `n` requests in all.
 fn wait_for_requests(p: &Proxy, n: f64) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    poll::until(&format!("{n} requests counted"), || {
         let m = p.metrics();
-        if family_sum(&m, "authz_edge_requests_total") >= n || std::time::Instant::now() > deadline
-        {
-            return m;
+        match family_sum(&m, "authz_edge_requests_total") {
+            c if c >= n => Ok(m),
+            c => Err(c),
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    })
 }
 
 #[test]

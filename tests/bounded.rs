@@ -176,19 +176,19 @@ fn malformed_context_headers_from_django_break_nothing() {
         }
     }
     // Counting happens after the response, requests before denials: wait for all three denials.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let m = loop {
+    let m = poll::until("three denials counted", || {
         let m = p.metrics();
         let total: f64 = m
             .lines()
             .filter(|l| l.starts_with("authz_edge_denials_total{"))
             .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
             .sum();
-        if total >= 3.0 || std::time::Instant::now() > deadline {
-            break m;
+        if total >= 3.0 {
+            Ok(m)
+        } else {
+            Err(total)
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    });
     // Unusable route headers fall back to the normaliser; an unknown kind is `other`; an
     // overlong user id is dropped, and with the companion's headers present that means
     // "Django said no user": anonymous.

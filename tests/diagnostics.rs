@@ -23,14 +23,14 @@ fn samples_are_rate_limited_hashed_and_redacted() {
         assert_eq!(denied_request(p.http, i).status, 403);
     }
     assert_eq!(get(p.http, "/fine/").status, 200);
-    wait_until("4 samples", || lines_of(&path).len() >= 4);
+    poll::until_true("4 samples", || lines_of(&path).len() >= 4);
     // One first-seen, then the bucket of 3; the other 16 are rate limited.
     let m = p.wait_metric("authz_edge_samples_total{outcome=\"rate_limited\"}", 16.0);
     assert_eq!(
         metric_value(&m, "authz_edge_samples_total{outcome=\"rate_limited\"}"),
         16.0
     );
-    wait_until("written counter", || {
+    poll::until_true("written counter", || {
         p.metric("authz_edge_samples_total{outcome=\"written\"}") == 4.0
     });
     let recs = lines_of(&path);
@@ -149,7 +149,7 @@ fn a_refused_http_sink_drops_and_counts() {
         assert_eq!(denied_request(p.http, i).status, 403);
     }
     // One first-seen sample and four from the bucket: five records, all refused.
-    wait_until("sink errors", || {
+    poll::until_true("sink errors", || {
         p.metric("authz_edge_samples_total{outcome=\"sink_error\"}") == 5.0
     });
     assert_eq!(
@@ -170,7 +170,7 @@ fn a_full_disk_drops_counts_and_recovers() {
         "",
     ));
     assert_eq!(denied_request(p.http, 1).status, 403);
-    wait_until("a sink error", || {
+    poll::until_true("a sink error", || {
         p.metric("authz_edge_samples_total{outcome=\"sink_error\"}") >= 1.0
     });
     // Room again: the writer reopens the file and carries on.
@@ -178,7 +178,7 @@ fn a_full_disk_drops_counts_and_recovers() {
     std::fs::remove_file(&link).expect("unlink");
     std::os::unix::fs::symlink(&real, &link).expect("symlink");
     assert_eq!(denied_request(p.http, 2).status, 403);
-    wait_until("a written sample", || {
+    poll::until_true("a written sample", || {
         p.metric("authz_edge_samples_total{outcome=\"written\"}") >= 1.0
     });
     assert_eq!(lines_of(&real).len(), 1);
@@ -196,7 +196,7 @@ fn the_file_rotates_and_keeps_a_bounded_number() {
         "[sampling]\nper_route_per_minute = 100000\nglobal_per_second = 100000\nbody_bytes = 0\n",
     ));
     timed_denials(p.http, 100);
-    wait_until("all written", || {
+    poll::until_true("all written", || {
         p.metric("authz_edge_samples_total{outcome=\"written\"}") == 100.0
     });
     let name = |i: usize| std::path::PathBuf::from(format!("{}.{i}", path.display()));
@@ -235,7 +235,7 @@ fn shutdown_drains_the_queue_and_a_kill_leaves_at_most_one_torn_line() {
     let flood = std::thread::spawn(move || {
         let _ = std::panic::catch_unwind(|| timed_denials(addr, 5000));
     });
-    wait_until("some records", || lines_of(&path2).len() > 50);
+    poll::until_true("some records", || lines_of(&path2).len() > 50);
     p2.child.kill().expect("kill");
     let _ = flood.join();
     let text = std::fs::read_to_string(&path2).expect("file");
@@ -260,7 +260,7 @@ fn debug_authz_shows_routes_and_the_release() {
     for i in 0..5 {
         denied_request(p.http, i);
     }
-    wait_until("the detector to tick", || {
+    poll::until_true("the detector to tick", || {
         let v: serde_json::Value =
             serde_json::from_slice(&get(p.admin, "/debug/authz").body).expect("json");
         v["routes"].as_array().is_some_and(|r| !r.is_empty())
@@ -296,7 +296,7 @@ fn the_http_sink_posts_ndjson_batches_to_a_collector() {
     for i in 0..25 {
         assert_eq!(denied_request(p.http, i).status, 403);
     }
-    wait_until("25 written", || {
+    poll::until_true("25 written", || {
         p.metric("authz_edge_samples_total{outcome=\"written\"}") == 25.0
     });
     let posts = collector.requests();
@@ -342,22 +342,22 @@ fn a_disk_that_fills_mid_record_leaves_whole_lines_and_one_torn_line_ended() {
     ));
     let metric = |o: &str| p.metric(&format!("authz_edge_samples_total{{outcome=\"{o}\"}}"));
     assert_eq!(denied_request(p.http, 1).status, 403);
-    wait_until("the first record", || metric("written") == 1.0);
+    poll::until_true("the first record", || metric("written") == 1.0);
     let one = std::fs::metadata(&path).expect("meta").len();
 
     // The disk fills in the middle of the next record: half of it lands, the rest fails.
     file_size_limit(p.pid(), Some(one + one / 2));
     assert_eq!(denied_request(p.http, 2).status, 403);
-    wait_until("a dropped record", || metric("sink_error") == 1.0);
+    poll::until_true("a dropped record", || metric("sink_error") == 1.0);
     assert_eq!(std::fs::metadata(&path).expect("meta").len(), one + one / 2);
     // Still full: the torn line cannot be ended yet, and this record is dropped too.
     assert_eq!(denied_request(p.http, 3).status, 403);
-    wait_until("a second dropped record", || metric("sink_error") == 2.0);
+    poll::until_true("a second dropped record", || metric("sink_error") == 2.0);
 
     // Room again: the torn line is ended and counted, then the record goes on a line of its own.
     file_size_limit(p.pid(), None);
     assert_eq!(denied_request(p.http, 4).status, 403);
-    wait_until("a record after the disk had room", || {
+    poll::until_true("a record after the disk had room", || {
         metric("written") == 2.0
     });
     assert_eq!(metric("torn"), 1.0);
@@ -443,7 +443,7 @@ fn the_console_and_its_data_are_served_and_an_admin_token_guards_them() {
     );
     assert!(html.len() < 16 * 1024, "{} bytes", html.len());
     assert_eq!(admin("/metrics", Some(bearer)).status, 200);
-    wait_until("the route in the console's data", || {
+    poll::until_true("the route in the console's data", || {
         let v: serde_json::Value =
             serde_json::from_slice(&admin("/debug/console", Some(bearer)).body).expect("json");
         v["routes"].as_array().is_some_and(|r| !r.is_empty())
@@ -526,7 +526,7 @@ fn the_hash_command_finds_a_users_records() {
         "",
     ));
     assert_eq!(denied_request(p.http, 1).status, 403);
-    wait_until("the sample", || !lines_of(&path).is_empty());
+    poll::until_true("the sample", || !lines_of(&path).is_empty());
     let hash = |kind: &str, value: &str| {
         let out = std::process::Command::new(bin())
             .args(["hash", kind, value])

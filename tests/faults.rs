@@ -404,7 +404,7 @@ fn a_reload_storm_under_load_fails_no_request() {
         let (before_ok, before_err) = (reloads("ok"), reloads("error"));
         p.reload(if i % 2 == 0 { &good } else { &bad });
         // One SIGHUP at a time: signals sent faster than they are handled would merge.
-        sink::wait_until("the reload to be counted", || {
+        poll::until_true("the reload to be counted", || {
             reloads("ok") + reloads("error") == before_ok + before_err + 1.0
         });
     }
@@ -502,7 +502,7 @@ fn a_sink_on_a_full_filesystem_drops_counts_and_keeps_whole_lines() {
     }
     sink::timed_denials(p.http, 100);
     sent += 100;
-    sink::wait_until("every record accounted for", || {
+    poll::until_true("every record accounted for", || {
         metric("written") + metric("sink_error") + metric("queue_full") == sent as f64
     });
     // Room again.
@@ -512,7 +512,7 @@ fn a_sink_on_a_full_filesystem_drops_counts_and_keeps_whole_lines() {
     }
     let written = metric("written");
     sink::timed_denials(p.http, 10);
-    sink::wait_until("records after the room came back", || {
+    poll::until_true("records after the room came back", || {
         metric("written") == written + 10.0
     });
     let whole = whole_lines(&path, metric("torn"));
@@ -547,7 +547,7 @@ fn kill_9_while_sampling_then_restart_leaves_only_whole_lines() {
     let flood = thread::spawn(move || {
         let _ = std::panic::catch_unwind(|| sink::timed_denials(addr, 5000));
     });
-    sink::wait_until("some records", || sink::lines_of(&path).len() > 50);
+    poll::until_true("some records", || sink::lines_of(&path).len() > 50);
     first.child.kill().expect("kill -9");
     let _ = flood.join();
     let tail_torn = !std::fs::read_to_string(&path)
@@ -558,7 +558,7 @@ fn kill_9_while_sampling_then_restart_leaves_only_whole_lines() {
     sink::timed_denials(second.http, 20);
     let torn = second.metric("authz_edge_samples_total{outcome=\"torn\"}");
     assert_eq!(torn, if tail_torn { 1.0 } else { 0.0 });
-    sink::wait_until("the second process's records", || {
+    poll::until_true("the second process's records", || {
         second.metric("authz_edge_samples_total{outcome=\"written\"}") == 20.0
     });
     let whole = whole_lines(&path, torn);
@@ -608,7 +608,7 @@ fn one_reload_under_load_applies_every_section_live() {
     let answered = Arc::new(AtomicU64::new(0));
     let load = keepalive_load(p.http, 4, stop.clone(), answered.clone());
     sink::timed_denials(p.http, 20);
-    sink::wait_until("records in the first file", || {
+    poll::until_true("records in the first file", || {
         sink::lines_of(&first).len() >= 20
     });
 
@@ -616,7 +616,7 @@ fn one_reload_under_load_applies_every_section_live() {
     p.wait_metric("authz_edge_config_generation", 2.0);
     let first_len = sink::lines_of(&first).len();
     sink::timed_denials(p.http, 20);
-    sink::wait_until("records in the second file", || {
+    poll::until_true("records in the second file", || {
         sink::lines_of(&second).len() >= 20
     });
     stop_load(&stop, load);
@@ -641,7 +641,7 @@ fn one_reload_under_load_applies_every_section_live() {
         samples[0]
     );
     // The access log is on, in its file.
-    sink::wait_until("access-log lines", || {
+    poll::until_true("access-log lines", || {
         std::fs::read_to_string(&access)
             .unwrap_or_default()
             .lines()

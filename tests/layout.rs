@@ -74,12 +74,14 @@ fn a_module_imports_only_the_layers_below_its_own() {
         let text = std::fs::read_to_string(f).expect("read");
         for m in imports(&text) {
             match rank(&m) {
-                Some(theirs) if theirs > mine => upward
-                    .entry(f.display().to_string())
-                    .or_default()
-                    .push(m),
+                Some(theirs) if theirs > mine => {
+                    upward.entry(f.display().to_string()).or_default().push(m)
+                }
                 Some(_) => {}
-                None => panic!("{} names crate::{m}, which lib.rs does not list", f.display()),
+                None => panic!(
+                    "{} names crate::{m}, which lib.rs does not list",
+                    f.display()
+                ),
             }
         }
     }
@@ -94,7 +96,11 @@ fn a_long_file_says_why() {
     for f in &files {
         let text = std::fs::read_to_string(f).expect("read");
         let doc: Vec<&str> = text.lines().take_while(|l| l.starts_with("//!")).collect();
-        assert!(!doc.is_empty(), "{} has no //! line saying its job", f.display());
+        assert!(
+            !doc.is_empty(),
+            "{} has no //! line saying its job",
+            f.display()
+        );
         let long = text.lines().count() > 400;
         if long && !doc.iter().any(|l| l.contains("Longer than 400 lines")) {
             silent.push(f.display().to_string());

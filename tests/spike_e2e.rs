@@ -132,33 +132,23 @@ fn a_403_spike_after_a_deploy_is_flagged_on_its_route_only() {
 }
 
 fn wait_for(p: &Proxy, what: &str, f: impl Fn(&str) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if f(&p.metrics()) {
-            return;
+    poll::until(what, || {
+        let m = p.metrics();
+        if f(&m) {
+            return Ok(());
         }
-        if Instant::now() > deadline {
-            let m = p.metrics();
-            let detector: Vec<&str> = m
-                .lines()
-                .filter(|l| {
-                    l.contains("spike")
-                        || l.contains("denial_rate")
-                        || l.contains("baseline")
-                        || l.contains("denials_total")
-                })
-                .filter(|l| !l.starts_with('#'))
-                .collect();
-            let debug = get(p.admin, "/debug/authz").text();
-            eprintln!("/debug/authz: {debug}");
-            let stderr = p.stderr_text();
-            let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
-            panic!(
-                "timed out waiting for {what}:\n{}\nproxy stderr (last lines, newest first):\n{}",
-                detector.join("\n"),
-                tail.join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        // What the detector shows, for the failure message.
+        let detector: Vec<String> = m
+            .lines()
+            .filter(|l| {
+                l.contains("spike")
+                    || l.contains("denial_rate")
+                    || l.contains("baseline")
+                    || l.contains("denials_total")
+            })
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect();
+        Err(detector)
+    });
 }

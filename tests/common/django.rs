@@ -183,25 +183,11 @@ impl Django {
                 );
             }
         };
-        // Wait until a worker answers.
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if std::net::TcpStream::connect(addr).is_ok() {
-                let r = super::raw_request(
-                    addr,
-                    b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-                    false,
-                );
-                if r.is_some_and(|r| r.status == 200) {
-                    break;
-                }
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "gunicorn never answered"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::poll::until_true("a gunicorn worker to answer /healthz", || {
+            let healthz = b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+            std::net::TcpStream::connect(addr).is_ok()
+                && super::raw_request(addr, healthz, false).is_some_and(|r| r.status == 200)
+        });
         Django {
             addr,
             child,
@@ -350,18 +336,8 @@ impl DeployScenario {
         let v2 = Django::redeploy_with(&self.v1, companion, Some("v2"), env);
         let generation = self.proxy.metric("authz_edge_config_generation");
         self.proxy.reload(&(self.config)(v2.addr));
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let m = self.proxy.metrics();
-            if super::metric_value(&m, "authz_edge_config_generation") == generation + 1.0 {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the reload never happened"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.proxy
+            .wait_metric("authz_edge_config_generation", generation + 1.0);
         assert_eq!(
             as_user(self.proxy.http, "GET", "/", &self.alice).status,
             200

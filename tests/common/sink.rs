@@ -38,14 +38,6 @@ pub fn lines_of(path: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 pub fn denied_request(addr: std::net::SocketAddr, i: usize) -> Resp {
     request(
         addr,
