@@ -168,6 +168,12 @@ fn hash(kind: &str, value: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // A SIGHUP before the reload service listens (a reload sent during start-up) must not end
+    // the process, which is SIGHUP's default action; the service takes it over.
+    // SAFETY: setting a signal's disposition to ignore, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
     let cli = Cli::parse();
     if let Some(Command::Hash { kind, value }) = &cli.command {
         return hash(kind, value);

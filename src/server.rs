@@ -4,9 +4,9 @@ use crate::accept::connection::EdgeApp;
 use crate::admin::Admin;
 use crate::background::detector::DetectorService;
 use crate::background::health::HealthChecker;
+use crate::background::reload::Reloader;
 use crate::config::Config;
 use crate::phases::EdgeProxy;
-use crate::runtime::reload::Reloader;
 use crate::runtime::Shared;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::ListenerConfig;
@@ -128,6 +128,7 @@ fn h2_options() -> pingora::protocols::http::v2::server::H2Options {
 /// plain ones, by the same service.
 struct Announce {
     bound: Bound,
+    shared: Arc<Shared>,
 }
 
 #[async_trait::async_trait]
@@ -146,6 +147,15 @@ impl pingora::services::background::BackgroundService for Announce {
             {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
+        }
+        // And a SIGHUP sent from now on is a reload.
+        while !self
+            .shared
+            .reload_ready
+            .load(std::sync::atomic::Ordering::Acquire)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         println!("authz-edge listening {}", self.bound);
     }
@@ -218,7 +228,7 @@ pub fn build(
     ));
     server.add_service(background_service(
         "drain watch",
-        crate::runtime::drain::DrainWatch {
+        crate::background::drain::DrainWatch {
             shared: shared.clone(),
         },
     ));
@@ -238,6 +248,7 @@ pub fn build(
         "announce",
         Announce {
             bound: bound.clone(),
+            shared: shared.clone(),
         },
     ));
     let writer = shared.sink_writer.lock().ok().and_then(|mut w| w.take());

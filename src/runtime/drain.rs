@@ -11,34 +11,13 @@
 //! - HTTP/2 connections get GOAWAY from Pingora's h2 accept loop and finish their streams.
 
 use crate::runtime::{Runtime, Shared};
-use async_trait::async_trait;
 use bytes::BytesMut;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::time::{timeout_at, Instant};
-
-/// Sets `Shared::draining` when Pingora's shutdown watch fires.
-pub struct DrainWatch {
-    pub shared: Arc<Shared>,
-}
-
-#[async_trait]
-impl BackgroundService for DrainWatch {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        while !*shutdown.borrow() {
-            if shutdown.changed().await.is_err() {
-                return;
-            }
-        }
-        self.shared.draining.store(true, Ordering::Release);
-        tracing::info!("draining: responses now carry Connection: close");
-    }
-}
 
 /// Whether the process is shutting down: HTTP/1 responses then close their connection.
 pub fn draining(shared: &Shared) -> bool {

@@ -2,9 +2,6 @@
 
 use crate::config;
 use crate::runtime::Shared;
-use async_trait::async_trait;
-use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
 use std::sync::Arc;
 
 /// The outcome of one reload attempt.
@@ -96,36 +93,6 @@ pub fn reload(shared: &Shared) -> Outcome {
                 tracing::error!("config reload refused, the running config stays: {line}");
             }
             Outcome::Refused(e)
-        }
-    }
-}
-
-/// Waits for SIGHUP and reloads.
-pub struct Reloader {
-    pub shared: Arc<Shared>,
-}
-
-#[async_trait]
-impl BackgroundService for Reloader {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hup = match signal(SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!("cannot listen for SIGHUP, reload is off: {e}");
-                return;
-            }
-        };
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                got = hup.recv() => {
-                    if got.is_none() {
-                        return;
-                    }
-                    reload(&self.shared);
-                }
-            }
         }
     }
 }

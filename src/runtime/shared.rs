@@ -34,6 +34,8 @@ pub struct Shared {
     pub started_with: Vec<(&'static str, String)>,
     /// Set once shutdown or upgrade has begun (`drain`): responses then close their connection.
     pub draining: std::sync::atomic::AtomicBool,
+    /// Set once SIGHUP reloads (`background::reload`); the "listening" line waits for it.
+    pub reload_ready: std::sync::atomic::AtomicBool,
     /// The file of the running generation as TOML, for the keys a reload changes.
     pub source: std::sync::Mutex<toml::Table>,
 }
@@ -76,6 +78,7 @@ impl Shared {
             reloads: std::sync::Mutex::new(std::collections::VecDeque::new()),
             started_with,
             source: std::sync::Mutex::new(config.source.clone()),
+            reload_ready: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 }
