@@ -855,4 +855,76 @@ fn unsized_bodies_up_to_the_limit_reach_django_with_a_length() {
         p.metric("authz_edge_rejected_requests_total{reason=\"body_too_large\"}"),
         1.0
     );
+    // Both were past limits.body_buffer_bytes (64 KiB): written to a file, not held.
+    assert_eq!(p.metric("authz_edge_request_bodies_spooled_total"), 2.0);
+}
+
+#[test]
+fn bodies_past_the_memory_threshold_go_through_a_file_intact() {
+    let up = echo();
+    let dir = tempfile::tempdir().expect("tmp");
+    let temp = dir.path().join("bodies");
+    std::fs::create_dir(&temp).expect("mkdir");
+    let limits = format!(
+        "[limits]\nmax_body_bytes = 2000000\nbody_buffer_bytes = 1024\nbody_temp_dir = \"{}\"\n",
+        temp.display()
+    );
+    let p = Proxy::start(&config_for(&[up.addr], &limits));
+    // Every byte different from its neighbours, so that a chunk out of place shows.
+    let body: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
+    let post = |path: &str, chunked: bool| {
+        let mut raw = format!("POST {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n");
+        if chunked {
+            raw.push_str("Transfer-Encoding: chunked\r\n\r\n");
+            let mut raw = raw.into_bytes();
+            for piece in body.chunks(70_000) {
+                raw.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                raw.extend_from_slice(piece);
+                raw.extend_from_slice(b"\r\n");
+            }
+            raw.extend_from_slice(b"0\r\n\r\n");
+            raw
+        } else {
+            raw.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+            let mut raw = raw.into_bytes();
+            raw.extend_from_slice(&body);
+            raw
+        }
+    };
+    let r = raw_request(p.http, &post("/chunked/", true), false).expect("response");
+    assert_eq!(r.status, 200);
+    let r = raw_request(p.http, &post("/sized/", false), false).expect("response");
+    assert_eq!(r.status, 200);
+    let seen = up.requests();
+    assert_eq!(seen.len(), 2);
+    for s in &seen {
+        assert_eq!(s.header("content-length"), Some("1500000"), "{}", s.path);
+        assert!(s.body == body, "{}: the body arrived changed", s.path);
+    }
+    assert_eq!(p.metric("authz_edge_request_bodies_spooled_total"), 2.0);
+    // The files have no name: nothing is left in the directory.
+    assert_eq!(std::fs::read_dir(&temp).expect("dir").count(), 0);
+    // A small body stays in memory.
+    let r = raw_request(
+        p.http,
+        b"POST /small/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        false,
+    )
+    .expect("response");
+    assert_eq!(r.status, 200);
+    assert_eq!(p.metric("authz_edge_request_bodies_spooled_total"), 2.0);
+    assert_eq!(up.requests()[2].body, b"hello");
+
+    // The directory gone: the body cannot be written, so 503, and Django sees nothing.
+    std::fs::remove_dir(&temp).expect("rmdir");
+    let r = raw_request(p.http, &post("/lost/", true), false).expect("response");
+    assert_eq!(r.status, 503);
+    assert_eq!(up.count(), 3);
+    assert_eq!(
+        p.metric("authz_edge_rejected_requests_total{reason=\"body_buffer_full\"}"),
+        1.0
+    );
+    assert!(p
+        .stderr_text()
+        .contains("cannot write a request body to limits.body_temp_dir"));
 }

@@ -187,6 +187,13 @@ pub struct Limits {
     pub header_timeout: Dur,
     /// Requests served on one client keepalive connection before it is closed.
     pub max_requests_per_connection: u32,
+    /// A request body read before it goes to Django is held in memory up to this size, then
+    /// written to a file in `body_temp_dir` (nginx's `client_body_buffer_size`).
+    pub body_buffer_bytes: usize,
+    /// Where bodies past `body_buffer_bytes` are written (nginx's `client_body_temp_path`);
+    /// the system's temporary directory when unset. The files have no name and go with the
+    /// request.
+    pub body_temp_dir: Option<String>,
 }
 
 impl Limits {
@@ -206,6 +213,8 @@ impl Default for Limits {
             max_body_bytes: 10 * 1024 * 1024,
             header_timeout: Dur::secs(10),
             max_requests_per_connection: 1000,
+            body_buffer_bytes: 64 * 1024,
+            body_temp_dir: None,
         }
     }
 }

@@ -114,6 +114,19 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             "must be at most 256 (Pingora's own ceiling)".into(),
         );
     }
+    if let Some(dir) = &l.body_temp_dir {
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => bad(
+                "limits.body_temp_dir".into(),
+                format!("`{dir}` is not a directory"),
+            ),
+            Err(e) => bad(
+                "limits.body_temp_dir".into(),
+                format!("cannot use `{dir}`: {e}"),
+            ),
+        }
+    }
     if l.max_requests_per_connection == 0 {
         bad(
             "limits.max_requests_per_connection".into(),

@@ -181,13 +181,16 @@ impl ProxyHttp for EdgeProxy {
                 reject(&self.shared, session, ctx, r).await;
                 Ok(true)
             }
-            Ok((body, _lease, with_length)) => {
+            Ok(whole) => {
                 let client = client_of(session);
+                if matches!(whole.body, body::Body::File(_)) {
+                    self.shared.metrics.count_spooled_body();
+                }
                 let request = relay::buffered::Buffered {
                     client: &client,
                     request_id: &ctx.request_id,
-                    body,
-                    with_length,
+                    body: whole.body,
+                    with_length: whole.with_length,
                 };
                 match relay::buffered::forward(&self.shared, &rt, session, request, &mut ctx.obs)
                     .await

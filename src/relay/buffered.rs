@@ -14,6 +14,7 @@ use super::response::{upstream_read, Broken, Framing};
 use super::{connection_keepalive, send, Exchange, MAX_HEADERS};
 use crate::exchange;
 use crate::exchange::observe::{self, Observed};
+use crate::guard::body::Body;
 use crate::response::error_page;
 use crate::response::upstream_head;
 use crate::rules::forwarding::{self, Client};
@@ -44,7 +45,7 @@ fn write_head(req: &RequestHeader, wire: &mut BytesMut) {
 pub struct Buffered<'a> {
     pub client: &'a Client,
     pub request_id: &'a str,
-    pub body: Bytes,
+    pub body: Body,
     /// Django is told the body's length (it had one, or said `Content-Length`).
     pub with_length: bool,
 }
@@ -73,11 +74,15 @@ pub async fn forward(
     if with_length {
         let _ = req.insert_header(header::CONTENT_LENGTH, body.len().to_string());
     }
-    let mut wire = BytesMut::with_capacity(1024 + body.len());
+    let (in_memory, spooled) = match &body {
+        Body::Memory(b) => (b.as_ref(), None),
+        Body::File(spool) => (&[][..], Some(spool)),
+    };
+    let mut wire = BytesMut::with_capacity(1024 + in_memory.len());
     write_head(&req, &mut wire);
-    wire.put_slice(&body);
+    wire.put_slice(in_memory);
     let head_only = req.method == http::Method::HEAD;
-    let x = match send(shared, rt, &req.method, &wire).await {
+    let x = match send(shared, rt, &req.method, &wire, spooled).await {
         Ok(x) => x,
         Err((kind, counted)) => {
             let status = exchange::upstream_failed(shared, kind, counted);

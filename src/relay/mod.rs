@@ -13,6 +13,7 @@
 
 use crate::exchange;
 use crate::exchange::observe::Observed;
+use crate::guard::body::Spool;
 use crate::response::error_page;
 use crate::rules::forwarding::{self, Client};
 use crate::runtime::{Runtime, Shared};
@@ -126,7 +127,7 @@ pub async fn serve(
     let head_only = plan.method == Method::HEAD;
     // Built from the raw head only for a denial: classification and the sample read it.
     let mut client_req: Option<RequestHeader> = None;
-    let (status, keep) = match send(shared, rt, &plan.method, &wire).await {
+    let (status, keep) = match send(shared, rt, &plan.method, &wire, None).await {
         Ok(x) => {
             let keep_client =
                 plan.keepalive && may_keepalive && !crate::runtime::drain::draining(shared);
@@ -186,6 +187,7 @@ async fn send(
     rt: &Runtime,
     method: &Method,
     wire: &[u8],
+    spooled: Option<&Spool>,
 ) -> Result<Exchange, (UpstreamErrorKind, bool)> {
     let up = &rt.upstream;
     let max_idle = retry::max_idle_for(method, up.pool.idle_timeout());
@@ -199,7 +201,7 @@ async fn send(
         }
         tries += 1;
         if let Some(conn) = up.pool.take(idx, max_idle) {
-            match attempt(rt, conn, idx, wire).await {
+            match attempt(rt, conn, idx, wire, spooled).await {
                 Ok(x) => return Ok(x),
                 Err(Attempt::NothingBack) if retry::may_resend(method, true, true) => {}
                 // Django may have run it: never sent twice (RFC 9110 §9.2.2), as in nginx.
@@ -225,7 +227,7 @@ async fn send(
             }
         };
         let _ = conn.set_nodelay(true);
-        return match attempt(rt, conn, idx, wire).await {
+        return match attempt(rt, conn, idx, wire, spooled).await {
             Ok(x) => Ok(x),
             Err(Attempt::NothingBack) => Err((UpstreamErrorKind::Reset, counted)),
             Err(Attempt::Failed(kind)) => Err((kind, counted)),
@@ -233,13 +235,14 @@ async fn send(
     }
 }
 
-/// Writes the request on `conn` (to server `idx`) and reads until a final (non-1xx) response
-/// head is complete.
+/// Writes the request on `conn` (to server `idx`), then the body spooled to a file if any, and
+/// reads until a final (non-1xx) response head is complete.
 async fn attempt(
     rt: &Runtime,
     mut conn: TcpStream,
     idx: usize,
     wire: &[u8],
+    spooled: Option<&Spool>,
 ) -> Result<Exchange, Attempt> {
     // A request fits the socket buffer at once; only one that does not waits, with a timer.
     let sent = match conn.try_write(wire) {
@@ -253,6 +256,9 @@ async fn attempt(
             Ok(Err(_)) => return Err(Attempt::NothingBack),
             Ok(Ok(())) => {}
         }
+    }
+    if let Some(spool) = spooled {
+        write_spooled(rt, &mut conn, spool).await?;
     }
     let mut buf = BytesMut::with_capacity(8192);
     let mut got_any = false;
@@ -285,6 +291,26 @@ async fn attempt(
             Ok(Ok(_)) => got_any = true,
         }
     }
+}
+
+/// Streams a spooled body to Django, a chunk at a time from its start (so a resent request
+/// sends it whole again).
+async fn write_spooled(rt: &Runtime, conn: &mut TcpStream, spool: &Spool) -> Result<(), Attempt> {
+    let mut offset = 0;
+    while offset < spool.len {
+        let chunk = spool
+            .read_at(offset)
+            .await
+            .map_err(|_| Attempt::Failed(UpstreamErrorKind::Other))?;
+        match timeout(rt.upstream.timeouts.write, conn.write_all(&chunk)).await {
+            Err(_) => return Err(Attempt::Failed(UpstreamErrorKind::Timeout)),
+            // As for the head: resent only if the method is idempotent (`retry`).
+            Ok(Err(_)) => return Err(Attempt::NothingBack),
+            Ok(Ok(())) => {}
+        }
+        offset += chunk.len() as u64;
+    }
+    Ok(())
 }
 
 /// The length of the head at the start of `buf`, once its blank line has arrived.

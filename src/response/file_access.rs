@@ -92,6 +92,21 @@ pub fn check(config: &Config) -> Vec<Problem> {
     if config.sink.kind == SinkType::File {
         check_sink(Path::new(&config.sink.path), &mut out);
     }
+    let temp = config
+        .limits
+        .body_temp_dir
+        .as_ref()
+        .map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+    if temp.is_dir() && !may(&temp, libc::W_OK | libc::X_OK) {
+        let (uid, gid) = running_as();
+        out.push(problem(
+            Severity::Error,
+            "limits.body_temp_dir",
+            &temp,
+            "cannot be written, so request bodies past limits.body_buffer_bytes would get 503",
+            format!("chown {uid}:{gid} {}", temp.display()),
+        ));
+    }
     out
 }
 

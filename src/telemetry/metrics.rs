@@ -25,6 +25,8 @@ pub struct Metrics {
     static_errors: [IntCounter; 2],
     /// Requests handed to Django by `relay` (0) and by Pingora's proxy (1).
     proxied_by: [IntCounter; 2],
+    /// `authz_edge_request_bodies_spooled_total`.
+    spooled_bodies: IntCounter,
     reload_ok: IntCounter,
     reload_error: IntCounter,
     pub generation: IntGauge,
@@ -138,6 +140,14 @@ impl Metrics {
             "Static files that could not be opened: permission (the proxy's user may not read them; answered 403, as nginx does) or io (answered 500).",
             &["reason"],
         );
+        let spooled_bodies = register(
+            &r,
+            IntCounter::new(
+                "authz_edge_request_bodies_spooled_total",
+                "Request bodies past limits.body_buffer_bytes, written to a file in limits.body_temp_dir before they went to Django.",
+            )
+            .expect("static metric definition"),
+        );
         let reloads = counter_vec(
             &r,
             "authz_edge_config_reloads_total",
@@ -250,6 +260,7 @@ impl Metrics {
             rejected: RejectReason::ALL.map(|k| rejected.with_label_values(&[k.label()])),
             static_errors: ["permission", "io"].map(|k| static_errors.with_label_values(&[k])),
             proxied_by: ["relay", "pingora"].map(|p| proxied_by.with_label_values(&[p])),
+            spooled_bodies,
             reload_ok: reloads.with_label_values(&["ok"]),
             reload_error: reloads.with_label_values(&["error"]),
             generation,
@@ -280,6 +291,11 @@ impl Metrics {
             .position(|k| *k == kind)
             .unwrap_or(3);
         self.upstream_errors[i].inc();
+    }
+
+    /// Counts a request body written to a file before it went to Django.
+    pub fn count_spooled_body(&self) {
+        self.spooled_bodies.inc();
     }
 
     /// Counts a request by the proxy loop that took it.
