@@ -8,7 +8,6 @@ use crate::background::reload::Reloader;
 use crate::config::Config;
 use crate::phases::EdgeProxy;
 use crate::runtime::Shared;
-use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -184,26 +183,32 @@ pub fn build(
         },
     );
     proxy.h2_options = Some(h2_options());
+    let proxy = Arc::new(proxy);
     let app = EdgeApp {
-        proxy: Arc::new(proxy),
+        proxy: proxy.clone(),
         shared: shared.clone(),
+        tls: None,
     };
     let mut edge = Service::new("authz-edge proxy".to_string(), app);
     for addr in &bound.http {
         edge.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(client_buffers()));
     }
-    if let Some(tls) = &config.tls {
-        for addr in &bound.https {
-            let mut settings = TlsSettings::intermediate(&tls.cert, &tls.key)
-                .map_err(|e| format!("tls: cannot load cert/key: {e}"))?;
-            settings.enable_h2();
-            edge.add_listener(
-                ListenerConfig::tcp(addr.as_str())
-                    .tls(settings)
-                    .l4_buffer(client_buffers()),
-            );
+    // HTTPS: plain listeners whose connections begin with our own handshake (`accept::tls`).
+    let https = match &config.tls {
+        Some(tls) if !bound.https.is_empty() => {
+            let app = EdgeApp {
+                proxy,
+                shared: shared.clone(),
+                tls: Some(crate::accept::tls::acceptor(tls)?),
+            };
+            let mut https = Service::new("authz-edge https".to_string(), app);
+            for addr in &bound.https {
+                https.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(client_buffers()));
+            }
+            Some(https)
         }
-    }
+        _ => None,
+    };
     let mut admin = Service::new(
         "authz-edge admin".to_string(),
         Admin {
@@ -212,7 +217,12 @@ pub fn build(
     );
     admin.add_tcp(&bound.admin);
 
-    server.add_service(edge);
+    if !bound.http.is_empty() {
+        server.add_service(edge);
+    }
+    if let Some(https) = https {
+        server.add_service(https);
+    }
     server.add_service(admin);
     server.add_service(background_service(
         "config reload",

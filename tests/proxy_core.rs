@@ -928,3 +928,62 @@ fn bodies_past_the_memory_threshold_go_through_a_file_intact() {
         .stderr_text()
         .contains("cannot write a request body to limits.body_temp_dir"));
 }
+
+#[test]
+fn tls_sessions_resume_with_tickets_on_tls12_and_tls13() {
+    let up = echo();
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_, tls) = self_signed_tls(dir.path(), "");
+    let p = Proxy::start(&config_for(&[up.addr], &tls));
+    let https = p.https.expect("https");
+    // Python's ssl (OpenSSL) as the client: a full handshake, then one resuming its session.
+    let script = r#"
+import socket, ssl, sys
+port = int(sys.argv[1])
+def context(version, alpn):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ctx.maximum_version = version
+    ctx.set_alpn_protocols(alpn)
+    return ctx
+for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+    probe = context(version, ["h2", "http/1.1"]).wrap_socket(
+        socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+    alpn = probe.selected_alpn_protocol()
+    probe.close()
+    ctx = context(version, ["http/1.1"])
+    session, seen = None, []
+    for _ in range(2):
+        raw = socket.create_connection(("127.0.0.1", port))
+        s = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while True:
+            got = s.recv(65536)
+            if not got:
+                break
+            answer += got
+        seen.append((s.version(), s.session_reused, answer.split(b"\r\n")[0].decode()))
+        session = s.session
+        s.close()
+    print(alpn, seen)
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &https.port().to_string()])
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout,
+        "h2 [('TLSv1.2', False, 'HTTP/1.1 200 X'), ('TLSv1.2', True, 'HTTP/1.1 200 X')]\n\
+         h2 [('TLSv1.3', False, 'HTTP/1.1 200 X'), ('TLSv1.3', True, 'HTTP/1.1 200 X')]\n",
+        "ALPN prefers h2, and the second connection resumes the first one's session"
+    );
+    assert_eq!(up.count(), 4);
+}

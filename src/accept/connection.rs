@@ -29,6 +29,8 @@ use tokio::time::{timeout, timeout_at, Instant};
 pub struct EdgeApp {
     pub proxy: Arc<HttpProxy<EdgeProxy>>,
     pub shared: Arc<Shared>,
+    /// For the HTTPS listeners: the TLS handshake comes first (`accept::tls`).
+    pub tls: Option<Arc<pingora::listeners::tls::Acceptor>>,
 }
 
 enum Head {
@@ -101,9 +103,16 @@ async fn refuse(stream: &mut Stream, reason: RejectReason) {
 impl ServerApp for EdgeApp {
     async fn process_new(
         self: &Arc<Self>,
-        mut stream: Stream,
+        stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let mut stream = match &self.tls {
+            Some(acceptor) => {
+                let within = self.shared.runtime.load().limits.header_timeout.0;
+                super::tls::handshake(acceptor, stream, within).await?
+            }
+            None => stream,
+        };
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             // HTTP/2: Pingora's h2 server; limits are checked on the parsed request.
             return self.proxy.process_new(stream, shutdown).await;

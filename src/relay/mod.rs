@@ -4,12 +4,14 @@
 //! two header maps per exchange, its connection pool). Most traffic in front of Django is plain:
 //! a request with no body or a small one with a `Content-Length`, answered with a length or a
 //! chunked body. `plan` picks those out; `serve` relays them with the same modules as the
-//! Pingora phases in `proxy` (limits, forwarding, routes, telemetry, sampling, access log), so
+//! Pingora phases in `phases` (limits, forwarding, routes, telemetry, sampling, access log), so
 //! what Django sees and what is counted does not depend on the path taken.
 //!
 //! Anything else goes to Pingora with the head already read: upgrades, `Expect`, chunked or
 //! large request bodies, absolute-form targets, static mounts, the HTTPS redirect, and anything
 //! the limits refuse. `server.fast_path = false` sends everything there.
+//!
+//! Longer than 400 lines only with its unit tests, which sit beside the code.
 
 use crate::exchange;
 use crate::exchange::observe::Observed;
