@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// mimalloc: measured faster than glibc's malloc for Pingora's many small allocations
-/// (README, Performance).
+/// (README, Performance). Without the feature, the system's malloc, for heap profilers.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -88,13 +88,18 @@ fn server_conf(config: &Config) -> ServerConf {
 /// The socket buffers Pingora puts under each client connection. Its default read buffer is
 /// 64 KiB per connection, held for as long as the connection lives: 3,000 idle keepalive
 /// clients cost 86 KiB each (nginx: about 1 KiB). Every reader above it has a buffer of its
-/// own (the head guard's, Pingora's HTTP/1 session's, rustls's), so none is needed here; writes
-/// keep Pingora's default, one segment.
-fn client_buffers() -> L4BufferSettings {
-    L4BufferSettings::new(
-        0,
-        pingora::protocols::l4::stream::DEFAULT_L4_WRITE_BUFFER_SIZE,
-    )
+/// own (the head guard's, Pingora's HTTP/1 session's, rustls's), so none is needed here.
+///
+/// Writes: under TLS, Pingora's one-segment write buffer gathers rustls's records; on plain
+/// HTTP/1 the relay writes each response whole, so there it would only cost 1.4 KiB per
+/// connection, idle or not (`tls` false: none).
+fn client_buffers(tls: bool) -> L4BufferSettings {
+    let write = if tls {
+        pingora::protocols::l4::stream::DEFAULT_L4_WRITE_BUFFER_SIZE
+    } else {
+        0
+    };
+    L4BufferSettings::new(0, write)
 }
 
 /// Bytes h2 may hold per stream for a client that does not read (its default is 400 KiB).
@@ -191,7 +196,7 @@ pub fn build(
     };
     let mut edge = Service::new("authz-edge proxy".to_string(), app);
     for addr in &bound.http {
-        edge.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(client_buffers()));
+        edge.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(client_buffers(false)));
     }
     // HTTPS: plain listeners whose connections begin with our own handshake (`accept::tls`).
     let https = match &config.tls {
@@ -203,7 +208,9 @@ pub fn build(
             };
             let mut https = Service::new("authz-edge https".to_string(), app);
             for addr in &bound.https {
-                https.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(client_buffers()));
+                https.add_listener(
+                    ListenerConfig::tcp(addr.as_str()).l4_buffer(client_buffers(true)),
+                );
             }
             Some(https)
         }

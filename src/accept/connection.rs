@@ -39,38 +39,36 @@ enum Head {
     Reject(RejectReason),
 }
 
-/// Reads one request head within the deadline, checking limits as bytes arrive.
+/// Waits for the first bytes of a request (idling): `false` when the connection is to close.
 ///
-/// `buf` holds bytes already read past the previous request (pipelined), if any.
-async fn read_head(
+/// A keepalive connection waits through `drain::next_request`, which lingers at shutdown so
+/// that a request already on its way is served; a new connection still gets its answer.
+async fn wait_for_request(
     stream: &mut Stream,
     shared: &Shared,
     idle: Duration,
     shutdown: Option<&ShutdownWatch>,
-    mut buf: BytesMut,
-) -> Head {
-    let (limits, linger) = {
-        let rt = shared.runtime.load();
-        (rt.limits.clone(), crate::runtime::drain::linger(&rt))
-    };
-    // nginx's client_header_buffer_size; the head loop below grows it as bytes arrive.
-    buf.reserve(1024);
-    // Waiting for the first byte is idling; the head deadline starts with it. A keepalive
-    // connection waits through `drain::next_request`, which lingers at shutdown so that a
-    // request already on its way is served; a new connection still gets its answer.
-    let first = match shutdown {
-        _ if !buf.is_empty() => Some(buf.len()),
+    buf: &mut BytesMut,
+) -> bool {
+    use crate::runtime::drain;
+    match shutdown {
         Some(watch) => {
-            crate::runtime::drain::next_request(stream, &mut buf, idle, watch, linger).await
+            let linger = drain::linger(&shared.runtime.load());
+            drain::next_request(stream, buf, idle, watch, linger)
+                .await
+                .is_some()
         }
-        None => match timeout(idle, stream.read_buf(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => Some(n),
-            _ => None,
-        },
-    };
-    if first.is_none() {
-        return Head::Closed;
+        None => matches!(
+            timeout(idle, drain::read_idle(stream, buf)).await,
+            Ok(Ok(n)) if n > 0
+        ),
     }
+}
+
+/// Reads the rest of a request head within `limits.header_timeout` of its first bytes,
+/// checking the limits as bytes arrive.
+async fn read_head(stream: &mut Stream, shared: &Shared, mut buf: BytesMut) -> Head {
+    let limits = shared.runtime.load().limits.clone();
     let deadline = Instant::now() + limits.header_timeout.0;
     // Past the largest head the limits allow, the head is too large.
     let ceiling = limits.max_head_bytes();
@@ -94,9 +92,89 @@ async fn read_head(
     }
 }
 
+/// What one request leaves its connection with.
+enum After {
+    /// Ready for the next request, with the bytes already read past this one.
+    Next(Stream, BytesMut),
+    Close,
+}
+
+/// The connection's fixed facts, for each request on it.
+struct Conn<'a> {
+    client: Client,
+    keepalive: Duration,
+    max_requests: u32,
+    shutdown: &'a ShutdownWatch,
+}
+
 /// Answers a refused head and closes: the request never reaches Django.
 async fn refuse(stream: &mut Stream, reason: RejectReason) {
     error_page::write_h1(stream, reason.status(), false).await;
+}
+
+impl EdgeApp {
+    /// Serves one request whose first bytes are in `buf`: its head read and checked, then the
+    /// relay or Pingora's loop.
+    async fn serve(
+        &self,
+        mut stream: Stream,
+        buf: BytesMut,
+        served: u32,
+        conn: &Conn<'_>,
+    ) -> After {
+        let head = match read_head(&mut stream, &self.shared, buf).await {
+            Head::Ready(h) => h,
+            Head::Closed => return After::Close,
+            Head::Reject(reason) => {
+                self.shared.metrics.count_rejected(reason);
+                self.shared
+                    .metrics
+                    .routes
+                    .other()
+                    .count_request(reason.status());
+                refuse(&mut stream, reason).await;
+                return After::Close;
+            }
+        };
+        // N requests in all: after this one, N - served more.
+        let reuses_left = conn.max_requests.saturating_sub(served);
+        let rt = self.shared.runtime.load_full();
+        if let Some(plan) = relay::plan(&head, &rt, conn.client.tls) {
+            let may_keepalive = reuses_left > 0;
+            let next = relay::serve(
+                &self.shared,
+                &rt,
+                &mut stream,
+                head,
+                plan,
+                &conn.client,
+                may_keepalive,
+            )
+            .await;
+            return match next {
+                // Nothing pipelined: the request's buffer goes while the connection idles.
+                Next::KeepAlive(rest) if rest.is_empty() => After::Next(stream, BytesMut::new()),
+                Next::KeepAlive(rest) => After::Next(stream, rest),
+                Next::Close => {
+                    let _ = stream.shutdown().await;
+                    After::Close
+                }
+            };
+        }
+        drop(rt);
+        let mut session = ServerSession::new_http1(stream);
+        if crate::runtime::drain::draining(&self.shared) {
+            session.set_keepalive(None);
+        } else {
+            session.set_keepalive(Some(conn.keepalive.as_secs().max(1)));
+        }
+        session.set_keepalive_reuses_remaining(Some(reuses_left));
+        session.set_pipelined_prefix(head);
+        match self.proxy.process_new_http(session, conn.shutdown).await {
+            Some(reused) => After::Next(reused.consume().0, BytesMut::new()),
+            None => After::Close,
+        }
+    }
 }
 
 #[async_trait]
@@ -109,7 +187,9 @@ impl ServerApp for EdgeApp {
         let mut stream = match &self.tls {
             Some(acceptor) => {
                 let within = self.shared.runtime.load().limits.header_timeout.0;
-                super::tls::handshake(acceptor, stream, within).await?
+                // Boxed: rustls's handshake state is several KiB, which the connection's task
+                // would otherwise keep for its whole life, idle or not.
+                Box::pin(super::tls::handshake(acceptor, stream, within)).await?
             }
             None => stream,
         };
@@ -125,76 +205,40 @@ impl ServerApp for EdgeApp {
                 rt.limits.max_requests_per_connection,
             )
         };
-        let client = Client {
-            ip: stream
-                .get_socket_digest()
-                .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip())),
-            tls: stream.get_ssl_digest().is_some(),
+        let conn = Conn {
+            client: Client {
+                ip: stream
+                    .get_socket_digest()
+                    .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip())),
+                tls: stream.get_ssl_digest().is_some(),
+            },
+            keepalive,
+            max_requests,
+            shutdown,
         };
         let mut carry = BytesMut::new();
         // Requests served on this connection so far, by either path.
         let mut served: u32 = 0;
         loop {
+            // Waiting for a request is the only state an idle connection is in, and all this
+            // task holds then: the request's own work is one boxed future, gone once it ends.
             let first = served == 0;
             let idle = if first { header_timeout } else { keepalive };
             let watch = (!first).then_some(shutdown);
-            let carried = std::mem::take(&mut carry);
-            let head = match read_head(&mut stream, &self.shared, idle, watch, carried).await {
-                Head::Ready(h) => h,
-                Head::Closed => return None,
-                Head::Reject(reason) => {
-                    self.shared.metrics.count_rejected(reason);
-                    self.shared
-                        .metrics
-                        .routes
-                        .other()
-                        .count_request(reason.status());
-                    refuse(&mut stream, reason).await;
-                    return None;
-                }
-            };
+            let mut buf = std::mem::take(&mut carry);
+            if buf.is_empty()
+                && !wait_for_request(&mut stream, &self.shared, idle, watch, &mut buf).await
+            {
+                return None;
+            }
             served += 1;
-            // N requests in all: after this one, N - served more.
-            let reuses_left = max_requests.saturating_sub(served);
-            let rt = self.shared.runtime.load_full();
-            if let Some(plan) = relay::plan(&head, &rt, client.tls) {
-                let may_keepalive = reuses_left > 0;
-                // Boxed: the connection's task then holds only what waiting for the next
-                // request needs, not the state of a whole exchange, while it idles.
-                let next = Box::pin(relay::serve(
-                    &self.shared,
-                    &rt,
-                    &mut stream,
-                    head,
-                    plan,
-                    &client,
-                    may_keepalive,
-                ))
-                .await;
-                match next {
-                    // Nothing pipelined: let the request's buffer go while the connection idles.
-                    Next::KeepAlive(rest) if rest.is_empty() => continue,
-                    Next::KeepAlive(rest) => {
-                        carry = rest;
-                        continue;
-                    }
-                    Next::Close => {
-                        let _ = stream.shutdown().await;
-                        return None;
-                    }
+            match Box::pin(self.serve(stream, buf, served, &conn)).await {
+                After::Next(s, rest) => {
+                    stream = s;
+                    carry = rest;
                 }
+                After::Close => return None,
             }
-            drop(rt);
-            let mut session = ServerSession::new_http1(stream);
-            if crate::runtime::drain::draining(&self.shared) {
-                session.set_keepalive(None);
-            } else {
-                session.set_keepalive(Some(keepalive.as_secs().max(1)));
-            }
-            session.set_keepalive_reuses_remaining(Some(reuses_left));
-            session.set_pipelined_prefix(head);
-            let reused = Box::pin(self.proxy.process_new_http(session, shutdown)).await?;
-            stream = reused.consume().0;
         }
     }
 

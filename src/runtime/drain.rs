@@ -14,9 +14,11 @@ use crate::runtime::{Runtime, Shared};
 use bytes::BytesMut;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::time::{timeout_at, Instant};
 
 /// Whether the process is shutting down: HTTP/1 responses then close their connection.
@@ -61,21 +63,67 @@ pub async fn next_request(
     let mut watch = watch.clone();
     if !*watch.borrow() {
         tokio::select! {
-            r = timeout_at(idle_end, stream.read_buf(buf)) => return r.ok().and_then(read_some),
+            r = timeout_at(idle_end, read_idle(stream, buf)) => return r.ok().and_then(read_some),
             _ = watch.changed() => {}
         }
     }
     // Draining: a request already on its way still gets its answer.
     let end = (Instant::now() + linger).min(idle_end);
-    match timeout_at(end, stream.read_buf(buf)).await {
+    match timeout_at(end, read_idle(stream, buf)).await {
         Ok(r) => read_some(r),
         // Bytes that reached the socket but not yet the reactor are a request too.
         Err(_) if pending(stream) => {
-            let r = tokio::time::timeout(Duration::from_secs(1), stream.read_buf(buf)).await;
+            let r = tokio::time::timeout(Duration::from_secs(1), read_idle(stream, buf)).await;
             r.ok().and_then(read_some)
         }
         Err(_) => None,
     }
+}
+
+/// The scratch space of an idle connection's first read, one per thread.
+const SCRATCH: usize = 16 * 1024;
+
+thread_local! {
+    static SCRATCH_BUF: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; SCRATCH].into_boxed_slice());
+}
+
+/// Reads the first bytes of a request into `buf` without holding a buffer while it waits:
+/// the read goes into a per-thread scratch buffer (borrowed only inside each poll, never across
+/// a wait) and what arrived is copied into `buf`, sized for it. So an idle connection holds no
+/// read buffer, as in nginx (which frees its header buffer at keepalive), and its first read is
+/// still one `read(2)`. With room already in `buf` (bytes carried over), it reads there.
+pub async fn read_idle(stream: &mut Stream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() >= 1024 {
+        return stream.read_buf(buf).await;
+    }
+    std::future::poll_fn(|cx| {
+        SCRATCH_BUF.with(|scratch| {
+            // Never nested (a poll does not poll another connection); were it, a buffer of
+            // its own for this poll.
+            let mut own;
+            let mut shared = scratch.try_borrow_mut();
+            let space: &mut [u8] = match shared.as_mut() {
+                Ok(s) => &mut s[..],
+                Err(_) => {
+                    own = vec![0u8; 1024];
+                    &mut own[..]
+                }
+            };
+            let mut read = ReadBuf::new(space);
+            match Pin::new(&mut *stream).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) => {
+                    let got = read.filled();
+                    buf.reserve(got.len().max(1024));
+                    buf.extend_from_slice(got);
+                    Poll::Ready(Ok(got.len()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+    })
+    .await
 }
 
 /// A read that brought bytes; end of stream and errors close the connection.
