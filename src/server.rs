@@ -188,34 +188,35 @@ pub fn build(
         },
     );
     proxy.h2_options = Some(h2_options());
-    let proxy = Arc::new(proxy);
+    // One service for every client listener, plain and HTTPS: one runtime, so that the relay's
+    // pooled upstream connections stay on the reactor that registered them (`accept::tls`).
+    let tls = match &config.tls {
+        Some(tls) if !bound.https.is_empty() => Some(crate::accept::tls::Listeners {
+            acceptor: crate::accept::tls::acceptor(tls)?,
+            // Validated as IP:PORT; one that did not parse would be served without TLS.
+            addrs: bound
+                .https
+                .iter()
+                .map(|a| {
+                    a.parse()
+                        .map_err(|_| format!("tls.listen: bad address {a}"))
+                })
+                .collect::<Result<_, _>>()?,
+        }),
+        _ => None,
+    };
     let app = EdgeApp {
-        proxy: proxy.clone(),
+        proxy: Arc::new(proxy),
         shared: shared.clone(),
-        tls: None,
+        tls,
     };
     let mut edge = Service::new("authz-edge proxy".to_string(), app);
     for addr in &bound.http {
         edge.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(client_buffers(false)));
     }
-    // HTTPS: plain listeners whose connections begin with our own handshake (`accept::tls`).
-    let https = match &config.tls {
-        Some(tls) if !bound.https.is_empty() => {
-            let app = EdgeApp {
-                proxy,
-                shared: shared.clone(),
-                tls: Some(crate::accept::tls::acceptor(tls)?),
-            };
-            let mut https = Service::new("authz-edge https".to_string(), app);
-            for addr in &bound.https {
-                https.add_listener(
-                    ListenerConfig::tcp(addr.as_str()).l4_buffer(client_buffers(true)),
-                );
-            }
-            Some(https)
-        }
-        _ => None,
-    };
+    for addr in &bound.https {
+        edge.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(client_buffers(true)));
+    }
     let mut admin = Service::new(
         "authz-edge admin".to_string(),
         Admin {
@@ -224,12 +225,7 @@ pub fn build(
     );
     admin.add_tcp(&bound.admin);
 
-    if !bound.http.is_empty() {
-        server.add_service(edge);
-    }
-    if let Some(https) = https {
-        server.add_service(https);
-    }
+    server.add_service(edge);
     server.add_service(admin);
     server.add_service(background_service(
         "config reload",

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""TLS load comparison on loopback: nginx (B) and authz-edge with telemetry on (C), both
-terminating TLS in front of the same fixed-response upstream (compare.py's variant A), one
-worker each, interleaved rounds, medians.
+"""The three protocols on loopback: nginx (B) and authz-edge with telemetry on (C), in front
+of the same fixed-response upstream (compare.py's variant A), one worker each, interleaved
+rounds, medians; then, with --callgrind SECONDS, the user-space instructions per request of
+each proxy in each mode (callgrind, repeatable where timings on a busy 2-core machine are not),
+printed beside the timings.
 
 Modes (each bounded by --duration):
+  h1         wrk, plain HTTP/1.1, --connections keepalive connections
   h2         h2load, HTTP/2 over TLS: --connections x --streams concurrent streams
   h1s        wrk, HTTP/1.1 over TLS, --connections keepalive connections
   handshake  h2load runs of many connections with --per-conn requests each, back to back for
@@ -13,7 +16,8 @@ Modes (each bounded by --duration):
 10% of requests get a 403 with the companion's context headers (as compare.py's mix.lua).
 nginx's keepalive_requests is raised so that connections are not closed after 1,000 requests.
 Reports CPU µs per request of the proxy process (/proc/PID/stat), requests per second, and the
-ratios C/B. Usage: tls_compare.py --binary target/release/authz-edge [--modes h2,h1s,handshake]
+ratios C/B. Usage: tls_compare.py --binary target/release/authz-edge [--modes h1,h2,h1s,handshake]
+[--callgrind 5]
 """
 import argparse
 import os
@@ -66,56 +70,65 @@ def wrk_https(port, duration, connections):
     return {"total": total, "rps": rps, "elapsed": duration, "denied": float("nan")}
 
 
-def measure(mode, port, pids, args):
-    before = compare.proc_cpu_ticks(pids())
+def load(mode, port, args):
+    """Runs one mode's load for --duration; returns its result and the units it counts (requests,
+    or connections for handshakes)."""
+    if mode == "h1":
+        r = compare.run_wrk(port, args.duration, args.connections, 1)
+        return r, r["total"]
     if mode == "h2":
         r = h2load(port, args, args.duration, args.connections, args.streams)
-        units = r["total"]
-    elif mode == "h1s":
+        return r, r["total"]
+    if mode == "h1s":
         r = wrk_https(port, args.duration, args.connections)
-        units = r["total"]
-    else:
-        # Handshakes: back-to-back h2load runs for the duration; one handshake per connection.
-        start, conns, total = time.time(), 0, 0
-        while time.time() - start < args.duration:
-            x = h2load(port, args, args.duration, args.handshake_connections, 1, args.per_conn)
-            conns += args.handshake_connections
-            total += x["total"]
-        r = {"total": total, "rps": conns / (time.time() - start), "elapsed": time.time() - start,
-             "denied": float("nan")}
-        units = conns
+        return r, r["total"]
+    # Handshakes: back-to-back h2load runs for the duration; one handshake per connection.
+    start, conns, total = time.time(), 0, 0
+    while time.time() - start < args.duration:
+        x = h2load(port, args, args.duration, args.handshake_connections, 1, args.per_conn)
+        conns += args.handshake_connections
+        total += x["total"]
+    r = {"total": total, "rps": conns / (time.time() - start), "elapsed": time.time() - start,
+         "denied": float("nan")}
+    return r, conns
+
+
+def measure(mode, ports, pids, args):
+    port = ports[0] if mode == "h1" else ports[1]
+    before = compare.proc_cpu_ticks(pids())
+    r, units = load(mode, port, args)
     after = compare.proc_cpu_ticks(pids())
     r["cpu_us"] = ((after[0] - before[0]) + (after[1] - before[1])) / compare.TICKS * 1e6 / max(units, 1)
     return r
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--binary", required=True)
-    ap.add_argument("--modes", default="h2,h1s,handshake")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--duration", type=int, default=5)
-    ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--streams", type=int, default=10, help="concurrent streams per h2 connection")
-    ap.add_argument("--handshake-connections", type=int, default=64)
-    ap.add_argument("--per-conn", type=int, default=2, help="requests per connection in handshake mode")
-    args = ap.parse_args()
-    if args.duration > 60 or args.rounds > 10:
-        sys.exit("keep runs bounded: --duration <= 60, --rounds <= 10")
-    tmp = tempfile.mkdtemp(prefix="authz-edge-tls-")
-    crt, key = cert(tmp)
-    procs = []
-    try:
-        up_port = compare.free_port()
-        up = compare.upstream_conf(tmp, up_port)
-        procs.append(compare.start_nginx(up))
-        compare.wait_port(up_port)
+def instructions(mode, ports, pid, dump, args):
+    """Instructions per request (per handshake) of the proxy `pid`, running under callgrind with
+    instrumentation off: on for one --callgrind run of `mode`, then dumped to `dump`."""
+    port = ports[0] if mode == "h1" else ports[1]
+    subprocess.run(["callgrind_control", "-i", "on", str(pid)], capture_output=True, timeout=60)
+    _, units = load(mode, port, argparse.Namespace(**{**vars(args), "duration": args.callgrind}))
+    subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True, timeout=120)
+    subprocess.run(["callgrind_control", "-i", "off", str(pid)], capture_output=True, timeout=60)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with open(dump) as f:
+                for line in f:
+                    if line.startswith("totals:"):
+                        return int(line.split()[1]) / max(units, 1)
+        except OSError:
+            pass
+        time.sleep(0.5)
+    sys.exit(f"no callgrind dump {dump}")
 
-        b_port = compare.free_port()
-        hide = "".join(f"        proxy_hide_header {k};\n" for k in list(compare.CONTEXT) + list(compare.DENY))
-        b = compare.nginx_conf(tmp, "nginx-tls", f"""
+
+def nginx_body(b_plain, b_port, up_port, crt, key):
+    hide = "".join(f"        proxy_hide_header {k};\n" for k in list(compare.CONTEXT) + list(compare.DENY))
+    return f"""
     upstream django {{ server 127.0.0.1:{up_port}; keepalive 128; }}
     server {{
+        listen 127.0.0.1:{b_plain} backlog=4096;
         listen 127.0.0.1:{b_port} ssl http2 backlog=4096;
         ssl_certificate {crt};
         ssl_certificate_key {key};
@@ -130,21 +143,19 @@ def main():
             proxy_set_header X-Real-IP $remote_addr;
             proxy_set_header X-Request-Id $request_id;
 {hide}        }}
-    }}""", 1)
-        nginx_b = compare.start_nginx(b)
-        procs.append(nginx_b)
-        compare.wait_port(b_port)
+    }}"""
 
-        c_port, admin = compare.free_port(), compare.free_port()
-        conf = f"{tmp}/authz-edge.toml"
-        with open(conf, "w") as f:
-            f.write(f"""[server]
-listen = []
+
+def edge_conf(tmp, c_plain, c_port, admin, up_port, crt, key):
+    conf = f"{tmp}/authz-edge-{c_port}.toml"
+    with open(conf, "w") as f:
+        f.write(f"""[server]
+listen = ["127.0.0.1:{c_plain}"]
 admin = "127.0.0.1:{admin}"
 threads = 1
 grace_period = "1s"
-upgrade_sock = "{tmp}/ae.sock"
-pid_file = "{tmp}/ae.pid"
+upgrade_sock = "{tmp}/ae-{c_port}.sock"
+pid_file = "{tmp}/ae-{c_port}.pid"
 [tls]
 listen = ["127.0.0.1:{c_port}"]
 cert = "{crt}"
@@ -158,37 +169,120 @@ max_requests_per_connection = 1000000
 enabled = true
 [sink]
 type = "file"
-path = "{tmp}/diagnostics.jsonl"
+path = "{tmp}/diagnostics-{c_port}.jsonl"
 """)
+    return conf
+
+
+LABELS = {"h1": "plain HTTP/1.1 (wrk, {c} connections)",
+          "h2": "HTTP/2 over TLS (h2load, {c} x {s} streams)",
+          "h1s": "HTTP/1.1 over TLS (wrk, {c} connections)",
+          "handshake": "full handshakes ({h} connections x {p} requests)"}
+
+
+def label(mode, args):
+    return LABELS[mode].format(c=args.connections, s=args.streams, h=args.handshake_connections,
+                               p=args.per_conn)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--modes", default="h1,h2,h1s,handshake")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--streams", type=int, default=10, help="concurrent streams per h2 connection")
+    ap.add_argument("--handshake-connections", type=int, default=64)
+    ap.add_argument("--per-conn", type=int, default=2, help="requests per connection in handshake mode")
+    ap.add_argument("--callgrind", type=int, default=0,
+                    help="seconds of load per mode under callgrind after the timings (0: none)")
+    args = ap.parse_args()
+    if args.duration > 60 or args.rounds > 10 or args.callgrind > 30:
+        sys.exit("keep runs bounded: --duration <= 60, --rounds <= 10, --callgrind <= 30")
+    tmp = tempfile.mkdtemp(prefix="authz-edge-tls-")
+    crt, key = cert(tmp)
+    procs = []
+    modes = [m for m in args.modes.split(",") if m]
+    try:
+        up_port = compare.free_port()
+        up = compare.upstream_conf(tmp, up_port)
+        procs.append(compare.start_nginx(up))
+        compare.wait_port(up_port)
+
+        b_ports = (compare.free_port(), compare.free_port())
+        b = compare.nginx_conf(tmp, "nginx-tls", nginx_body(*b_ports, up_port, crt, key), 1)
+        nginx_b = compare.start_nginx(b)
+        procs.append(nginx_b)
+        compare.wait_port(b_ports[1])
+
+        c_ports, admin = (compare.free_port(), compare.free_port()), compare.free_port()
+        conf = edge_conf(tmp, *c_ports, admin, up_port, crt, key)
         c = subprocess.Popen([args.binary, "--config", conf], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, env={**os.environ, "AUTHZ_EDGE_HASH_KEY": "bench"})
         procs.append(c)
-        compare.wait_port(c_port)
-        variants = [("B nginx", b_port, lambda: [nginx_b.pid] + compare.children(nginx_b.pid)),
-                    ("C authz-edge", c_port, lambda: [c.pid])]
-        modes = [m for m in args.modes.split(",") if m]
+        compare.wait_port(c_ports[1])
+        variants = [("B nginx", b_ports, lambda: [nginx_b.pid] + compare.children(nginx_b.pid)),
+                    ("C authz-edge", c_ports, lambda: [c.pid])]
         results = {(m, v[0]): [] for m in modes for v in variants}
-        for mode in modes:
-            for _, port, pids in variants:
-                measure(mode, port, pids, argparse.Namespace(**{**vars(args), "duration": 1}))
-            for r in range(args.rounds):
-                for name, port, pids in (variants if r % 2 == 0 else variants[::-1]):
-                    res = measure(mode, port, pids, args)
+        # One run: every mode's rounds interleave the two proxies, alternating which goes first.
+        for _, ports, pids in variants:
+            for mode in modes:
+                measure(mode, ports, pids, argparse.Namespace(**{**vars(args), "duration": 1}))
+        for r in range(args.rounds):
+            for mode in modes:
+                for name, ports, pids in (variants if r % 2 == 0 else variants[::-1]):
+                    res = measure(mode, ports, pids, args)
                     results[(mode, name)].append(res)
                     print(f"{mode} round {r + 1} {name}: {res['rps']:.0f}/s, {res['cpu_us']:.1f} µs CPU "
                           f"per {'handshake' if mode == 'handshake' else 'request'}", file=sys.stderr)
-        print(f"\nTLS comparison: {args.rounds} interleaved rounds x {args.duration}s, one worker each, "
-              f"{os.cpu_count()} CPUs, loopback; medians.\n")
-        print("| mode | nginx CPU µs | authz-edge CPU µs | CPU ratio C/B | nginx /s | authz-edge /s | throughput ratio C/B |")
-        print("|---|---|---|---|---|---|---|")
+
+        counts = {}
+        if args.callgrind:
+            # The same proxies again, each under callgrind with instrumentation off until its run.
+            for p in (nginx_b, c):
+                compare.stop(p)
+            nb = compare.nginx_conf(tmp, "nginx-cg", nginx_body(*b_ports, up_port, crt, key), 1,
+                                    single_process=True)
+            cg_b = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                                     f"--callgrind-out-file={tmp}/B.callgrind",
+                                     "nginx", "-c", nb, "-p", os.path.dirname(nb)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cg_c = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                                     f"--callgrind-out-file={tmp}/C.callgrind", args.binary,
+                                     "--config", conf], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL,
+                                    env={**os.environ, "AUTHZ_EDGE_HASH_KEY": "bench"})
+            procs += [cg_b, cg_c]
+            for port in (*b_ports, *c_ports):
+                compare.wait_port(port)
+            for letter, ports, pid in (("B", b_ports, cg_b.pid), ("C", c_ports, cg_c.pid)):
+                for i, mode in enumerate(modes, start=1):
+                    per = instructions(mode, ports, pid, f"{tmp}/{letter}.callgrind.{i}", args)
+                    counts[(mode, letter)] = per
+                    print(f"{mode} {letter}: {per:.0f} instructions", file=sys.stderr)
+
+        print(f"\nOne run: {args.rounds} interleaved rounds x {args.duration}s per mode, one worker "
+              f"each, {os.cpu_count()} CPUs, loopback; medians"
+              + (f"; then callgrind, {args.callgrind}s per mode, user space of the proxy process"
+                 if args.callgrind else "") + ".\n")
+        head = "| mode | nginx CPU µs | authz-edge CPU µs | CPU ratio C/B | nginx /s | authz-edge /s | throughput ratio C/B |"
+        rule = "|---|---|---|---|---|---|---|"
+        if args.callgrind:
+            head += " nginx instructions | authz-edge instructions | instructions C/B |"
+            rule += "---|---|---|"
+        print(head)
+        print(rule)
         for mode in modes:
             b_ = {k: statistics.median(x[k] for x in results[(mode, 'B nginx')]) for k in ("cpu_us", "rps")}
             c_ = {k: statistics.median(x[k] for x in results[(mode, 'C authz-edge')]) for k in ("cpu_us", "rps")}
-            label = {"h2": f"HTTP/2 over TLS (h2load, {args.connections} x {args.streams} streams)",
-                     "h1s": f"HTTP/1.1 over TLS (wrk, {args.connections} connections)",
-                     "handshake": f"full handshakes ({args.handshake_connections} connections x {args.per_conn} requests)"}[mode]
-            print(f"| {label} | {b_['cpu_us']:.1f} | {c_['cpu_us']:.1f} | {c_['cpu_us'] / b_['cpu_us']:.3f} | "
-                  f"{b_['rps']:.0f} | {c_['rps']:.0f} | {c_['rps'] / b_['rps']:.3f} |")
+            row = (f"| {label(mode, args)} | {b_['cpu_us']:.1f} | {c_['cpu_us']:.1f} | "
+                   f"{c_['cpu_us'] / b_['cpu_us']:.3f} | {b_['rps']:.0f} | {c_['rps']:.0f} | "
+                   f"{c_['rps'] / b_['rps']:.3f} |")
+            if args.callgrind:
+                ib, ic = counts[(mode, "B")], counts[(mode, "C")]
+                row += f" {ib:.0f} | {ic:.0f} | {ic / ib:.3f} |"
+            print(row)
     finally:
         for p in procs:
             compare.stop(p)

@@ -29,8 +29,8 @@ use tokio::time::{timeout, timeout_at, Instant};
 pub struct EdgeApp {
     pub proxy: Arc<HttpProxy<EdgeProxy>>,
     pub shared: Arc<Shared>,
-    /// For the HTTPS listeners: the TLS handshake comes first (`accept::tls`).
-    pub tls: Option<Arc<pingora::listeners::tls::Acceptor>>,
+    /// The HTTPS listeners, whose connections begin with the TLS handshake (`accept::tls`).
+    pub tls: Option<super::tls::Listeners>,
 }
 
 enum Head {
@@ -184,7 +184,7 @@ impl ServerApp for EdgeApp {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let mut stream = match &self.tls {
+        let mut stream = match self.tls.as_ref().and_then(|t| t.tls_for(&stream)) {
             Some(acceptor) => {
                 let within = self.shared.runtime.load().limits.header_timeout.0;
                 // Boxed: rustls's handshake state is several KiB, which the connection's task

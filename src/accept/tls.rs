@@ -4,7 +4,11 @@
 //!
 //! Pingora's own TLS listener builds its rustls config with no ticketer and no way to set one,
 //! so the HTTPS listeners accept plain TCP and the handshake happens here, in the connection's
-//! task, within `limits.header_timeout` (Pingora allows 60 s).
+//! task, within `limits.header_timeout` (Pingora allows 60 s). They stay in the same Pingora
+//! service as the plain ones (`Listeners::tls_for` tells them apart by local address): one
+//! runtime, so the relay's pooled upstream connections are always used on the reactor that
+//! registered them (with two, a connection made for an HTTPS request and reused for a plain one
+//! woke the other runtime's thread on every read: 30% more CPU per request).
 
 use crate::config;
 use pingora::listeners::tls::Acceptor;
@@ -17,6 +21,25 @@ use std::time::Duration;
 /// Sessions a TLS 1.2 client without tickets may resume, per process (nginx's
 /// `ssl_session_cache shared:SSL:1m` holds about 4,000).
 const SESSION_CACHE: usize = 4096;
+
+/// The HTTPS listeners' addresses and their acceptor.
+pub struct Listeners {
+    pub acceptor: Arc<Acceptor>,
+    pub addrs: Vec<std::net::SocketAddr>,
+}
+
+impl Listeners {
+    /// The acceptor, if `stream` came in on an HTTPS listener.
+    pub fn tls_for(&self, stream: &Stream) -> Option<&Acceptor> {
+        let local = stream
+            .get_socket_digest()
+            .and_then(|d| d.local_addr().and_then(|a| a.as_inet()).copied())?;
+        self.addrs
+            .iter()
+            .any(|a| a.port() == local.port() && (a.ip() == local.ip() || a.ip().is_unspecified()))
+            .then_some(&*self.acceptor)
+    }
+}
 
 /// The acceptor for `[tls]`: its certificate chain and key, ALPN and tickets.
 pub fn acceptor(tls: &config::Tls) -> Result<Arc<Acceptor>, String> {
