@@ -246,3 +246,48 @@ impl ServerApp for EdgeApp {
         self.proxy.http_cleanup().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::identity::HashKey;
+
+    /// An idle connection costs little more than its task's future, which holds only the wait
+    /// for the next request (a request's work is boxed apart). A future inlined into it again
+    /// (a TLS handshake is several KiB) would make every idle connection pay for it.
+    #[tokio::test]
+    async fn an_idle_connection_holds_a_small_future() {
+        let dir = std::env::temp_dir().join(format!("authz-edge-size-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("c.toml");
+        let text = "[upstream]\nservers = [\"127.0.0.1:9\"]\n[sink]\ntype = \"none\"\n";
+        std::fs::write(&path, text).expect("write");
+        let config = crate::config::load(&path).expect("config");
+        let shared = Shared::start(&path, &config, HashKey::from_env()).expect("shared");
+        let conf = Arc::new(pingora::server::configuration::ServerConf::default());
+        let proxy = pingora::proxy::http_proxy(
+            &conf,
+            EdgeProxy {
+                shared: shared.clone(),
+            },
+        );
+        let app = Arc::new(EdgeApp {
+            proxy: Arc::new(proxy),
+            shared,
+            tls: None,
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(server));
+        let (_tx, shutdown) = tokio::sync::watch::channel(false);
+        let connection = app.process_new(stream, &shutdown);
+        let size = std::mem::size_of_val(&*connection);
+        assert!(size <= 1024, "the connection's future is {size} bytes");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

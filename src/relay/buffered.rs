@@ -6,7 +6,7 @@
 //! `Content-Length` (Django cannot read chunked bodies; Pingora could resend only what fits its
 //! 64 KiB retry buffer). Django's response head is read by the relay's strict parser and rule
 //! (`upstream_head::check`: no obs-fold, no space before a colon, one framing), observed by the
-//! same telemetry as in `proxy::response_filter`, and its body decoded by the relay's chunked
+//! same telemetry as in `phases::response_filter`, and its body decoded by the relay's chunked
 //! decoder; then it streams back through the Pingora session, whatever the client's protocol.
 
 use super::chunked::ChunkScanner;
