@@ -142,18 +142,22 @@ def instructions_per_request(tmp, name, pid, port, seconds, connections, threads
     res = run_wrk(port, seconds, connections, threads)
     subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True, timeout=60)
     subprocess.run(["callgrind_control", "-i", "off", str(pid)], capture_output=True, timeout=60)
-    dump = f"{tmp}/{name}.callgrind.1"
+    return callgrind_total(f"{tmp}/{name}.callgrind.1") / max(res["total"], 1), res["total"]
+
+
+def callgrind_total(dump):
+    """The instructions counted in a callgrind dump, once callgrind has written it."""
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
             with open(dump) as f:
                 for line in f:
                     if line.startswith("totals:"):
-                        return int(line.split()[1]) / max(res["total"], 1), res["total"]
+                        return int(line.split()[1])
         except OSError:
             pass
         time.sleep(0.5)
-    sys.exit(f"no callgrind dump from {name}")
+    sys.exit(f"no callgrind dump {dump}")
 
 
 def proc_cpu_ticks(pids):

@@ -110,17 +110,7 @@ def instructions(mode, ports, pid, dump, args):
     _, units = load(mode, port, argparse.Namespace(**{**vars(args), "duration": args.callgrind}))
     subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True, timeout=120)
     subprocess.run(["callgrind_control", "-i", "off", str(pid)], capture_output=True, timeout=60)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with open(dump) as f:
-                for line in f:
-                    if line.startswith("totals:"):
-                        return int(line.split()[1]) / max(units, 1)
-        except OSError:
-            pass
-        time.sleep(0.5)
-    sys.exit(f"no callgrind dump {dump}")
+    return compare.callgrind_total(dump) / max(units, 1)
 
 
 def nginx_body(b_plain, b_port, up_port, crt, key):
