@@ -22,6 +22,8 @@ impl BackgroundService for DrainWatch {
             }
         }
         self.shared.draining.store(true, Ordering::Release);
+        // Idle keepalive connections wake to linger (`runtime::drain::next_request`).
+        self.shared.drain_started.notify_waiters();
         tracing::info!("draining: responses now carry Connection: close");
     }
 }
