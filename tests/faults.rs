@@ -517,7 +517,7 @@ fn a_sink_on_a_full_filesystem_drops_counts_and_keeps_whole_lines() {
     });
     let whole = whole_lines(&path, metric("torn"));
     assert_eq!(whole as f64, metric("written"));
-    let stderr = p.stderr_text();
+    let stderr = p.wait_stderr("writing again after");
     assert_eq!(
         stderr
             .matches("dropping records until it can be written again")
@@ -674,9 +674,5 @@ fn one_reload_under_load_applies_every_section_live() {
         p.metric("authz_edge_config_restart_required{key=\"server.listen\"}"),
         0.0
     );
-    assert!(
-        p.stderr_text().contains("sink.queue"),
-        "{}",
-        p.stderr_text()
-    );
+    p.wait_stderr("sink.queue");
 }

@@ -440,11 +440,7 @@ fn sighup_swaps_a_good_config_and_refuses_a_bad_one() {
     assert_eq!(p.metric("authz_edge_config_generation"), 2.0);
     assert_eq!(get(p.http, "/").status, 200);
     assert_eq!(b.count(), 2, "the old config keeps serving");
-    assert!(
-        p.stderr_text().contains("upstream.colour"),
-        "{}",
-        p.stderr_text()
-    );
+    p.wait_stderr("upstream.colour");
 
     // A listener change is applied only by a restart or --upgrade; the reload says so.
     let moved = config_for(&[b.addr], "").replace(
@@ -452,12 +448,8 @@ fn sighup_swaps_a_good_config_and_refuses_a_bad_one() {
         "listen = [\"127.0.0.1:0\", \"127.0.0.1:1\"]",
     );
     p.reload(&moved);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while p.metric("authz_edge_config_generation") < 3.0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(p.metric("authz_edge_config_generation"), 3.0);
-    let log = p.stderr_text();
+    p.wait_metric("authz_edge_config_generation", 3.0);
+    let log = p.wait_stderr("--upgrade");
     assert!(
         log.lines()
             .any(|l| l.contains("server.listen") && l.contains("--upgrade")),
@@ -924,9 +916,7 @@ fn bodies_past_the_memory_threshold_go_through_a_file_intact() {
         p.metric("authz_edge_rejected_requests_total{reason=\"body_buffer_full\"}"),
         1.0
     );
-    assert!(p
-        .stderr_text()
-        .contains("cannot write a request body to limits.body_temp_dir"));
+    p.wait_stderr("cannot write a request body to limits.body_temp_dir");
 }
 
 #[test]

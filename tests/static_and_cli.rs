@@ -281,17 +281,13 @@ fn access_log_is_json_with_hashed_identities() {
     );
     assert_eq!(r.status, 403);
     // The log line is written in the logging phase, after the response.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while p
-        .stdout_text()
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .count()
-        < 2
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    poll::until_true("two access log lines", || {
+        p.stdout_text()
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .count()
+            >= 2
+    });
     let out = p.stdout_text();
     let lines: Vec<serde_json::Value> = out
         .lines()
@@ -355,14 +351,20 @@ fn a_static_file_the_proxy_may_not_read_gets_403_and_is_counted_and_logged_once(
         0.0
     );
     assert_eq!(up.count(), 0, "never sent on to Django");
-    let logged = p
-        .stderr
-        .lock()
-        .expect("lock")
-        .iter()
-        .filter(|l| l.contains("locked.css") && l.contains("Permission denied"))
-        .cloned()
-        .collect::<Vec<_>>();
+    // The proxy's stderr reaches the test through a reader thread: wait for the line.
+    let lines_about_it = || {
+        p.stderr
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|l| l.contains("locked.css") && l.contains("Permission denied"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    poll::until_true("the log line about locked.css", || {
+        !lines_about_it().is_empty()
+    });
+    let logged = lines_about_it();
     assert_eq!(logged.len(), 1, "one line per path and minute: {logged:?}");
     assert!(
         logged[0].contains("uid 65534 gid 65534") && logged[0].contains("mode 600"),

@@ -276,6 +276,19 @@ impl Proxy {
         self.stderr.lock().expect("lock").join("\n")
     }
 
+    /// Waits until the proxy's stderr holds `needle` (its lines reach the test through a
+    /// reader thread, a little after the proxy writes them); returns the whole text then.
+    pub fn wait_stderr(&self, needle: &str) -> String {
+        super::poll::until(&format!("{needle:?} on stderr"), || {
+            let text = self.stderr_text();
+            if text.contains(needle) {
+                Ok(text)
+            } else {
+                Err(text.lines().rev().take(5).collect::<Vec<_>>().join(" | "))
+            }
+        })
+    }
+
     pub fn stdout_text(&self) -> String {
         self.stdout.lock().expect("lock").join("\n")
     }
