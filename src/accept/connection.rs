@@ -51,17 +51,15 @@ async fn wait_for_request(
     buf: &mut BytesMut,
 ) -> bool {
     use crate::runtime::drain;
-    match keepalive {
-        true => {
-            let linger = drain::linger(&shared.runtime.load());
-            drain::next_request(stream, buf, idle, shared, linger)
-                .await
-                .is_some()
-        }
-        false => matches!(
+    if keepalive {
+        drain::next_request(stream, buf, idle, shared)
+            .await
+            .is_some()
+    } else {
+        matches!(
             timeout(idle, drain::read_idle(stream, buf)).await,
             Ok(Ok(n)) if n > 0
-        ),
+        )
     }
 }
 

@@ -20,6 +20,16 @@ pub struct ConfigError {
     pub problems: Vec<Problem>,
 }
 
+impl ConfigError {
+    /// The problems of the file at `file`.
+    pub fn new(file: &Path, problems: Vec<Problem>) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            problems,
+        }
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, p) in self.problems.iter().enumerate() {
@@ -42,10 +52,7 @@ impl std::error::Error for ConfigError {}
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     match read(path) {
         (Some(config), problems) if problems.is_empty() => Ok(config),
-        (_, problems) => Err(ConfigError {
-            file: path.to_path_buf(),
-            problems,
-        }),
+        (_, problems) => Err(ConfigError::new(path, problems)),
     }
 }
 

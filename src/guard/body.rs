@@ -76,14 +76,13 @@ impl Body {
 }
 
 /// A body written to a temporary file with no name: it is gone when the last handle is.
-#[derive(Clone)]
 pub struct Spool {
     file: Arc<std::fs::File>,
     pub len: u64,
 }
 
 /// How much of a spooled body one read takes.
-pub const SPOOL_CHUNK: usize = 64 * 1024;
+const SPOOL_CHUNK: usize = 64 * 1024;
 
 impl Spool {
     /// A file with no name in `dir` (`O_TMPFILE`), or one unlinked at once where the file

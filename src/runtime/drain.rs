@@ -5,12 +5,12 @@
 //! - every HTTP/1 response carries `Connection: close` (`draining`, read when the head is
 //!   written), so the client opens its next connection to the new process;
 //! - a keepalive connection waiting for its next request is not closed at once: a request
-//!   already on its way would be lost. It lingers (`linger`) and a request that arrives is
+//!   already on its way would be lost. It lingers (`Runtime::linger`) and a request that arrives is
 //!   served, with `Connection: close`. At the end of the linger it is closed only when no request
 //!   byte is pending on its socket (`pending`);
 //! - HTTP/2 connections get GOAWAY from Pingora's h2 accept loop and finish their streams.
 
-use crate::runtime::{Runtime, Shared};
+use crate::runtime::Shared;
 use bytes::BytesMut;
 use pingora::protocols::Stream;
 use std::pin::Pin;
@@ -23,12 +23,6 @@ use tokio::time::{timeout_at, Instant};
 /// Whether the process is shutting down: HTTP/1 responses then close their connection.
 pub fn draining(shared: &Shared) -> bool {
     shared.draining.load(Ordering::Acquire)
-}
-
-/// How long an idle keepalive connection waits for a request once draining: half the grace
-/// period (the rest is for that request to finish), at most the keepalive timeout.
-pub fn linger(rt: &Runtime) -> Duration {
-    rt.linger
 }
 
 /// Whether bytes are waiting on the connection's socket (`MSG_PEEK`, never blocks).
@@ -59,7 +53,6 @@ pub async fn next_request(
     buf: &mut BytesMut,
     idle: Duration,
     shared: &Shared,
-    linger: Duration,
 ) -> Option<usize> {
     let idle_end = Instant::now() + idle;
     let started = shared.drain_started.notified();
@@ -73,7 +66,7 @@ pub async fn next_request(
         }
     }
     // Draining: a request already on its way still gets its answer.
-    let end = (Instant::now() + linger).min(idle_end);
+    let end = (Instant::now() + shared.runtime.load().linger).min(idle_end);
     match timeout_at(end, read_idle(stream, buf)).await {
         Ok(r) => read_some(r),
         // Bytes that reached the socket but not yet the reactor are a request too.

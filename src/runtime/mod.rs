@@ -52,7 +52,9 @@ pub struct Runtime {
     /// `server.fast_path`: plain HTTP/1 goes through the relay.
     pub fast_path: bool,
     pub keepalive_timeout: Duration,
-    /// How long an idle keepalive connection waits for a request once draining (`drain`).
+    /// How long an idle keepalive connection waits for a request once draining
+    /// (`drain::next_request`): half the grace period (the rest is for that request to
+    /// finish), at most the keepalive timeout.
     pub linger: Duration,
     /// The HTTPS port plain-HTTP requests are redirected to, when `tls.redirect_http` is on.
     pub https_redirect_port: Option<u16>,
@@ -82,10 +84,7 @@ pub fn check(path: &Path) -> Result<Config, ConfigError> {
     }
     match config {
         Some(c) if problems.is_empty() => Ok(c),
-        _ => Err(ConfigError {
-            file: path.to_path_buf(),
-            problems,
-        }),
+        _ => Err(ConfigError::new(path, problems)),
     }
 }
 
@@ -96,10 +95,8 @@ pub fn compile(
     metrics: &Metrics,
 ) -> Result<(Config, Runtime), ConfigError> {
     let config = check(path)?;
-    let runtime = Runtime::build(&config, generation, metrics).map_err(|problems| ConfigError {
-        file: path.to_path_buf(),
-        problems,
-    })?;
+    let runtime = Runtime::build(&config, generation, metrics)
+        .map_err(|problems| ConfigError::new(path, problems))?;
     Ok((config, runtime))
 }
 
@@ -151,13 +148,12 @@ impl Runtime {
         generation: u64,
         metrics: &Metrics,
     ) -> Result<Self, Vec<Problem>> {
-        let problem = |key: &str| {
-            let key = key.to_string();
-            move |message: String| vec![Problem { key, message }]
-        };
         let patterns = route_patterns(config)?;
-        let upstream = Upstream::compile(&config.upstream).map_err(problem("upstream"))?;
-        let admin_token = admin_token(config).map_err(problem("server.admin_token_file"))?;
+        let upstream = Upstream::compile(&config.upstream).map_err(|p| vec![p])?;
+        let admin_token = admin_token(config).map_err(|message| {
+            let key = "server.admin_token_file".to_string();
+            vec![Problem { key, message }]
+        })?;
         metrics.routes.set_max(config.metrics.max_routes);
         metrics.permissions.set_max(config.metrics.max_permissions);
         let stats = patterns

@@ -51,10 +51,8 @@ impl Shared {
         hash_key: HashKey,
     ) -> Result<Arc<Shared>, ConfigError> {
         let metrics = Metrics::new(config.metrics.max_routes, config.metrics.max_permissions);
-        let runtime = Runtime::build(config, 1, &metrics).map_err(|problems| ConfigError {
-            file: path.to_path_buf(),
-            problems,
-        })?;
+        let runtime = Runtime::build(config, 1, &metrics)
+            .map_err(|problems| ConfigError::new(path, problems))?;
         let (sink, sink_writer) =
             crate::diagnostics::sink::build(&runtime.sink, &metrics, config.server.grace_period.0);
         let detector = Detector::new(runtime.tuning);

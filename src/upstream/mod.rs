@@ -170,19 +170,23 @@ pub struct Timeouts {
 impl Upstream {
     /// Builds the pool of `[upstream]`: the load balancer with its health check, the peers
     /// with their timeouts, and the relay's idle connections.
-    pub fn compile(u: &config::Upstream) -> Result<Upstream, String> {
+    pub fn compile(u: &config::Upstream) -> Result<Upstream, config::Problem> {
+        let problem = |key: &str, message: String| config::Problem {
+            key: key.to_string(),
+            message,
+        };
         let servers = u.servers.clone();
         let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(servers.iter().copied())
-            .map_err(|e| format!("upstream.servers: {e}"))?;
+            .map_err(|e| problem("upstream.servers", e.to_string()))?;
         let health_interval;
         if let Some(hc) = &u.health_check {
             let mut check = HttpHealthCheck::new(&hc.host, false);
             check.req = pingora::http::RequestHeader::build("GET", hc.path.as_bytes(), None)
-                .map_err(|e| format!("upstream.health_check.path: {e}"))?;
+                .map_err(|e| problem("upstream.health_check.path", e.to_string()))?;
             check
                 .req
                 .insert_header("Host", hc.host.as_str())
-                .map_err(|e| format!("upstream.health_check.host: {e}"))?;
+                .map_err(|e| problem("upstream.health_check.host", e.to_string()))?;
             check.peer_template.options.connection_timeout = Some(hc.timeout.0);
             check.peer_template.options.read_timeout = Some(hc.timeout.0);
             check.consecutive_failure = 2;
