@@ -102,30 +102,6 @@ fn client_buffers(tls: bool) -> L4BufferSettings {
     L4BufferSettings::new(0, write)
 }
 
-/// Bytes h2 may hold per stream for a client that does not read (its default is 400 KiB).
-pub const H2_SEND_BUFFER: usize = 16 * 1024;
-/// Streams per HTTP/2 connection, as Pingora's default (nginx: 128).
-pub const H2_MAX_STREAMS: u32 = 100;
-
-/// HTTP/2 settings that bound the memory a connection can hold.
-///
-/// A response is read from Django only as fast as the client's flow-control window lets it out
-/// (Pingora's h2 `write_body` waits for capacity), and h2 holds at most `H2_SEND_BUFFER` per
-/// stream that the socket has not taken (nginx's `http2_chunk_size` is 8 KiB). So a client that
-/// opens every stream and never reads holds at most `H2_MAX_STREAMS` x (`H2_SEND_BUFFER` + the
-/// relay's 8 KiB read buffer + the request's own state), measured at about 5.4 MiB per
-/// connection, however large the responses (`tests/faults.rs`; nginx holds about 15 MiB). The receive windows are nginx's:
-/// 64 KiB per stream (`http2_body_preread_size`), here 1 MiB for the connection; request bodies
-/// are read whole and count against `body::BUFFER_BUDGET`.
-fn h2_options() -> pingora::protocols::http::v2::server::H2Options {
-    let mut o = pingora::protocols::http::v2::server::default_h2_options();
-    o.max_concurrent_streams(H2_MAX_STREAMS)
-        .max_send_buffer_size(H2_SEND_BUFFER)
-        .initial_window_size(65_535)
-        .initial_connection_window_size(1 << 20);
-    o
-}
-
 /// Prints `authz-edge listening http=… https=… admin=…` once the plain-HTTP and admin
 /// listeners accept connections (Pingora binds them when the services start, after `build`),
 /// so that whoever waits for the line can connect at once. The TLS listeners are bound with the
@@ -181,13 +157,12 @@ pub fn build(
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(config));
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy(
+    let proxy = pingora::proxy::http_proxy(
         &server.configuration,
         EdgeProxy {
             shared: shared.clone(),
         },
     );
-    proxy.h2_options = Some(h2_options());
     // One service for every client listener, plain and HTTPS: one runtime, so that the relay's
     // pooled upstream connections stay on the reactor that registered them (`accept::tls`).
     let tls = match &config.tls {

@@ -646,6 +646,20 @@ fn http2_requests_get_the_same_limits() {
         1,
         "only the request within limits reached the upstream"
     );
+    // Every stream went through the HTTP/2 stream loop, refusals included.
+    assert_eq!(
+        p.metric("authz_edge_proxied_requests_total{proxy_loop=\"h2\"}"),
+        4.0
+    );
+    assert_eq!(
+        p.metric("authz_edge_proxied_requests_total{proxy_loop=\"pingora\"}"),
+        0.0
+    );
+    assert_eq!(
+        p.metric("authz_edge_rejected_requests_total{reason=\"header_too_large\"}")
+            + p.metric("authz_edge_rejected_requests_total{reason=\"too_many_headers\"}"),
+        1.0
+    );
 }
 
 #[test]

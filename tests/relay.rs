@@ -14,6 +14,7 @@ use std::time::Duration;
 
 const RELAY: &str = "authz_edge_proxied_requests_total{proxy_loop=\"relay\"}";
 const PINGORA: &str = "authz_edge_proxied_requests_total{proxy_loop=\"pingora\"}";
+const H2: &str = "authz_edge_proxied_requests_total{proxy_loop=\"h2\"}";
 
 fn upstream_errors(p: &Proxy) -> f64 {
     ["connect", "timeout", "reset", "other"]
@@ -279,6 +280,33 @@ fn a_server_that_dies_mid_body_is_counted_and_the_client_cut_off() {
     assert!(text.ends_with("\r\n\r\nhi"), "{text}");
     p.wait_metric("authz_edge_upstream_errors_total{kind=\"reset\"}", 1.0);
     assert_eq!(upstream_errors(&p), 1.0);
+}
+
+/// HTTP/2's stream loop ends a stream whose body Django broke off with a reset, never as if
+/// whole, and answers the next stream on the same connection.
+#[test]
+fn an_http2_stream_whose_body_django_cuts_off_is_reset() {
+    let addr = raw_upstream(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhi");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert_pem, tls) = self_signed_tls(dir.path(), "");
+    let p = Proxy::start(&config_for(&[addr], &tls));
+    let https = p.https.expect("https");
+    let client = https_client(&cert_pem, https, false);
+    let url = format!("https://localhost:{}/cut/", https.port());
+    for _ in 0..2 {
+        let r = client.get(&url).send().expect("h2 head");
+        assert_eq!(
+            (r.version(), r.status().as_u16()),
+            (reqwest::Version::HTTP_2, 200)
+        );
+        assert!(r.bytes().is_err(), "a body cut off must not read as whole");
+    }
+    p.wait_metric("authz_edge_upstream_errors_total{kind=\"reset\"}", 2.0);
+    assert_eq!(upstream_errors(&p), 2.0);
+    assert_eq!(
+        (p.metric(H2), p.metric(PINGORA), p.metric(RELAY)),
+        (2.0, 0.0, 0.0)
+    );
 }
 
 /// What Django saw of one request with every kind of header the rewrite treats specially, and

@@ -193,8 +193,11 @@ impl ServerApp for EdgeApp {
             None => stream,
         };
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            // HTTP/2: Pingora's h2 server; limits are checked on the parsed request.
-            return self.proxy.process_new(stream, shutdown).await;
+            // HTTP/2: Pingora's h2 server, our stream loop; limits are checked on the parsed
+            // request.
+            // Boxed, as a request is below: an HTTP/1 connection's future does not carry it.
+            Box::pin(super::h2::serve(&self.shared, stream, shutdown)).await;
+            return None;
         }
         let conn = {
             let rt = self.shared.runtime.load();

@@ -13,7 +13,7 @@
 use crate::config::Limits;
 use crate::telemetry::metrics::RejectReason;
 use bytes::{Bytes, BytesMut};
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession;
 use pingora::{Error, ErrorType, Result};
 use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -155,7 +155,7 @@ pub struct Whole {
 /// Reads the request body in full, sized or not, refusing it when it is too large; answers
 /// `Expect: 100-continue` first, as nginx does when it reads a body itself.
 pub async fn read_whole(
-    session: &mut Session,
+    session: &mut ServerSession,
     limits: &Limits,
 ) -> std::result::Result<Whole, RejectReason> {
     let req = session.req_header();
@@ -173,7 +173,7 @@ pub async fn read_whole(
     }
     if expects && http11 {
         if let Ok(cont) = pingora::http::ResponseHeader::build(100, Some(0)) {
-            let _ = session.write_response_header(Box::new(cont), false).await;
+            let _ = session.write_response_header(Box::new(cont)).await;
         }
     }
     let mut memory = BytesMut::new();

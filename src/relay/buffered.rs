@@ -23,7 +23,7 @@ use crate::telemetry::metrics::UpstreamErrorKind;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession;
 use tokio::net::TcpStream;
 
 /// Writes a request head for Django from a header map already prepared by `forwarding`.
@@ -56,7 +56,7 @@ pub struct Buffered<'a> {
 pub async fn forward(
     shared: &Shared,
     rt: &Runtime,
-    session: &mut Session,
+    session: &mut ServerSession,
     r: Buffered<'_>,
     obs: &mut Observed,
 ) -> Result<u16, u16> {
@@ -95,13 +95,14 @@ pub async fn forward(
         mut buf,
         head_len,
     } = x;
-    let Some((resp, framing, reusable)) = response_header(rt, &buf[..head_len], head_only) else {
+    let head = buf.split_to(head_len).freeze();
+    let keep_case = !session.is_http2();
+    let Some((resp, framing, reusable)) = response_header(rt, &head, head_only, keep_case) else {
         shared
             .metrics
             .count_upstream_error(UpstreamErrorKind::Other);
         return Ok(error_page::respond(session, 502, None).await);
     };
-    buf.advance(head_len);
     let mut resp = resp;
     exchange::response_head_seen(shared, rt, session.req_header(), &mut resp, obs);
     let status = resp.status.as_u16();
@@ -110,11 +111,7 @@ pub async fn forward(
         // HTTP/1: `Connection: close`; HTTP/2 has had GOAWAY from Pingora.
         session.set_keepalive(None);
     }
-    if session
-        .write_response_header(Box::new(resp), empty)
-        .await
-        .is_err()
-    {
+    if session.write_response_header(Box::new(resp)).await.is_err() {
         return Err(status);
     }
     if empty {
@@ -138,19 +135,35 @@ pub async fn forward(
     }
 }
 
+/// `part` of `head` as a `Bytes` sharing its memory; `None` if `part` is not within it.
+fn shared_slice(head: &Bytes, part: &[u8]) -> Option<Bytes> {
+    let start = (part.as_ptr() as usize).checked_sub(head.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= head.len()).then(|| head.slice(start..end))
+}
+
 /// Django's response head as a header map for the client: checked by `upstream_head::check`,
 /// hop-by-hop and framing headers left to the client's protocol. Also how its body is framed
 /// and whether the connection can be reused.
+///
+/// `keep_case`: the names keep Django's spelling (an HTTP/1 client). For HTTP/2 the names are
+/// lowercase anyway, so the map is built without Pingora's case map, and the values are slices
+/// of `head`, not copies.
 fn response_header(
     rt: &Runtime,
-    head: &[u8],
+    head: &Bytes,
     head_only: bool,
+    keep_case: bool,
 ) -> Option<(ResponseHeader, Framing, bool)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let (p, framing) = upstream_head::parse(head, &mut headers, &rt.limits)?;
     let (status, version) = (p.code?, p.version?);
     let mut reusable = version == 1;
-    let mut resp = ResponseHeader::build(status, Some(p.headers.len())).ok()?;
+    let mut with_case = match keep_case {
+        true => Some(ResponseHeader::build(status, Some(p.headers.len())).ok()?),
+        false => None,
+    };
+    let mut map = http::HeaderMap::with_capacity(if keep_case { 0 } else { p.headers.len() });
     for h in p.headers.iter() {
         let is = |n: &str| h.name.eq_ignore_ascii_case(n);
         if is("connection") {
@@ -160,8 +173,27 @@ fn response_header(
         if is("transfer-encoding") || is("keep-alive") || is("proxy-connection") {
             continue;
         }
-        resp.append_header(h.name.to_string(), h.value).ok()?;
+        match with_case.as_mut() {
+            Some(resp) => {
+                resp.append_header(h.name.to_string(), h.value).ok()?;
+            }
+            None => {
+                let name = header::HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+                let value =
+                    header::HeaderValue::from_maybe_shared(shared_slice(head, h.value)?).ok()?;
+                map.append(name, value);
+            }
+        }
     }
+    let mut resp = match with_case {
+        Some(resp) => resp,
+        None => {
+            let (mut parts, ()) = http::Response::new(()).into_parts();
+            parts.status = http::StatusCode::from_u16(status).ok()?;
+            parts.headers = map;
+            ResponseHeader::from(parts)
+        }
+    };
     // Pingora frames the body for the client's protocol: nothing is decoded for HTTP/1.0 here.
     let body = Framing::of(head_only, status, framing, false);
     if matches!(body, Framing::Chunked | Framing::UntilClose) {
@@ -176,7 +208,7 @@ fn response_header(
 /// Streams the body to the client; `Err` says which side broke it off.
 async fn stream_body(
     rt: &Runtime,
-    session: &mut Session,
+    session: &mut ServerSession,
     conn: &mut TcpStream,
     buf: &mut BytesMut,
     framing: Framing,
@@ -208,7 +240,7 @@ async fn stream_body(
         if !data.is_empty() || done {
             observe::observe_body(obs, &data);
             session
-                .write_response_body(Some(data), done)
+                .write_response_body(data, done)
                 .await
                 .map_err(|_| Broken::Client)?;
         }
@@ -221,7 +253,7 @@ async fn stream_body(
                 return Err(Broken::Upstream(UpstreamErrorKind::Reset));
             }
             session
-                .write_response_body(Some(Bytes::new()), true)
+                .write_response_body(Bytes::new(), true)
                 .await
                 .map_err(|_| Broken::Client)?;
             return Ok(());

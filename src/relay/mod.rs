@@ -105,7 +105,9 @@ pub async fn serve(
 ) -> Next {
     let start = Instant::now();
     let _in_flight = shared.sink.request();
-    shared.metrics.count_proxied(true);
+    shared
+        .metrics
+        .count_proxied(crate::telemetry::metrics::ProxyLoop::Relay);
     buf.advance(plan.head_len);
     while buf.len() < plan.body_len {
         match timeout(CLIENT_TIMEOUT, stream.read_buf(&mut buf)).await {

@@ -3,8 +3,8 @@
 use bytes::Bytes;
 use http::{header, Method};
 use pingora::http::ResponseHeader;
+use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
-use pingora::proxy::Session;
 use tokio::io::AsyncWriteExt;
 
 /// The body of a proxy-made response with `status`.
@@ -53,7 +53,7 @@ pub async fn write_h1(stream: &mut Stream, status: u16, head_only: bool) {
 }
 
 /// Writes a proxy-made response (`Allow` for a 405); returns its status.
-pub async fn respond(session: &mut Session, status: u16, allow: Option<&'static str>) -> u16 {
+pub async fn respond(session: &mut ServerSession, status: u16, allow: Option<&'static str>) -> u16 {
     let text = body(status);
     let Ok(mut resp) = ResponseHeader::build(status, Some(4)) else {
         return status;
@@ -65,14 +65,9 @@ pub async fn respond(session: &mut Session, status: u16, allow: Option<&'static 
         let _ = resp.insert_header(header::ALLOW, a);
     }
     let head_only = session.req_header().method == Method::HEAD;
-    if session
-        .write_response_header(Box::new(resp), head_only)
-        .await
-        .is_ok()
-        && !head_only
-    {
+    if session.write_response_header(Box::new(resp)).await.is_ok() && !head_only {
         let _ = session
-            .write_response_body(Some(Bytes::from_static(text.as_bytes())), true)
+            .write_response_body(Bytes::from_static(text.as_bytes()), true)
             .await;
     }
     status

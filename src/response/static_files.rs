@@ -18,7 +18,7 @@ use crate::telemetry::metrics::Metrics;
 use bytes::Bytes;
 use http::{header, HeaderMap, Method};
 use pingora::http::ResponseHeader;
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -196,7 +196,7 @@ pub struct StaticMount {
 }
 
 pub async fn serve(
-    session: &mut Session,
+    session: &mut ServerSession,
     mount: &StaticMount,
     raw_path: &str,
     metrics: &Metrics,
@@ -268,7 +268,7 @@ pub async fn serve(
 
     if not_modified(&headers, &etag, mtime) {
         resp.set_status(304).ok();
-        let _ = session.write_response_header(Box::new(resp), true).await;
+        let _ = session.write_response_header(Box::new(resp)).await;
         return 304;
     }
     let _ = resp.insert_header(header::CONTENT_TYPE, mime.as_str());
@@ -394,31 +394,26 @@ enum Body {
 }
 
 /// Sends `resp` with its `Content-Length` taken from `body`; no body for HEAD or when empty.
-async fn send(session: &mut Session, mut resp: ResponseHeader, body: Body, head_only: bool) {
+async fn send(session: &mut ServerSession, mut resp: ResponseHeader, body: Body, head_only: bool) {
     let len = match &body {
         Body::Bytes(b) => b.len() as u64,
         Body::File { len, .. } => *len,
     };
     let _ = resp.insert_header(header::CONTENT_LENGTH, len.to_string());
     let end = head_only || len == 0;
-    if session
-        .write_response_header(Box::new(resp), end)
-        .await
-        .is_err()
-        || end
-    {
+    if session.write_response_header(Box::new(resp)).await.is_err() || end {
         return;
     }
     match body {
         Body::Bytes(b) => {
-            let _ = session.write_response_body(Some(b), true).await;
+            let _ = session.write_response_body(b, true).await;
         }
         Body::File { file, start, len } => stream_file(session, file, start, len).await,
     }
 }
 
 /// Streams `n` bytes of an open file from `start`, in chunks.
-async fn stream_file(session: &mut Session, mut f: tokio::fs::File, start: u64, n: u64) {
+async fn stream_file(session: &mut ServerSession, mut f: tokio::fs::File, start: u64, n: u64) {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
     if f.seek(std::io::SeekFrom::Start(start)).await.is_err() {
         return;
@@ -432,7 +427,7 @@ async fn stream_file(session: &mut Session, mut f: tokio::fs::File, start: u64, 
                 buf.truncate(k);
                 left -= k as u64;
                 if session
-                    .write_response_body(Some(Bytes::from(buf)), left == 0)
+                    .write_response_body(Bytes::from(buf), left == 0)
                     .await
                     .is_err()
                 {

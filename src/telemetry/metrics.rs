@@ -24,7 +24,7 @@ pub struct Metrics {
     /// Static files that could not be served: `permission` (EACCES, answered 403), `io`.
     static_errors: [IntCounter; 2],
     /// Requests handed to Django by `relay` (0) and by Pingora's proxy (1).
-    proxied_by: [IntCounter; 2],
+    proxied_by: [IntCounter; 3],
     /// `authz_edge_request_bodies_spooled_total`.
     spooled_bodies: IntCounter,
     reload_ok: IntCounter,
@@ -125,7 +125,7 @@ impl Metrics {
         let proxied_by = counter_vec(
             &r,
             "authz_edge_proxied_requests_total",
-            "Requests by the proxy loop that took them: relay (authz-edge's HTTP/1 relay) or pingora (HTTP/2, upgrades, request bodies without a length or over 64 KiB, static files, redirects, refusals after parsing).",
+            "Requests by the proxy loop that took them: relay (authz-edge's HTTP/1 relay), pingora (HTTP/1 upgrades, request bodies without a length or over 64 KiB, static files, redirects, refusals after parsing) or h2 (HTTP/2 streams).",
             &["proxy_loop"],
         );
         let rejected = counter_vec(
@@ -259,7 +259,7 @@ impl Metrics {
                 .map(|k| upstream.with_label_values(&[k.label()])),
             rejected: RejectReason::ALL.map(|k| rejected.with_label_values(&[k.label()])),
             static_errors: ["permission", "io"].map(|k| static_errors.with_label_values(&[k])),
-            proxied_by: ["relay", "pingora"].map(|p| proxied_by.with_label_values(&[p])),
+            proxied_by: ProxyLoop::ALL.map(|p| proxied_by.with_label_values(&[p.label()])),
             spooled_bodies,
             reload_ok: reloads.with_label_values(&["ok"]),
             reload_error: reloads.with_label_values(&["error"]),
@@ -299,8 +299,8 @@ impl Metrics {
     }
 
     /// Counts a request by the proxy loop that took it.
-    pub fn count_proxied(&self, relay: bool) {
-        self.proxied_by[usize::from(!relay)].inc();
+    pub fn count_proxied(&self, by: ProxyLoop) {
+        self.proxied_by[by as usize].inc();
     }
 
     /// Sets `authz_edge_config_restart_required{key}`: 1 while the loaded config changes `key`

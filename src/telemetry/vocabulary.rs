@@ -1,6 +1,29 @@
 //! The words of the metrics' labels: why a request was refused, why Django could not be
 //! reached, the denial kinds and authentication states, the status classes.
 
+/// The loop that took a request (`authz_edge_proxied_requests_total{proxy_loop}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyLoop {
+    /// authz-edge's HTTP/1 relay (`relay`).
+    Relay,
+    /// Pingora's proxy loop (`phases`): HTTP/1 requests the relay does not take.
+    Pingora,
+    /// authz-edge's HTTP/2 stream loop (`accept::h2`) over Pingora's h2 server.
+    H2,
+}
+
+impl ProxyLoop {
+    pub const ALL: [ProxyLoop; 3] = [ProxyLoop::Relay, ProxyLoop::Pingora, ProxyLoop::H2];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ProxyLoop::Relay => "relay",
+            ProxyLoop::Pingora => "pingora",
+            ProxyLoop::H2 => "h2",
+        }
+    }
+}
+
 /// Why a request was refused before reaching Django.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {

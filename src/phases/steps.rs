@@ -1,0 +1,207 @@
+//! A request's own steps after its head is parsed, over Pingora's server session: what both
+//! Pingora's loop (`request_filter`, `fail_to_proxy`, `logging`) and the HTTP/2 stream loop
+//! (`accept::h2`) do, so that both keep one set of rules.
+
+use super::RequestCtx;
+use crate::guard::body;
+use crate::guard::head;
+use crate::response::error_page;
+use crate::response::static_files;
+use crate::rules::forwarding::{self, Client};
+use crate::runtime::Shared;
+use crate::telemetry::metrics::RejectReason;
+use crate::upstream;
+use crate::{exchange, relay};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::ServerSession;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+pub fn is_tls(session: &ServerSession) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
+/// An HTTP/1 upgrade request (`Connection: upgrade` with `Upgrade`).
+pub fn is_upgrade(req: &RequestHeader) -> bool {
+    let listed = req
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .any(|v| {
+            v.as_bytes()
+                .split(|b| *b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+        });
+    listed && req.headers.contains_key(http::header::UPGRADE)
+}
+
+pub fn client_of(session: &ServerSession) -> Client {
+    Client {
+        ip: session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip()),
+        tls: is_tls(session),
+    }
+}
+
+/// Refuses a request before it reaches Django.
+async fn reject(
+    shared: &Shared,
+    session: &mut ServerSession,
+    ctx: &mut RequestCtx,
+    r: RejectReason,
+) {
+    shared.metrics.count_rejected(r);
+    ctx.status = error_page::respond(session, r.status(), None).await;
+}
+
+/// Answers a plain-HTTP request with a redirect to HTTPS on `port`.
+async fn redirect_to_https(session: &mut ServerSession, port: u16) -> u16 {
+    let req = session.req_header();
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.host())
+        .unwrap_or("localhost");
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|c| c.is_ascii_digit()) && !h.ends_with(']') {
+            h
+        } else {
+            host
+        }
+    });
+    let target = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let location = if port == 443 {
+        format!("https://{host}{target}")
+    } else {
+        format!("https://{host}:{port}{target}")
+    };
+    let Ok(mut resp) = ResponseHeader::build(308, Some(3)) else {
+        return 500;
+    };
+    let _ = resp.insert_header(http::header::LOCATION, location);
+    let _ = resp.insert_header(http::header::CONTENT_LENGTH, "0");
+    let _ = session.write_response_header(Box::new(resp)).await;
+    308
+}
+
+/// The request, answered: refused, redirected, a static file, or one exchange with Django.
+/// `Ok(false)` only for an HTTP/1 upgrade, which Pingora's own phases stream both ways;
+/// `Err` when Django's response was cut off after its head went out (the client's connection
+/// or stream is then closed, not ended as if whole).
+pub async fn handle(
+    shared: &Shared,
+    session: &mut ServerSession,
+    ctx: &mut RequestCtx,
+) -> Result<bool> {
+    let rt = ctx.rt.clone();
+    // CONNECT is not proxied (HTTP/1's is refused by `guard::target` before it is parsed).
+    let refused = match session.req_header().method {
+        http::Method::CONNECT => Err(RejectReason::MethodNotAllowed),
+        _ => head::check_parsed(session.req_header(), &rt.limits),
+    };
+    if let Err(r) = refused {
+        reject(shared, session, ctx, r).await;
+        return Ok(true);
+    }
+    if let Some(port) = rt.https_redirect_port.filter(|_| !is_tls(session)) {
+        let port = match port {
+            0 => shared
+                .bound_https_port
+                .load(std::sync::atomic::Ordering::Relaxed),
+            p => p,
+        };
+        ctx.status = redirect_to_https(session, port).await;
+        return Ok(true);
+    }
+    let path = session.req_header().uri.path();
+    if let Some(mount) = rt.statics.iter().find(|m| path.starts_with(&m.prefix)) {
+        ctx.obs.route = Some(shared.metrics.routes.get(&mount.prefix));
+        let raw = path.to_string();
+        ctx.status =
+            static_files::serve(session, mount, &raw, &shared.metrics, &shared.findings).await;
+        return Ok(true);
+    }
+    ctx.obs.route = rt.routes.find(path).cloned();
+    ctx.request_id = forwarding::request_id(session.req_header());
+    if is_upgrade(session.req_header()) {
+        return Ok(false);
+    }
+    // Everything else: the whole body read, then one exchange through the relay's upstream
+    // side, so that Django's responses meet one codec and one set of rules in every loop.
+    let whole = match body::read_whole(session, &rt.limits).await {
+        Err(r) => {
+            reject(shared, session, ctx, r).await;
+            return Ok(true);
+        }
+        Ok(whole) => whole,
+    };
+    let client = client_of(session);
+    if matches!(whole.body, body::Body::File(_)) {
+        shared.metrics.count_spooled_body();
+    }
+    let request = relay::buffered::Buffered {
+        client: &client,
+        request_id: &ctx.request_id,
+        body: whole.body,
+        with_length: whole.with_length,
+    };
+    match relay::buffered::forward(shared, &rt, session, request, &mut ctx.obs).await {
+        Ok(status) => {
+            ctx.status = status;
+            Ok(true)
+        }
+        Err(status) => {
+            ctx.status = status;
+            Error::e_explain(ErrorType::ReadError, "response cut off by Django")
+        }
+    }
+}
+
+/// A request that failed: the status it is recorded with (0 when the client went away), and
+/// the error page when no response head went out yet.
+pub async fn fail(
+    shared: &Shared,
+    session: &mut ServerSession,
+    e: &Error,
+    ctx: &mut RequestCtx,
+) -> u16 {
+    let code = match (e.etype(), e.esource()) {
+        (ErrorType::HTTPStatus(c), _) => *c,
+        (_, ErrorSource::Upstream) => {
+            let kind = ctx
+                .upstream
+                .error
+                .unwrap_or_else(|| upstream::error_kind(e));
+            exchange::upstream_failed(shared, kind, ctx.upstream.error_counted)
+        }
+        (ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed, _) => 0,
+        (_, ErrorSource::Downstream) => 400,
+        _ => 500,
+    };
+    if code > 0 && session.response_written().is_none() {
+        error_page::respond(session, code, None).await;
+    }
+    ctx.status = code;
+    code
+}
+
+/// The end of a request: metrics, findings, the sampled record and the access log.
+pub fn log(shared: &Shared, session: &ServerSession, ctx: &RequestCtx) {
+    let status = session
+        .response_written()
+        .map_or(ctx.status, |r| r.status.as_u16());
+    let client = client_of(session).ip;
+    let req = session.req_header();
+    let ending = exchange::Ending {
+        method: req.method.as_str(),
+        path: req.uri.path(),
+        client,
+        request_id: &ctx.request_id,
+        status,
+        seconds: ctx.start.elapsed().as_secs_f64(),
+        request: Some(req),
+    };
+    exchange::finish(shared, &ctx.rt, &ctx.obs, ending);
+}
