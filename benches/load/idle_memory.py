@@ -148,7 +148,7 @@ type = "none"
         print(f"| proxy | plain HTTP/1.1, KiB per idle connection ({args.h1}) "
               f"| HTTP/2 over TLS, KiB per idle connection ({args.h2}) |\n|---|---|---|")
         for name, h1, h2 in rows:
-            print(f"| {name} | {h1:.1f} | {h2:.1f} |")
+            print(f"| {name} | {h1:.2f} | {h2:.1f} |")
     finally:
         for p in procs:
             compare.stop(p)

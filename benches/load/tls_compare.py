@@ -136,13 +136,13 @@ def nginx_body(b_plain, b_port, up_port, crt, key):
     }}"""
 
 
-def edge_conf(tmp, c_plain, c_port, admin, up_port, crt, key):
+def edge_conf(tmp, c_plain, c_port, admin, up_port, crt, key, workers=1):
     conf = f"{tmp}/authz-edge-{c_port}.toml"
     with open(conf, "w") as f:
         f.write(f"""[server]
 listen = ["127.0.0.1:{c_plain}"]
 admin = "127.0.0.1:{admin}"
-threads = 1
+threads = {workers}
 grace_period = "1s"
 upgrade_sock = "{tmp}/ae-{c_port}.sock"
 pid_file = "{tmp}/ae-{c_port}.pid"
@@ -185,6 +185,8 @@ def main():
     ap.add_argument("--streams", type=int, default=10, help="concurrent streams per h2 connection")
     ap.add_argument("--handshake-connections", type=int, default=64)
     ap.add_argument("--per-conn", type=int, default=2, help="requests per connection in handshake mode")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="nginx worker_processes and authz-edge threads (both proxies alike)")
     ap.add_argument("--callgrind", type=int, default=0,
                     help="seconds of load per mode under callgrind after the timings (0: none)")
     args = ap.parse_args()
@@ -201,13 +203,13 @@ def main():
         compare.wait_port(up_port)
 
         b_ports = (compare.free_port(), compare.free_port())
-        b = compare.nginx_conf(tmp, "nginx-tls", nginx_body(*b_ports, up_port, crt, key), 1)
+        b = compare.nginx_conf(tmp, "nginx-tls", nginx_body(*b_ports, up_port, crt, key), args.workers)
         nginx_b = compare.start_nginx(b)
         procs.append(nginx_b)
         compare.wait_port(b_ports[1])
 
         c_ports, admin = (compare.free_port(), compare.free_port()), compare.free_port()
-        conf = edge_conf(tmp, *c_ports, admin, up_port, crt, key)
+        conf = edge_conf(tmp, *c_ports, admin, up_port, crt, key, args.workers)
         c = subprocess.Popen([args.binary, "--config", conf], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, env={**os.environ, "AUTHZ_EDGE_HASH_KEY": "bench"})
         procs.append(c)
@@ -252,8 +254,8 @@ def main():
                     counts[(mode, letter)] = per
                     print(f"{mode} {letter}: {per:.0f} instructions", file=sys.stderr)
 
-        print(f"\nOne run: {args.rounds} interleaved rounds x {args.duration}s per mode, one worker "
-              f"each, {os.cpu_count()} CPUs, loopback; medians"
+        print(f"\nOne run: {args.rounds} interleaved rounds x {args.duration}s per mode, "
+              f"{args.workers} worker(s) each, {os.cpu_count()} CPUs, loopback; medians"
               + (f"; then callgrind, {args.callgrind}s per mode, user space of the proxy process"
                  if args.callgrind else "") + ".\n")
         head = "| mode | nginx CPU µs | authz-edge CPU µs | CPU ratio C/B | nginx /s | authz-edge /s | throughput ratio C/B |"

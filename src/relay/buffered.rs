@@ -95,7 +95,11 @@ pub async fn forward(
         mut buf,
         head_len,
     } = x;
-    let head = buf.split_to(head_len).freeze();
+    // A copy of just the head: the values of an HTTP/2 response are slices of it, and h2's
+    // HPACK table may keep one for the connection's life (a slice of `buf` would keep all of
+    // the read buffer).
+    let head = Bytes::copy_from_slice(&buf[..head_len]);
+    buf.advance(head_len);
     let keep_case = !session.is_http2();
     let Some((resp, framing, reusable)) = response_header(rt, &head, head_only, keep_case) else {
         shared

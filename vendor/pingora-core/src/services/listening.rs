@@ -235,29 +235,33 @@ impl<A: ServerApp + Send + Sync + 'static> Service<A> {
                     // (about 8.8 KiB; a captured value stays in the task's future).
                     let io = Box::new(io);
                     current_handle().spawn(async move {
-                        let peer_addr = io.peer_addr();
-                        let handshake = {
-                            let io = io;
-                            Box::pin((*io).handshake())
-                        }; // the emptied box is freed here, not when the task ends
-                        match timeout(Duration::from_secs(60), handshake).await {
-                            Ok(handshake) => {
-                                match handshake {
-                                    Ok(io) => Self::handle_event(io, app, shutdown).await,
-                                    Err(e) => {
-                                        // TODO: Maybe IOApp trait needs a fn to handle/filter out this error
-                                        if let Some(addr) = peer_addr {
-                                            error!("Downstream handshake error from {}: {e}", addr);
-                                        } else {
-                                            error!("Downstream handshake error: {e}");
-                                        }
+                        // The handshake's state (its timeout, the peer address for its error
+                        // line) is scoped to this block, so the task does not keep room for it
+                        // while the connection is served.
+                        let io = {
+                            let peer_addr = io.peer_addr();
+                            let handshake = {
+                                let io = io;
+                                Box::pin((*io).handshake())
+                            }; // the emptied box is freed here, not when the task ends
+                            match timeout(Duration::from_secs(60), handshake).await {
+                                Ok(Ok(io)) => io,
+                                Ok(Err(e)) => {
+                                    // TODO: Maybe IOApp trait needs a fn to handle/filter out this error
+                                    if let Some(addr) = peer_addr {
+                                        error!("Downstream handshake error from {}: {e}", addr);
+                                    } else {
+                                        error!("Downstream handshake error: {e}");
                                     }
+                                    return;
+                                }
+                                Err(_) => {
+                                    error!("Downstream handshake timeout");
+                                    return;
                                 }
                             }
-                            Err(_) => {
-                                error!("Downstream handshake timeout");
-                            }
-                        }
+                        };
+                        Self::handle_event(io, app, shutdown).await
                     });
                 }
                 Err(e) => {
