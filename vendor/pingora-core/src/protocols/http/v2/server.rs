@@ -130,7 +130,7 @@ pub async fn handshake(io: Stream, options: Option<H2Options>) -> Result<H2Conne
 /// that bound during drain.
 // TODO: add a per-connection drain timeout to bound how long a single
 // misbehaving client can keep this task alive after GOAWAY.
-pub async fn accept_downstream_sessions<F>(
+pub(crate) async fn accept_downstream_sessions<F>(
     mut conn: H2Connection<Stream>,
     digest: Arc<Digest>,
     mut shutdown: ShutdownWatch,
@@ -203,7 +203,7 @@ pub async fn accept_downstream_sessions<F>(
 /// the session is being processed (e.g. move it into the spawned task) so the
 /// accept loop's idle timeout can tell a busy connection from an idle one. It
 /// decrements the in-flight counter when dropped.
-pub struct StreamGuard(Arc<ActiveSessions>);
+pub(crate) struct StreamGuard(Arc<ActiveSessions>);
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
@@ -423,7 +423,7 @@ impl HttpSession {
     /// evade the [`MAX_MALFORMED_STREAMS_PER_CONN`] bound by interleaving valid
     /// requests.
     /// Callers should initialize it to `0` once per connection.
-    async fn from_h2_conn_with_malformed_budget(
+    pub async fn from_h2_conn_with_malformed_budget(
         conn: &mut H2Connection<Stream>,
         digest: Arc<Digest>,
         malformed_streams: &mut usize,
