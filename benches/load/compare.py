@@ -494,6 +494,7 @@ timeout = "60s"
     finally:
         for _, p in procs:
             stop(p)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import os
 import resource
 import socket
 import ssl
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -152,6 +153,7 @@ type = "none"
     finally:
         for p in procs:
             compare.stop(p)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

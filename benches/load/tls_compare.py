@@ -23,6 +23,7 @@ import argparse
 import os
 import re
 import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -278,6 +279,7 @@ def main():
     finally:
         for p in procs:
             compare.stop(p)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import argparse
 import http.client
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -148,6 +149,7 @@ type = "none"
         for p in procs:
             compare.stop(p)
         subprocess.run(["pkill", "-f", tmp], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -32,16 +32,25 @@ pub fn bin() -> &'static str {
 
 /// The binary where another user (the tests drop to `nobody`) may run it: a copy in a directory
 /// of mode 755, since the checkout itself may sit below a private directory (`mktemp -d`).
+///
+/// One copy per checkout, replaced by each test process (written aside, then renamed, so a
+/// process running the previous copy keeps it): a copy per process would leave 190 MiB in the
+/// temp directory for every test binary of every run.
 pub fn bin_for_others() -> &'static std::path::Path {
     static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     COPY.get_or_init(|| {
+        use std::hash::{Hash, Hasher};
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("authz-edge-bin-{}", std::process::id()));
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bin().hash(&mut h);
+        let dir = std::env::temp_dir().join(format!("authz-edge-bin-{:016x}", h.finish()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let aside = dir.join(format!("authz-edge.{}", std::process::id()));
+        std::fs::copy(bin(), &aside).expect("copy the binary");
+        std::fs::set_permissions(&aside, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let copy = dir.join("authz-edge");
-        std::fs::copy(bin(), &copy).expect("copy the binary");
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::rename(&aside, &copy).expect("rename the copy");
         copy
     })
 }
