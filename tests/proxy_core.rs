@@ -527,6 +527,37 @@ fn sigterm_lets_an_in_flight_request_finish() {
     assert!(status.success() || status.code().is_none(), "{status:?}");
 }
 
+/// The same over HTTP/2: the connection gets GOAWAY, and its open stream is answered whole
+/// before the proxy exits (`accept::h2` keeps Pingora's drain).
+#[test]
+fn sigterm_lets_an_in_flight_http2_stream_finish() {
+    let slow = Upstream::fixed(Reply::new(200, "done").delay(Duration::from_millis(800)));
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert_pem, tls) = self_signed_tls(dir.path(), "");
+    let p = Proxy::start(
+        &config_for(&[slow.addr], &tls).replace("grace_period = \"1s\"", "grace_period = \"2s\""),
+    );
+    let https = p.https.expect("https");
+    let client = https_client(&cert_pem, https, false);
+    let url = format!("https://localhost:{}/slow/", https.port());
+    let t = std::thread::spawn(move || {
+        let r = client.get(url).send().expect("h2 request");
+        (r.version(), r.status().as_u16(), r.text().expect("body"))
+    });
+    while slow.count() == 0 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    p.signal(libc::SIGTERM);
+    let (version, status, body) = t.join().expect("join");
+    assert_eq!(
+        (version, status, body.as_str()),
+        (reqwest::Version::HTTP_2, 200, "done")
+    );
+    let mut p = p;
+    let status = wait_exit(&mut p.child, Duration::from_secs(15));
+    assert!(status.success() || status.code().is_none(), "{status:?}");
+}
+
 #[test]
 fn upgrade_hands_the_sockets_over_without_refusing_a_connection() {
     let up = echo();
