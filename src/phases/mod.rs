@@ -1,7 +1,7 @@
 //! `impl ProxyHttp`: each phase is a short list of calls into the modules that do the work.
 
 mod steps;
-pub use steps::{fail, handle, log};
+pub use steps::{fail, handle, log, summary};
 
 use crate::diagnostics::sink::InFlight;
 use crate::exchange;
@@ -232,8 +232,7 @@ impl ProxyHttp for EdgeProxy {
     /// What Pingora's own error lines say of a request: method and path, never the query
     /// (tokens) nor headers.
     fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
-        let req = session.req_header();
-        format!("{} {}", req.method, req.uri.path())
+        steps::summary(session.req_header())
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {

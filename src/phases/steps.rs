@@ -187,6 +187,12 @@ pub async fn fail(
     code
 }
 
+/// What an error line says of a request: method and path, never the query (tokens) nor
+/// headers. Pingora's own lines (`request_summary`) and the HTTP/2 stream loop's use it.
+pub fn summary(req: &RequestHeader) -> String {
+    format!("{} {}", req.method, req.uri.path())
+}
+
 /// The end of a request: metrics, findings, the sampled record and the access log.
 pub fn log(shared: &Shared, session: &ServerSession, ctx: &RequestCtx) {
     let status = session
