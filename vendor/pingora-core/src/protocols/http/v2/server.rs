@@ -649,14 +649,18 @@ impl HttpSession {
         header.remove_header(&HeaderName::from_static("keep-alive"));
         header.remove_header(&HeaderName::from_static("proxy-connection"));
 
-        let resp = Response::from_parts(header.as_owned_parts(), ());
+        // authz-edge: the header map moves into h2's frame instead of being cloned; what is
+        // kept as written is the status and version (see PATCHES.md).
+        let mut written = ResponseHeader::build_no_case(header.status, Some(0))?;
+        written.set_version(header.version);
+        let resp = Response::from_parts((*header).into(), ());
 
         let body_writer = self.send_response.send_response(resp, end).or_err(
             ErrorType::WriteError,
             "while writing h2 response to downstream",
         )?;
 
-        self.response_written = Some(header);
+        self.response_written = Some(Box::new(written));
         self.send_response_body = Some(body_writer);
         self.ended = self.ended || end;
         Ok(())
@@ -819,6 +823,8 @@ impl HttpSession {
     }
 
     /// Return the written response header. `None` if it is not written yet.
+    ///
+    /// authz-edge: only its status and version; its headers went into h2's frame.
     pub fn response_written(&self) -> Option<&ResponseHeader> {
         self.response_written.as_deref()
     }
