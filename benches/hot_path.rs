@@ -138,6 +138,32 @@ fn bench_forwarding(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         )
     });
+    // The same rules on an HTTP/2 request (what `accept::h2` sends Django), written straight
+    // from its header map, with `:authority` as `Host`.
+    let mut h2 = RequestHeader::build("GET", b"/reports/42/", None).expect("req");
+    h2.set_uri(
+        "https://example.com/reports/42/"
+            .parse::<http::Uri>()
+            .expect("uri"),
+    );
+    h2.set_version(http::Version::HTTP_2);
+    h2.insert_header("user-agent", "bench").expect("h");
+    h2.insert_header("accept", "*/*").expect("h");
+    let mut wire = bytes::BytesMut::with_capacity(1024);
+    c.bench_function("upstream_head/h2", |b| {
+        b.iter(|| {
+            wire.clear();
+            authz_edge::relay::buffered::write_head(
+                &rt,
+                black_box(&h2),
+                &client,
+                "0123456789abcdef0123456789abcdef",
+                None,
+                &mut wire,
+            );
+            wire.len()
+        })
+    });
     c.bench_function("request_id/new", |b| {
         b.iter(|| request_id(black_box(&base)))
     });

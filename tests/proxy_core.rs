@@ -149,6 +149,79 @@ fn context_headers_never_reach_the_client() {
     );
 }
 
+/// HTTP/2 streams are served by their own loop (`accept::h2`), which writes Django's request
+/// head straight from the client's header map and builds the client's response head from
+/// Django's: the same rules as the other loops, both ways.
+#[test]
+fn an_http2_request_gets_the_same_header_rules_both_ways() {
+    let up = Upstream::start(leaky);
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert_pem, tls) = self_signed_tls(dir.path(), "");
+    let p = Proxy::start(&config_for(&[up.addr], &tls));
+    let https = p.https.expect("https listener");
+    let client = https_client(&cert_pem, https, false);
+    let r = client
+        .get(format!("https://localhost:{}/s/403", https.port()))
+        .header("x-keep", "1")
+        .header("x-authz-user", "7")
+        .header("x-app-release", "forged")
+        .header("x_custom", "1")
+        .header("x-forwarded-for", "1.2.3.4")
+        .header("x-real-ip", "1.2.3.4")
+        .header("x-request-id", "req-h2.1")
+        .header("te", "trailers")
+        .send()
+        .expect("h2 request");
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 403);
+    let mut names: Vec<&str> = r.headers().keys().map(|k| k.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["content-length", "content-type", "date"]);
+    assert_eq!(
+        r.text().expect("body"),
+        "body with enough text to stream in several chunks"
+    );
+
+    let seen = up.requests();
+    assert_eq!(seen.len(), 1);
+    let mut names: Vec<&str> = seen[0].headers.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "accept",
+            "host",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-keep",
+            "x-real-ip",
+            "x-request-id"
+        ]
+    );
+    let host = format!("localhost:{}", https.port());
+    assert_eq!(seen[0].header("host"), Some(&*host));
+    assert_eq!(seen[0].header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(seen[0].header("x-real-ip"), Some("127.0.0.1"));
+    assert_eq!(seen[0].header("x-forwarded-proto"), Some("https"));
+    assert_eq!(seen[0].header("x-request-id"), Some("req-h2.1"));
+
+    // Django's context headers, kept from the client, were read: one denial, with its user.
+    p.wait_metric(
+        "authz_edge_denials_total{authn=\"authenticated\",kind=\"permission\",route=\"/s/<int:code>\",status=\"403\"}",
+        1.0,
+    );
+    assert_eq!(
+        p.metric(
+            "authz_edge_permission_denials_total{permission=\"app.perm\",route=\"/s/<int:code>\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        p.metric("authz_edge_proxied_requests_total{proxy_loop=\"h2\"}"),
+        1.0
+    );
+}
+
 #[test]
 fn round_robin_over_servers_with_keepalive_reuse() {
     let (a, b) = (echo(), echo());

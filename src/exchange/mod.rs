@@ -51,9 +51,9 @@ pub fn finish(shared: &Shared, rt: &Runtime, obs: &Observed, e: Ending<'_>) {
     }
 }
 
-/// What happens to a final response head held as a header map (Pingora's loop, and the
-/// relay's path for buffered bodies): it is observed for telemetry, then its context headers
-/// are stripped. The relay's own loop does the same on raw bytes in `relay::response`.
+/// What happens to a final response head held as a header map (Pingora's loop, which takes
+/// only upgrades): it is observed for telemetry, then its context headers are stripped. The
+/// relay's loops do the same while they read Django's raw head (`relay::context`).
 pub fn response_head_seen(
     shared: &Shared,
     rt: &Runtime,

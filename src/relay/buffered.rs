@@ -1,15 +1,20 @@
-//! The relay's upstream side for the requests of Pingora's loop (HTTP/2, chunked or large
-//! bodies, everything but upgrades): one codec toward Django for both loops.
+//! The relay's upstream side for the requests of Pingora's loop and of the HTTP/2 stream loop
+//! (chunked or large bodies, HTTP/2, everything but upgrades): one codec toward Django for all
+//! loops.
 //!
-//! Pingora's loop reads the request and its whole body (`body::read_whole`); here it goes to
-//! Django in one exchange through the relay's pool and retry policy (`send`), with a
-//! `Content-Length` (Django cannot read chunked bodies; Pingora could resend only what fits its
-//! 64 KiB retry buffer). Django's response head is read by the relay's strict parser and rule
-//! (`upstream_head::check`: no obs-fold, no space before a colon, one framing), observed by the
-//! same telemetry as in `phases::response_filter`, and its body decoded by the relay's chunked
-//! decoder; then it streams back through the Pingora session, whatever the client's protocol.
+//! The request and its whole body are read first (`body::read_whole`); here they go to Django
+//! in one exchange through the relay's pool and retry policy (`send`), with a `Content-Length`
+//! (Django cannot read chunked bodies; Pingora could resend only what fits its 64 KiB retry
+//! buffer). Django's head is written straight from the client's header map by the relay's
+//! rules (`write_head`), without a copy of the map. Django's response head is read by the
+//! relay's strict parser and rule (`upstream_head::check`: no obs-fold, no space before a
+//! colon, one framing), its context headers taken out and observed as in the relay's own loop
+//! (`context`), and its body decoded by the relay's chunked decoder; then it streams back
+//! through the Pingora session, whatever the client's protocol.
 
 use super::chunked::ChunkScanner;
+use super::context::{denial_head, ContextValues};
+use super::request::{write_upstream_head, Length, RequestLine};
 use super::response::{upstream_read, Broken, Framing};
 use super::{connection_keepalive, send, Exchange, MAX_HEADERS};
 use crate::exchange;
@@ -17,29 +22,16 @@ use crate::exchange::observe::{self, Observed};
 use crate::guard::body::Body;
 use crate::response::error_page;
 use crate::response::upstream_head;
-use crate::rules::forwarding::{self, Client};
+use crate::rules::forwarding::Client;
 use crate::runtime::{Runtime, Shared};
+use crate::telemetry::classify;
 use crate::telemetry::metrics::UpstreamErrorKind;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::ServerSession;
+use std::borrow::Cow;
 use tokio::net::TcpStream;
-
-/// Writes a request head for Django from a header map already prepared by `forwarding`.
-fn write_head(req: &RequestHeader, wire: &mut BytesMut) {
-    wire.put_slice(req.method.as_str().as_bytes());
-    wire.put_u8(b' ');
-    wire.put_slice(req.raw_path());
-    wire.put_slice(b" HTTP/1.1\r\n");
-    for (name, value) in req.headers.iter() {
-        wire.put_slice(name.as_str().as_bytes());
-        wire.put_slice(b": ");
-        wire.put_slice(value.as_bytes());
-        wire.put_slice(b"\r\n");
-    }
-    wire.put_slice(b"\r\n");
-}
 
 /// The request Pingora's loop read, with its whole body.
 pub struct Buffered<'a> {
@@ -66,23 +58,18 @@ pub async fn forward(
         body,
         with_length,
     } = r;
-    let mut req = session.req_header().clone();
-    forwarding::prepare_upstream_request(&mut req, &rt.context, &rt.trusted, client, request_id);
-    // The body is here in full: Django gets it at once, framed by its length.
-    req.remove_header(&header::TRANSFER_ENCODING);
-    req.remove_header(&header::EXPECT);
-    if with_length {
-        let _ = req.insert_header(header::CONTENT_LENGTH, body.len().to_string());
-    }
     let (in_memory, spooled) = match &body {
         Body::Memory(b) => (b.as_ref(), None),
         Body::File(spool) => (&[][..], Some(spool)),
     };
+    let req = session.req_header();
     let mut wire = BytesMut::with_capacity(1024 + in_memory.len());
-    write_head(&req, &mut wire);
+    let length = with_length.then_some(body.len());
+    write_head(rt, req, client, request_id, length, &mut wire);
     wire.put_slice(in_memory);
-    let head_only = req.method == http::Method::HEAD;
-    let x = match send(shared, rt, &req.method, &wire, spooled).await {
+    let method = req.method.clone();
+    let head_only = method == http::Method::HEAD;
+    let x = match send(shared, rt, &method, &wire, spooled).await {
         Ok(x) => x,
         Err((kind, counted)) => {
             let status = exchange::upstream_failed(shared, kind, counted);
@@ -101,14 +88,21 @@ pub async fn forward(
     let head = Bytes::copy_from_slice(&buf[..head_len]);
     buf.advance(head_len);
     let keep_case = !session.is_http2();
-    let Some((resp, framing, reusable)) = response_header(rt, &head, head_only, keep_case) else {
+    let seen = response_header(
+        shared,
+        rt,
+        session.req_header(),
+        &head,
+        head_only,
+        keep_case,
+        obs,
+    );
+    let Some((resp, framing, reusable)) = seen else {
         shared
             .metrics
             .count_upstream_error(UpstreamErrorKind::Other);
         return Ok(error_page::respond(session, 502, None).await);
     };
-    let mut resp = resp;
-    exchange::response_head_seen(shared, rt, session.req_header(), &mut resp, obs);
     let status = resp.status.as_u16();
     let empty = framing == Framing::Empty;
     if crate::runtime::drain::draining(shared) {
@@ -139,6 +133,46 @@ pub async fn forward(
     }
 }
 
+/// Writes the head Django gets for a request Pingora parsed into `wire`, straight from its
+/// header map by the relay's rules (`request::write_upstream_head`); `length` replaces the
+/// client's framing headers (the body was read whole), `None` for a request without a body or
+/// a length.
+pub fn write_head(
+    rt: &Runtime,
+    req: &RequestHeader,
+    client: &Client,
+    request_id: &str,
+    length: Option<u64>,
+    wire: &mut BytesMut,
+) {
+    // An absolute-form target goes on in origin form, as nginx sends it.
+    let raw = req.raw_path();
+    let origin;
+    let target = match raw.first() {
+        Some(b'/') => raw,
+        _ => {
+            let pq = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+            origin = match pq.starts_with('/') {
+                true => Cow::Borrowed(pq),
+                false => Cow::Owned(format!("/{pq}")),
+            };
+            origin.as_bytes()
+        }
+    };
+    let line = RequestLine {
+        method: req.method.as_str().as_bytes(),
+        target,
+        authority: req.uri.authority().map(|a| a.as_str().as_bytes()),
+        length: Length::Whole(length),
+    };
+    let headers = || {
+        req.headers
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+    };
+    write_upstream_head(rt, client, request_id, &line, headers, wire);
+}
+
 /// `part` of `head` as a `Bytes` sharing its memory; `None` if `part` is not within it.
 fn shared_slice(head: &Bytes, part: &[u8]) -> Option<Bytes> {
     let start = (part.as_ptr() as usize).checked_sub(head.as_ptr() as usize)?;
@@ -147,22 +181,27 @@ fn shared_slice(head: &Bytes, part: &[u8]) -> Option<Bytes> {
 }
 
 /// Django's response head as a header map for the client: checked by `upstream_head::check`,
-/// hop-by-hop and framing headers left to the client's protocol. Also how its body is framed
-/// and whether the connection can be reused.
+/// observed for telemetry, its context headers taken out and hop-by-hop and framing headers
+/// left to the client's protocol. Also how its body is framed and whether the connection can
+/// be reused.
 ///
 /// `keep_case`: the names keep Django's spelling (an HTTP/1 client). For HTTP/2 the names are
 /// lowercase anyway, so the map is built without Pingora's case map, and the values are slices
 /// of `head`, not copies.
 fn response_header(
+    shared: &Shared,
     rt: &Runtime,
+    req: &RequestHeader,
     head: &Bytes,
     head_only: bool,
     keep_case: bool,
+    obs: &mut Observed,
 ) -> Option<(ResponseHeader, Framing, bool)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let (p, framing) = upstream_head::parse(head, &mut headers, &rt.limits)?;
     let (status, version) = (p.code?, p.version?);
     let mut reusable = version == 1;
+    let mut context = ContextValues::default();
     let mut with_case = match keep_case {
         true => Some(ResponseHeader::build(status, Some(p.headers.len())).ok()?),
         false => None,
@@ -177,6 +216,9 @@ fn response_header(
         if is("transfer-encoding") || is("keep-alive") || is("proxy-connection") {
             continue;
         }
+        if context.take(&rt.context, status, h.name, h.value) {
+            continue;
+        }
         match with_case.as_mut() {
             Some(resp) => {
                 resp.append_header(h.name.to_string(), h.value).ok()?;
@@ -187,6 +229,12 @@ fn response_header(
                     header::HeaderValue::from_maybe_shared(shared_slice(head, h.value)?).ok()?;
                 map.append(name, value);
             }
+        }
+    }
+    if rt.telemetry {
+        context.observe(shared, obs, status);
+        if classify::is_denial(status) {
+            observe::observe_denial(shared, rt, req, &denial_head(status, p.headers)?, obs);
         }
     }
     let mut resp = match with_case {

@@ -32,6 +32,7 @@ use tokio::time::timeout;
 
 pub mod buffered;
 pub mod chunked;
+mod context;
 mod request;
 mod response;
 

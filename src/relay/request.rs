@@ -12,6 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Version};
 use pingora::http::RequestHeader;
+use std::fmt::Write as _;
 use std::ops::Range;
 
 /// A request the relay takes: its head as the client sent it, and its framing.
@@ -139,54 +140,125 @@ impl Plan {
         request_id: &str,
         wire: &mut BytesMut,
     ) {
-        // Names a `Connection` header lists go with it.
-        let mut listed: Vec<&[u8]> = Vec::new();
-        for (name, value) in self.headers() {
-            if name.eq_ignore_ascii_case(b"connection") {
-                listed.extend(forwarding::listed_in_connection(value));
-            }
-        }
-        let mut fates = [Fate::Keep; MAX_HEADERS];
-        let mut seen = SeenForwarded::default();
-        for ((name, value), f) in self.headers().zip(fates.iter_mut()) {
-            *f = if listed.iter().any(|t| name.eq_ignore_ascii_case(t)) {
-                Fate::HopByHop
-            } else {
-                forwarding::fate(name, &rt.context)
-            };
-            if *f == Fate::Forwarded {
-                if name.eq_ignore_ascii_case(b"x-forwarded-for") {
-                    seen.xff = seen.xff.or(Some(value));
-                } else if name.eq_ignore_ascii_case(b"x-forwarded-proto") {
-                    seen.proto = true;
-                } else if name.eq_ignore_ascii_case(b"x-real-ip") {
-                    seen.real_ip = true;
-                }
-            }
-        }
-        let trusted = client.ip.is_some_and(|ip| rt.trusted.contains(ip));
-        let set = forwarding::forwarded_values(trusted, &seen, client, request_id);
-
-        wire.put_slice(self.method.as_str().as_bytes());
-        wire.put_u8(b' ');
-        wire.put_slice(self.target());
-        wire.put_slice(b" HTTP/1.1\r\n");
-        for ((name, value), f) in self.headers().zip(fates) {
-            let keep = match f {
-                Fate::Keep | Fate::Host => true,
-                Fate::Forwarded => forwarding::keeps_forwarded(name, trusted),
-                // The request id is always among the values set.
-                Fate::RequestId | Fate::HopByHop | Fate::Drop => false,
-            };
-            if keep {
-                put_header(wire, name, value);
-            }
-        }
-        for (name, value) in set.iter() {
-            put_header(wire, name.as_bytes(), value.as_bytes());
-        }
-        wire.put_slice(b"\r\n");
+        let line = RequestLine {
+            method: self.method.as_str().as_bytes(),
+            target: self.target(),
+            authority: None,
+            length: Length::AsSent,
+        };
+        write_upstream_head(rt, client, request_id, &line, || self.headers(), wire);
     }
+}
+
+/// How Django learns the request body's length.
+#[derive(Clone, Copy)]
+pub(super) enum Length {
+    /// From the client's own `Content-Length` (the relay takes no other framing).
+    AsSent,
+    /// From this value, replacing the client's framing headers (`Content-Length`,
+    /// `Transfer-Encoding`, `Expect`): the body was read whole. `None` for a request that had
+    /// no body and said no length.
+    Whole(Option<u64>),
+}
+
+/// What Django's request head says besides the client's headers that `forwarding` keeps.
+pub(super) struct RequestLine<'a> {
+    pub method: &'a [u8],
+    /// In origin form.
+    pub target: &'a [u8],
+    /// Written as `Host` when the client sent none (HTTP/2's `:authority`).
+    pub authority: Option<&'a [u8]>,
+    pub length: Length,
+}
+
+/// Writes the head Django gets into `wire`, straight from the client's headers by
+/// `forwarding`'s rules: the relay's own loop from the raw head, and `relay::buffered` from
+/// Pingora's header map, without copying it. Each call of `headers` walks them, names as they
+/// are to be written.
+pub(super) fn write_upstream_head<'h, I>(
+    rt: &Runtime,
+    client: &Client,
+    request_id: &str,
+    line: &RequestLine<'_>,
+    headers: impl Fn() -> I,
+    wire: &mut BytesMut,
+) where
+    I: Iterator<Item = (&'h [u8], &'h [u8])>,
+{
+    // Names a `Connection` header lists go with it.
+    let mut listed: Vec<&[u8]> = Vec::new();
+    for (name, value) in headers() {
+        if name.eq_ignore_ascii_case(b"connection") {
+            listed.extend(forwarding::listed_in_connection(value));
+        }
+    }
+    let whole = matches!(line.length, Length::Whole(_));
+    let fate = |name: &[u8]| {
+        if listed.iter().any(|t| name.eq_ignore_ascii_case(t)) {
+            Fate::HopByHop
+        } else if whole && is_framing(name) {
+            Fate::Drop
+        } else {
+            forwarding::fate(name, &rt.context)
+        }
+    };
+    // Each name's fate, worked out once for the first `MAX_HEADERS` (more than the relay
+    // parses; Pingora's limit is `limits.max_headers`), again for any past them.
+    let mut fates = [Fate::Keep; MAX_HEADERS];
+    let mut seen = SeenForwarded::default();
+    let mut has_host = false;
+    for (i, (name, value)) in headers().enumerate() {
+        let f = fate(name);
+        if let Some(slot) = fates.get_mut(i) {
+            *slot = f;
+        }
+        match f {
+            Fate::Host => has_host = true,
+            Fate::Forwarded if name.eq_ignore_ascii_case(b"x-forwarded-for") => {
+                seen.xff = seen.xff.or(Some(value));
+            }
+            Fate::Forwarded if name.eq_ignore_ascii_case(b"x-forwarded-proto") => {
+                seen.proto = true;
+            }
+            Fate::Forwarded if name.eq_ignore_ascii_case(b"x-real-ip") => seen.real_ip = true,
+            _ => {}
+        }
+    }
+    let trusted = client.ip.is_some_and(|ip| rt.trusted.contains(ip));
+    let set = forwarding::forwarded_values(trusted, &seen, client, request_id);
+
+    wire.put_slice(line.method);
+    wire.put_u8(b' ');
+    wire.put_slice(line.target);
+    wire.put_slice(b" HTTP/1.1\r\n");
+    if let Some(authority) = line.authority.filter(|_| !has_host) {
+        put_header(wire, b"Host", authority);
+    }
+    for (i, (name, value)) in headers().enumerate() {
+        let keep = match fates.get(i).copied().unwrap_or_else(|| fate(name)) {
+            Fate::Keep | Fate::Host => true,
+            Fate::Forwarded => forwarding::keeps_forwarded(name, trusted),
+            // The request id is always among the values set.
+            Fate::RequestId | Fate::HopByHop | Fate::Drop => false,
+        };
+        if keep {
+            put_header(wire, name, value);
+        }
+    }
+    for (name, value) in set.iter() {
+        put_header(wire, name.as_bytes(), value.as_bytes());
+    }
+    if let Length::Whole(Some(n)) = line.length {
+        let _ = write!(wire, "Content-Length: {n}\r\n");
+    }
+    wire.put_slice(b"\r\n");
+}
+
+/// The client's framing headers, which a body read whole replaces with its length.
+fn is_framing(name: &[u8]) -> bool {
+    ["content-length", "transfer-encoding", "expect"]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
 }
 
 fn put_header(wire: &mut BytesMut, name: &[u8], value: &[u8]) {

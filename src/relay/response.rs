@@ -1,18 +1,17 @@
 //! The response side of the relay: the head rewritten for the client, then the body by its framing.
 
 use super::chunked::{self, ChunkScanner};
+use super::context::{denial_head, ContextValues};
 use super::{connection_keepalive, Exchange, Plan, CLIENT_TIMEOUT, MAX_HEADERS};
 use crate::exchange::observe::{self, Observed};
 use crate::response::error_page;
 use crate::response::upstream_head;
-use crate::rules::forwarding;
 use crate::runtime::{Runtime, Shared};
 use crate::telemetry::classify;
 use crate::telemetry::metrics::UpstreamErrorKind;
 use bytes::{Buf, BufMut, BytesMut};
-use http::header::{HeaderName, HeaderValue};
 use http::{Method, Version};
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::RequestHeader;
 use pingora::protocols::Stream;
 use std::future::Future;
 use std::task::Poll;
@@ -64,8 +63,7 @@ fn rewrite_head(
     let (p, framing) = upstream_head::parse(head, &mut headers, &rt.limits)?;
     let (status, version) = (p.code?, p.version?);
     let mut reusable = version == 1;
-    let (mut route, mut release) = (None, None);
-    let (mut kind, mut fs_path, mut run_as) = (None, None, None);
+    let mut context = ContextValues::default();
     let names = &rt.context;
     let http10 = req.plan.version == Version::HTTP_10;
     out.put_slice(b"HTTP/1.1 ");
@@ -93,18 +91,7 @@ fn rewrite_head(
         } else if is("keep-alive") || is("proxy-connection") {
             continue;
         }
-        if forwarding::is_context_header(name, names) {
-            if is(names.route.as_str()) {
-                route = Some(h.value);
-            } else if is(names.release.as_str()) {
-                release = Some(h.value);
-            } else if status >= 500 && is(names.kind.as_str()) {
-                kind = Some(h.value);
-            } else if status >= 500 && is(classify::PATH_HEADER) {
-                fs_path = Some(h.value);
-            } else if status >= 500 && is(classify::RUN_AS_HEADER) {
-                run_as = Some(h.value);
-            }
+        if context.take(names, status, name, h.value) {
             continue;
         }
         out.put_slice(name.as_bytes());
@@ -113,23 +100,9 @@ fn rewrite_head(
         out.put_slice(b"\r\n");
     }
     if rt.telemetry {
-        observe::observe_context(shared, obs, route, release);
-        if status >= 500 {
-            observe::observe_filesystem(obs, kind, fs_path, run_as);
-        }
+        context.observe(shared, obs, status);
         if classify::is_denial(status) {
-            let mut parts = http::Response::new(()).into_parts().0;
-            parts.status = http::StatusCode::from_u16(status).ok()?;
-            parts.headers.reserve(p.headers.len());
-            for h in p.headers.iter() {
-                if let (Ok(n), Ok(v)) = (
-                    HeaderName::from_bytes(h.name.as_bytes()),
-                    HeaderValue::from_bytes(h.value),
-                ) {
-                    parts.headers.append(n, v);
-                }
-            }
-            let resp = ResponseHeader::from(parts);
+            let resp = denial_head(status, p.headers)?;
             if req.header.is_none() {
                 *req.header = req.plan.request_header();
             }
