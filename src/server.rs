@@ -102,10 +102,12 @@ fn client_buffers(tls: bool) -> L4BufferSettings {
     L4BufferSettings::new(0, write)
 }
 
-/// Prints `authz-edge listening http=… https=… admin=…` once the plain-HTTP and admin
-/// listeners accept connections (Pingora binds them when the services start, after `build`),
-/// so that whoever waits for the line can connect at once. The TLS listeners are bound with the
-/// plain ones, by the same service.
+/// Prints `authz-edge listening http=… https=… admin=…` once every listener accepts
+/// connections (Pingora binds them when the services start, after `build`), so that whoever
+/// waits for the line can connect at once. Each is waited for: Pingora binds a service's
+/// listeners one after another, and retries a port in use (a port resolved from `:0` can be
+/// taken by another socket before Pingora binds it) for up to 30 s, while the ones bound
+/// before it already accept.
 struct Announce {
     bound: Bound,
     shared: Arc<Shared>,
@@ -118,6 +120,7 @@ impl pingora::services::background::BackgroundService for Announce {
             .bound
             .http
             .iter()
+            .chain(&self.bound.https)
             .chain(std::iter::once(&self.bound.admin))
             .collect();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);

@@ -227,10 +227,12 @@ impl Proxy {
         proxy
     }
 
-    /// Waits until the admin listener and the proxy listener accept connections.
+    /// Waits until the admin listener and the proxy's listeners accept connections.
     pub fn wait_ready(&self) {
         super::poll::until_true("the proxy's listeners to accept", || {
-            TcpStream::connect(self.admin).is_ok() && TcpStream::connect(self.http).is_ok()
+            TcpStream::connect(self.admin).is_ok()
+                && TcpStream::connect(self.http).is_ok()
+                && self.https.is_none_or(|a| TcpStream::connect(a).is_ok())
         });
     }
 
