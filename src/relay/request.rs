@@ -267,3 +267,85 @@ fn put_header(wire: &mut BytesMut, name: &[u8], value: &[u8]) {
     wire.put_slice(value);
     wire.put_slice(b"\r\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::metrics::Metrics;
+
+    fn write(line: &RequestLine<'_>, headers: &[(&[u8], &[u8])]) -> String {
+        let config = crate::config::parse(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n",
+        )
+        .expect("config");
+        let rt = Runtime::build(&config, 1, &Metrics::new(10, 10)).expect("runtime");
+        let client = Client {
+            ip: Some("192.0.2.7".parse().expect("ip")),
+            tls: true,
+        };
+        let mut wire = BytesMut::new();
+        let walk = || headers.iter().map(|(n, v)| (*n, *v));
+        write_upstream_head(&rt, &client, "rid", line, walk, &mut wire);
+        String::from_utf8(wire.to_vec()).expect("ascii")
+    }
+
+    #[test]
+    fn a_body_read_whole_replaces_the_framing_and_authority_becomes_host() {
+        let line = RequestLine {
+            method: b"POST",
+            target: b"/f?x=1",
+            authority: Some(b"example.com"),
+            length: Length::Whole(Some(5)),
+        };
+        let head = write(
+            &line,
+            &[
+                (b"transfer-encoding", b"chunked"),
+                (b"expect", b"100-continue"),
+                (b"content-length", b"9"),
+                (b"connection", b"x-secret"),
+                (b"x-secret", b"1"),
+                (b"x-authz-user", b"forged"),
+                (b"accept", b"*/*"),
+            ],
+        );
+        assert_eq!(
+            head,
+            "POST /f?x=1 HTTP/1.1\r\nHost: example.com\r\naccept: */*\r\n\
+             X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: https\r\nX-Real-IP: 192.0.2.7\r\n\
+             X-Request-Id: rid\r\nContent-Length: 5\r\n\r\n"
+        );
+        // A client's own Host stays, and is the only one; no body and no length: none said.
+        let line = RequestLine {
+            length: Length::Whole(None),
+            method: b"GET",
+            ..line
+        };
+        let head = write(&line, &[(b"host", b"own.example")]);
+        assert!(head.starts_with("GET /f?x=1 HTTP/1.1\r\nhost: own.example\r\nX-Forwarded-For"));
+        assert!(!head.contains("Content-Length") && !head.contains("Host: example.com"));
+    }
+
+    #[test]
+    fn headers_past_the_relay_s_count_follow_the_same_rules() {
+        let names: Vec<String> = (0..MAX_HEADERS + 10).map(|i| format!("x-h{i}")).collect();
+        let mut headers: Vec<(&[u8], &[u8])> =
+            names.iter().map(|n| (n.as_bytes(), &b"v"[..])).collect();
+        headers.push((b"x-authz-user", b"forged"));
+        headers.push((b"x_under", b"1"));
+        headers.push((b"x-forwarded-for", b"1.2.3.4"));
+        headers.push((b"x-last", b"kept"));
+        let line = RequestLine {
+            method: b"GET",
+            target: b"/",
+            authority: None,
+            length: Length::AsSent,
+        };
+        let head = write(&line, &headers);
+        assert_eq!(head.matches("\r\nx-h").count(), MAX_HEADERS + 10);
+        assert!(head.contains("\r\nx-last: kept\r\n"));
+        assert!(!head.contains("x-authz-user") && !head.contains("x_under"));
+        assert_eq!(head.matches("X-Forwarded-For: 192.0.2.7\r\n").count(), 1);
+        assert!(!head.contains("1.2.3.4"));
+    }
+}
