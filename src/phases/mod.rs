@@ -188,7 +188,7 @@ impl ProxyHttp for EdgeProxy {
         let req = session.req_header();
         let refused = if status < 200 {
             let (asked_continue, asked_upgrade) =
-                (body::expects_continue(req), steps::is_upgrade(req));
+                (body::expects_continue(req), forwarding::is_upgrade(req));
             !upstream_head::interim_allowed(status, asked_continue, asked_upgrade)
         } else {
             upstream_head::check(status, head, &ctx.rt.limits).is_err()

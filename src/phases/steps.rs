@@ -20,20 +20,6 @@ pub fn is_tls(session: &ServerSession) -> bool {
     session.digest().is_some_and(|d| d.ssl_digest.is_some())
 }
 
-/// An HTTP/1 upgrade request (`Connection: upgrade` with `Upgrade`).
-pub fn is_upgrade(req: &RequestHeader) -> bool {
-    let listed = req
-        .headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .any(|v| {
-            v.as_bytes()
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
-        });
-    listed && req.headers.contains_key(http::header::UPGRADE)
-}
-
 pub fn client_of(session: &ServerSession) -> Client {
     Client {
         ip: session
@@ -125,7 +111,7 @@ pub async fn handle(
     }
     ctx.obs.route = rt.routes.find(path).cloned();
     ctx.request_id = forwarding::request_id(session.req_header());
-    if is_upgrade(session.req_header()) {
+    if forwarding::is_upgrade(session.req_header()) {
         return Ok(false);
     }
     // Everything else: the whole body read, then one exchange through the relay's upstream

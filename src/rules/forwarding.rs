@@ -299,18 +299,22 @@ pub fn prepare_upstream_request(
     }
 }
 
+/// An HTTP/1 upgrade request: `upgrade` among the tokens of any `Connection` header, with an
+/// `Upgrade` header. Pingora's loop takes such a request as an upgrade (`phases::handle`), and
+/// its headers then keep the two.
+pub fn is_upgrade(req: &RequestHeader) -> bool {
+    let listed = req.headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+    });
+    listed && req.headers.contains_key(header::UPGRADE)
+}
+
 /// Removes hop-by-hop headers and those listed in Connection; an Upgrade (WebSocket)
 /// handshake keeps its two headers.
 fn remove_hop_by_hop(req: &mut RequestHeader) {
-    let upgrade = req
-        .headers
-        .get(header::CONNECTION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-        })
-        && req.headers.contains_key(header::UPGRADE);
+    let upgrade = is_upgrade(req);
     let listed: Vec<HeaderName> = req
         .headers
         .get_all(header::CONNECTION)
@@ -446,6 +450,36 @@ mod tests {
             .bytes()
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn an_upgrade_keeps_its_two_headers_whichever_connection_header_says_it() {
+        let ctx = ctx();
+        let client = Client {
+            ip: Some("192.0.2.1".parse().expect("ip")),
+            tls: false,
+        };
+        let mut req = RequestHeader::build("GET", b"/ws/", None).expect("req");
+        req.append_header("Connection", "keep-alive").expect("h");
+        req.append_header("Connection", "Upgrade").expect("h");
+        req.append_header("Upgrade", "websocket").expect("h");
+        req.append_header("Keep-Alive", "timeout=5").expect("h");
+        assert!(is_upgrade(&req));
+        prepare_upstream_request(&mut req, &ctx, &TrustedProxies::default(), &client, "r");
+        let values = |n: &str| -> Vec<&str> {
+            req.headers
+                .get_all(n)
+                .iter()
+                .map(|v| v.to_str().expect("ascii"))
+                .collect()
+        };
+        assert_eq!(values("connection"), ["upgrade"]);
+        assert_eq!(values("upgrade"), ["websocket"]);
+        assert!(values("keep-alive").is_empty());
+
+        let mut req = RequestHeader::build("GET", b"/", None).expect("req");
+        req.append_header("Connection", "upgrade").expect("h");
+        assert!(!is_upgrade(&req), "no Upgrade header");
     }
 
     #[test]
