@@ -332,22 +332,24 @@ fn status_of(buf: &[u8]) -> Option<u16> {
     Some(code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0')))
 }
 
+/// A runtime for the relay's unit tests: one server, plus `extra` config.
+#[cfg(test)]
+fn test_runtime(extra: &str) -> Runtime {
+    let config = crate::config::parse(&format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n{extra}"
+    ))
+    .expect("config");
+    Runtime::build(&config, 1, &crate::telemetry::metrics::Metrics::new(10, 10)).expect("runtime")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::telemetry::metrics::Metrics;
 
-    fn runtime(extra: &str) -> Runtime {
-        let config = crate::config::parse(&format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n{extra}"
-        ))
-        .expect("config");
-        Runtime::build(&config, 1, &Metrics::new(10, 10)).expect("runtime")
-    }
-
     #[test]
     fn plain_requests_are_taken_and_the_rest_left_to_pingora() {
-        let rt = runtime("[[static]]\nprefix = \"/static/\"\nroot = \"/tmp\"\n");
+        let rt = test_runtime("[[static]]\nprefix = \"/static/\"\nroot = \"/tmp\"\n");
         let keeps = |raw: &[u8]| plan(raw, &rt, false).map(|p| p.keepalive);
         assert_eq!(keeps(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n"), Some(true));
         assert_eq!(
@@ -385,7 +387,7 @@ mod tests {
                 String::from_utf8_lossy(raw)
             );
         }
-        assert!(runtime("").fast_path, "on by default");
+        assert!(test_runtime("").fast_path, "on by default");
         let config = crate::config::parse(
             "[server]\nfast_path = false\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n",
         )

@@ -271,14 +271,9 @@ fn put_header(wire: &mut BytesMut, name: &[u8], value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::metrics::Metrics;
 
     fn write(line: &RequestLine<'_>, headers: &[(&[u8], &[u8])]) -> String {
-        let config = crate::config::parse(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n",
-        )
-        .expect("config");
-        let rt = Runtime::build(&config, 1, &Metrics::new(10, 10)).expect("runtime");
+        let rt = super::super::test_runtime("");
         let client = Client {
             ip: Some("192.0.2.7".parse().expect("ip")),
             tls: true,

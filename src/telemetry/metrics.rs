@@ -23,7 +23,7 @@ pub struct Metrics {
     rejected: [IntCounter; 12],
     /// Static files that could not be served: `permission` (EACCES, answered 403), `io`.
     static_errors: [IntCounter; 2],
-    /// Requests handed to Django by `relay` (0) and by Pingora's proxy (1).
+    /// Requests by the loop that took them, indexed by `ProxyLoop`.
     proxied_by: [IntCounter; 3],
     /// `authz_edge_request_bodies_spooled_total`.
     spooled_bodies: IntCounter,
