@@ -11,7 +11,9 @@ use crate::phases::EdgeProxy;
 use crate::relay::{self, Next};
 use crate::response::error_page;
 use crate::rules::forwarding::Client;
+use crate::runtime::connections::Slot;
 use crate::runtime::Shared;
+use crate::telemetry::metrics::ConnProtocol;
 use crate::telemetry::metrics::RejectReason;
 use async_trait::async_trait;
 use bytes::BytesMut;
@@ -42,24 +44,34 @@ enum Head {
 /// Waits for the first bytes of a request (idling): `false` when the connection is to close.
 ///
 /// A keepalive connection waits through `drain::next_request`, which lingers at shutdown so
-/// that a request already on its way is served; a new connection still gets its answer.
+/// that a request already on its way is served; a new connection still gets its answer. Either
+/// closes when it is shed at the connection cap.
 async fn wait_for_request(
     stream: &mut Stream,
     shared: &Shared,
     idle: Duration,
     keepalive: bool,
     buf: &mut BytesMut,
+    slot: &Slot,
 ) -> bool {
     use crate::runtime::drain;
     if keepalive {
-        drain::next_request(stream, buf, idle, shared)
+        drain::next_request(stream, buf, idle, shared, slot)
             .await
             .is_some()
     } else {
-        matches!(
-            timeout(idle, drain::read_idle(stream, buf)).await,
-            Ok(Ok(n)) if n > 0
-        )
+        tokio::select! {
+            r = timeout(idle, drain::read_idle(stream, buf)) => matches!(r, Ok(Ok(n)) if n > 0),
+            () = shed(slot) => false,
+        }
+    }
+}
+
+/// Returns once the connection is shed at the cap (a drain's wake-up is not for a new
+/// connection: it still gets its answer).
+async fn shed(slot: &Slot) {
+    while !slot.is_shed() {
+        slot.wake.notified().await;
     }
 }
 
@@ -120,6 +132,7 @@ impl EdgeApp {
         buf: BytesMut,
         served: u32,
         conn: &Conn<'_>,
+        slot: &Slot,
     ) -> After {
         let head = match read_head(&mut stream, &self.shared, buf).await {
             Head::Ready(h) => h,
@@ -135,8 +148,11 @@ impl EdgeApp {
                 return After::Close;
             }
         };
-        // N requests in all: after this one, N - served more.
-        let reuses_left = conn.max_requests.saturating_sub(served);
+        // N requests in all: after this one, N - served more; none once the connection is old.
+        let reuses_left = match std::time::Instant::now() < slot.retire_at {
+            true => conn.max_requests.saturating_sub(served),
+            false => 0,
+        };
         let rt = self.shared.runtime.load_full();
         if let Some(plan) = relay::plan(&head, &rt, conn.client.tls) {
             let may_keepalive = reuses_left > 0;
@@ -183,12 +199,30 @@ impl ServerApp for EdgeApp {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let mut stream = match self.tls.as_ref().and_then(|t| t.tls_for(&stream)) {
+        let tls = self.tls.as_ref().and_then(|t| t.tls_for(&stream));
+        let first = match tls {
+            Some(_) => ConnProtocol::TlsHandshake,
+            None => ConnProtocol::Http1,
+        };
+        let admitted = {
+            let rt = self.shared.runtime.load();
+            let (max, age) = (rt.max_connections, rt.max_connection_age);
+            self.shared.connections.admit(max, age, first)
+        };
+        // At the cap with no idle connection to close instead, this one is closed.
+        let mut admitted = admitted?;
+        let mut stream = match tls {
             Some(acceptor) => {
                 let within = self.shared.runtime.load().limits.header_timeout.0;
                 // Boxed: rustls's handshake state is several KiB, which the connection's task
                 // would otherwise keep for its whole life, idle or not.
-                Box::pin(super::tls::handshake(acceptor, stream, within)).await?
+                let stream = Box::pin(super::tls::handshake(acceptor, stream, within)).await?;
+                let h2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
+                admitted.set_protocol(match h2 {
+                    true => ConnProtocol::H2,
+                    false => ConnProtocol::Http1Tls,
+                });
+                stream
             }
             None => stream,
         };
@@ -196,7 +230,7 @@ impl ServerApp for EdgeApp {
             // HTTP/2: Pingora's h2 server, our stream loop; limits are checked on the parsed
             // request.
             // Boxed, as a request is below: an HTTP/1 connection's future does not carry it.
-            Box::pin(super::h2::serve(&self.shared, stream, shutdown)).await;
+            Box::pin(super::h2::serve(&self.shared, stream, shutdown, &admitted)).await;
             return None;
         }
         let conn = {
@@ -227,13 +261,19 @@ impl ServerApp for EdgeApp {
                     0 => (conn.header_timeout, false),
                     _ => (conn.keepalive, true),
                 };
-                if !wait_for_request(&mut stream, &self.shared, idle, keepalive, &mut buf).await {
+                admitted.idle();
+                let slot = &admitted.slot;
+                if !wait_for_request(&mut stream, &self.shared, idle, keepalive, &mut buf, slot)
+                    .await
+                {
                     return None;
                 }
+                admitted.busy();
             }
             served += 1;
             let request = std::mem::take(&mut buf);
-            match Box::pin(self.serve(stream, request, served, &conn)).await {
+            let slot = &admitted.slot;
+            match Box::pin(self.serve(stream, request, served, &conn, slot)).await {
                 After::Next(s, rest) => {
                     stream = s;
                     buf = rest;

@@ -8,8 +8,10 @@
 //! both keep one set: `handle`, `fail` and `log`.
 
 use crate::phases::{self, RequestCtx};
+use crate::runtime::connections::{Admission, Slot};
 use crate::runtime::Shared;
 use crate::telemetry::metrics::ProxyLoop;
+use crate::telemetry::metrics::ShedReason;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use pingora::protocols::http::v2::server::{
     default_h2_options, handshake, H2Accept, H2Options, HttpSession,
@@ -20,7 +22,10 @@ use pingora::server::ShutdownWatch;
 use pingora::ErrorType;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::{timeout_at, Instant};
 
 /// Bytes h2 may hold per stream for a client that does not read (its default is 400 KiB).
 pub const SEND_BUFFER: usize = 16 * 1024;
@@ -46,6 +51,44 @@ pub fn options() -> H2Options {
     o
 }
 
+struct Life<'a> {
+    admitted: &'a Admission<'a>,
+    born: Instant,
+    retire_at: Instant,
+}
+
+/// How long a connection that was told GOAWAY, with no stream left, is given to close before it
+/// is dropped (a client that never answers h2's PING would otherwise hold it).
+const GOAWAY_LINGER: Duration = Duration::from_secs(1);
+
+/// Streams open at once in the whole process: past it a new stream is refused with
+/// `REFUSED_STREAM`, which clients retry (counted as `shed{reason="h2_stream"}`). With the
+/// per-stream bound above (at most about 54 KiB each for a client that does not read), this
+/// bounds what HTTP/2 streams hold for the process, about 220 MiB, whatever the connections.
+pub const MAX_PROCESS_STREAMS: usize = 4096;
+
+/// Streams open now, process-wide.
+static OPEN_STREAMS: AtomicUsize = AtomicUsize::new(0);
+
+/// A stream's place under `MAX_PROCESS_STREAMS`, given back when dropped.
+struct StreamPermit;
+
+impl StreamPermit {
+    fn take() -> Option<StreamPermit> {
+        if OPEN_STREAMS.fetch_add(1, Ordering::Relaxed) >= MAX_PROCESS_STREAMS {
+            OPEN_STREAMS.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(StreamPermit)
+    }
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        OPEN_STREAMS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Serves an HTTP/2 connection (ALPN `h2`) until it closes.
 ///
 /// The streams run inside this connection's task, not as tasks of their own: with several
@@ -54,18 +97,49 @@ pub fn options() -> H2Options {
 /// per request spawned, 1.16x in the connection's task). As in nginx, a connection is served
 /// by one thread at a time.
 ///
+/// The connection is governed as nginx governs HTTP/2 (`keepalive_timeout`,
+/// `client_header_timeout`, `keepalive_requests`, `keepalive_time`): the preface and first
+/// request must come within `limits.header_timeout` of the accept; with no stream open for
+/// `server.keepalive_timeout` it gets GOAWAY and closes; after
+/// `limits.max_requests_per_connection` streams, or past `server.max_connection_age`, it gets
+/// GOAWAY and its open streams finish. A connection told GOAWAY closes once its streams are
+/// done, and is dropped `GOAWAY_LINGER` later if the client does not close it. Shed at the
+/// connection cap while idle, it is told GOAWAY too.
+///
 /// At shutdown: GOAWAY, then the streams already open (and those the client had sent before it
 /// saw the GOAWAY) are served until the connection ends, as Pingora's own accept loop does.
 /// Past `server::MAX_MALFORMED_STREAMS_PER_CONN` malformed streams, h2's connection is reset
 /// (Pingora's budget, kept per connection).
-pub async fn serve(shared: &Shared, stream: Stream, shutdown: &ShutdownWatch) {
+///
+/// `admitted` is the connection's place under the cap: idle while no stream is open; its slot
+/// says when it was accepted and when it retires.
+pub async fn serve(
+    shared: &Shared,
+    stream: Stream,
+    shutdown: &ShutdownWatch,
+    admitted: &Admission<'_>,
+) {
+    let life = Life {
+        admitted,
+        born: admitted.slot.born.into(),
+        retire_at: admitted.slot.retire_at.into(),
+    };
     let digest = Arc::new(Digest {
         ssl_digest: stream.get_ssl_digest(),
         timing_digest: stream.get_timing_digest(),
         proxy_digest: stream.get_proxy_digest(),
         socket_digest: stream.get_socket_digest(),
     });
-    let Ok(mut conn) = handshake(stream, Some(options())).await else {
+    let (header_timeout, keepalive, max_requests) = {
+        let rt = shared.runtime.load();
+        (
+            rt.limits.header_timeout.0,
+            rt.keepalive_timeout,
+            rt.limits.max_requests_per_connection,
+        )
+    };
+    let first_by = life.born + header_timeout;
+    let Ok(Ok(mut conn)) = timeout_at(first_by, handshake(stream, Some(options()))).await else {
         return;
     };
     let mut shutdown = shutdown.clone();
@@ -74,6 +148,14 @@ pub async fn serve(shared: &Shared, stream: Stream, shutdown: &ShutdownWatch) {
         conn.graceful_shutdown();
     }
     let mut malformed = 0usize;
+    let mut served: u32 = 0;
+    // While no stream is open: since when (the deadline is checked lazily, so that a request
+    // costs no timer reset).
+    let mut idle_since = Some(life.born);
+    let mut idle_for = header_timeout;
+    life.admitted.idle();
+    let timer = tokio::time::sleep_until(first_by.min(life.retire_at));
+    tokio::pin!(timer);
     // Each stream's future is boxed: its size is the request's, not the connection's.
     let mut streams: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send + '_>>> =
         FuturesUnordered::new();
@@ -84,17 +166,80 @@ pub async fn serve(shared: &Shared, stream: Stream, shutdown: &ShutdownWatch) {
                 if changed.is_err() || *shutdown.borrow() {
                     conn.graceful_shutdown();
                     going_away = true;
+                    timer.as_mut().reset(Instant::now() + GOAWAY_LINGER);
                 }
                 continue;
             }
-            Some(()) = streams.next(), if !streams.is_empty() => continue,
+            Some(()) = streams.next(), if !streams.is_empty() => {
+                if streams.is_empty() {
+                    let now = Instant::now();
+                    idle_since = Some(now);
+                    idle_for = keepalive;
+                    life.admitted.idle();
+                    if going_away {
+                        timer.as_mut().reset(now + GOAWAY_LINGER);
+                    }
+                }
+                continue;
+            }
+            () = &mut timer => {
+                let now = Instant::now();
+                let idle_end = idle_since.map(|s| s + idle_for);
+                if going_away {
+                    if streams.is_empty() && idle_end.is_some() {
+                        break;
+                    }
+                    // Streams still open: they finish; checked again later.
+                    timer.as_mut().reset(now + GOAWAY_LINGER);
+                    continue;
+                }
+                let retire = now >= life.retire_at;
+                match idle_end {
+                    Some(end) if now >= end || retire => {
+                        conn.graceful_shutdown();
+                        going_away = true;
+                        timer.as_mut().reset(now + GOAWAY_LINGER);
+                    }
+                    _ if retire => {
+                        conn.graceful_shutdown();
+                        going_away = true;
+                        timer.as_mut().reset(now + GOAWAY_LINGER);
+                    }
+                    Some(end) => timer.as_mut().reset(end.min(life.retire_at)),
+                    None => timer.as_mut().reset((now + keepalive).min(life.retire_at)),
+                }
+                continue;
+            }
+            () = shed(life.admitted.slot.as_ref()), if !going_away && streams.is_empty() => {
+                conn.graceful_shutdown();
+                going_away = true;
+                timer.as_mut().reset(Instant::now() + GOAWAY_LINGER);
+                continue;
+            }
             // Cancel-safe: a stream not taken here is taken on the next turn.
             a = HttpSession::from_h2_conn_with_malformed_budget(&mut conn, digest.clone(), &mut malformed) => a,
         };
         match accepted {
-            Ok(Some(H2Accept::Session(h2))) => {
+            Ok(Some(H2Accept::Session(mut h2))) => {
+                let Some(permit) = StreamPermit::take() else {
+                    shared.metrics.count_shed(ShedReason::H2Stream);
+                    h2.shutdown_with_reason(h2::Reason::REFUSED_STREAM);
+                    continue;
+                };
+                if streams.is_empty() {
+                    life.admitted.busy();
+                }
+                idle_since = None;
+                served = served.saturating_add(1);
+                if served >= max_requests && !going_away {
+                    // The last stream nginx's `keepalive_requests` allows: GOAWAY, and the
+                    // streams already open finish.
+                    conn.graceful_shutdown();
+                    going_away = true;
+                    timer.as_mut().reset(Instant::now() + GOAWAY_LINGER);
+                }
                 let session = ServerSession::new_http2(h2);
-                streams.push(Box::pin(serve_stream(shared, session)));
+                streams.push(Box::pin(serve_stream(shared, session, permit)));
             }
             Ok(Some(H2Accept::Rejected)) => {}
             // Closed (cleanly, or a connection error): what is left of the streams ends with it.
@@ -105,8 +250,15 @@ pub async fn serve(shared: &Shared, stream: Stream, shutdown: &ShutdownWatch) {
     while streams.next().await.is_some() {}
 }
 
+/// Returns once the connection is shed at the connection cap.
+async fn shed(slot: &Slot) {
+    while !slot.is_shed() {
+        slot.wake.notified().await;
+    }
+}
+
 /// One stream: its request answered by `phases::handle`, then recorded by `phases::log`.
-async fn serve_stream(shared: &Shared, mut session: ServerSession) {
+async fn serve_stream(shared: &Shared, mut session: ServerSession, _permit: StreamPermit) {
     match session.read_request().await {
         Ok(true) => {}
         Ok(false) => return,
@@ -118,6 +270,7 @@ async fn serve_stream(shared: &Shared, mut session: ServerSession) {
             return;
         }
     }
+    crate::rules::forwarding::join_cookies(session.req_header_mut());
     shared.metrics.count_proxied(ProxyLoop::H2);
     let mut ctx = RequestCtx::new(shared);
     let outcome = match phases::handle(shared, &mut session, &mut ctx).await {

@@ -23,7 +23,7 @@ impl BackgroundService for DrainWatch {
         }
         self.shared.draining.store(true, Ordering::Release);
         // Idle keepalive connections wake to linger (`runtime::drain::next_request`).
-        self.shared.drain_started.notify_waiters();
+        self.shared.connections.wake_all();
         tracing::info!("draining: responses now carry Connection: close");
     }
 }

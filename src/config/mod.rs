@@ -66,8 +66,16 @@ pub struct Server {
     /// Unix socket through which `--upgrade` takes the listeners over.
     pub upgrade_sock: String,
     pub pid_file: String,
-    /// Idle time allowed between requests on a client keepalive connection.
+    /// Idle time allowed between requests on a client keepalive connection (HTTP/2 too).
     pub keepalive_timeout: Dur,
+    /// How long a client connection may serve requests (nginx's `keepalive_time`): past it,
+    /// an HTTP/1 connection closes after its current response and an HTTP/2 one gets GOAWAY
+    /// and finishes its streams.
+    pub max_connection_age: Dur,
+    /// Client connections open at once, process-wide (nginx's `worker_connections`): at the
+    /// cap, the longest-idle connection is closed to make room; with none idle, the new one is
+    /// closed.
+    pub max_connections: usize,
     /// Tokio work stealing between worker threads (Pingora's `work_stealing`).
     pub work_stealing: bool,
     /// With `--daemon`: where standard error (the log) goes.
@@ -92,6 +100,8 @@ impl Default for Server {
             upgrade_sock: "/tmp/authz-edge-upgrade.sock".into(),
             pid_file: "/tmp/authz-edge.pid".into(),
             keepalive_timeout: Dur::secs(75),
+            max_connection_age: Dur::secs(3600),
+            max_connections: 10_000,
             work_stealing: true,
             error_log: None,
             fast_path: true,

@@ -30,6 +30,15 @@ pub fn validate(c: &Config) -> Vec<Problem> {
             format!("{} is out of range: use 1 to 1024", c.server.threads),
         );
     }
+    if c.server.max_connections == 0 {
+        bad("server.max_connections".into(), "must be at least 1".into());
+    }
+    if c.server.max_connection_age.0.is_zero() {
+        bad(
+            "server.max_connection_age".into(),
+            "must be longer than 0s".into(),
+        );
+    }
     if let Some(tls) = &c.tls {
         if tls.listen.is_empty() {
             bad(

@@ -163,7 +163,11 @@ pub async fn read_whole(
     let expects = expects_continue(req);
     let http11 = req.version == http::Version::HTTP_11;
     let mut lease = BodyLease(0);
-    if session.is_body_empty() {
+    // An HTTP/2 stream is read to its end whatever `content-length` says: h2 then refuses DATA
+    // beyond a `content-length: 0` (or any body longer or shorter than it) before Django is
+    // sent anything, where Pingora's `is_body_empty` trusts the header.
+    let h2 = session.is_http2();
+    if !h2 && session.is_body_empty() {
         let body = Body::Memory(Bytes::new());
         return Ok(Whole {
             body,
@@ -200,6 +204,14 @@ pub async fn read_whole(
             Some(file) => file.append(&chunk).map_err(|e| unwritable(limits, &e))?,
             None if lease.grow(chunk.len()) => memory.extend_from_slice(&chunk),
             None => return Err(RejectReason::BodyBufferFull),
+        }
+    }
+    if let ServerSession::H2(stream) = session {
+        // Request trailers are refused, as nginx 1.22 refuses them (over HTTP/1 a chunked
+        // body's trailers are dropped by Pingora's decoder, as nginx drops them).
+        match stream.read_trailers().await {
+            Ok(None) => {}
+            Ok(Some(_)) | Err(_) => return Err(RejectReason::BadRequest),
         }
     }
     let body = match spool {

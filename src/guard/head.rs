@@ -237,6 +237,44 @@ fn is_token(c: u8) -> bool {
     TOKEN[usize::from(c)]
 }
 
+/// The head guard's rules for an HTTP/2 request, which h2 parsed from its frames: what
+/// `check_raw_head` refuses in an HTTP/1 head is refused here with the same reason (h2 itself
+/// refuses CR, LF, NUL and upper case in names and values, and `Connection`-specific headers).
+///
+/// - the method: a token of upper-case letters and `-`, as the HTTP/1 guard takes it; TRACE,
+///   TRACK and CONNECT get 405;
+/// - `:path`: origin form only, with the HTTP/1 target's rules (escapes, `%00`, dot segments;
+///   `*` is refused as over HTTP/1);
+/// - the host: `:authority` or `host`, at least one, each a valid host, at most one `host`,
+///   and when both are sent they name the same host (RFC 9113 §8.3.1), else 400 `bad_host`.
+pub fn check_h2(req: &RequestHeader) -> Result<(), RejectReason> {
+    let method = req.method.as_str().as_bytes();
+    if !method.iter().all(|c| c.is_ascii_uppercase() || *c == b'-') {
+        return Err(RejectReason::BadRequest);
+    }
+    let target = req.raw_path();
+    crate::guard::target::check_target(method, target)?;
+    if target.first() != Some(&b'/') {
+        return Err(RejectReason::BadRequest);
+    }
+    let authority = req.uri.authority().map(|a| a.as_str().as_bytes());
+    let mut hosts = req.headers.get_all(http::header::HOST).iter();
+    let host = hosts.next().map(|h| h.as_bytes());
+    if hosts.next().is_some() {
+        return Err(RejectReason::BadHost);
+    }
+    let valid = |h: &[u8]| crate::guard::target::valid_host(h) && !h.is_empty();
+    let agree = match (authority, host) {
+        (None, None) => false,
+        (Some(one), None) | (None, Some(one)) => valid(one),
+        (Some(a), Some(h)) => valid(a) && valid(h) && a.eq_ignore_ascii_case(h.trim_ascii()),
+    };
+    match agree {
+        true => Ok(()),
+        false => Err(RejectReason::BadHost),
+    }
+}
+
 /// Checks a parsed request (HTTP/2 included) against the limits.
 pub fn check_parsed(req: &RequestHeader, limits: &Limits) -> Result<(), RejectReason> {
     let uri_len = req.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
@@ -270,6 +308,83 @@ pub fn check_parsed(req: &RequestHeader, limits: &Limits) -> Result<(), RejectRe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An HTTP/2 request as h2 hands it over: method, `:scheme`/`:authority`/`:path` in the URI.
+    fn h2(method: &[u8], authority: Option<&str>, path: &str, hosts: &[&str]) -> RequestHeader {
+        let uri = match authority {
+            Some(a) => http::Uri::builder().scheme("https").authority(a),
+            None => http::Uri::builder(),
+        };
+        let mut parts = http::Request::new(()).into_parts().0;
+        parts.method = http::Method::from_bytes(method).expect("method");
+        parts.uri = uri.path_and_query(path).build().expect("uri");
+        parts.version = http::Version::HTTP_2;
+        for h in hosts {
+            parts
+                .headers
+                .append(http::header::HOST, h.parse().expect("host"));
+        }
+        RequestHeader::from(parts)
+    }
+
+    #[test]
+    fn h2_requests_pass_the_http1_rules() {
+        let ok = h2(b"GET", Some("example.com"), "/a/b?x=1", &[]);
+        assert_eq!(check_h2(&ok), Ok(()));
+        let same = h2(
+            b"POST",
+            Some("example.com:8443"),
+            "/",
+            &["EXAMPLE.com:8443"],
+        );
+        assert_eq!(check_h2(&same), Ok(()));
+        assert_eq!(check_h2(&h2(b"GET", None, "/", &["example.com"])), Ok(()));
+        for (req, reason) in [
+            (h2(b"get", Some("a"), "/", &[]), RejectReason::BadRequest),
+            (h2(b"G_T", Some("a"), "/", &[]), RejectReason::BadRequest),
+            (
+                h2(b"TRACE", Some("a"), "/", &[]),
+                RejectReason::MethodNotAllowed,
+            ),
+            (
+                h2(b"TRACK", Some("a"), "/", &[]),
+                RejectReason::MethodNotAllowed,
+            ),
+            (
+                h2(b"CONNECT", Some("a"), "/", &[]),
+                RejectReason::MethodNotAllowed,
+            ),
+            (
+                h2(b"GET", Some("a"), "/../etc/passwd", &[]),
+                RejectReason::BadPath,
+            ),
+            (
+                h2(b"GET", Some("a"), "/a/%2e%2e/%2e%2e/b", &[]),
+                RejectReason::BadPath,
+            ),
+            (h2(b"GET", Some("a"), "/a%00b", &[]), RejectReason::BadPath),
+            (h2(b"GET", Some("a"), "/a%zz", &[]), RejectReason::BadPath),
+            (
+                h2(b"OPTIONS", Some("a"), "*", &[]),
+                RejectReason::BadRequest,
+            ),
+            (h2(b"GET", None, "/", &[]), RejectReason::BadHost),
+            (h2(b"GET", Some("a"), "/", &["b"]), RejectReason::BadHost),
+            (
+                h2(b"GET", Some("a"), "/", &["a", "a"]),
+                RejectReason::BadHost,
+            ),
+            (h2(b"GET", None, "/", &["a b"]), RejectReason::BadHost),
+            (
+                h2(b"GET", None, "/", &["probe.local/evil"]),
+                RejectReason::BadHost,
+            ),
+            (h2(b"GET", None, "/", &[""]), RejectReason::BadHost),
+            (h2(b"GET", None, "/", &["a..b"]), RejectReason::BadHost),
+        ] {
+            assert_eq!(check_h2(&req), Err(reason), "{:?} {}", req.method, req.uri);
+        }
+    }
 
     fn lim() -> Limits {
         Limits {

@@ -85,6 +85,9 @@ pub async fn handle(
     // CONNECT is not proxied (HTTP/1's is refused by `guard::target` before it is parsed).
     let refused = match session.req_header().method {
         http::Method::CONNECT => Err(RejectReason::MethodNotAllowed),
+        // HTTP/1 heads passed `check_raw_head` before they were parsed.
+        _ if session.is_http2() => head::check_h2(session.req_header())
+            .and_then(|()| head::check_parsed(session.req_header(), &rt.limits)),
         _ => head::check_parsed(session.req_header(), &rt.limits),
     };
     if let Err(r) = refused {

@@ -371,6 +371,29 @@ fn scheme(tls: bool) -> &'static str {
     }
 }
 
+/// Joins an HTTP/2 request's `cookie` fields into one, with `"; "` (RFC 9113 §8.2.3). Browsers
+/// send each cookie as a field of its own, for HPACK; Django reads one `Cookie` header, and
+/// `django.http.parse_cookie` takes fields joined with `,` for one cookie. Done once, where an
+/// HTTP/2 stream's request enters (`accept::h2`), so that the head Django gets, the keyed
+/// session hash and the sample all see the joined value.
+pub fn join_cookies(req: &mut RequestHeader) {
+    let mut fields = req.headers.get_all(http::header::COOKIE).iter();
+    let (Some(_), Some(_)) = (fields.next(), fields.next()) else {
+        return;
+    };
+    let mut joined = Vec::new();
+    for (i, v) in req.headers.get_all(http::header::COOKIE).iter().enumerate() {
+        if i > 0 {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(v.as_bytes());
+    }
+    // Each field was a valid value, and so is their join.
+    if let Ok(v) = http::HeaderValue::from_bytes(&joined) {
+        let _ = req.insert_header(http::header::COOKIE, v);
+    }
+}
+
 /// The client's request id when it is sane, else a new random one.
 pub fn request_id(req: &RequestHeader) -> String {
     request_id_from(req.headers.get(X_REQUEST_ID).map(|v| v.as_bytes()))
@@ -398,6 +421,24 @@ mod tests {
 
     fn ctx() -> ContextHeaders {
         ContextHeaders::default()
+    }
+
+    #[test]
+    fn http2_cookie_fields_are_joined_once() {
+        let mut req = RequestHeader::build("GET", b"/", None).expect("req");
+        req.append_header("cookie", "csrftoken=abc").expect("h");
+        req.append_header("accept", "*/*").expect("h");
+        req.append_header("cookie", "sessionid=s3cr3t").expect("h");
+        req.append_header("cookie", "theme=dark").expect("h");
+        join_cookies(&mut req);
+        let all: Vec<_> = req.headers.get_all("cookie").iter().collect();
+        assert_eq!(all, ["csrftoken=abc; sessionid=s3cr3t; theme=dark"]);
+        assert_eq!(req.headers.len(), 2);
+        // One field stays as it is.
+        let mut one = RequestHeader::build("GET", b"/", None).expect("req");
+        one.append_header("cookie", "a=1, b=2").expect("h");
+        join_cookies(&mut one);
+        assert_eq!(one.headers["cookie"], "a=1, b=2");
     }
 
     #[test]

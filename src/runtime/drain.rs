@@ -10,6 +10,7 @@
 //!   byte is pending on its socket (`pending`);
 //! - HTTP/2 connections get GOAWAY from Pingora's h2 accept loop and finish their streams.
 
+use crate::runtime::connections::Slot;
 use crate::runtime::Shared;
 use bytes::BytesMut;
 use pingora::protocols::Stream;
@@ -43,26 +44,35 @@ fn pending(stream: &Stream) -> bool {
 
 /// Waits on a keepalive connection for the first bytes of its next request.
 ///
-/// `None` means close it: idle past `idle`, closed by the client, or draining with nothing
-/// arriving within the linger.
+/// `None` means close it: idle past `idle`, closed by the client, shed at the connection cap
+/// (`connections`), or draining with nothing arriving within the linger.
 ///
-/// Draining is learnt from `Shared::drain_started` (a `Notify`, 64 bytes of the idle
-/// connection's future where a clone of Pingora's shutdown watch and its `changed()` took 136).
+/// A drain or the cap is learnt from the connection's `Slot::wake` (a `Notify`, 64 bytes of the
+/// idle connection's future where a clone of Pingora's shutdown watch and its `changed()` took
+/// 136), which both notify.
 pub async fn next_request(
     stream: &mut Stream,
     buf: &mut BytesMut,
     idle: Duration,
     shared: &Shared,
+    slot: &Slot,
 ) -> Option<usize> {
     let idle_end = Instant::now() + idle;
-    let started = shared.drain_started.notified();
-    tokio::pin!(started);
+    if slot.is_shed() {
+        return None;
+    }
+    let woken = slot.wake.notified();
+    tokio::pin!(woken);
     // Registered before the flag is read, so that a drain beginning in between still wakes it.
-    started.as_mut().enable();
+    woken.as_mut().enable();
     if !draining(shared) {
         tokio::select! {
             r = timeout_at(idle_end, read_idle(stream, buf)) => return r.ok().and_then(read_some),
-            () = &mut started => {}
+            () = &mut woken => {}
+        }
+        if !draining(shared) {
+            // Shed at the cap: closed at once, as nginx closes a reusable connection.
+            return None;
         }
     }
     // Draining: a request already on its way still gets its answer.

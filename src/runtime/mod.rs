@@ -5,6 +5,7 @@
 //! are swapped whole by a reload (`reload`); what is fixed for the process (listeners, threads)
 //! is named by `restart_keys`. The state that outlives generations is in `shared`.
 
+pub mod connections;
 pub mod drain;
 pub mod reload;
 mod shared;
@@ -52,6 +53,10 @@ pub struct Runtime {
     /// `server.fast_path`: plain HTTP/1 goes through the relay.
     pub fast_path: bool,
     pub keepalive_timeout: Duration,
+    /// `server.max_connection_age`.
+    pub max_connection_age: Duration,
+    /// `server.max_connections`.
+    pub max_connections: usize,
     /// How long an idle keepalive connection waits for a request once draining
     /// (`drain::next_request`): half the grace period (the rest is for that request to
     /// finish), at most the keepalive timeout.
@@ -193,6 +198,8 @@ impl Runtime {
             telemetry: config.telemetry.enabled,
             fast_path: server.fast_path,
             keepalive_timeout: server.keepalive_timeout.0,
+            max_connection_age: server.max_connection_age.0,
+            max_connections: server.max_connections,
             linger: (server.grace_period.0 / 2).min(server.keepalive_timeout.0),
             https_redirect_port,
             access_log: config.access_log.enabled,

@@ -34,8 +34,8 @@ pub struct Shared {
     pub started_with: Vec<(&'static str, String)>,
     /// Set once shutdown or upgrade has begun (`drain`): responses then close their connection.
     pub draining: std::sync::atomic::AtomicBool,
-    /// Notified once `draining` is set, for the idle keepalive connections.
-    pub drain_started: tokio::sync::Notify,
+    /// The open client connections: the cap, and how a drain wakes the idle ones.
+    pub connections: super::connections::Connections,
     /// Set once SIGHUP reloads (`background::reload`); the "listening" line waits for it.
     pub reload_ready: std::sync::atomic::AtomicBool,
     /// The file of the running generation as TOML, for the keys a reload changes.
@@ -65,6 +65,7 @@ impl Shared {
         metrics.generation.set(runtime.generation as i64);
         Ok(Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
+            connections: super::connections::Connections::new(&metrics),
             metrics,
             hash_key,
             config_path: path.to_path_buf(),
@@ -74,7 +75,6 @@ impl Shared {
             sink_writer: std::sync::Mutex::new(Some(sink_writer)),
             bound_https_port: std::sync::atomic::AtomicU16::new(0),
             draining: std::sync::atomic::AtomicBool::new(false),
-            drain_started: tokio::sync::Notify::new(),
             findings,
             reloads: std::sync::Mutex::new(std::collections::VecDeque::new()),
             started_with,

@@ -27,6 +27,10 @@ pub struct Metrics {
     proxied_by: [IntCounter; 3],
     /// `authz_edge_request_bodies_spooled_total`.
     spooled_bodies: IntCounter,
+    /// `authz_edge_client_connections{protocol}`, indexed by `ConnProtocol`.
+    pub client_connections: [IntGauge; 4],
+    /// `authz_edge_connections_shed_total{reason}`, indexed by `ShedReason`.
+    connections_shed: [IntCounter; 3],
     reload_ok: IntCounter,
     reload_error: IntCounter,
     pub generation: IntGauge,
@@ -148,6 +152,18 @@ impl Metrics {
             )
             .expect("static metric definition"),
         );
+        let client_connections = int_gauge_vec(
+            &r,
+            "authz_edge_client_connections",
+            "Client connections open now, by protocol (tls_handshake while the handshake runs).",
+            &["protocol"],
+        );
+        let connections_shed = counter_vec(
+            &r,
+            "authz_edge_connections_shed_total",
+            "Client connections closed or refused at server.max_connections (idle: the longest-idle one closed to make room; refused: a new one closed, none being idle) and HTTP/2 streams refused at the process's stream budget (h2_stream).",
+            &["reason"],
+        );
         let reloads = counter_vec(
             &r,
             "authz_edge_config_reloads_total",
@@ -261,6 +277,10 @@ impl Metrics {
             static_errors: ["permission", "io"].map(|k| static_errors.with_label_values(&[k])),
             proxied_by: ProxyLoop::ALL.map(|p| proxied_by.with_label_values(&[p.label()])),
             spooled_bodies,
+            client_connections: ConnProtocol::ALL
+                .map(|p| client_connections.with_label_values(&[p.label()])),
+            connections_shed: ShedReason::ALL
+                .map(|r| connections_shed.with_label_values(&[r.label()])),
             reload_ok: reloads.with_label_values(&["ok"]),
             reload_error: reloads.with_label_values(&["error"]),
             generation,
@@ -291,6 +311,29 @@ impl Metrics {
             .position(|k| *k == kind)
             .unwrap_or(3);
         self.upstream_errors[i].inc();
+    }
+
+    /// Counts a connection or stream shed at a cap.
+    pub fn count_shed(&self, reason: ShedReason) {
+        self.shed_counter(reason).inc();
+    }
+
+    /// `authz_edge_connections_shed_total{reason}`.
+    pub fn shed_counter(&self, reason: ShedReason) -> &IntCounter {
+        let i = ShedReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        &self.connections_shed[i]
+    }
+
+    /// The gauge of open connections speaking `protocol`.
+    pub fn connections_of(&self, protocol: ConnProtocol) -> &IntGauge {
+        let i = ConnProtocol::ALL
+            .iter()
+            .position(|p| *p == protocol)
+            .unwrap_or(0);
+        &self.client_connections[i]
     }
 
     /// Counts a request body written to a file before it went to Django.

@@ -24,6 +24,61 @@ impl ProxyLoop {
     }
 }
 
+/// A client connection's protocol, for `authz_edge_client_connections{protocol}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnProtocol {
+    /// Accepted on an HTTPS listener, its TLS handshake not yet done.
+    TlsHandshake,
+    /// Plain HTTP/1.
+    Http1,
+    /// HTTP/1 over TLS.
+    Http1Tls,
+    /// HTTP/2 (over TLS, by ALPN).
+    H2,
+}
+
+impl ConnProtocol {
+    pub const ALL: [ConnProtocol; 4] = [
+        ConnProtocol::TlsHandshake,
+        ConnProtocol::Http1,
+        ConnProtocol::Http1Tls,
+        ConnProtocol::H2,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ConnProtocol::TlsHandshake => "tls_handshake",
+            ConnProtocol::Http1 => "http1",
+            ConnProtocol::Http1Tls => "http1_tls",
+            ConnProtocol::H2 => "h2",
+        }
+    }
+}
+
+/// What the connection cap and the HTTP/2 stream budget took away, for
+/// `authz_edge_connections_shed_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShedReason {
+    /// An idle connection closed to make room for a new one at `server.max_connections`.
+    Idle,
+    /// A new connection closed at `server.max_connections`: none was idle.
+    Refused,
+    /// An HTTP/2 stream refused (`REFUSED_STREAM`) at the process's stream budget.
+    H2Stream,
+}
+
+impl ShedReason {
+    pub const ALL: [ShedReason; 3] = [ShedReason::Idle, ShedReason::Refused, ShedReason::H2Stream];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ShedReason::Idle => "idle",
+            ShedReason::Refused => "refused",
+            ShedReason::H2Stream => "h2_stream",
+        }
+    }
+}
+
 /// Why a request was refused before reaching Django.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {

@@ -538,6 +538,16 @@ impl HttpSession {
         Ok(data)
     }
 
+    /// The request's trailers, once its body has been read to its end (`read_body_bytes`
+    /// returned `None`); `None` when the client sent none. (authz-edge: request trailers are
+    /// refused, as nginx 1.22 refuses them.)
+    pub async fn read_trailers(&mut self) -> Result<Option<HeaderMap>> {
+        self.request_body_reader
+            .trailers()
+            .await
+            .or_err(ErrorType::ReadError, "while reading downstream request trailers")
+    }
+
     #[doc(hidden)]
     pub fn poll_read_body_bytes(
         &mut self,

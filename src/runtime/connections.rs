@@ -1,0 +1,280 @@
+//! Client connections, process-wide: the cap (`server.max_connections`, nginx's
+//! `worker_connections`), the idle connections that make room when it is reached, and the
+//! gauge of open connections by protocol.
+//!
+//! As in nginx, a connection that waits for a request (a new one for its first, a keepalive one
+//! for its next, an HTTP/2 one with no stream open) is *idle* and may be closed to make room:
+//! at the cap, a new connection closes the one idle longest, so that clients with requests
+//! are still served while silent ones go. With none idle, the new connection is closed. Both
+//! are counted (`authz_edge_connections_shed_total{reason}`) and logged once per episode (until
+//! the open connections fall back below nine tenths of the cap).
+//!
+//! The request path pays two relaxed atomic stores per request (idle, then busy); the slab of
+//! connections is locked once when a connection opens and once when it closes, and searched
+//! only at the cap.
+
+use crate::telemetry::metrics::{ConnProtocol, Metrics, ShedReason};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::Notify;
+
+/// One open connection, as the cap and a drain see it. Kept on the heap, so that the
+/// connection's own future (which every idle connection holds) stays small.
+pub struct Slot {
+    /// When the connection was accepted.
+    pub born: Instant,
+    /// Past this it serves no more requests (`server.max_connection_age`).
+    pub retire_at: Instant,
+    /// When the connection began to wait for a request, in milliseconds since the registry
+    /// began, plus one; 0 while it is busy.
+    idle_since: AtomicU64,
+    /// Set when the connection is to close as soon as it is idle (shed at the cap).
+    shed: AtomicBool,
+    /// Wakes the connection's wait for a request: it was shed, or the process drains.
+    pub wake: Notify,
+}
+
+impl Slot {
+    /// Whether the connection was chosen to close at the cap.
+    pub fn is_shed(&self) -> bool {
+        self.shed.load(Ordering::Relaxed)
+    }
+}
+
+/// The open client connections.
+pub struct Connections {
+    slots: Mutex<Slab>,
+    open: AtomicUsize,
+    /// A shed episode is under way (logged at its start).
+    episode: AtomicBool,
+    epoch: Instant,
+    gauges: [prometheus::IntGauge; 4],
+    shed: [prometheus::IntCounter; 2],
+}
+
+#[derive(Default)]
+struct Slab {
+    slots: Vec<Option<Arc<Slot>>>,
+    free: Vec<usize>,
+}
+
+impl Connections {
+    pub fn new(metrics: &Metrics) -> Connections {
+        let shed = [ShedReason::Idle, ShedReason::Refused];
+        Connections {
+            slots: Mutex::new(Slab::default()),
+            open: AtomicUsize::new(0),
+            episode: AtomicBool::new(false),
+            epoch: Instant::now(),
+            gauges: ConnProtocol::ALL.map(|p| metrics.connections_of(p).clone()),
+            shed: shed.map(|r| metrics.shed_counter(r).clone()),
+        }
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Takes a new connection in under the cap `max`: `None` when it is to be closed at once
+    /// (at the cap with no idle connection to close instead).
+    pub fn admit(
+        &self,
+        max: usize,
+        max_age: std::time::Duration,
+        protocol: ConnProtocol,
+    ) -> Option<Admission<'_>> {
+        let born = Instant::now();
+        let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+        if open > max {
+            let reason = match self.shed_longest_idle() {
+                true => ShedReason::Idle,
+                false => ShedReason::Refused,
+            };
+            self.shed[usize::from(reason == ShedReason::Refused)].inc();
+            if !self.episode.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    max_connections = max,
+                    "server.max_connections reached: idle connections are closed to make room, \
+                     and new ones closed when none is idle (authz_edge_connections_shed_total)"
+                );
+            }
+            if reason == ShedReason::Refused {
+                self.open.fetch_sub(1, Ordering::Relaxed);
+                return None;
+            }
+        } else if open < max - max / 10 && self.episode.load(Ordering::Relaxed) {
+            self.episode.store(false, Ordering::Relaxed);
+        }
+        let slot = Arc::new(Slot {
+            born,
+            retire_at: born + max_age,
+            idle_since: AtomicU64::new(0),
+            shed: AtomicBool::new(false),
+            wake: Notify::new(),
+        });
+        let key = {
+            let mut slab = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            match slab.free.pop() {
+                Some(k) => {
+                    slab.slots[k] = Some(slot.clone());
+                    k
+                }
+                None => {
+                    slab.slots.push(Some(slot.clone()));
+                    slab.slots.len() - 1
+                }
+            }
+        };
+        let key = u32::try_from(key).unwrap_or(u32::MAX);
+        let admitted = Admission {
+            conns: self,
+            key,
+            slot,
+            protocol: protocol_index(protocol),
+        };
+        admitted.gauge().inc();
+        Some(admitted)
+    }
+
+    /// Marks the idle connection that has waited longest to be closed and wakes it; `false`
+    /// when none is idle.
+    fn shed_longest_idle(&self) -> bool {
+        let slab = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let oldest = slab
+            .slots
+            .iter()
+            .flatten()
+            .filter(|s| !s.is_shed())
+            .filter_map(|s| {
+                let since = s.idle_since.load(Ordering::Relaxed);
+                (since > 0).then_some((since, s))
+            })
+            .min_by_key(|(since, _)| *since);
+        match oldest {
+            Some((_, slot)) => {
+                slot.shed.store(true, Ordering::Relaxed);
+                slot.wake.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Wakes every connection's wait for a request: the process drains.
+    pub fn wake_all(&self) {
+        let slab = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        for slot in slab.slots.iter().flatten() {
+            slot.wake.notify_one();
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+    }
+}
+
+fn protocol_index(p: ConnProtocol) -> u8 {
+    ConnProtocol::ALL.iter().position(|q| *q == p).unwrap_or(0) as u8
+}
+
+/// A connection counted under the cap, until it is dropped.
+pub struct Admission<'a> {
+    conns: &'a Connections,
+    pub slot: Arc<Slot>,
+    key: u32,
+    protocol: u8,
+}
+
+impl Admission<'_> {
+    fn gauge(&self) -> &prometheus::IntGauge {
+        &self.conns.gauges[usize::from(self.protocol) % 4]
+    }
+
+    /// The connection's protocol is known (after the TLS handshake and ALPN).
+    pub fn set_protocol(&mut self, protocol: ConnProtocol) {
+        self.gauge().dec();
+        self.protocol = protocol_index(protocol);
+        self.gauge().inc();
+    }
+
+    /// The connection waits for a request: it may be shed from now on.
+    #[inline]
+    pub fn idle(&self) {
+        self.slot
+            .idle_since
+            .store(self.conns.now(), Ordering::Relaxed);
+    }
+
+    /// The connection is serving a request.
+    #[inline]
+    pub fn busy(&self) {
+        self.slot.idle_since.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.gauge().dec();
+        {
+            let mut slab = self.conns.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let key = self.key as usize;
+            if let Some(s) = slab.slots.get_mut(key) {
+                *s = None;
+                slab.free.push(key);
+            }
+        }
+        self.conns.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+    fn conns() -> (Metrics, Connections) {
+        let m = Metrics::new(10, 10);
+        let c = Connections::new(&m);
+        (m, c)
+    }
+
+    #[test]
+    fn at_the_cap_the_longest_idle_connection_is_shed() {
+        let (m, c) = conns();
+        let a = c.admit(2, HOUR, ConnProtocol::Http1).expect("a");
+        let b = c.admit(2, HOUR, ConnProtocol::Http1).expect("b");
+        b.idle();
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        a.idle();
+        let third = c.admit(2, HOUR, ConnProtocol::Http1).expect("room made");
+        assert!(b.slot.is_shed(), "b waited longest");
+        assert!(!a.slot.is_shed());
+        assert_eq!(c.open(), 3, "b closes once it wakes");
+        drop(b);
+        assert_eq!(c.open(), 2);
+        assert_eq!(m.connections_of(ConnProtocol::Http1).get(), 2);
+        // Busy connections are never shed: the next one is refused.
+        a.busy();
+        third.busy();
+        assert!(c.admit(2, HOUR, ConnProtocol::Http1).is_none());
+        assert_eq!(c.open(), 2);
+        assert_eq!(m.shed_counter(ShedReason::Idle).get(), 1);
+        assert_eq!(m.shed_counter(ShedReason::Refused).get(), 1);
+    }
+
+    #[test]
+    fn the_gauge_follows_the_protocol() {
+        let (m, c) = conns();
+        let mut a = c.admit(10, HOUR, ConnProtocol::TlsHandshake).expect("a");
+        assert_eq!(m.connections_of(ConnProtocol::TlsHandshake).get(), 1);
+        a.set_protocol(ConnProtocol::H2);
+        assert_eq!(m.connections_of(ConnProtocol::TlsHandshake).get(), 0);
+        assert_eq!(m.connections_of(ConnProtocol::H2).get(), 1);
+        drop(a);
+        assert_eq!(m.connections_of(ConnProtocol::H2).get(), 0);
+        assert_eq!(c.open(), 0);
+    }
+}
