@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 #![allow(unused_imports)]
 
+pub mod browser;
 pub mod client;
 pub mod django;
 pub mod fixtures;

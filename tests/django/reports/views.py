@@ -44,6 +44,18 @@ def whoami(request):
     )
 
 
+def cookies(request):
+    """What Django made of the Cookie header: the browser test (tests/browser.rs) asserts it."""
+    return JsonResponse(
+        {
+            "http_cookie": request.META.get("HTTP_COOKIE"),
+            "names": sorted(request.COOKIES),
+            "user": request.user.username if request.user.is_authenticated else None,
+            "secure": request.is_secure(),
+        }
+    )
+
+
 @login_required
 def profile(request):
     return HttpResponse(f"profile of {request.user.username}")

@@ -13,6 +13,7 @@ urlpatterns = [
     path("", views.home),
     path("healthz", views.healthz),
     path("whoami/", views.whoami),
+    path("cookies/", views.cookies),
     path("accounts/login/", auth_views.LoginView.as_view()),
     path("accounts/profile/", views.profile),
     path("form/", views.form),
