@@ -10,8 +10,11 @@ pub mod browser;
 pub mod client;
 pub mod django;
 pub mod fixtures;
+pub mod h2raw;
 pub mod harness;
+pub mod nginx;
 pub mod poll;
+pub mod recorder;
 pub mod sink;
 pub mod upstream;
 
