@@ -676,3 +676,135 @@ fn one_reload_under_load_applies_every_section_live() {
     );
     p.wait_stderr("sink.queue");
 }
+
+/// Descriptors the process `pid` holds open.
+fn open_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .count()
+}
+
+/// At least `n` descriptors for this process and the proxy it starts (which inherits them).
+fn raise_nofile(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the one struct given.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        if lim.rlim_cur < n {
+            lim.rlim_cur = n.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// 2,000 connections that never send a request: TLS done and silent, HTTP/2's preface and
+/// nothing more, and TCP without a ClientHello. `limits.header_timeout` closes every one; the
+/// proxy's descriptors come back to where they started, and a normal request is served
+/// throughout. (Before, a TLS connection that negotiated h2 and went silent was never closed.)
+#[test]
+fn two_thousand_silent_connections_are_closed_by_the_timeouts() {
+    use common::h2raw::{tls_config, tls_connect, Frame, Outcome, H2};
+    raise_nofile(8192);
+    let up = Upstream::start(|_| Reply::new(200, "ok"));
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert_pem, tls) = self_signed_tls(dir.path(), "");
+    let config = config_for(
+        &[up.addr],
+        &format!("{tls}\n[limits]\nheader_timeout = \"2s\"\n"),
+    )
+    .replace("[server]\n", "[server]\nkeepalive_timeout = \"2s\"\n");
+    let p = Proxy::start(&config);
+    let https = p.https.expect("https");
+    let client = tls_config(&cert_pem);
+    let get: [(&[u8], &[u8]); 4] = [
+        (b":method", b"GET"),
+        (b":scheme", b"https"),
+        (b":authority", b"localhost"),
+        (b":path", b"/served"),
+    ];
+    let served = || {
+        let mut c = H2::connect(https, &client);
+        c.send(&[Frame::headers(1, &get, true)]);
+        let o = c.outcome(1);
+        assert!(
+            matches!(
+                o,
+                Outcome::Response {
+                    status: 200,
+                    complete: true,
+                    ..
+                }
+            ),
+            "a normal request during the flood: {o:?}"
+        );
+    };
+    served();
+    // The normal request's own connection closes after its keepalive timeout.
+    poll::until_true("the first connection closed", || {
+        metric_value(
+            &p.metrics(),
+            "authz_edge_client_connections{protocol=\"h2\"}",
+        ) == 0.0
+    });
+    let start = open_fds(p.pid());
+    let mut held: Vec<Box<dyn Read>> = Vec::new();
+    let mut peak = 0;
+    for i in 0..2000 {
+        match i % 4 {
+            0 | 1 => held.push(Box::new(tls_connect(https, &client))),
+            2 => {
+                let mut t = tls_connect(https, &client);
+                t.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+                    .expect("preface");
+                held.push(Box::new(t));
+            }
+            _ => {
+                let s = TcpStream::connect(https).expect("connect");
+                s.set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("timeout");
+                held.push(Box::new(s));
+            }
+        }
+        if i % 250 == 0 {
+            served();
+            peak = peak.max(open_fds(p.pid()));
+        }
+    }
+    peak = peak.max(open_fds(p.pid()));
+    poll::until(
+        "the proxy's descriptors back to their start",
+        || match open_fds(p.pid()) {
+            n if n == start => Ok(()),
+            n => Err(n),
+        },
+    );
+    // Every silent client sees its connection closed by the proxy.
+    for (i, s) in held.iter_mut().enumerate() {
+        let mut b = [0u8; 256];
+        let closed = loop {
+            match s.read(&mut b) {
+                Ok(0) => break true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
+                Err(_) => break true,
+            }
+        };
+        assert!(closed, "silent connection {i} still open");
+    }
+    served();
+    let m = p.metrics();
+    let open: f64 = ["tls_handshake", "http1", "http1_tls", "h2"]
+        .iter()
+        .map(|proto| {
+            metric_value(
+                &m,
+                &format!("authz_edge_client_connections{{protocol=\"{proto}\"}}"),
+            )
+        })
+        .sum();
+    assert!(open <= 1.0, "{open} connections counted open");
+    println!("2,000 silent connections: proxy descriptors {start} at the start, {peak} at the peak, {start} after the timeouts");
+}

@@ -179,6 +179,8 @@ pub struct H2 {
     tls: Tls,
     decoder: fluke_hpack::Decoder<'static>,
     buf: Vec<u8>,
+    /// Every GOAWAY read so far: (last stream id, error code).
+    pub goaways: Vec<(u32, u32)>,
 }
 
 impl H2 {
@@ -198,6 +200,36 @@ impl H2 {
             tls,
             decoder: fluke_hpack::Decoder::new(),
             buf: Vec::new(),
+            goaways: Vec::new(),
+        }
+    }
+
+    /// Reads (answering SETTINGS and PING) until the server closes the connection: `true`, or
+    /// until it is silent for the read timeout (5 s): `false`.
+    pub fn until_closed(&mut self) -> bool {
+        loop {
+            match self.next_frame() {
+                Ok((GOAWAY, _, _, payload)) if payload.len() >= 8 => {
+                    let word = |i: usize| {
+                        u32::from_be_bytes([
+                            payload[i],
+                            payload[i + 1],
+                            payload[i + 2],
+                            payload[i + 3],
+                        ])
+                    };
+                    self.goaways.push((word(0) & 0x7fff_ffff, word(4)));
+                }
+                Ok((PING, 0, _, payload)) => self.send(&[Frame {
+                    kind: PING,
+                    flags: 1,
+                    stream: 0,
+                    payload,
+                }]),
+                Ok(_) => {}
+                Err(Outcome::Silent) => return false,
+                Err(_) => return true,
+            }
         }
     }
 
@@ -281,6 +313,7 @@ impl H2 {
                         ])
                     };
                     let (last, code) = (word(0) & 0x7fff_ffff, word(4));
+                    self.goaways.push((last, code));
                     // A graceful GOAWAY (NO_ERROR) that covers the stream lets it finish.
                     if code != 0 || last < stream {
                         return match head {
