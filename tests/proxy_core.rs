@@ -1095,3 +1095,44 @@ for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
     );
     assert_eq!(up.count(), 4);
 }
+
+/// A response head larger than `limits.max_header_bytes` is a 502 on every loop (the relay,
+/// Pingora's loop for a chunked request body, and HTTP/2), as nginx answers 502 to a head past
+/// `proxy_buffer_size`; one just under it passes.
+#[test]
+fn a_response_head_over_max_header_bytes_is_a_502_on_every_loop() {
+    let up = Upstream::start(|s| {
+        let size = if s.path.starts_with("/big") { 20_000 } else { 7_000 };
+        Reply::new(200, "ok").header("X-Big", &"b".repeat(size))
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert_pem, tls) = self_signed_tls(dir.path(), "");
+    let p = Proxy::start(&config_for(
+        &[up.addr],
+        &format!("{tls}\n[limits]\nmax_header_bytes = 8192\n"),
+    ));
+    for path in ["/big", "/small"] {
+        let want = if path == "/big" { 502 } else { 200 };
+        assert_eq!(get(p.http, path).status, want, "relay {path}");
+        let chunked = raw_request(
+            p.http,
+            format!("POST {path} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n").as_bytes(),
+            false,
+        )
+        .expect("response");
+        assert_eq!(chunked.status, want, "Pingora's loop {path}");
+        let client = https_client(&cert_pem, p.https.expect("https"), false);
+        let https = p.https.expect("https").port();
+        let r = client
+            .get(format!("https://localhost:{https}{path}"))
+            .send()
+            .expect("h2");
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.status().as_u16(), want, "HTTP/2 {path}");
+    }
+    let m = p.metrics();
+    assert_eq!(
+        metric_value(&m, "authz_edge_upstream_errors_total{kind=\"other\"}"),
+        3.0
+    );
+}
