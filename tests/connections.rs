@@ -72,6 +72,13 @@ fn closed_by_server(s: &mut impl Read) -> bool {
     }
 }
 
+fn shed(metrics: &str, reason: &str) -> f64 {
+    metric_value(
+        metrics,
+        &format!("authz_edge_connections_shed_total{{reason=\"{reason}\"}}"),
+    )
+}
+
 fn client_connections(p: &Proxy, protocol: &str) -> f64 {
     metric_value(
         &p.metrics(),
@@ -254,14 +261,8 @@ fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
         assert_eq!(r.status, 200, "connection {i}");
     }
     let m = p.metrics();
-    assert_eq!(
-        metric_value(&m, "authz_edge_connections_shed_total{reason=\"idle\"}"),
-        1.0
-    );
-    assert_eq!(
-        metric_value(&m, "authz_edge_connections_shed_total{reason=\"refused\"}"),
-        0.0
-    );
+    assert_eq!(shed(&m, "idle"), 1.0);
+    assert_eq!(shed(&m, "refused"), 0.0);
     poll::until_true("4 open connections", || {
         client_connections(&p, "http1") == 4.0
     });
@@ -288,14 +289,8 @@ fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
         assert_eq!(r.status, 200);
     }
     let m = p.metrics();
-    assert_eq!(
-        metric_value(&m, "authz_edge_connections_shed_total{reason=\"refused\"}"),
-        1.0
-    );
-    assert_eq!(
-        metric_value(&m, "authz_edge_connections_shed_total{reason=\"idle\"}"),
-        1.0
-    );
+    assert_eq!(shed(&m, "refused"), 1.0);
+    assert_eq!(shed(&m, "idle"), 1.0);
     let logged = p.wait_stderr("server.max_connections reached");
     assert_eq!(
         logged.matches("server.max_connections reached").count(),

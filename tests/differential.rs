@@ -473,15 +473,7 @@ fn request_probes_are_at_least_as_strict_as_nginx() {
 
 #[test]
 fn response_probes_are_at_least_as_strict_as_nginx_and_both_loops_agree() {
-    let probes: Vec<ResponseProbe> = corpus("responses.txt")
-        .into_iter()
-        .map(|f| ResponseProbe {
-            name: f[0].clone(),
-            method: f[1].clone(),
-            late: unescape(&f[2]),
-            raw: unescape(&f[3]),
-        })
-        .collect();
+    let probes = response_probes();
     assert!(probes.len() >= 100, "{} response probes", probes.len());
     let b = bench();
     let results: Runs<Option<Answer>> = run_all(&b, probes.len(), |k, addr, rec| {

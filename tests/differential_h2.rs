@@ -22,7 +22,7 @@ mod common;
 
 use common::h2raw::{Frame, Outcome, H2};
 use common::nginx::{start_nginx_with, wait_listening};
-use common::recorder::{corpus, unescape, Got, Recorder, ResponseProbe};
+use common::recorder::{response_probes, Got, Recorder};
 use common::*;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -742,15 +742,7 @@ fn http2_probes_are_at_least_as_strict_as_nginx() {
 /// refuses (a 502 or a stream cut off), and never a context header.
 #[test]
 fn http2_responses_are_at_least_as_strict_as_nginx() {
-    let probes: Vec<ResponseProbe> = corpus("responses.txt")
-        .into_iter()
-        .map(|f| ResponseProbe {
-            name: f[0].clone(),
-            method: f[1].clone(),
-            late: unescape(&f[2]),
-            raw: unescape(&f[3]),
-        })
-        .collect();
+    let probes = response_probes();
     let dir = tempfile::tempdir().expect("tmp");
     let (cert_pem, tls_section) = self_signed_tls(dir.path(), "");
     let (nginx_rec, edge_rec) = (Recorder::start(), Recorder::start());

@@ -1102,7 +1102,11 @@ for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
 #[test]
 fn a_response_head_over_max_header_bytes_is_a_502_on_every_loop() {
     let up = Upstream::start(|s| {
-        let size = if s.path.starts_with("/big") { 20_000 } else { 7_000 };
+        let size = if s.path.starts_with("/big") {
+            20_000
+        } else {
+            7_000
+        };
         Reply::new(200, "ok").header("X-Big", &"b".repeat(size))
     });
     let dir = tempfile::tempdir().expect("tmp");

@@ -90,6 +90,31 @@ pub fn literal(name: &[u8], value: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A GOAWAY frame's last stream id and error code (its payload has at least 8 bytes).
+fn goaway(payload: &[u8]) -> (u32, u32) {
+    let word =
+        |i: usize| u32::from_be_bytes([payload[i], payload[i + 1], payload[i + 2], payload[i + 3]]);
+    (word(0) & 0x7fff_ffff, word(4))
+}
+
+/// A stream that ended early: the response cut off after its head, or `otherwise` when no head
+/// came.
+fn cut_off(
+    head: Option<(u16, Vec<(String, String)>)>,
+    body: Vec<u8>,
+    otherwise: Outcome,
+) -> Outcome {
+    match head {
+        Some((status, headers)) => Outcome::Response {
+            status,
+            headers,
+            body,
+            complete: false,
+        },
+        None => otherwise,
+    }
+}
+
 /// What came back for a stream.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
@@ -210,15 +235,7 @@ impl H2 {
         loop {
             match self.next_frame() {
                 Ok((GOAWAY, _, _, payload)) if payload.len() >= 8 => {
-                    let word = |i: usize| {
-                        u32::from_be_bytes([
-                            payload[i],
-                            payload[i + 1],
-                            payload[i + 2],
-                            payload[i + 3],
-                        ])
-                    };
-                    self.goaways.push((word(0) & 0x7fff_ffff, word(4)));
+                    self.goaways.push(goaway(&payload));
                 }
                 Ok((PING, 0, _, payload)) => self.send(&[Frame {
                     kind: PING,
@@ -278,17 +295,7 @@ impl H2 {
         loop {
             let (kind, flags, id, payload) = match self.next_frame() {
                 Ok(f) => f,
-                Err(end) => {
-                    return match head {
-                        Some((status, headers)) => Outcome::Response {
-                            status,
-                            headers,
-                            body,
-                            complete: false,
-                        },
-                        None => end,
-                    }
-                }
+                Err(end) => return cut_off(head, body, end),
             };
             match kind {
                 SETTINGS if flags & 1 == 0 => self.send(&[Frame {
@@ -304,40 +311,16 @@ impl H2 {
                     payload,
                 }]),
                 GOAWAY if payload.len() >= 8 => {
-                    let word = |i: usize| {
-                        u32::from_be_bytes([
-                            payload[i],
-                            payload[i + 1],
-                            payload[i + 2],
-                            payload[i + 3],
-                        ])
-                    };
-                    let (last, code) = (word(0) & 0x7fff_ffff, word(4));
+                    let (last, code) = goaway(&payload);
                     self.goaways.push((last, code));
                     // A graceful GOAWAY (NO_ERROR) that covers the stream lets it finish.
                     if code != 0 || last < stream {
-                        return match head {
-                            Some((status, headers)) => Outcome::Response {
-                                status,
-                                headers,
-                                body,
-                                complete: false,
-                            },
-                            None => Outcome::GoAway(code),
-                        };
+                        return cut_off(head, body, Outcome::GoAway(code));
                     }
                 }
                 RST_STREAM if id == stream => {
                     let code = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
-                    return match head {
-                        Some((status, headers)) => Outcome::Response {
-                            status,
-                            headers,
-                            body,
-                            complete: false,
-                        },
-                        None => Outcome::Reset(code),
-                    };
+                    return cut_off(head, body, Outcome::Reset(code));
                 }
                 HEADERS | CONTINUATION => {
                     let mut fragment = &payload[..];

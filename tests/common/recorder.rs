@@ -249,3 +249,16 @@ pub fn corpus(file: &str) -> Vec<Vec<String>> {
         .map(|l| l.split('\t').map(str::to_string).collect())
         .collect()
 }
+
+/// The response-side probes (`differential/responses.txt`), which both suites relay.
+pub fn response_probes() -> Vec<ResponseProbe> {
+    corpus("responses.txt")
+        .into_iter()
+        .map(|f| ResponseProbe {
+            name: f[0].clone(),
+            method: f[1].clone(),
+            late: unescape(&f[2]),
+            raw: unescape(&f[3]),
+        })
+        .collect()
+}
