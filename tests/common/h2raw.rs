@@ -250,6 +250,11 @@ impl H2 {
         }
     }
 
+    /// How long a read waits before the connection counts as silent (5 s by default).
+    pub fn set_read_timeout(&mut self, d: Duration) {
+        self.tls.sock.set_read_timeout(Some(d)).expect("timeout");
+    }
+
     pub fn send(&mut self, frames: &[Frame]) {
         let bytes: Vec<u8> = frames.iter().flat_map(Frame::bytes).collect();
         // A server may close before reading all of it; what it answered is still read.
