@@ -1,4 +1,7 @@
-//! Request limits: checks on the raw HTTP/1 head before Pingora parses it, and on parsed headers.
+//! Request limits: checks on the raw HTTP/1 head before Pingora parses it, the same rules for an
+//! HTTP/2 request h2 parsed (`check_h2`), and limits on parsed headers.
+//!
+//! Longer than 400 lines only with its unit tests, which sit beside the code.
 
 use crate::config::Limits;
 use crate::telemetry::metrics::RejectReason;
