@@ -21,6 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+/// How long a client may pause while it sends a body read whole (nginx's
+/// `client_body_timeout`): past it the request gets 408. An HTTP/2 stream waiting for its body
+/// holds a place under the process's stream budget, so it must not wait for ever.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The most bytes of unsized request bodies held at once, all requests together.
 pub const BUFFER_BUDGET: usize = 256 * 1024 * 1024;
 
@@ -183,10 +188,12 @@ pub async fn read_whole(
     let mut memory = BytesMut::new();
     let mut spool: Option<Spool> = None;
     loop {
-        let chunk = match session.read_request_body().await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => break,
-            Err(_) => return Err(RejectReason::BadRequest),
+        let read = tokio::time::timeout(BODY_READ_TIMEOUT, session.read_request_body());
+        let chunk = match read.await {
+            Ok(Ok(Some(chunk))) => chunk,
+            Ok(Ok(None)) => break,
+            Ok(Err(_)) => return Err(RejectReason::BadRequest),
+            Err(_) => return Err(RejectReason::BodyTimeout),
         };
         let so_far = spool.as_ref().map_or(memory.len() as u64, |s| s.len);
         if so_far + chunk.len() as u64 > limits.max_body_bytes {

@@ -20,7 +20,7 @@ pub struct Metrics {
     pub permissions: PermissionRegistry,
     duration: [Histogram; 5],
     upstream_errors: [IntCounter; 4],
-    rejected: [IntCounter; 12],
+    rejected: [IntCounter; 13],
     /// Static files that could not be served: `permission` (EACCES, answered 403), `io`.
     static_errors: [IntCounter; 2],
     /// Requests by the loop that took them, indexed by `ProxyLoop`.

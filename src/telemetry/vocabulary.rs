@@ -94,10 +94,12 @@ pub enum RejectReason {
     BadHost,
     MethodNotAllowed,
     BodyBufferFull,
+    /// The client stopped sending its body (nginx's `client_body_timeout`).
+    BodyTimeout,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 12] = [
+    pub const ALL: [RejectReason; 13] = [
         RejectReason::HeaderTooLarge,
         RejectReason::TooManyHeaders,
         RejectReason::UriTooLong,
@@ -110,6 +112,7 @@ impl RejectReason {
         RejectReason::BadHost,
         RejectReason::MethodNotAllowed,
         RejectReason::BodyBufferFull,
+        RejectReason::BodyTimeout,
     ];
 
     pub fn label(self) -> &'static str {
@@ -121,6 +124,7 @@ impl RejectReason {
             RejectReason::BadRequest => "bad_request",
             RejectReason::ConflictingLength => "conflicting_length",
             RejectReason::HeaderTimeout => "header_timeout",
+            RejectReason::BodyTimeout => "body_timeout",
             RejectReason::BadPath => "bad_path",
             RejectReason::LengthRequired => "length_required",
             RejectReason::BadHost => "bad_host",
@@ -135,7 +139,7 @@ impl RejectReason {
             RejectReason::HeaderTooLarge | RejectReason::TooManyHeaders => 431,
             RejectReason::UriTooLong => 414,
             RejectReason::BodyTooLarge => 413,
-            RejectReason::HeaderTimeout => 408,
+            RejectReason::HeaderTimeout | RejectReason::BodyTimeout => 408,
             RejectReason::LengthRequired => 411,
             RejectReason::MethodNotAllowed => 405,
             RejectReason::BodyBufferFull => 503,
