@@ -222,7 +222,7 @@ pub async fn serve(
         match accepted {
             Ok(Some(H2Accept::Session(mut h2))) => {
                 let Some(permit) = StreamPermit::take() else {
-                    shared.metrics.count_shed(ShedReason::H2Stream);
+                    shared.metrics.connections_shed[ShedReason::H2Stream as usize].inc();
                     h2.shutdown_with_reason(h2::Reason::REFUSED_STREAM);
                     continue;
                 };

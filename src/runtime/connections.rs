@@ -26,9 +26,12 @@ pub struct Slot {
     pub born: Instant,
     /// Past this it serves no more requests (`server.max_connection_age`).
     pub retire_at: Instant,
-    /// When the connection began to wait for a request, in milliseconds since the registry
+    /// When the connection began to wait for a request, in microseconds since the registry
     /// began, plus one; 0 while it is busy.
     idle_since: AtomicU64,
+    /// The order of admission, which breaks ties between connections idle since the same
+    /// instant (slots are reused, so their places in the slab do not say it).
+    seq: u64,
     /// Set when the connection is to close as soon as it is idle (shed at the cap).
     shed: AtomicBool,
     /// Wakes the connection's wait for a request: it was shed, or the process drains.
@@ -46,6 +49,7 @@ impl Slot {
 pub struct Connections {
     slots: Mutex<Slab>,
     open: AtomicUsize,
+    admitted: AtomicU64,
     /// A shed episode is under way (logged at its start).
     episode: AtomicBool,
     epoch: Instant,
@@ -65,10 +69,11 @@ impl Connections {
         Connections {
             slots: Mutex::new(Slab::default()),
             open: AtomicUsize::new(0),
+            admitted: AtomicU64::new(0),
             episode: AtomicBool::new(false),
             epoch: Instant::now(),
-            gauges: ConnProtocol::ALL.map(|p| metrics.connections_of(p).clone()),
-            shed: shed.map(|r| metrics.shed_counter(r).clone()),
+            gauges: metrics.client_connections.clone(),
+            shed: shed.map(|r| metrics.connections_shed[r as usize].clone()),
         }
     }
 
@@ -111,6 +116,7 @@ impl Connections {
             born,
             retire_at: born + max_age,
             idle_since: AtomicU64::new(0),
+            seq: self.admitted.fetch_add(1, Ordering::Relaxed),
             shed: AtomicBool::new(false),
             wake: Notify::new(),
         });
@@ -149,7 +155,7 @@ impl Connections {
             .filter(|s| !s.is_shed())
             .filter_map(|s| {
                 let since = s.idle_since.load(Ordering::Relaxed);
-                (since > 0).then_some((since, s))
+                (since > 0).then_some(((since, s.seq), s))
             })
             .min_by_key(|(since, _)| *since);
         match oldest {
@@ -171,12 +177,12 @@ impl Connections {
     }
 
     fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX - 1) + 1
     }
 }
 
 fn protocol_index(p: ConnProtocol) -> u8 {
-    ConnProtocol::ALL.iter().position(|q| *q == p).unwrap_or(0) as u8
+    p as u8
 }
 
 /// A connection counted under the cap, until it is dropped.
@@ -246,35 +252,51 @@ mod tests {
         let (m, c) = conns();
         let a = c.admit(2, HOUR, ConnProtocol::Http1).expect("a");
         let b = c.admit(2, HOUR, ConnProtocol::Http1).expect("b");
-        b.idle();
-        std::thread::sleep(std::time::Duration::from_millis(3));
-        a.idle();
+        // Both idle since the same instant as far as the clock can tell: the earlier admitted
+        // (a) goes first. Then b, idle since earlier, goes before a.
+        let tie = c.now();
+        a.slot.idle_since.store(tie, Ordering::Relaxed);
+        b.slot.idle_since.store(tie, Ordering::Relaxed);
+        assert!(c.shed_longest_idle());
+        assert!(a.slot.is_shed() && !b.slot.is_shed());
+        a.slot.shed.store(false, Ordering::Relaxed);
+        b.slot.idle_since.store(tie - 1, Ordering::Relaxed);
         let third = c.admit(2, HOUR, ConnProtocol::Http1).expect("room made");
         assert!(b.slot.is_shed(), "b waited longest");
         assert!(!a.slot.is_shed());
         assert_eq!(c.open(), 3, "b closes once it wakes");
         drop(b);
         assert_eq!(c.open(), 2);
-        assert_eq!(m.connections_of(ConnProtocol::Http1).get(), 2);
+        assert_eq!(m.client_connections[ConnProtocol::Http1 as usize].get(), 2);
         // Busy connections are never shed: the next one is refused.
         a.busy();
         third.busy();
         assert!(c.admit(2, HOUR, ConnProtocol::Http1).is_none());
         assert_eq!(c.open(), 2);
-        assert_eq!(m.shed_counter(ShedReason::Idle).get(), 1);
-        assert_eq!(m.shed_counter(ShedReason::Refused).get(), 1);
+        assert_eq!(
+            m.connections_shed[ShedReason::Idle as usize].get(),
+            1,
+            "admit's shed"
+        );
+        assert_eq!(m.connections_shed[ShedReason::Refused as usize].get(), 1);
     }
 
     #[test]
     fn the_gauge_follows_the_protocol() {
         let (m, c) = conns();
         let mut a = c.admit(10, HOUR, ConnProtocol::TlsHandshake).expect("a");
-        assert_eq!(m.connections_of(ConnProtocol::TlsHandshake).get(), 1);
+        assert_eq!(
+            m.client_connections[ConnProtocol::TlsHandshake as usize].get(),
+            1
+        );
         a.set_protocol(ConnProtocol::H2);
-        assert_eq!(m.connections_of(ConnProtocol::TlsHandshake).get(), 0);
-        assert_eq!(m.connections_of(ConnProtocol::H2).get(), 1);
+        assert_eq!(
+            m.client_connections[ConnProtocol::TlsHandshake as usize].get(),
+            0
+        );
+        assert_eq!(m.client_connections[ConnProtocol::H2 as usize].get(), 1);
         drop(a);
-        assert_eq!(m.connections_of(ConnProtocol::H2).get(), 0);
+        assert_eq!(m.client_connections[ConnProtocol::H2 as usize].get(), 0);
         assert_eq!(c.open(), 0);
     }
 }

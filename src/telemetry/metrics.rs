@@ -30,7 +30,7 @@ pub struct Metrics {
     /// `authz_edge_client_connections{protocol}`, indexed by `ConnProtocol`.
     pub client_connections: [IntGauge; 4],
     /// `authz_edge_connections_shed_total{reason}`, indexed by `ShedReason`.
-    connections_shed: [IntCounter; 3],
+    pub connections_shed: [IntCounter; 3],
     reload_ok: IntCounter,
     reload_error: IntCounter,
     pub generation: IntGauge,
@@ -306,34 +306,7 @@ impl Metrics {
     }
 
     pub fn count_upstream_error(&self, kind: UpstreamErrorKind) {
-        let i = UpstreamErrorKind::ALL
-            .iter()
-            .position(|k| *k == kind)
-            .unwrap_or(3);
-        self.upstream_errors[i].inc();
-    }
-
-    /// Counts a connection or stream shed at a cap.
-    pub fn count_shed(&self, reason: ShedReason) {
-        self.shed_counter(reason).inc();
-    }
-
-    /// `authz_edge_connections_shed_total{reason}`.
-    pub fn shed_counter(&self, reason: ShedReason) -> &IntCounter {
-        let i = ShedReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(0);
-        &self.connections_shed[i]
-    }
-
-    /// The gauge of open connections speaking `protocol`.
-    pub fn connections_of(&self, protocol: ConnProtocol) -> &IntGauge {
-        let i = ConnProtocol::ALL
-            .iter()
-            .position(|p| *p == protocol)
-            .unwrap_or(0);
-        &self.client_connections[i]
+        self.upstream_errors[kind as usize].inc();
     }
 
     /// Counts a request body written to a file before it went to Django.
@@ -367,11 +340,7 @@ impl Metrics {
     }
 
     pub fn count_rejected(&self, reason: RejectReason) {
-        let i = RejectReason::ALL
-            .iter()
-            .position(|k| *k == reason)
-            .unwrap_or(4);
-        self.rejected[i].inc();
+        self.rejected[reason as usize].inc();
     }
 
     pub fn count_reload(&self, ok: bool) {

@@ -24,7 +24,8 @@ impl ProxyLoop {
     }
 }
 
-/// A client connection's protocol, for `authz_edge_client_connections{protocol}`.
+/// A client connection's protocol, for `authz_edge_client_connections{protocol}`; its
+/// discriminant indexes `ALL` and `Metrics::client_connections`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnProtocol {
     /// Accepted on an HTTPS listener, its TLS handshake not yet done.
@@ -56,7 +57,8 @@ impl ConnProtocol {
 }
 
 /// What the connection cap and the HTTP/2 stream budget took away, for
-/// `authz_edge_connections_shed_total{reason}`.
+/// `authz_edge_connections_shed_total{reason}`; its discriminant indexes `ALL` and
+/// `Metrics::connections_shed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShedReason {
     /// An idle connection closed to make room for a new one at `server.max_connections`.
@@ -255,6 +257,25 @@ pub const ANONYMOUS_REASONS: [&str; 8] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Metrics` indexes its counters by these enums' discriminants: each `ALL` must list them
+    /// in declaration order.
+    #[test]
+    fn all_lists_each_enum_in_declaration_order() {
+        let orders = [
+            ProxyLoop::ALL
+                .iter()
+                .map(|v| *v as usize)
+                .collect::<Vec<_>>(),
+            RejectReason::ALL.iter().map(|v| *v as usize).collect(),
+            UpstreamErrorKind::ALL.iter().map(|v| *v as usize).collect(),
+            ConnProtocol::ALL.iter().map(|v| *v as usize).collect(),
+            ShedReason::ALL.iter().map(|v| *v as usize).collect(),
+        ];
+        for order in orders {
+            assert_eq!(order, (0..order.len()).collect::<Vec<_>>());
+        }
+    }
 
     #[test]
     fn kind_parses_case_insensitively() {
