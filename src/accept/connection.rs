@@ -11,7 +11,7 @@ use crate::phases::EdgeProxy;
 use crate::relay::{self, Next};
 use crate::response::error_page;
 use crate::rules::forwarding::Client;
-use crate::runtime::connections::Slot;
+use crate::runtime::connections::{Admission, Slot};
 use crate::runtime::Shared;
 use crate::telemetry::metrics::ConnProtocol;
 use crate::telemetry::metrics::RejectReason;
@@ -132,7 +132,7 @@ impl EdgeApp {
         buf: BytesMut,
         served: u32,
         conn: &Conn<'_>,
-        slot: &Slot,
+        admitted: &Admission<'_>,
     ) -> After {
         let head = match read_head(&mut stream, &self.shared, buf).await {
             Head::Ready(h) => h,
@@ -149,9 +149,9 @@ impl EdgeApp {
             }
         };
         // N requests in all: after this one, N - served more; none once the connection is old.
-        let reuses_left = match std::time::Instant::now() < slot.retire_at {
-            true => conn.max_requests.saturating_sub(served),
-            false => 0,
+        let reuses_left = match admitted.retired() {
+            false => conn.max_requests.saturating_sub(served),
+            true => 0,
         };
         let rt = self.shared.runtime.load_full();
         if let Some(plan) = relay::plan(&head, &rt, conn.client.tls) {
@@ -272,8 +272,7 @@ impl ServerApp for EdgeApp {
             }
             served += 1;
             let request = std::mem::take(&mut buf);
-            let slot = &admitted.slot;
-            match Box::pin(self.serve(stream, request, served, &conn, slot)).await {
+            match Box::pin(self.serve(stream, request, served, &conn, &admitted)).await {
                 After::Next(s, rest) => {
                     stream = s;
                     buf = rest;
@@ -329,6 +328,7 @@ mod tests {
         let connection = app.process_new(stream, &shutdown);
         let size = std::mem::size_of_val(&*connection);
         assert!(size <= 640, "the connection's future is {size} bytes");
+        println!("the connection's future: {size} bytes");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -53,6 +53,7 @@ pub fn options() -> H2Options {
 
 struct Life<'a> {
     admitted: &'a Admission<'a>,
+    /// When HTTP/2 began on it (the TLS handshake done).
     born: Instant,
     retire_at: Instant,
 }
@@ -99,7 +100,8 @@ impl Drop for StreamPermit {
 ///
 /// The connection is governed as nginx governs HTTP/2 (`keepalive_timeout`,
 /// `client_header_timeout`, `keepalive_requests`, `keepalive_time`): the preface and first
-/// request must come within `limits.header_timeout` of the accept; with no stream open for
+/// request must come within `limits.header_timeout` of the TLS handshake's end (which had as
+/// long from the accept); with no stream open for
 /// `server.keepalive_timeout` it gets GOAWAY and closes; after
 /// `limits.max_requests_per_connection` streams, or past `server.max_connection_age`, it gets
 /// GOAWAY and its open streams finish. A connection told GOAWAY closes once its streams are
@@ -119,10 +121,11 @@ pub async fn serve(
     shutdown: &ShutdownWatch,
     admitted: &Admission<'_>,
 ) {
+    let now = Instant::now();
     let life = Life {
         admitted,
-        born: admitted.slot.born.into(),
-        retire_at: admitted.slot.retire_at.into(),
+        born: now,
+        retire_at: now + admitted.retires_in(),
     };
     let digest = Arc::new(Digest {
         ssl_digest: stream.get_ssl_digest(),

@@ -22,16 +22,15 @@ use tokio::sync::Notify;
 /// One open connection, as the cap and a drain see it. Kept on the heap, so that the
 /// connection's own future (which every idle connection holds) stays small.
 pub struct Slot {
-    /// When the connection was accepted.
-    pub born: Instant,
-    /// Past this it serves no more requests (`server.max_connection_age`).
-    pub retire_at: Instant,
+    /// Past this (microseconds since the registry began) it serves no more requests
+    /// (`server.max_connection_age`).
+    retire_at: u64,
     /// When the connection began to wait for a request, in microseconds since the registry
     /// began, plus one; 0 while it is busy.
     idle_since: AtomicU64,
-    /// The order of admission, which breaks ties between connections idle since the same
-    /// instant (slots are reused, so their places in the slab do not say it).
-    seq: u64,
+    /// The order of admission (wrapping), which breaks ties between connections idle since
+    /// the same instant (slots are reused, so their places in the slab do not say it).
+    seq: u32,
     /// Set when the connection is to close as soon as it is idle (shed at the cap).
     shed: AtomicBool,
     /// Wakes the connection's wait for a request: it was shed, or the process drains.
@@ -49,7 +48,7 @@ impl Slot {
 pub struct Connections {
     slots: Mutex<Slab>,
     open: AtomicUsize,
-    admitted: AtomicU64,
+    admitted: std::sync::atomic::AtomicU32,
     /// A shed episode is under way (logged at its start).
     episode: AtomicBool,
     epoch: Instant,
@@ -69,7 +68,7 @@ impl Connections {
         Connections {
             slots: Mutex::new(Slab::default()),
             open: AtomicUsize::new(0),
-            admitted: AtomicU64::new(0),
+            admitted: std::sync::atomic::AtomicU32::new(0),
             episode: AtomicBool::new(false),
             epoch: Instant::now(),
             gauges: metrics.client_connections.clone(),
@@ -90,7 +89,6 @@ impl Connections {
         max_age: std::time::Duration,
         protocol: ConnProtocol,
     ) -> Option<Admission<'_>> {
-        let born = Instant::now();
         let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
         if open > max {
             let reason = match self.shed_longest_idle() {
@@ -112,9 +110,9 @@ impl Connections {
         } else if open < max - max / 10 && self.episode.load(Ordering::Relaxed) {
             self.episode.store(false, Ordering::Relaxed);
         }
+        let age = u64::try_from(max_age.as_micros()).unwrap_or(u64::MAX / 2);
         let slot = Arc::new(Slot {
-            born,
-            retire_at: born + max_age,
+            retire_at: self.now().saturating_add(age),
             idle_since: AtomicU64::new(0),
             seq: self.admitted.fetch_add(1, Ordering::Relaxed),
             shed: AtomicBool::new(false),
@@ -211,6 +209,18 @@ impl Admission<'_> {
         self.slot
             .idle_since
             .store(self.conns.now(), Ordering::Relaxed);
+    }
+
+    /// How long until the connection retires (`server.max_connection_age`); zero once it has.
+    pub fn retires_in(&self) -> std::time::Duration {
+        let left = self.slot.retire_at.saturating_sub(self.conns.now());
+        std::time::Duration::from_micros(left)
+    }
+
+    /// Whether the connection is past `server.max_connection_age`.
+    #[inline]
+    pub fn retired(&self) -> bool {
+        self.conns.now() >= self.slot.retire_at
     }
 
     /// The connection is serving a request.
