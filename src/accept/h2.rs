@@ -213,7 +213,7 @@ pub async fn serve(
                 }
                 continue;
             }
-            () = shed(life.admitted.slot.as_ref()), if !going_away && streams.is_empty() => {
+            () = shed(life.admitted.slot), if !going_away && streams.is_empty() => {
                 conn.graceful_shutdown();
                 going_away = true;
                 timer.as_mut().reset(Instant::now() + GOAWAY_LINGER);

@@ -11,26 +11,32 @@
 //!
 //! The request path pays two relaxed atomic stores per request (idle, then busy); the slab of
 //! connections is locked once when a connection opens and once when it closes, and searched
-//! only at the cap.
+//! only at the cap. The slots live in the slab itself, in chunks that never move (64 bytes a
+//! connection, no allocation of its own), and are reused: a wake-up a slot's previous
+//! connection left behind is spurious for the next, which checks why it woke.
 
 use crate::telemetry::metrics::{ConnProtocol, Metrics, ShedReason};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
+
+/// Slots per chunk of the slab.
+const CHUNK: usize = 64;
 use tokio::sync::Notify;
 
-/// One open connection, as the cap and a drain see it. Kept on the heap, so that the
+/// One open connection, as the cap and a drain see it. Kept in the slab, so that the
 /// connection's own future (which every idle connection holds) stays small.
+#[derive(Default)]
 pub struct Slot {
     /// Past this (microseconds since the registry began) it serves no more requests
     /// (`server.max_connection_age`).
-    retire_at: u64,
+    retire_at: AtomicU64,
     /// When the connection began to wait for a request, in microseconds since the registry
     /// began, plus one; 0 while it is busy.
     idle_since: AtomicU64,
     /// The order of admission (wrapping), which breaks ties between connections idle since
     /// the same instant (slots are reused, so their places in the slab do not say it).
-    seq: u32,
+    seq: AtomicU32,
     /// Set when the connection is to close as soon as it is idle (shed at the cap).
     shed: AtomicBool,
     /// Wakes the connection's wait for a request: it was shed, or the process drains.
@@ -48,7 +54,7 @@ impl Slot {
 pub struct Connections {
     slots: Mutex<Slab>,
     open: AtomicUsize,
-    admitted: std::sync::atomic::AtomicU32,
+    admitted: AtomicU32,
     /// A shed episode is under way (logged at its start).
     episode: AtomicBool,
     epoch: Instant,
@@ -56,10 +62,45 @@ pub struct Connections {
     shed: [prometheus::IntCounter; 2],
 }
 
+/// The slots, in boxed chunks that are only ever added to: a slot's address is stable for as
+/// long as the registry lives.
 #[derive(Default)]
 struct Slab {
-    slots: Vec<Option<Arc<Slot>>>,
-    free: Vec<usize>,
+    // Boxed: a chunk's slots keep their address when the Vec grows (`Admission` holds them).
+    #[allow(clippy::vec_box)]
+    chunks: Vec<Box<[Slot; CHUNK]>>,
+    /// Slots given back, to be reused.
+    free: Vec<u32>,
+    /// Slots ever handed out (the rest of the last chunk is unused).
+    used: u32,
+}
+
+impl Slab {
+    fn get(&self, key: u32) -> Option<&Slot> {
+        let k = key as usize;
+        self.chunks.get(k / CHUNK).map(|c| &c[k % CHUNK])
+    }
+
+    /// The slots handed out so far (in use or free).
+    fn slots(&self) -> impl Iterator<Item = &Slot> {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .take(self.used as usize)
+    }
+
+    /// A slot for a new connection: a free one, or the next one (a new chunk when needed).
+    fn take(&mut self) -> u32 {
+        if let Some(k) = self.free.pop() {
+            return k;
+        }
+        if self.used as usize == self.chunks.len() * CHUNK {
+            self.chunks
+                .push(Box::new(std::array::from_fn(|_| Slot::default())));
+        }
+        self.used += 1;
+        self.used - 1
+    }
 }
 
 impl Connections {
@@ -68,7 +109,7 @@ impl Connections {
         Connections {
             slots: Mutex::new(Slab::default()),
             open: AtomicUsize::new(0),
-            admitted: std::sync::atomic::AtomicU32::new(0),
+            admitted: AtomicU32::new(0),
             episode: AtomicBool::new(false),
             epoch: Instant::now(),
             gauges: metrics.client_connections.clone(),
@@ -111,27 +152,26 @@ impl Connections {
             self.episode.store(false, Ordering::Relaxed);
         }
         let age = u64::try_from(max_age.as_micros()).unwrap_or(u64::MAX / 2);
-        let slot = Arc::new(Slot {
-            retire_at: self.now().saturating_add(age),
-            idle_since: AtomicU64::new(0),
-            seq: self.admitted.fetch_add(1, Ordering::Relaxed),
-            shed: AtomicBool::new(false),
-            wake: Notify::new(),
-        });
-        let key = {
+        let seq = self.admitted.fetch_add(1, Ordering::Relaxed);
+        let (key, slot) = {
             let mut slab = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            match slab.free.pop() {
-                Some(k) => {
-                    slab.slots[k] = Some(slot.clone());
-                    k
-                }
-                None => {
-                    slab.slots.push(Some(slot.clone()));
-                    slab.slots.len() - 1
-                }
-            }
+            let key = slab.take();
+            let slot: Option<*const Slot> = slab.get(key).map(|s| s as *const Slot);
+            (key, slot)
         };
-        let key = u32::try_from(key).unwrap_or(u32::MAX);
+        let Some(slot) = slot else {
+            // `take` always gives a slot that `get` finds.
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        };
+        // SAFETY: the chunks are boxed, only ever added to and never dropped before `self`:
+        // the slot stays where it is for as long as `self` is borrowed.
+        let slot: &Slot = unsafe { &*slot };
+        slot.retire_at
+            .store(self.now().saturating_add(age), Ordering::Relaxed);
+        slot.seq.store(seq, Ordering::Relaxed);
+        slot.shed.store(false, Ordering::Relaxed);
+        slot.idle_since.store(0, Ordering::Relaxed);
         let admitted = Admission {
             conns: self,
             key,
@@ -146,14 +186,13 @@ impl Connections {
     /// when none is idle.
     fn shed_longest_idle(&self) -> bool {
         let slab = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        // A slot not in use is never idle (its `idle_since` is 0).
         let oldest = slab
-            .slots
-            .iter()
-            .flatten()
+            .slots()
             .filter(|s| !s.is_shed())
             .filter_map(|s| {
                 let since = s.idle_since.load(Ordering::Relaxed);
-                (since > 0).then_some(((since, s.seq), s))
+                (since > 0).then_some(((since, s.seq.load(Ordering::Relaxed)), s))
             })
             .min_by_key(|(since, _)| *since);
         match oldest {
@@ -169,7 +208,7 @@ impl Connections {
     /// Wakes every connection's wait for a request: the process drains.
     pub fn wake_all(&self) {
         let slab = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        for slot in slab.slots.iter().flatten() {
+        for slot in slab.slots() {
             slot.wake.notify_one();
         }
     }
@@ -186,7 +225,7 @@ fn protocol_index(p: ConnProtocol) -> u8 {
 /// A connection counted under the cap, until it is dropped.
 pub struct Admission<'a> {
     conns: &'a Connections,
-    pub slot: Arc<Slot>,
+    pub slot: &'a Slot,
     key: u32,
     protocol: u8,
 }
@@ -213,14 +252,15 @@ impl Admission<'_> {
 
     /// How long until the connection retires (`server.max_connection_age`); zero once it has.
     pub fn retires_in(&self) -> std::time::Duration {
-        let left = self.slot.retire_at.saturating_sub(self.conns.now());
+        let retire_at = self.slot.retire_at.load(Ordering::Relaxed);
+        let left = retire_at.saturating_sub(self.conns.now());
         std::time::Duration::from_micros(left)
     }
 
     /// Whether the connection is past `server.max_connection_age`.
     #[inline]
     pub fn retired(&self) -> bool {
-        self.conns.now() >= self.slot.retire_at
+        self.conns.now() >= self.slot.retire_at.load(Ordering::Relaxed)
     }
 
     /// The connection is serving a request.
@@ -233,14 +273,14 @@ impl Admission<'_> {
 impl Drop for Admission<'_> {
     fn drop(&mut self) {
         self.gauge().dec();
-        {
-            let mut slab = self.conns.slots.lock().unwrap_or_else(|e| e.into_inner());
-            let key = self.key as usize;
-            if let Some(s) = slab.slots.get_mut(key) {
-                *s = None;
-                slab.free.push(key);
-            }
-        }
+        // Not idle any more: the cap's search passes it over until its next connection.
+        self.slot.idle_since.store(0, Ordering::Relaxed);
+        self.conns
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .free
+            .push(self.key);
         self.conns.open.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -58,21 +58,23 @@ pub async fn next_request(
     slot: &Slot,
 ) -> Option<usize> {
     let idle_end = Instant::now() + idle;
-    if slot.is_shed() {
-        return None;
-    }
-    let woken = slot.wake.notified();
-    tokio::pin!(woken);
-    // Registered before the flag is read, so that a drain beginning in between still wakes it.
-    woken.as_mut().enable();
-    if !draining(shared) {
-        tokio::select! {
-            r = timeout_at(idle_end, read_idle(stream, buf)) => return r.ok().and_then(read_some),
-            () = &mut woken => {}
-        }
-        if !draining(shared) {
+    while !draining(shared) {
+        if slot.is_shed() {
             // Shed at the cap: closed at once, as nginx closes a reusable connection.
             return None;
+        }
+        let woken = slot.wake.notified();
+        tokio::pin!(woken);
+        // Registered before the flags are read, so that a drain or a shed in between still
+        // wakes it.
+        woken.as_mut().enable();
+        if draining(shared) || slot.is_shed() {
+            continue;
+        }
+        tokio::select! {
+            r = timeout_at(idle_end, read_idle(stream, buf)) => return r.ok().and_then(read_some),
+            // Drained, shed, or a wake-up left for the slot's previous connection: see which.
+            () = &mut woken => {}
         }
     }
     // Draining: a request already on its way still gets its answer.
