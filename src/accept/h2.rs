@@ -25,7 +25,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::{timeout_at, Instant};
+use tokio::time::Instant;
 
 /// Bytes h2 may hold per stream for a client that does not read (its default is 400 KiB).
 pub const SEND_BUFFER: usize = 16 * 1024;
@@ -49,13 +49,6 @@ pub fn options() -> H2Options {
         .initial_window_size(65_535)
         .initial_connection_window_size(1 << 20);
     o
-}
-
-struct Life<'a> {
-    admitted: &'a Admission<'a>,
-    /// When HTTP/2 began on it (the TLS handshake done).
-    born: Instant,
-    retire_at: Instant,
 }
 
 /// How long a connection that was told GOAWAY, with no stream left, is given to close before it
@@ -121,12 +114,8 @@ pub async fn serve(
     shutdown: &ShutdownWatch,
     admitted: &Admission<'_>,
 ) {
-    let now = Instant::now();
-    let life = Life {
-        admitted,
-        born: now,
-        retire_at: now + admitted.retires_in(),
-    };
+    let born = Instant::now();
+    let retire_at = born + admitted.retires_in();
     let digest = Arc::new(Digest {
         ssl_digest: stream.get_ssl_digest(),
         timing_digest: stream.get_timing_digest(),
@@ -141,9 +130,17 @@ pub async fn serve(
             rt.limits.max_requests_per_connection,
         )
     };
-    let first_by = life.born + header_timeout;
-    let Ok(Ok(mut conn)) = timeout_at(first_by, handshake(stream, Some(options()))).await else {
-        return;
+    // One timer for the connection's life: the preface and first request, then idleness, age
+    // and GOAWAY's linger. It is checked lazily, so that a request costs no timer reset.
+    let first_by = born + header_timeout;
+    let timer = tokio::time::sleep_until(first_by.min(retire_at));
+    tokio::pin!(timer);
+    let mut conn = tokio::select! {
+        c = handshake(stream, Some(options())) => match c {
+            Ok(c) => c,
+            Err(_) => return,
+        },
+        () = &mut timer => return,
     };
     let mut shutdown = shutdown.clone();
     let mut going_away = *shutdown.borrow();
@@ -152,13 +149,9 @@ pub async fn serve(
     }
     let mut malformed = 0usize;
     let mut served: u32 = 0;
-    // While no stream is open: since when (the deadline is checked lazily, so that a request
-    // costs no timer reset).
-    let mut idle_since = Some(life.born);
-    let mut idle_for = header_timeout;
-    life.admitted.idle();
-    let timer = tokio::time::sleep_until(first_by.min(life.retire_at));
-    tokio::pin!(timer);
+    // While no stream is open: when the connection is to close for it.
+    let mut idle_end = Some(first_by);
+    admitted.idle();
     // Each stream's future is boxed: its size is the request's, not the connection's.
     let mut streams: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send + '_>>> =
         FuturesUnordered::new();
@@ -176,9 +169,8 @@ pub async fn serve(
             Some(()) = streams.next(), if !streams.is_empty() => {
                 if streams.is_empty() {
                     let now = Instant::now();
-                    idle_since = Some(now);
-                    idle_for = keepalive;
-                    life.admitted.idle();
+                    idle_end = Some(now + keepalive);
+                    admitted.idle();
                     if going_away {
                         timer.as_mut().reset(now + GOAWAY_LINGER);
                     }
@@ -187,7 +179,6 @@ pub async fn serve(
             }
             () = &mut timer => {
                 let now = Instant::now();
-                let idle_end = idle_since.map(|s| s + idle_for);
                 if going_away {
                     if streams.is_empty() && idle_end.is_some() {
                         break;
@@ -196,24 +187,25 @@ pub async fn serve(
                     timer.as_mut().reset(now + GOAWAY_LINGER);
                     continue;
                 }
-                let retire = now >= life.retire_at;
                 match idle_end {
-                    Some(end) if now >= end || retire => {
-                        conn.graceful_shutdown();
-                        going_away = true;
-                        timer.as_mut().reset(now + GOAWAY_LINGER);
+                    // Idle past its time, or too old: GOAWAY, and its streams finish.
+                    _ if now >= retire_at => {}
+                    Some(end) if now >= end => {}
+                    Some(end) => {
+                        timer.as_mut().reset(end.min(retire_at));
+                        continue;
                     }
-                    _ if retire => {
-                        conn.graceful_shutdown();
-                        going_away = true;
-                        timer.as_mut().reset(now + GOAWAY_LINGER);
+                    None => {
+                        timer.as_mut().reset((now + keepalive).min(retire_at));
+                        continue;
                     }
-                    Some(end) => timer.as_mut().reset(end.min(life.retire_at)),
-                    None => timer.as_mut().reset((now + keepalive).min(life.retire_at)),
                 }
+                conn.graceful_shutdown();
+                going_away = true;
+                timer.as_mut().reset(now + GOAWAY_LINGER);
                 continue;
             }
-            () = shed(life.admitted.slot), if !going_away && streams.is_empty() => {
+            () = shed(admitted.slot), if !going_away && streams.is_empty() => {
                 conn.graceful_shutdown();
                 going_away = true;
                 timer.as_mut().reset(Instant::now() + GOAWAY_LINGER);
@@ -230,9 +222,9 @@ pub async fn serve(
                     continue;
                 };
                 if streams.is_empty() {
-                    life.admitted.busy();
+                    admitted.busy();
                 }
-                idle_since = None;
+                idle_end = None;
                 served = served.saturating_add(1);
                 if served >= max_requests && !going_away {
                     // The last stream nginx's `keepalive_requests` allows: GOAWAY, and the
