@@ -16,11 +16,13 @@
 //! Categories: `cl` and `te` (downgrade smuggling by framing), `crlf` (CR, LF, NUL and case in
 //! names and values), `pseudo` (pseudo-headers, `:path`, `:method`), `authority`
 //! (`:authority` and `host`), `cookie`, `trailers`, `upgrade` (HTTP/1 upgrade headers, h2c,
-//! extended CONNECT) and `context`. nginx 1.22 from Debian is the reference.
+//! extended CONNECT), `framing` (padding, priority, CONTINUATION, DATA split), `hpack` (static
+//! and dynamic indexes, never-indexed literals, bad indexes, a table resize too large),
+//! `limits` (the caps HTTP/1 has) and `context`. nginx 1.22 from Debian is the reference.
 
 mod common;
 
-use common::h2raw::{Frame, Outcome, H2};
+use common::h2raw::{Frame, Outcome, CONTINUATION, DATA, H2, HEADERS};
 use common::nginx::{start_nginx_with, wait_listening};
 use common::recorder::{response_probes, Got, Recorder};
 use common::*;
@@ -75,9 +77,33 @@ fn headers_frame(f: &Fields, end_stream: bool) -> Frame {
     Frame::headers(1, &borrowed, end_stream)
 }
 
-/// Probes that are one HEADERS frame, and a body when given.
+/// A header block as HEADERS and as many CONTINUATION frames as the 16 KiB frame size needs.
+fn header_frames(f: &Fields, end_stream: bool) -> Vec<Frame> {
+    let whole = headers_frame(f, end_stream);
+    if whole.payload.len() <= 16_384 {
+        return vec![whole];
+    }
+    let pieces: Vec<&[u8]> = whole.payload.chunks(16_384).collect();
+    let last = pieces.len() - 1;
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, piece)| Frame {
+            kind: if i == 0 { HEADERS } else { CONTINUATION },
+            flags: match (i, i == last) {
+                (0, _) => whole.flags & 0x1,
+                (_, true) => 0x4,
+                _ => 0,
+            },
+            stream: 1,
+            payload: piece.to_vec(),
+        })
+        .collect()
+}
+
+/// Probes that are one header block, and a body when given.
 fn simple(name: &str, category: &'static str, f: Fields, body: Option<&[u8]>) -> Probe {
-    let mut frames = vec![headers_frame(&f, body.is_none())];
+    let mut frames = header_frames(&f, body.is_none());
     if let Some(b) = body {
         frames.push(Frame::data(1, b, true));
     }
@@ -526,6 +552,221 @@ fn probes() -> Vec<Probe> {
         ("sec-websocket-version", "13"),
     ]);
     p.push(simple("extended-connect", "upgrade", ext, None));
+    // --- framing: how the head and body are framed on the wire (padding, priority,
+    // CONTINUATION, DATA split) must not change what is forwarded ---
+    let base = |name: &str| request("POST", &path(name), &[("content-length", "10")]);
+    let block = |f: &Fields| headers_frame(f, false).payload;
+    let raw = |kind: u8, flags: u8, payload: Vec<u8>| Frame {
+        kind,
+        flags,
+        stream: 1,
+        payload,
+    };
+    let padded_headers = {
+        let mut payload = vec![4u8];
+        payload.extend(block(&base("frame-padded-headers")));
+        payload.extend([0u8; 4]);
+        vec![
+            raw(HEADERS, 0x4 | 0x8, payload),
+            Frame::data(1, b"helloworld", true),
+        ]
+    };
+    let priority_headers = {
+        let mut payload = vec![0, 0, 0, 0, 15];
+        payload.extend(block(&base("frame-priority-headers")));
+        vec![
+            raw(HEADERS, 0x4 | 0x20, payload),
+            Frame::data(1, b"helloworld", true),
+        ]
+    };
+    let continuation = {
+        let whole = block(&base("frame-continuation"));
+        let (a, b) = whole.split_at(whole.len() / 2);
+        vec![
+            raw(HEADERS, 0, a.to_vec()),
+            raw(CONTINUATION, 0x4, b.to_vec()),
+            Frame::data(1, b"helloworld", true),
+        ]
+    };
+    let padded_data = {
+        let mut payload = vec![3u8];
+        payload.extend(b"helloworld");
+        payload.extend([0u8; 3]);
+        vec![
+            headers_frame(&base("frame-padded-data"), false),
+            raw(DATA, 0x1 | 0x8, payload),
+        ]
+    };
+    let one_byte_data = {
+        let mut frames = vec![headers_frame(&base("frame-one-byte-data"), false)];
+        for (i, b) in b"helloworld".iter().enumerate() {
+            frames.push(Frame::data(1, &[*b], i == 9));
+        }
+        frames
+    };
+    let empty_end = vec![
+        headers_frame(&base("frame-empty-end-data"), false),
+        Frame::data(1, b"helloworld", false),
+        Frame::data(1, b"", true),
+    ];
+    let data_on_zero = vec![
+        headers_frame(&base("frame-data-on-stream-0"), false),
+        Frame {
+            kind: DATA,
+            flags: 0x1,
+            stream: 0,
+            payload: b"helloworld".to_vec(),
+        },
+    ];
+    let continuation_other_stream = {
+        let whole = block(&base("frame-continuation-other-stream"));
+        let (a, b) = whole.split_at(whole.len() / 2);
+        vec![
+            raw(HEADERS, 0, a.to_vec()),
+            Frame {
+                kind: CONTINUATION,
+                flags: 0x4,
+                stream: 3,
+                payload: b.to_vec(),
+            },
+        ]
+    };
+    for (name, frames) in [
+        ("frame-padded-headers", padded_headers),
+        ("frame-priority-headers", priority_headers),
+        ("frame-continuation", continuation),
+        ("frame-padded-data", padded_data),
+        ("frame-one-byte-data", one_byte_data),
+        ("frame-empty-end-data", empty_end),
+        ("frame-data-on-stream-0", data_on_zero),
+        ("frame-continuation-other-stream", continuation_other_stream),
+    ] {
+        p.push(Probe {
+            name: name.into(),
+            category: "framing",
+            frames,
+            expect: None,
+        });
+    }
+    // --- hpack: the same request through HPACK's other representations ---
+    let hpack = |name: &str, block: Vec<u8>| Probe {
+        name: name.into(),
+        category: "hpack",
+        frames: vec![Frame {
+            kind: HEADERS,
+            flags: 0x4 | 0x1,
+            stream: 1,
+            payload: block,
+        }],
+        expect: None,
+    };
+    let literal_path = |name: &str| common::h2raw::literal(b":path", path(name).as_bytes());
+    // Static table: 2 `:method GET`, 7 `:scheme https`; `:authority` by indexed name (1).
+    let mut indexed = vec![0x82, 0x87, 0x41, 9];
+    indexed.extend(b"localhost");
+    indexed.extend(literal_path("hpack-static-indexed"));
+    p.push(hpack("hpack-static-indexed", indexed));
+    // A literal with incremental indexing, then used from the dynamic table (index 62).
+    let mut dynamic = vec![0x82, 0x87, 0x40, 10];
+    dynamic.extend(b":authority");
+    dynamic.push(9);
+    dynamic.extend(b"localhost");
+    dynamic.extend(literal_path("hpack-dynamic"));
+    dynamic.extend([0x40, 6]);
+    dynamic.extend(b"x-dyn1");
+    dynamic.push(1);
+    dynamic.extend(b"1");
+    dynamic.push(0xbe);
+    p.push(hpack("hpack-dynamic", dynamic));
+    // Never-indexed literals (0x10), as for a cookie.
+    let mut never = vec![0x82, 0x87];
+    for (n, v) in [
+        (&b":authority"[..], &b"localhost"[..]),
+        (b"cookie", b"a=1"),
+        (b"cookie", b"b=2"),
+    ] {
+        never.push(0x10);
+        never.push(n.len() as u8);
+        never.extend(n);
+        never.push(v.len() as u8);
+        never.extend(v);
+    }
+    never.extend(literal_path("hpack-never-indexed-cookies"));
+    p.push(hpack("hpack-never-indexed-cookies", never));
+    let mut never2 = vec![0x82, 0x87];
+    never2.extend(literal_path("hpack-never-indexed-cookies-only"));
+    never2.extend(common::h2raw::literal(b":authority", b"localhost"));
+    for (n, v) in [(&b"cookie"[..], &b"a=1"[..]), (b"cookie", b"b=2")] {
+        never2.push(0x10);
+        never2.push(n.len() as u8);
+        never2.extend(n);
+        never2.push(v.len() as u8);
+        never2.extend(v);
+    }
+    p.push(hpack("hpack-never-indexed-cookies-only", never2));
+    let mut plain = vec![0x82, 0x87];
+    plain.extend(literal_path("hpack-path-first"));
+    plain.extend(common::h2raw::literal(b":authority", b"localhost"));
+    p.push(hpack("hpack-path-first", plain));
+    // Index 0 and an index past both tables: COMPRESSION_ERROR.
+    let mut zero = vec![0x82, 0x87, 0x80];
+    zero.extend(literal_path("hpack-index-zero"));
+    p.push(hpack("hpack-index-zero", zero));
+    let mut past = vec![0x82, 0x87, 0xff, 0x40];
+    past.extend(literal_path("hpack-index-past"));
+    p.push(hpack("hpack-index-past", past));
+    // A dynamic table size update above the SETTINGS value (4,096).
+    let mut resize = vec![0x3f, 0xe1, 0x7f, 0x82, 0x87];
+    resize.extend(literal_path("hpack-resize-too-large"));
+    p.push(hpack("hpack-resize-too-large", resize));
+    // --- limits: the same caps as HTTP/1 ---
+    let long_path = format!("/p/limits-long-path/{}", "a".repeat(9000));
+    let long_value = "v".repeat(40_000);
+    let many: Vec<(String, String)> = (0..101).map(|i| (format!("x-h{i}"), "1".into())).collect();
+    let many_refs: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let cookies: Vec<(&str, &str)> = (0..60).map(|_| ("cookie", "c=1")).collect();
+    for (name, f, status) in [
+        (
+            "limits-long-path",
+            request("GET", &long_path, &[]),
+            Some("414"),
+        ),
+        (
+            "limits-long-value",
+            request("GET", &path("limits-long-value"), &[("x-big", &long_value)]),
+            None,
+        ),
+        (
+            "limits-101-headers",
+            request("GET", &path("limits-101-headers"), &many_refs),
+            Some("431"),
+        ),
+        (
+            "limits-60-cookie-fields",
+            request("GET", &path("limits-60-cookie-fields"), &cookies),
+            None,
+        ),
+    ] {
+        let probe = simple(name, "limits", f, None);
+        p.push(match status {
+            Some(s) => expect(probe, s),
+            None => probe,
+        });
+    }
+    let over = request(
+        "POST",
+        &path("limits-body-over-max"),
+        &[("content-length", "20000000")],
+    );
+    p.push(expect(
+        Probe {
+            name: "limits-body-over-max".into(),
+            category: "limits",
+            frames: vec![headers_frame(&over, false), Frame::data(1, b"hello", false)],
+            expect: None,
+        },
+        "413",
+    ));
     // --- context: the companion's headers never reach Django from a client ---
     for (name, n) in [
         ("context-user", "x-authz-user"),
