@@ -175,15 +175,19 @@ fn malformed_context_headers_from_django_break_nothing() {
             );
         }
     }
-    // Counting happens after the response, requests before denials: wait for all three denials.
-    let m = poll::until("three denials counted", || {
+    // Counting happens after the response, requests before denials and denials before their
+    // permissions: wait for all three denials and the last one's permission (a scrape between
+    // the two counters saw the denial alone once, on a loaded CI machine).
+    let m = poll::until("three denials and a permission counted", || {
         let m = p.metrics();
         let total: f64 = m
             .lines()
             .filter(|l| l.starts_with("authz_edge_denials_total{"))
             .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
             .sum();
-        if total >= 3.0 {
+        let permission =
+            "authz_edge_permission_denials_total{permission=\"ok.perm\",route=\"/other/\"}";
+        if total >= 3.0 && metric_value(&m, permission) >= 1.0 {
             Ok(m)
         } else {
             Err(total)
