@@ -72,6 +72,17 @@ fn closed_by_server(s: &mut impl Read) -> bool {
     }
 }
 
+/// h2's graceful GOAWAY: NO_ERROR naming the highest stream id, then (once the client answered
+/// its PING, which the raw client does at once) NO_ERROR naming `last`, the last stream taken.
+/// The second is not awaited when the connection closed first (1 s after the first).
+fn assert_graceful(goaways: &[(u32, u32)], last: u32) {
+    match goaways {
+        [(0x7fff_ffff, 0), (l, 0)] if *l == last => {}
+        [(0x7fff_ffff, 0)] => {}
+        other => panic!("GOAWAY frames {other:?}, not a graceful shutdown naming {last}"),
+    }
+}
+
 fn shed(metrics: &str, reason: &str) -> f64 {
     metric_value(
         metrics,
@@ -98,7 +109,7 @@ fn an_idle_http2_connection_gets_goaway_then_closes() {
     // stream id, then one naming stream 1, the last taken), then the close, well before the
     // client's 5 s read timeout.
     assert!(c.until_closed(), "the idle connection was not closed");
-    assert_eq!(c.goaways, [(0x7fff_ffff, 0), (1, 0)]);
+    assert_graceful(&c.goaways, 1);
     poll::until_true("the gauge back to 0", || {
         client_connections(&p, "h2") == 0.0
     });
@@ -157,7 +168,7 @@ fn max_requests_per_connection_ends_an_http2_connection_with_goaway() {
     let seventh = c.outcome(7);
     assert!(!ok(&seventh), "{seventh:?}");
     assert!(c.until_closed());
-    assert_eq!(c.goaways, [(0x7fff_ffff, 0), (5, 0)]);
+    assert_graceful(&c.goaways, 5);
     assert_eq!(up.count(), 3);
 }
 
