@@ -26,6 +26,7 @@ use crate::rules::forwarding::Client;
 use crate::runtime::{Runtime, Shared};
 use crate::telemetry::classify;
 use crate::telemetry::metrics::UpstreamErrorKind;
+use crate::upstream::pool::ResponseEnd;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -112,19 +113,19 @@ pub async fn forward(
     if session.write_response_header(Box::new(resp)).await.is_err() {
         return Err(status);
     }
-    if empty {
-        if reusable && buf.is_empty() {
-            rt.upstream.pool.put(idx, conn);
-        }
-        return Ok(status);
-    }
-    match stream_body(rt, session, &mut conn, &mut buf, framing, obs).await {
-        Ok(()) => {
-            if reusable && buf.is_empty() && framing != Framing::UntilClose {
-                rt.upstream.pool.put(idx, conn);
-            }
-            Ok(status)
-        }
+    let sent = match empty {
+        true => Ok(()),
+        false => stream_body(rt, session, &mut conn, &mut buf, framing, obs).await,
+    };
+    let ending = ResponseEnd {
+        server_keeps: reusable,
+        whole: sent.is_ok(),
+        bytes_past_end: !buf.is_empty(),
+        until_close: framing == Framing::UntilClose,
+    };
+    let _ = rt.upstream.pool.give_back(idx, conn, ending);
+    match sent {
+        Ok(()) => Ok(status),
         Err(Broken::Upstream(kind)) => {
             shared.metrics.count_upstream_error(kind);
             Err(status)

@@ -9,6 +9,7 @@ use crate::response::upstream_head;
 use crate::runtime::{Runtime, Shared};
 use crate::telemetry::classify;
 use crate::telemetry::metrics::UpstreamErrorKind;
+use crate::upstream::pool::ResponseEnd;
 use bytes::{Buf, BufMut, BytesMut};
 use http::{Method, Version};
 use pingora::http::RequestHeader;
@@ -200,13 +201,15 @@ pub(super) async fn relay_response(
             relay_until_close(rt, stream, &mut conn, buf.split(), out, obs).await
         }
     };
+    let ending = ResponseEnd {
+        server_keeps: head.reusable,
+        whole: sent.is_ok(),
+        bytes_past_end: !buf.is_empty(),
+        until_close: head.framing == Framing::UntilClose,
+    };
+    let _ = rt.upstream.pool.give_back(idx, conn, ending);
     match sent {
-        Ok(()) => {
-            if head.reusable && buf.is_empty() {
-                rt.upstream.pool.put(idx, conn);
-            }
-            (head.status, head.keep_client)
-        }
+        Ok(()) => (head.status, head.keep_client),
         Err(Broken::Upstream(kind)) => {
             shared.metrics.count_upstream_error(kind);
             (head.status, false)

@@ -21,6 +21,51 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
+/// How a response from Django ended, as far as its connection's reuse goes. Every loop fills
+/// one from its reader of Django's head and its end of the body, and hands the connection to
+/// `Pool::give_back`, the one place that decides.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseEnd {
+    /// HTTP/1.1 without `Connection: close` (or 1.0 with `keep-alive`).
+    pub server_keeps: bool,
+    /// The body ended where its framing said (not cut off by either side).
+    pub whole: bool,
+    /// Bytes were read past the end of the response.
+    pub bytes_past_end: bool,
+    /// The body was delimited by the server closing the connection.
+    pub until_close: bool,
+}
+
+/// Why a connection is not reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoReuse {
+    /// The server said it closes (`Connection: close`, HTTP/1.0 without keep-alive).
+    ServerCloses,
+    /// The body was cut off: where the next response would start is unknown.
+    CutOff,
+    /// The server sent more than the response: those bytes would answer the next request.
+    BytesPastEnd,
+    /// The body ran until the server closed.
+    UntilClose,
+}
+
+impl ResponseEnd {
+    /// Whether the connection may be reused, and if not, why.
+    pub fn reusable(self) -> Result<(), NoReuse> {
+        if !self.whole {
+            Err(NoReuse::CutOff)
+        } else if self.until_close {
+            Err(NoReuse::UntilClose)
+        } else if !self.server_keeps {
+            Err(NoReuse::ServerCloses)
+        } else if self.bytes_past_end {
+            Err(NoReuse::BytesPastEnd)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// Keepalive connections to the servers of one upstream pool (one config generation).
 pub struct Pool {
     idle: Vec<Mutex<Vec<(TcpStream, Instant)>>>,
@@ -92,8 +137,21 @@ impl Pool {
         None
     }
 
+    /// The one place a connection comes back after a response: kept when `ending` allows
+    /// (and there is room), else closed. Returns why it was not kept.
+    pub fn give_back(
+        &self,
+        idx: usize,
+        conn: TcpStream,
+        ending: ResponseEnd,
+    ) -> Result<(), NoReuse> {
+        ending.reusable()?;
+        self.put(idx, conn);
+        Ok(())
+    }
+
     /// Keeps a connection whose last response ended cleanly, if there is room.
-    pub fn put(&self, idx: usize, conn: TcpStream) {
+    fn put(&self, idx: usize, conn: TcpStream) {
         let Some(slot) = self.idle.get(idx) else {
             return;
         };
@@ -128,6 +186,49 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_is_reused_only_after_a_clean_whole_response() {
+        let clean = ResponseEnd {
+            server_keeps: true,
+            whole: true,
+            bytes_past_end: false,
+            until_close: false,
+        };
+        assert_eq!(clean.reusable(), Ok(()));
+        for (ending, why) in [
+            (
+                ResponseEnd {
+                    server_keeps: false,
+                    ..clean
+                },
+                NoReuse::ServerCloses,
+            ),
+            (
+                ResponseEnd {
+                    whole: false,
+                    ..clean
+                },
+                NoReuse::CutOff,
+            ),
+            (
+                ResponseEnd {
+                    bytes_past_end: true,
+                    ..clean
+                },
+                NoReuse::BytesPastEnd,
+            ),
+            (
+                ResponseEnd {
+                    until_close: true,
+                    ..clean
+                },
+                NoReuse::UntilClose,
+            ),
+        ] {
+            assert_eq!(ending.reusable(), Err(why), "{ending:?}");
+        }
+    }
     use tokio::io::AsyncWriteExt;
 
     const MINUTE: Duration = Duration::from_secs(60);
