@@ -23,6 +23,9 @@ pub struct Bound {
     pub http: Vec<String>,
     pub https: Vec<String>,
     pub admin: String,
+    /// The sockets bound to resolve `:0`, kept open until Pingora takes them (`build`), so
+    /// that no other socket can take their ports in between.
+    held: Arc<std::sync::Mutex<Vec<(String, TcpListener)>>>,
 }
 
 impl std::fmt::Display for Bound {
@@ -37,8 +40,9 @@ impl std::fmt::Display for Bound {
     }
 }
 
-/// Resolves `IP:0` to a free port so that the real address can be reported.
-fn resolve_port(addr: &str) -> std::io::Result<String> {
+/// Resolves `IP:0` to a free port so that the real address can be reported: the socket bound
+/// for it is kept in `held` and becomes the listener itself.
+fn resolve_port(addr: &str, held: &mut Vec<(String, TcpListener)>) -> std::io::Result<String> {
     let a: SocketAddr = addr
         .parse()
         .map_err(|_| std::io::Error::other(format!("bad address {addr}")))?;
@@ -46,26 +50,51 @@ fn resolve_port(addr: &str) -> std::io::Result<String> {
         return Ok(addr.to_string());
     }
     let l = TcpListener::bind(a)?;
-    Ok(l.local_addr()?.to_string())
+    let resolved = l.local_addr()?.to_string();
+    held.push((resolved.clone(), l));
+    Ok(resolved)
 }
 
 /// Where the listeners go, from the config.
 pub fn bind_plan(config: &Config) -> std::io::Result<Bound> {
-    Ok(Bound {
-        http: config
-            .server
+    let mut held = Vec::new();
+    let mut resolve = |a: &String| resolve_port(a, &mut held);
+    let http = config
+        .server
+        .listen
+        .iter()
+        .map(&mut resolve)
+        .collect::<Result<_, _>>()?;
+    let https = match &config.tls {
+        Some(t) => t
             .listen
             .iter()
-            .map(|a| resolve_port(a))
+            .map(&mut resolve)
             .collect::<Result<_, _>>()?,
-        https: config
-            .tls
-            .as_ref()
-            .map(|t| t.listen.iter().map(|a| resolve_port(a)).collect())
-            .transpose()?
-            .unwrap_or_default(),
-        admin: resolve_port(&config.server.admin)?,
+        None => Vec::new(),
+    };
+    let admin = resolve(&config.server.admin)?;
+    Ok(Bound {
+        http,
+        https,
+        admin,
+        held: Arc::new(std::sync::Mutex::new(held)),
     })
+}
+
+/// Gives the sockets bound for `:0` addresses to Pingora as they are, through its table of
+/// listening sockets (which an upgrade fills with the old process's): it uses a socket found
+/// there for its address instead of binding again.
+fn hand_over(server: &Server, bound: &Bound) -> std::io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    let held = std::mem::take(&mut *bound.held.lock().unwrap_or_else(|e| e.into_inner()));
+    let fds = server.listen_fds();
+    let mut fds = fds.lock();
+    for (addr, listener) in held {
+        listener.set_nonblocking(true)?;
+        fds.add(addr, listener.into_raw_fd());
+    }
+    Ok(())
 }
 
 /// Pingora's server settings from ours.
@@ -105,9 +134,9 @@ fn client_buffers(tls: bool) -> L4BufferSettings {
 /// Prints `authz-edge listening http=… https=… admin=…` once every listener accepts
 /// connections (Pingora binds them when the services start, after `build`), so that whoever
 /// waits for the line can connect at once. Each is waited for: Pingora binds a service's
-/// listeners one after another, and retries a port in use (a port resolved from `:0` can be
-/// taken by another socket before Pingora binds it) for up to 30 s, while the ones bound
-/// before it already accept.
+/// listeners one after another, and retries a port in use for up to 30 s, while the ones bound
+/// before it already accept. (A port resolved from `:0` is no longer bound twice: its socket
+/// is handed over, `hand_over`.)
 struct Announce {
     bound: Bound,
     shared: Arc<Shared>,
@@ -159,6 +188,9 @@ pub fn build(
     };
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(config));
     server.bootstrap();
+    if !upgrade {
+        hand_over(&server, bound).map_err(|e| format!("cannot listen: {e}"))?;
+    }
 
     let proxy = pingora::proxy::http_proxy(
         &server.configuration,

@@ -369,9 +369,10 @@ impl Server {
         self.bootstrap.lock().set_sentry_config(Some(sentry_config));
     }
 
-    /// Get the configured file descriptors for listening
+    /// Get the configured file descriptors for listening (authz-edge: public, so that
+    /// listeners it bound itself, to learn the port given for `:0`, are used as they are).
     #[cfg(unix)]
-    fn listen_fds(&self) -> ListenFds {
+    pub fn listen_fds(&self) -> ListenFds {
         self.bootstrap.lock().get_fds()
     }
 
