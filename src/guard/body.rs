@@ -26,6 +26,10 @@ use std::sync::Arc;
 /// holds a place under the process's stream budget, so it must not wait for ever.
 pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long the rest of a body refused part-way is read and dropped before the connection
+/// closes (nginx's `lingering_timeout`), so that the client reads its 413 or 503.
+pub const LINGER_AFTER_REFUSAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The most bytes of unsized request bodies held at once, all requests together.
 pub const BUFFER_BUDGET: usize = 256 * 1024 * 1024;
 

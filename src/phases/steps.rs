@@ -122,6 +122,11 @@ pub async fn handle(
     let whole = match body::read_whole(session, &rt.limits).await {
         Err(r) => {
             reject(shared, session, ctx, r).await;
+            // As nginx's lingering close: the rest of a body refused part-way (413, 503) is read
+            // and dropped for a while, so that a client still sending reads the answer instead
+            // of a reset that discards it.
+            let _ = tokio::time::timeout(body::LINGER_AFTER_REFUSAL, session.drain_request_body())
+                .await;
             return Ok(true);
         }
         Ok(whole) => whole,
