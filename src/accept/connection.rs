@@ -62,16 +62,9 @@ async fn wait_for_request(
     } else {
         tokio::select! {
             r = timeout(idle, drain::read_idle(stream, buf)) => matches!(r, Ok(Ok(n)) if n > 0),
-            () = shed(slot) => false,
+            // A drain's wake-up is not for a new connection: it still gets its answer.
+            () = slot.shed() => false,
         }
-    }
-}
-
-/// Returns once the connection is shed at the cap (a drain's wake-up is not for a new
-/// connection: it still gets its answer).
-async fn shed(slot: &Slot) {
-    while !slot.is_shed() {
-        slot.wake.notified().await;
     }
 }
 
@@ -328,7 +321,6 @@ mod tests {
         let connection = app.process_new(stream, &shutdown);
         let size = std::mem::size_of_val(&*connection);
         assert!(size <= 640, "the connection's future is {size} bytes");
-        println!("the connection's future: {size} bytes");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -8,7 +8,7 @@
 //! both keep one set: `handle`, `fail` and `log`.
 
 use crate::phases::{self, RequestCtx};
-use crate::runtime::connections::{Admission, Slot};
+use crate::runtime::connections::Admission;
 use crate::runtime::Shared;
 use crate::telemetry::metrics::ProxyLoop;
 use crate::telemetry::metrics::ShedReason;
@@ -81,6 +81,18 @@ impl Drop for StreamPermit {
     fn drop(&mut self) {
         OPEN_STREAMS.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// GOAWAY for a connection (its open streams finish), and the timer set to drop it
+/// `GOAWAY_LINGER` after, if it is still there then.
+fn go_away(
+    conn: &mut h2::server::Connection<Stream, bytes::Bytes>,
+    going_away: &mut bool,
+    timer: Pin<&mut tokio::time::Sleep>,
+) {
+    conn.graceful_shutdown();
+    *going_away = true;
+    timer.reset(Instant::now() + GOAWAY_LINGER);
 }
 
 /// Serves an HTTP/2 connection (ALPN `h2`) until it closes.
@@ -160,9 +172,7 @@ pub async fn serve(
             biased;
             changed = shutdown.changed(), if !going_away => {
                 if changed.is_err() || *shutdown.borrow() {
-                    conn.graceful_shutdown();
-                    going_away = true;
-                    timer.as_mut().reset(Instant::now() + GOAWAY_LINGER);
+                    go_away(&mut conn, &mut going_away, timer.as_mut());
                 }
                 continue;
             }
@@ -200,15 +210,11 @@ pub async fn serve(
                         continue;
                     }
                 }
-                conn.graceful_shutdown();
-                going_away = true;
-                timer.as_mut().reset(now + GOAWAY_LINGER);
+                go_away(&mut conn, &mut going_away, timer.as_mut());
                 continue;
             }
-            () = shed(admitted.slot), if !going_away && streams.is_empty() => {
-                conn.graceful_shutdown();
-                going_away = true;
-                timer.as_mut().reset(Instant::now() + GOAWAY_LINGER);
+            () = admitted.slot.shed(), if !going_away && streams.is_empty() => {
+                go_away(&mut conn, &mut going_away, timer.as_mut());
                 continue;
             }
             // Cancel-safe: a stream not taken here is taken on the next turn.
@@ -229,9 +235,7 @@ pub async fn serve(
                 if served >= max_requests && !going_away {
                     // The last stream nginx's `keepalive_requests` allows: GOAWAY, and the
                     // streams already open finish.
-                    conn.graceful_shutdown();
-                    going_away = true;
-                    timer.as_mut().reset(Instant::now() + GOAWAY_LINGER);
+                    go_away(&mut conn, &mut going_away, timer.as_mut());
                 }
                 let session = ServerSession::new_http2(h2);
                 streams.push(Box::pin(serve_stream(shared, session, permit)));
@@ -243,13 +247,6 @@ pub async fn serve(
     }
     drop(conn);
     while streams.next().await.is_some() {}
-}
-
-/// Returns once the connection is shed at the connection cap.
-async fn shed(slot: &Slot) {
-    while !slot.is_shed() {
-        slot.wake.notified().await;
-    }
 }
 
 /// One stream: its request answered by `phases::handle`, then recorded by `phases::log`.

@@ -48,6 +48,14 @@ impl Slot {
     pub fn is_shed(&self) -> bool {
         self.shed.load(Ordering::Relaxed)
     }
+
+    /// Returns once the connection is shed at the cap; other wake-ups (a drain, one left for
+    /// the slot's previous connection) are passed over.
+    pub async fn shed(&self) {
+        while !self.is_shed() {
+            self.wake.notified().await;
+        }
+    }
 }
 
 /// The open client connections.
