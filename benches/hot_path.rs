@@ -153,14 +153,13 @@ fn bench_forwarding(c: &mut Criterion) {
     c.bench_function("upstream_head/h2", |b| {
         b.iter(|| {
             wire.clear();
-            authz_edge::relay::buffered::write_head(
-                &rt,
-                black_box(&h2),
-                &client,
-                "0123456789abcdef0123456789abcdef",
-                None,
-                &mut wire,
-            );
+            let fwd = authz_edge::upstream::request_head::Forward {
+                context: &rt.context,
+                trusted: &rt.trusted,
+                client: &client,
+                request_id: "0123456789abcdef0123456789abcdef",
+            };
+            authz_edge::upstream::request_head::write_parsed(&fwd, black_box(&h2), None, &mut wire);
             wire.len()
         })
     });

@@ -124,12 +124,8 @@ fn check(path: &std::path::Path) -> ExitCode {
             println!("{}: ok", path.display());
             println!(
                 "listeners: http {}; https {}; admin {}",
-                if c.server.listen.is_empty() {
-                    "-".into()
-                } else {
-                    c.server.listen.join(", ")
-                },
-                c.tls.as_ref().map_or("-".into(), |t| t.listen.join(", ")),
+                addresses(&c.server.listen),
+                c.tls.as_ref().map_or("-".into(), |t| addresses(&t.listen)),
                 c.server.admin
             );
             let hc = c.upstream.health_check.as_ref().map_or(
@@ -143,7 +139,7 @@ fn check(path: &std::path::Path) -> ExitCode {
             println!("upstreams: {} ({hc})", servers.join(", "));
             println!("routes: {} configured", c.routes.len());
             for r in &c.routes {
-                println!("  {}", r.pattern);
+                println!("  {}", r.pattern.text);
             }
             for s in &c.statics {
                 println!("static: {} -> {}", s.prefix, s.root);
@@ -218,11 +214,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(port) = bound
-        .https
-        .first()
-        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-    {
+    if let Some(port) = bound.https.first() {
         shared
             .bound_https_port
             .store(port.port(), std::sync::atomic::Ordering::Relaxed);
@@ -236,4 +228,16 @@ fn main() -> ExitCode {
     };
     // `authz-edge listening …` is printed by the `announce` service once the sockets accept.
     srv.run_forever()
+}
+
+/// A list of listener addresses, or `-` for none.
+fn addresses(list: &[std::net::SocketAddr]) -> String {
+    match list.is_empty() {
+        true => "-".into(),
+        false => list
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }

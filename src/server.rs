@@ -2,10 +2,10 @@
 
 use crate::accept::connection::EdgeApp;
 use crate::admin::Admin;
-use crate::background::detector::DetectorService;
 use crate::background::health::HealthChecker;
-use crate::background::reload::Reloader;
-use crate::config::Config;
+use crate::background::sighup::Reloader;
+use crate::background::spike_tick::DetectorService;
+use crate::config::{Config, Process};
 use crate::phases::EdgeProxy;
 use crate::runtime::Shared;
 use pingora::listeners::ListenerConfig;
@@ -20,21 +20,28 @@ use std::sync::Arc;
 /// The addresses actually listened on (port 0 resolved to a free port).
 #[derive(Debug, Clone)]
 pub struct Bound {
-    pub http: Vec<String>,
-    pub https: Vec<String>,
-    pub admin: String,
+    pub http: Vec<SocketAddr>,
+    pub https: Vec<SocketAddr>,
+    pub admin: SocketAddr,
     /// The sockets bound to resolve `:0`, kept open until Pingora takes them (`build`), so
     /// that no other socket can take their ports in between.
-    held: Arc<std::sync::Mutex<Vec<(String, TcpListener)>>>,
+    held: Arc<std::sync::Mutex<Vec<(SocketAddr, TcpListener)>>>,
 }
 
 impl std::fmt::Display for Bound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |addrs: &[SocketAddr]| {
+            addrs
+                .iter()
+                .map(SocketAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         write!(
             f,
             "http={} https={} admin={}",
-            self.http.join(","),
-            self.https.join(","),
+            list(&self.http),
+            list(&self.https),
             self.admin
         )
     }
@@ -42,23 +49,23 @@ impl std::fmt::Display for Bound {
 
 /// Resolves `IP:0` to a free port so that the real address can be reported: the socket bound
 /// for it is kept in `held` and becomes the listener itself.
-fn resolve_port(addr: &str, held: &mut Vec<(String, TcpListener)>) -> std::io::Result<String> {
-    let a: SocketAddr = addr
-        .parse()
-        .map_err(|_| std::io::Error::other(format!("bad address {addr}")))?;
-    if a.port() != 0 {
-        return Ok(addr.to_string());
+fn resolve_port(
+    addr: SocketAddr,
+    held: &mut Vec<(SocketAddr, TcpListener)>,
+) -> std::io::Result<SocketAddr> {
+    if addr.port() != 0 {
+        return Ok(addr);
     }
-    let l = TcpListener::bind(a)?;
-    let resolved = l.local_addr()?.to_string();
-    held.push((resolved.clone(), l));
+    let l = TcpListener::bind(addr)?;
+    let resolved = l.local_addr()?;
+    held.push((resolved, l));
     Ok(resolved)
 }
 
 /// Where the listeners go, from the config.
 pub fn bind_plan(config: &Config) -> std::io::Result<Bound> {
     let mut held = Vec::new();
-    let mut resolve = |a: &String| resolve_port(a, &mut held);
+    let mut resolve = |a: &SocketAddr| resolve_port(*a, &mut held);
     let http = config
         .server
         .listen
@@ -92,24 +99,24 @@ fn hand_over(server: &Server, bound: &Bound) -> std::io::Result<()> {
     let mut fds = fds.lock();
     for (addr, listener) in held {
         listener.set_nonblocking(true)?;
-        fds.add(addr, listener.into_raw_fd());
+        fds.add(addr.to_string(), listener.into_raw_fd());
     }
     Ok(())
 }
 
-/// Pingora's server settings from ours.
-fn server_conf(config: &Config) -> ServerConf {
+/// Pingora's server settings from the process's.
+fn server_conf(p: &Process) -> ServerConf {
     // Pingora waits out the grace period after it stops accepting, then gives in-flight
     // requests a last short while before the runtimes are torn down.
     ServerConf {
-        threads: config.server.threads,
-        grace_period_seconds: Some(config.server.grace_period.0.as_secs_f64().ceil() as u64),
+        threads: p.threads,
+        grace_period_seconds: Some(p.grace_period.as_secs_f64().ceil() as u64),
         graceful_shutdown_timeout_seconds: Some(1),
-        upgrade_sock: config.server.upgrade_sock.clone(),
-        pid_file: config.server.pid_file.clone(),
-        upstream_keepalive_pool_size: config.upstream.keepalive_pool,
-        work_stealing: config.server.work_stealing,
-        error_log: config.server.error_log.clone(),
+        upgrade_sock: p.upgrade_sock.clone(),
+        pid_file: p.pid_file.clone(),
+        upstream_keepalive_pool_size: p.keepalive_pool,
+        work_stealing: p.work_stealing,
+        error_log: p.error_log.clone(),
         ..ServerConf::default()
     }
 }
@@ -145,7 +152,7 @@ struct Announce {
 #[async_trait::async_trait]
 impl pingora::services::background::BackgroundService for Announce {
     async fn start(&self, _shutdown: pingora::server::ShutdownWatch) {
-        let addrs: Vec<&String> = self
+        let addrs: Vec<&SocketAddr> = self
             .bound
             .http
             .iter()
@@ -154,7 +161,7 @@ impl pingora::services::background::BackgroundService for Announce {
             .collect();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
         for addr in addrs {
-            while tokio::net::TcpStream::connect(addr.as_str()).await.is_err()
+            while tokio::net::TcpStream::connect(addr).await.is_err()
                 && tokio::time::Instant::now() < deadline
             {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -186,7 +193,7 @@ pub fn build(
         daemon,
         ..Opt::default()
     };
-    let mut server = Server::new_with_opt_and_conf(opt, server_conf(config));
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(&Process::of(config)));
     server.bootstrap();
     if !upgrade {
         hand_over(&server, bound).map_err(|e| format!("cannot listen: {e}"))?;
@@ -203,15 +210,7 @@ pub fn build(
     let tls = match &config.tls {
         Some(tls) if !bound.https.is_empty() => Some(crate::accept::tls::Listeners {
             acceptor: crate::accept::tls::acceptor(tls)?,
-            // Validated as IP:PORT; one that did not parse would be served without TLS.
-            addrs: bound
-                .https
-                .iter()
-                .map(|a| {
-                    a.parse()
-                        .map_err(|_| format!("tls.listen: bad address {a}"))
-                })
-                .collect::<Result<_, _>>()?,
+            addrs: bound.https.clone(),
         }),
         _ => None,
     };
@@ -222,10 +221,12 @@ pub fn build(
     };
     let mut edge = Service::new("authz-edge proxy".to_string(), app);
     for addr in &bound.http {
-        edge.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(client_buffers(false)));
+        let addr = addr.to_string();
+        edge.add_listener(ListenerConfig::tcp(&addr).l4_buffer(client_buffers(false)));
     }
     for addr in &bound.https {
-        edge.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(client_buffers(true)));
+        let addr = addr.to_string();
+        edge.add_listener(ListenerConfig::tcp(&addr).l4_buffer(client_buffers(true)));
     }
     let mut admin = Service::new(
         "authz-edge admin".to_string(),
@@ -233,7 +234,7 @@ pub fn build(
             shared: shared.clone(),
         },
     );
-    admin.add_tcp(&bound.admin);
+    admin.add_tcp(&bound.admin.to_string());
 
     server.add_service(edge);
     server.add_service(admin);
@@ -245,13 +246,13 @@ pub fn build(
     ));
     server.add_service(background_service(
         "findings",
-        crate::background::findings::FindingsService {
+        crate::background::findings_tick::FindingsService {
             shared: shared.clone(),
         },
     ));
     server.add_service(background_service(
         "drain watch",
-        crate::background::drain::DrainWatch {
+        crate::background::shutdown_watch::DrainWatch {
             shared: shared.clone(),
         },
     ));

@@ -111,3 +111,64 @@ fn a_long_file_says_why() {
         "past 400 lines without a `Longer than 400 lines because …` note: {silent:?}"
     );
 }
+
+#[test]
+fn a_file_name_stands_in_one_folder() {
+    let mut files = Vec::new();
+    rust_files(Path::new("src"), &mut files);
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in &files {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name != "mod.rs" && name != "tests.rs" {
+            seen.entry(name.to_string())
+                .or_default()
+                .push(f.display().to_string());
+        }
+    }
+    seen.retain(|_, places| places.len() > 1);
+    assert!(seen.is_empty(), "one name, two jobs: {seen:#?}");
+}
+
+/// Lines of `src/` (outside `#[cfg(test)]` tails) that contain `needle`, as `path:line`.
+fn lines_with(needle: &str) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(Path::new("src"), &mut files);
+    let mut out = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("read");
+        let code = text.split("#[cfg(test)]").next().unwrap_or(&text);
+        for (i, line) in code.lines().enumerate() {
+            let code_part = line.split("//").next().unwrap_or("");
+            if code_part.contains(needle) {
+                out.push(format!("{}:{}", f.display(), i + 1));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn one_place_gives_a_connection_back_and_one_reads_django_s_head() {
+    let back = lines_with(".give_back(");
+    assert_eq!(
+        back.len(),
+        1,
+        "connections go back to the pool from: {back:?}"
+    );
+    assert!(
+        back[0].starts_with("src/upstream/response_body.rs"),
+        "{back:?}"
+    );
+    let put: Vec<String> = lines_with(".put(")
+        .into_iter()
+        .filter(|l| !l.starts_with("src/upstream/pool.rs"))
+        .collect();
+    assert!(put.is_empty(), "pool.put outside the pool: {put:?}");
+    let parsers: Vec<String> = lines_with("httparse::Response::new(");
+    assert_eq!(
+        parsers.len(),
+        1,
+        "Django's response heads are parsed in: {parsers:?}"
+    );
+    assert!(parsers[0].starts_with("src/upstream/response_head.rs"));
+}

@@ -245,7 +245,7 @@ def stalled_server():
 
 
 # The ratios reported, by variant letter: numerator, denominator.
-RATIOS = ("CB", "CD", "DB", "CF", "FB", "CP", "DP", "PB", "EC", "LB", "CL", "DH", "HB")
+RATIOS = ("CB", "CD", "DB", "CF", "FB", "CP", "DP", "PB", "EC", "LB", "CL", "DH", "HB", "CG", "FQ")
 
 
 def ratio_pairs(by_letter):
@@ -291,6 +291,9 @@ def main():
     ap.add_argument("--workers", type=int, default=1, help="nginx worker_processes = authz-edge threads")
     ap.add_argument("--stalled-sink", action="store_true", help="also run C with a stalled HTTP sink (E)")
     ap.add_argument("--authz-edge-extra", default="", help="extra [server] lines for authz-edge, e.g. 'work_stealing = false'")
+    ap.add_argument("--baseline", metavar="BINARY",
+                    help="an earlier authz-edge build, run as C's and F's twins (G, Q) in the same "
+                         "interleaved rounds: ratios C/G and F/Q")
     ap.add_argument("--plain-pingora", help="the plain Pingora passthrough binary (variant P)")
     ap.add_argument("--lean-relay", help="the minimal tokio relay binary (variant L)")
     ap.add_argument("--hyper-relay", help="the hyper-based relay binary (variant H)")
@@ -348,7 +351,7 @@ def main():
         procs.append(("nginx", start_nginx(proxy_b, callgrind_wrap(tmp, "B"))))
         wait_port(b_port)
 
-        def authz_edge(letter, name, extra, server_extra=""):
+        def authz_edge(letter, name, extra, server_extra="", binary=None):
             port, admin = free_port(), free_port()
             conf = os.path.join(tmp, f"{name}.toml")
             with open(conf, "w") as f:
@@ -367,7 +370,7 @@ keepalive_pool = 128
 [limits]
 max_requests_per_connection = 100000
 {extra}""")
-            p = subprocess.Popen([*callgrind_wrap(tmp, letter), args.binary, "--config", conf],
+            p = subprocess.Popen([*callgrind_wrap(tmp, letter), binary or args.binary, "--config", conf],
                                  stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, env={**os.environ, "AUTHZ_EDGE_HASH_KEY": "bench"})
             procs.append((name, p))
@@ -424,6 +427,21 @@ path = "{tmp}/diagnostics-f.jsonl"
         if args.hyper_relay:
             variants.append(("H hyper relay (hyper's HTTP/1 codec, no telemetry)", h_port,
                              lambda: [h_proc.pid]))
+        if args.baseline:
+            g_port, g_proc = authz_edge("G", "baseline-on", f"""[telemetry]
+enabled = true
+[sink]
+type = "file"
+path = "{tmp}/diagnostics-g.jsonl"
+""", binary=args.baseline)
+            q_port, q_proc = authz_edge("Q", "baseline-pingora-loop", f"""[telemetry]
+enabled = true
+[sink]
+type = "file"
+path = "{tmp}/diagnostics-q.jsonl"
+""", server_extra="fast_path = false", binary=args.baseline)
+            variants.append(("G baseline build, telemetry on (as C)", g_port, lambda: [g_proc.pid]))
+            variants.append(("Q baseline build, Pingora's loop (as F)", q_port, lambda: [q_proc.pid]))
         if args.stalled_sink:
             stall_port, _stall = stalled_server()
             e_port, e_proc = authz_edge("E", "authz-edge-stalled", f"""[telemetry]

@@ -180,6 +180,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", required=True)
     ap.add_argument("--modes", default="h1,h2,h1s,handshake")
+    ap.add_argument("--baseline", metavar="BINARY",
+                    help="an earlier authz-edge build, run as G in the same interleaved rounds (ratio C/G)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=32)
@@ -217,6 +219,15 @@ def main():
         compare.wait_port(c_ports[1])
         variants = [("B nginx", b_ports, lambda: [nginx_b.pid] + compare.children(nginx_b.pid)),
                     ("C authz-edge", c_ports, lambda: [c.pid])]
+        if args.baseline:
+            g_ports, g_admin = (compare.free_port(), compare.free_port()), compare.free_port()
+            g_conf = edge_conf(tmp, *g_ports, g_admin, up_port, crt, key, args.workers)
+            g = subprocess.Popen([args.baseline, "--config", g_conf], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL,
+                                 env={**os.environ, "AUTHZ_EDGE_HASH_KEY": "bench"})
+            procs.append(g)
+            compare.wait_port(g_ports[1])
+            variants.append(("G baseline", g_ports, lambda: [g.pid]))
         results = {(m, v[0]): [] for m in modes for v in variants}
         # One run: every mode's rounds interleave the two proxies, alternating which goes first.
         for _, ports, pids in variants:
@@ -276,6 +287,15 @@ def main():
                 ib, ic = counts[(mode, "B")], counts[(mode, "C")]
                 row += f" {ib:.0f} | {ic:.0f} | {ic / ib:.3f} |"
             print(row)
+        if args.baseline:
+            print("\n| mode | baseline CPU µs | authz-edge CPU µs | CPU ratio C/G | throughput ratio C/G |")
+            print("|---|---|---|---|---|")
+            for mode in modes:
+                med = {v: {k: statistics.median(x[k] for x in results[(mode, v)]) for k in ("cpu_us", "rps")}
+                       for v in ("C authz-edge", "G baseline")}
+                c_, g_ = med["C authz-edge"], med["G baseline"]
+                print(f"| {label(mode, args)} | {g_['cpu_us']:.1f} | {c_['cpu_us']:.1f} | "
+                      f"{c_['cpu_us'] / g_['cpu_us']:.3f} | {c_['rps'] / g_['rps']:.3f} |")
     finally:
         for p in procs:
             compare.stop(p)

@@ -13,8 +13,8 @@ use crate::response::error_page;
 use crate::rules::forwarding::Client;
 use crate::runtime::connections::{Admission, Slot};
 use crate::runtime::Shared;
-use crate::telemetry::metrics::ConnProtocol;
-use crate::telemetry::metrics::RejectReason;
+use crate::telemetry::vocabulary::ConnProtocol;
+use crate::telemetry::vocabulary::RejectReason;
 use async_trait::async_trait;
 use bytes::BytesMut;
 use pingora::apps::{HttpServerApp, ServerApp};
@@ -151,7 +151,7 @@ impl EdgeApp {
             let may_keepalive = reuses_left > 0;
             let next = relay::serve(
                 &self.shared,
-                &rt,
+                rt,
                 &mut stream,
                 head,
                 plan,

@@ -7,11 +7,12 @@
 //! through the relay's upstream side. The rules are the same functions Pingora's loop calls, so
 //! both keep one set: `handle`, `fail` and `log`.
 
-use crate::phases::{self, RequestCtx};
+use crate::exchange::RequestCtx;
+use crate::phases;
 use crate::runtime::connections::Admission;
 use crate::runtime::Shared;
-use crate::telemetry::metrics::ProxyLoop;
-use crate::telemetry::metrics::ShedReason;
+use crate::telemetry::vocabulary::ProxyLoop;
+use crate::telemetry::vocabulary::ShedReason;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use pingora::protocols::http::v2::server::{
     default_h2_options, handshake, H2Accept, H2Options, HttpSession,

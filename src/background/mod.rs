@@ -1,7 +1,8 @@
 //! Work that is about no request: the spike detector's and the findings' ticks, upstream health
-//! checks, config reloads on SIGHUP, and draining on shutdown. Each is a Pingora service.
-pub mod detector;
-pub mod drain;
-pub mod findings;
+//! checks, config reloads on SIGHUP, and draining on shutdown. Each is a Pingora service, in a
+//! file named for the job it runs.
+pub mod findings_tick;
 pub mod health;
-pub mod reload;
+pub mod shutdown_watch;
+pub mod sighup;
+pub mod spike_tick;

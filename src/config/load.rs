@@ -1,52 +1,9 @@
 //! Reading a config file: every unknown key, wrong type and bad value reported with its key
 //! path, then `validate`.
 
+use super::problem::{ConfigError, Problem};
 use super::{validate, Config};
-use std::fmt;
-use std::path::{Path, PathBuf};
-
-/// One problem found in a config file: the key path and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Key path such as `upstream.servers[1]`; empty for whole-file errors.
-    pub key: String,
-    pub message: String,
-}
-
-/// Every problem found in one config file; each renders as `FILE: KEY: MESSAGE`.
-#[derive(Debug, Clone)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub problems: Vec<Problem>,
-}
-
-impl ConfigError {
-    /// The problems of the file at `file`.
-    pub fn new(file: &Path, problems: Vec<Problem>) -> Self {
-        ConfigError {
-            file: file.to_path_buf(),
-            problems,
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            if p.key.is_empty() {
-                write!(f, "{}: {}", self.file.display(), p.message)?;
-            } else {
-                write!(f, "{}: {}: {}", self.file.display(), p.key, p.message)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigError {}
+use std::path::Path;
 
 /// Reads, parses and validates a config file; every problem is reported, not just the first.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -123,12 +80,13 @@ fn parse_all(text: &str) -> (Option<Config>, Vec<Problem>, Vec<String>) {
             }
             Err(e) => {
                 path = steps(e.path());
-                let missing = e.inner().to_string().starts_with("missing field");
+                let missing = e.inner().message().starts_with("missing field");
                 // A required key that was taken out for its own problem is not a new one.
                 if !missing {
                     problems.push(Problem {
                         key: key_of(&original_path(&path, &taken)),
-                        message: e.inner().to_string(),
+                        // The message alone: toml's rendering adds an `in KEY` line.
+                        message: e.inner().message().to_string(),
                     });
                 } else if path.is_empty() {
                     break;

@@ -1,24 +1,30 @@
 //! The config file: its schema (TOML, unknown keys refused), with addresses, networks, header
 //! names and durations parsed into typed values as the file is read (`values`), every problem
-//! reported with its key path (`load`), the checks types cannot make (`validate`), and the keys
-//! two files differ in (`diff`). `runtime` compiles it.
+//! reported with its key path (`load`, `problem`), the checks types cannot make (`validate`,
+//! section by section), the settings fixed for the life of the process (`process`), and the
+//! keys two files differ in (`diff`). `runtime` compiles the rest, which a reload swaps.
 //!
 //! Longer than 400 lines because it is the whole schema: one struct per section, with its
 //! defaults.
 
 mod diff;
 mod load;
+mod problem;
+mod process;
 mod validate;
 mod values;
 
 pub use diff::changed_keys;
-pub use load::{load, parse, read, ConfigError, Problem};
+pub use load::{load, parse, read};
+pub use problem::{ConfigError, Problem};
+pub use process::Process;
 pub use validate::validate;
 pub use values::{parse_cidr, parse_duration, parse_url, Dur};
 
+use crate::path_pattern::Pattern;
 use serde::Deserialize;
 use std::net::SocketAddr;
-use values::{header_name, networks, socket_addrs};
+use values::{header_name, networks, path_pattern, socket_addr, socket_addrs};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,9 +64,11 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct Server {
     /// Plain-HTTP listeners.
-    pub listen: Vec<String>,
+    #[serde(deserialize_with = "socket_addrs")]
+    pub listen: Vec<SocketAddr>,
     /// Admin listener: /metrics /healthz /readyz /debug/authz.
-    pub admin: String,
+    #[serde(deserialize_with = "socket_addr")]
+    pub admin: SocketAddr,
     pub threads: usize,
     pub grace_period: Dur,
     /// Unix socket through which `--upgrade` takes the listeners over.
@@ -93,8 +101,8 @@ pub struct Server {
 impl Default for Server {
     fn default() -> Self {
         Server {
-            listen: vec!["127.0.0.1:8080".into()],
-            admin: "127.0.0.1:9090".into(),
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            admin: SocketAddr::from(([127, 0, 0, 1], 9090)),
             threads: 2,
             grace_period: Dur::secs(10),
             upgrade_sock: "/tmp/authz-edge-upgrade.sock".into(),
@@ -114,7 +122,8 @@ impl Default for Server {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
-    pub listen: Vec<String>,
+    #[serde(deserialize_with = "socket_addrs")]
+    pub listen: Vec<SocketAddr>,
     pub cert: String,
     pub key: String,
     /// Answer plain-HTTP requests with a 308 redirect to HTTPS.
@@ -286,7 +295,8 @@ impl Default for Context {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
-    pub pattern: String,
+    #[serde(deserialize_with = "path_pattern")]
+    pub pattern: Pattern,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -78,3 +78,15 @@ fn bad_duration_names_its_key() {
             .expect_err("refused");
     assert_eq!(e[0].key, "upstream.connect_timeout");
 }
+
+#[test]
+fn the_admin_listener_needs_a_port_of_its_own() {
+    let p = crate::config::validate(
+        &parse("[server]\nlisten = [\"127.0.0.1:8080\"]\nadmin = \"127.0.0.1:8080\"\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n")
+            .expect("parses"),
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key, "server.admin");
+    let ephemeral = "[server]\nlisten = [\"127.0.0.1:0\"]\nadmin = \"127.0.0.1:0\"\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n";
+    assert!(crate::config::validate(&parse(ephemeral).expect("parses")).is_empty());
+}

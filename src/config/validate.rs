@@ -1,227 +1,239 @@
-//! The checks of a parsed config that types alone cannot make, one problem per bad key.
+//! The checks of a parsed config that types alone cannot make, one problem per bad key, one
+//! function per section.
 
-use super::load::Problem;
-use super::values::{parse_url, validate_addr};
+use super::problem::Problem;
+use super::values::parse_url;
 use super::{Config, SinkType};
 use std::time::Duration;
 
+/// The problems found so far.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn bad(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    /// `key` must not be zero.
+    fn longer_than_zero(&mut self, key: &str, d: Duration) {
+        if d.is_zero() {
+            self.bad(key, "must be longer than zero");
+        }
+    }
+
+    /// `path` must be a directory the proxy can read.
+    fn directory(&mut self, key: impl Into<String>, path: &str) {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => self.bad(key, format!("`{path}` is not a directory")),
+            Err(e) => self.bad(key, format!("cannot use `{path}`: {e}")),
+        }
+    }
+}
+
 /// Checks what types alone cannot; returns one problem per bad key.
 pub fn validate(c: &Config) -> Vec<Problem> {
-    let mut p = Vec::new();
-    let mut bad = |key: String, message: String| p.push(Problem { key, message });
+    let mut p = Problems::default();
+    server(c, &mut p);
+    tls(c, &mut p);
+    upstream(c, &mut p);
+    limits(c, &mut p);
+    statics(c, &mut p);
+    context(c, &mut p);
+    telemetry(c, &mut p);
+    sink(c, &mut p);
+    p.0
+}
 
-    if c.server.listen.is_empty() && c.tls.is_none() {
-        bad(
-            "server.listen".into(),
-            "no listener: give at least one address or a [tls] section".into(),
+fn server(c: &Config, p: &mut Problems) {
+    let s = &c.server;
+    if s.listen.is_empty() && c.tls.is_none() {
+        p.bad(
+            "server.listen",
+            "no listener: give at least one address or a [tls] section",
         );
     }
-    for (i, a) in c.server.listen.iter().enumerate() {
-        if let Err(m) = validate_addr(a) {
-            bad(format!("server.listen[{i}]"), m);
-        }
-    }
-    if let Err(m) = validate_addr(&c.server.admin) {
-        bad("server.admin".into(), m);
-    }
-    if c.server.threads == 0 || c.server.threads > 1024 {
-        bad(
-            "server.threads".into(),
-            format!("{} is out of range: use 1 to 1024", c.server.threads),
+    let tls_listen = c.tls.iter().flat_map(|t| &t.listen);
+    // Port 0 is a free port each, never a clash.
+    let same = |a: &&std::net::SocketAddr| **a == s.admin && a.port() != 0;
+    if let Some(clash) = s.listen.iter().chain(tls_listen).find(same) {
+        p.bad(
+            "server.admin",
+            format!("{clash} is also a proxy listener: give the admin listener its own port"),
         );
     }
-    if c.server.max_connections == 0 {
-        bad("server.max_connections".into(), "must be at least 1".into());
-    }
-    if c.server.max_connection_age.0.is_zero() {
-        bad(
-            "server.max_connection_age".into(),
-            "must be longer than 0s".into(),
+    if s.threads == 0 || s.threads > 1024 {
+        let threads = s.threads;
+        p.bad(
+            "server.threads",
+            format!("{threads} is out of range: use 1 to 1024"),
         );
     }
-    if let Some(tls) = &c.tls {
-        if tls.listen.is_empty() {
-            bad(
-                "tls.listen".into(),
-                "empty: give at least one address".into(),
-            );
-        }
-        for (i, a) in tls.listen.iter().enumerate() {
-            if let Err(m) = validate_addr(a) {
-                bad(format!("tls.listen[{i}]"), m);
-            }
-        }
-        for (key, file) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
-            if let Err(e) = std::fs::metadata(file) {
-                bad(key.into(), format!("cannot read `{file}`: {e}"));
-            }
-        }
-        if tls.redirect_http && c.server.listen.is_empty() {
-            bad(
-                "tls.redirect_http".into(),
-                "is on but server.listen has no plain-HTTP listener to redirect from".into(),
-            );
-        }
+    if s.max_connections == 0 {
+        p.bad("server.max_connections", "must be at least 1");
     }
+    if s.max_connection_age.0.is_zero() {
+        p.bad("server.max_connection_age", "must be longer than 0s");
+    }
+}
 
-    if c.upstream.servers.is_empty() {
-        bad(
-            "upstream.servers".into(),
-            "empty: give at least one Django server, e.g. \"127.0.0.1:8000\"".into(),
-        );
+fn tls(c: &Config, p: &mut Problems) {
+    let Some(tls) = &c.tls else { return };
+    if tls.listen.is_empty() {
+        p.bad("tls.listen", "empty: give at least one address");
     }
-    for (key, d) in [
-        ("upstream.connect_timeout", c.upstream.connect_timeout),
-        ("upstream.read_timeout", c.upstream.read_timeout),
-        ("upstream.write_timeout", c.upstream.write_timeout),
-        ("limits.header_timeout", c.limits.header_timeout),
-        ("spike.tick", c.spike.tick),
-        ("spike.window", c.spike.window),
-        ("spike.baseline", c.spike.baseline),
-        ("sink.flush_interval", c.sink.flush_interval),
-        ("sink.batch_age", c.sink.batch_age),
-        ("sink.timeout", c.sink.timeout),
-    ] {
-        if d.0.is_zero() {
-            bad(key.into(), "must be longer than zero".into());
+    for (key, file) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
+        if let Err(e) = std::fs::metadata(file) {
+            p.bad(key, format!("cannot read `{file}`: {e}"));
         }
     }
-    if let Some(hc) = &c.upstream.health_check {
+    if tls.redirect_http && c.server.listen.is_empty() {
+        p.bad(
+            "tls.redirect_http",
+            "is on but server.listen has no plain-HTTP listener to redirect from",
+        );
+    }
+}
+
+fn upstream(c: &Config, p: &mut Problems) {
+    let u = &c.upstream;
+    if u.servers.is_empty() {
+        p.bad(
+            "upstream.servers",
+            "empty: give at least one Django server, e.g. \"127.0.0.1:8000\"",
+        );
+    }
+    p.longer_than_zero("upstream.connect_timeout", u.connect_timeout.0);
+    p.longer_than_zero("upstream.read_timeout", u.read_timeout.0);
+    p.longer_than_zero("upstream.write_timeout", u.write_timeout.0);
+    if let Some(hc) = &u.health_check {
         if !hc.path.starts_with('/') {
-            bad(
-                "upstream.health_check.path".into(),
+            p.bad(
+                "upstream.health_check.path",
                 format!("`{}` must start with `/`", hc.path),
             );
         }
         if hc.interval.0 < Duration::from_millis(100) {
-            bad(
-                "upstream.health_check.interval".into(),
-                "must be at least 100ms".into(),
-            );
+            p.bad("upstream.health_check.interval", "must be at least 100ms");
         }
     }
+}
 
+fn limits(c: &Config, p: &mut Problems) {
     let l = &c.limits;
+    p.longer_than_zero("limits.header_timeout", l.header_timeout.0);
     for (key, v, min) in [
         ("limits.max_header_bytes", l.max_header_bytes, 1024),
         ("limits.max_headers", l.max_headers, 8),
         ("limits.max_uri_bytes", l.max_uri_bytes, 64),
     ] {
         if v < min {
-            bad(key.into(), format!("{v} is too small: use at least {min}"));
+            p.bad(key, format!("{v} is too small: use at least {min}"));
         }
     }
     if l.max_header_bytes > 1_048_000 {
-        bad(
-            "limits.max_header_bytes".into(),
-            "must be at most 1048000 (Pingora's own ceiling)".into(),
+        p.bad(
+            "limits.max_header_bytes",
+            "must be at most 1048000 (Pingora's own ceiling)",
         );
     }
     if l.max_headers > 256 {
-        bad(
-            "limits.max_headers".into(),
-            "must be at most 256 (Pingora's own ceiling)".into(),
+        p.bad(
+            "limits.max_headers",
+            "must be at most 256 (Pingora's own ceiling)",
         );
     }
     if let Some(dir) = &l.body_temp_dir {
-        match std::fs::metadata(dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => bad(
-                "limits.body_temp_dir".into(),
-                format!("`{dir}` is not a directory"),
-            ),
-            Err(e) => bad(
-                "limits.body_temp_dir".into(),
-                format!("cannot use `{dir}`: {e}"),
-            ),
-        }
+        p.directory("limits.body_temp_dir", dir);
     }
     if l.max_requests_per_connection == 0 {
-        bad(
-            "limits.max_requests_per_connection".into(),
-            "must be at least 1".into(),
-        );
+        p.bad("limits.max_requests_per_connection", "must be at least 1");
     }
+}
 
+fn statics(c: &Config, p: &mut Problems) {
     for (i, s) in c.statics.iter().enumerate() {
         if !s.prefix.starts_with('/') || !s.prefix.ends_with('/') {
-            bad(
+            p.bad(
                 format!("static[{i}].prefix"),
                 format!("`{}` must start and end with `/`", s.prefix),
             );
         }
         match std::fs::metadata(&s.root) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => bad(
+            Ok(_) => p.bad(
                 format!("static[{i}].root"),
                 format!("`{}` is not a directory", s.root),
             ),
-            Err(e) => bad(
+            Err(e) => p.bad(
                 format!("static[{i}].root"),
                 format!("cannot read `{}`: {e}", s.root),
             ),
         }
     }
+}
 
-    let ctx = &c.context;
-    if ctx.session_cookie.is_empty()
-        || ctx
-            .session_cookie
-            .contains(|c: char| c.is_whitespace() || c == ';' || c == '=')
-    {
-        bad(
-            "context.session_cookie".into(),
-            format!("`{}` is not a valid cookie name", ctx.session_cookie),
+fn context(c: &Config, p: &mut Problems) {
+    let cookie = &c.context.session_cookie;
+    if cookie.is_empty() || cookie.contains(|c: char| c.is_whitespace() || c == ';' || c == '=') {
+        p.bad(
+            "context.session_cookie",
+            format!("`{cookie}` is not a valid cookie name"),
         );
     }
+}
 
-    if c.metrics.max_routes == 0 || c.metrics.max_routes > 10_000 {
-        bad(
-            "metrics.max_routes".into(),
-            format!("{} is out of range: use 1 to 10000", c.metrics.max_routes),
-        );
+/// `[metrics]` and `[spike]`.
+fn telemetry(c: &Config, p: &mut Problems) {
+    for (key, n) in [
+        ("metrics.max_routes", c.metrics.max_routes),
+        ("metrics.max_permissions", c.metrics.max_permissions),
+    ] {
+        if n == 0 || n > 10_000 {
+            p.bad(key, format!("{n} is out of range: use 1 to 10000"));
+        }
     }
-    if c.metrics.max_permissions == 0 || c.metrics.max_permissions > 10_000 {
-        bad(
-            "metrics.max_permissions".into(),
-            format!(
-                "{} is out of range: use 1 to 10000",
-                c.metrics.max_permissions
-            ),
-        );
+    let s = &c.spike;
+    p.longer_than_zero("spike.tick", s.tick.0);
+    p.longer_than_zero("spike.window", s.window.0);
+    p.longer_than_zero("spike.baseline", s.baseline.0);
+    if s.window.0 < s.tick.0 {
+        p.bad("spike.window", "must be at least as long as spike.tick");
     }
-    if c.spike.window.0 < c.spike.tick.0 {
-        bad(
-            "spike.window".into(),
-            "must be at least as long as spike.tick".into(),
-        );
+    if s.window.0.as_secs_f64() / s.tick.0.as_secs_f64().max(1e-3) > 3600.0 {
+        p.bad("spike.window", "must be at most 3600 ticks");
     }
-    if c.sink.queue == 0 {
-        bad("sink.queue".into(), "must be at least 1".into());
+}
+
+fn sink(c: &Config, p: &mut Problems) {
+    let s = &c.sink;
+    p.longer_than_zero("sink.flush_interval", s.flush_interval.0);
+    p.longer_than_zero("sink.batch_age", s.batch_age.0);
+    p.longer_than_zero("sink.timeout", s.timeout.0);
+    if s.queue == 0 {
+        p.bad("sink.queue", "must be at least 1");
     }
-    if c.sink.max_bytes < 4096 {
-        bad("sink.max_bytes".into(), "must be at least 4096".into());
+    if s.max_bytes < 4096 {
+        p.bad("sink.max_bytes", "must be at least 4096");
     }
-    if c.spike.window.0.as_secs_f64() / c.spike.tick.0.as_secs_f64().max(1e-3) > 3600.0 {
-        bad("spike.window".into(), "must be at most 3600 ticks".into());
-    }
-    match c.sink.kind {
-        SinkType::Http if c.sink.url.is_none() => bad(
-            "sink.url".into(),
-            "is required when sink.type = \"http\"".into(),
-        ),
-        SinkType::Http if c.sink.url.as_deref().and_then(parse_url).is_none() => bad(
-            "sink.url".into(),
+    match s.kind {
+        SinkType::Http if s.url.is_none() => {
+            p.bad("sink.url", "is required when sink.type = \"http\"")
+        }
+        SinkType::Http if s.url.as_deref().and_then(parse_url).is_none() => p.bad(
+            "sink.url",
             format!(
                 "`{}` is not an http:// URL such as \"http://127.0.0.1:8686/authz\"",
-                c.sink.url.as_deref().unwrap_or("")
+                s.url.as_deref().unwrap_or("")
             ),
         ),
-        SinkType::File if c.sink.path.is_empty() => bad(
-            "sink.path".into(),
-            "is required when sink.type = \"file\"".into(),
-        ),
+        SinkType::File if s.path.is_empty() => {
+            p.bad("sink.path", "is required when sink.type = \"file\"")
+        }
         _ => {}
     }
-    p
 }

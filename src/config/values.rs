@@ -1,6 +1,7 @@
 //! Values written as strings in the file and parsed once as it is read: durations, `IP:PORT`
 //! addresses, networks, header names and the sink's URL.
 
+use crate::path_pattern::Pattern;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -44,6 +45,16 @@ pub(super) fn socket_addrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Socket
     Vec::<Parsed<SocketAddr>>::deserialize(d).map(|v| v.into_iter().map(|p| p.0).collect())
 }
 
+/// One `IP:PORT` string, parsed here.
+pub(super) fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    Parsed::<SocketAddr>::deserialize(d).map(|p| p.0)
+}
+
+/// A Django path pattern, parsed here.
+pub(super) fn path_pattern<'de, D: Deserializer<'de>>(d: D) -> Result<Pattern, D::Error> {
+    Parsed::<Pattern>::deserialize(d).map(|p| p.0)
+}
+
 /// A list of CIDRs or single addresses, each parsed once here.
 pub(super) fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
     Vec::<Parsed<ipnet::IpNet>>::deserialize(d).map(|v| v.into_iter().map(|p| p.0).collect())
@@ -63,7 +74,15 @@ trait FromText: Sized {
 
 impl FromText for SocketAddr {
     fn from_text(s: &str) -> Result<Self, String> {
-        validate_addr(s)
+        s.parse::<SocketAddr>().map_err(|_| {
+            format!("`{s}` is not an address of the form IP:PORT, e.g. \"127.0.0.1:8000\"")
+        })
+    }
+}
+
+impl FromText for Pattern {
+    fn from_text(s: &str) -> Result<Self, String> {
+        Pattern::parse(s)
     }
 }
 
@@ -86,12 +105,6 @@ impl<'de, T: FromText> Deserialize<'de> for Parsed<T> {
         let s = String::deserialize(d)?;
         T::from_text(&s).map(Parsed).map_err(de::Error::custom)
     }
-}
-
-pub(super) fn validate_addr(s: &str) -> Result<SocketAddr, String> {
-    s.parse::<SocketAddr>().map_err(|_| {
-        format!("`{s}` is not an address of the form IP:PORT, e.g. \"127.0.0.1:8000\"")
-    })
 }
 
 /// Splits `http://host:port/path` into its parts.

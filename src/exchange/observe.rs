@@ -11,39 +11,12 @@ use crate::rules::routes;
 use crate::runtime::{Runtime, Shared};
 use crate::telemetry::classify::{self, CsrfSniffer};
 use crate::telemetry::findings;
-use crate::telemetry::metrics::{Kind, Metrics, RouteStats};
+use crate::telemetry::metrics::{Metrics, RouteStats};
 pub use crate::telemetry::observed::Observed;
+use crate::telemetry::vocabulary::Kind;
 use pingora::http::{RequestHeader, ResponseHeader};
 use std::sync::Arc;
 use std::time::SystemTime;
-
-/// Reads Django's context headers from a response (before they are stripped).
-pub fn observe_response(
-    shared: &Shared,
-    rt: &Runtime,
-    req: &RequestHeader,
-    resp: &ResponseHeader,
-    obs: &mut Observed,
-) {
-    let names = &rt.context;
-    observe_context(
-        shared,
-        obs,
-        resp.headers.get(&names.route).map(|v| v.as_bytes()),
-        resp.headers.get(&names.release).map(|v| v.as_bytes()),
-    );
-    observe_denial(shared, rt, req, resp, obs);
-    if resp.status.as_u16() >= 500 {
-        let kind = resp.headers.get(&names.kind).map(|v| v.as_bytes());
-        let header = |n: &str| resp.headers.get(n).map(|v| v.as_bytes());
-        observe_filesystem(
-            obs,
-            kind,
-            header(classify::PATH_HEADER),
-            header(classify::RUN_AS_HEADER),
-        );
-    }
-}
 
 /// A 5xx whose `X-Authz-Kind` is `filesystem`: Django failed with a `PermissionError` on the
 /// directory in `X-Authz-Path`, running as the `uid:gid` in `X-Authz-Run-As`.

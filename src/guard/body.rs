@@ -11,7 +11,7 @@
 //! end. Upgrades stream (`count_streamed`).
 
 use crate::config::Limits;
-use crate::telemetry::metrics::RejectReason;
+use crate::telemetry::vocabulary::RejectReason;
 use bytes::{Bytes, BytesMut};
 use pingora::protocols::http::ServerSession;
 use pingora::{Error, ErrorType, Result};

@@ -4,7 +4,7 @@
 //! Longer than 400 lines only with its unit tests, which sit beside the code.
 
 use crate::config::Limits;
-use crate::telemetry::metrics::RejectReason;
+use crate::telemetry::vocabulary::RejectReason;
 use pingora::http::RequestHeader;
 
 /// What the raw bytes read so far say about the request head.

@@ -9,7 +9,7 @@
 //! - `Host`: one on HTTP/1.1, at most one on HTTP/1.0; a reg-name or IP literal with an
 //!   optional port, no empty label runs (`..`), no `/`, `\` or `@`.
 
-use crate::telemetry::metrics::RejectReason;
+use crate::telemetry::vocabulary::RejectReason;
 
 /// Checks a request line's method and target.
 pub fn check_target(method: &[u8], target: &[u8]) -> Result<(), RejectReason> {

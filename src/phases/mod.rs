@@ -1,16 +1,16 @@
 //! `impl ProxyHttp`: each phase is a short list of calls into the modules that do the work.
 
+pub mod forward;
 mod steps;
 pub use steps::{fail, handle, log, summary};
 
-use crate::diagnostics::sink::InFlight;
-use crate::exchange;
-use crate::exchange::observe::{self, Observed};
+use crate::exchange::observe;
+use crate::exchange::{self, RequestCtx};
 use crate::guard::body;
-use crate::response::upstream_head;
 use crate::rules::forwarding;
-use crate::runtime::{Runtime, Shared};
-use crate::telemetry::metrics::UpstreamErrorKind;
+use crate::runtime::Shared;
+use crate::telemetry::vocabulary::{ProxyLoop, UpstreamErrorKind};
+use crate::upstream::response_head;
 use crate::upstream::{self, retry};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -19,50 +19,10 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result, RetryType};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// The proxy service: Django behind, telemetry alongside.
 pub struct EdgeProxy {
     pub shared: Arc<Shared>,
-}
-
-/// Per-request state, grouped by concern.
-pub struct RequestCtx {
-    /// The config generation this request runs under, for all of its phases.
-    pub rt: Arc<Runtime>,
-    pub start: Instant,
-    pub request_id: String,
-    /// The final status when the proxy answered itself (limits, static, errors).
-    pub status: u16,
-    pub upstream: UpstreamTries,
-    pub body: body::BodyState,
-    pub obs: Observed,
-    /// Keeps the sink's writer receiving at shutdown until this request has been logged.
-    _in_flight: InFlight,
-}
-
-impl RequestCtx {
-    pub fn new(shared: &Shared) -> RequestCtx {
-        RequestCtx {
-            rt: shared.runtime.load_full(),
-            start: Instant::now(),
-            request_id: String::new(),
-            status: 0,
-            upstream: UpstreamTries::default(),
-            body: body::BodyState::default(),
-            obs: Observed::default(),
-            _in_flight: shared.sink.request(),
-        }
-    }
-}
-
-/// Which servers were tried, and whether an error was already counted.
-#[derive(Default)]
-pub struct UpstreamTries {
-    pub tried: u64,
-    pub tries: usize,
-    pub error: Option<UpstreamErrorKind>,
-    pub error_counted: bool,
 }
 
 #[async_trait]
@@ -78,9 +38,7 @@ impl ProxyHttp for EdgeProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        self.shared
-            .metrics
-            .count_proxied(crate::telemetry::metrics::ProxyLoop::Pingora);
+        self.shared.metrics.count_proxied(ProxyLoop::Pingora);
         steps::handle(&self.shared, &mut session.downstream_session, ctx).await
     }
 
@@ -103,16 +61,11 @@ impl ProxyHttp for EdgeProxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        match upstream::pick_peer(&ctx.rt.upstream, ctx.upstream.tried) {
-            Some((peer, idx)) => {
-                if idx < 64 {
-                    ctx.upstream.tried |= 1 << idx;
-                }
-                ctx.upstream.tries += 1;
-                Ok(peer)
-            }
+        let up = &ctx.rt.upstream;
+        match ctx.tries.next_server(up).and_then(|i| up.peers.get(i)) {
+            Some(peer) => Ok(Box::new(peer.clone())),
             None => {
-                ctx.upstream.error = Some(UpstreamErrorKind::Connect);
+                ctx.tries.error = Some(UpstreamErrorKind::Connect);
                 let mut e = Error::explain(ErrorType::ConnectNoRoute, "no healthy upstream server");
                 e.esource = ErrorSource::Upstream;
                 Err(e)
@@ -149,8 +102,8 @@ impl ProxyHttp for EdgeProxy {
         self.shared
             .metrics
             .count_upstream_error(upstream::error_kind(&e));
-        ctx.upstream.error_counted = true;
-        if retry::may_try_another(ctx.upstream.tries, ctx.rt.upstream.retries) {
+        ctx.tries.counted = true;
+        if ctx.tries.may_try_another(ctx.rt.upstream.retries) {
             e.set_retry(true);
         }
         e
@@ -179,7 +132,7 @@ impl ProxyHttp for EdgeProxy {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        // The relay's rule for response heads (`response_head`), on the headers Pingora parsed.
+        // The rule for Django's response heads (`response_head`), on the headers Pingora parsed.
         let head = resp
             .headers
             .iter()
@@ -189,12 +142,12 @@ impl ProxyHttp for EdgeProxy {
         let refused = if status < 200 {
             let (asked_continue, asked_upgrade) =
                 (body::expects_continue(req), forwarding::is_upgrade(req));
-            !upstream_head::interim_allowed(status, asked_continue, asked_upgrade)
+            !response_head::interim_allowed(status, asked_continue, asked_upgrade)
         } else {
-            upstream_head::check(status, head, &ctx.rt.limits).is_err()
+            response_head::check(status, head, &ctx.rt.limits).is_err()
         };
         if refused {
-            ctx.upstream.error = Some(UpstreamErrorKind::Other);
+            ctx.tries.error = Some(UpstreamErrorKind::Other);
             let mut e = Error::explain(ErrorType::InvalidHTTPHeader, "invalid response head");
             e.esource = ErrorSource::Upstream;
             return Err(e);

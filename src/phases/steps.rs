@@ -2,16 +2,17 @@
 //! Pingora's loop (`request_filter`, `fail_to_proxy`, `logging`) and the HTTP/2 stream loop
 //! (`accept::h2`) do, so that both keep one set of rules.
 
-use super::RequestCtx;
+use super::forward::{self, Buffered};
+use crate::exchange;
+use crate::exchange::RequestCtx;
 use crate::guard::body;
 use crate::guard::head;
 use crate::response::error_page;
 use crate::response::static_files;
 use crate::rules::forwarding::{self, Client};
 use crate::runtime::Shared;
-use crate::telemetry::metrics::RejectReason;
+use crate::telemetry::vocabulary::RejectReason;
 use crate::upstream;
-use crate::{exchange, relay};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::ServerSession;
 use pingora::{Error, ErrorSource, ErrorType, Result};
@@ -135,13 +136,11 @@ pub async fn handle(
     if matches!(whole.body, body::Body::File(_)) {
         shared.metrics.count_spooled_body();
     }
-    let request = relay::buffered::Buffered {
-        client: &client,
-        request_id: &ctx.request_id,
+    let request = Buffered {
         body: whole.body,
         with_length: whole.with_length,
     };
-    match relay::buffered::forward(shared, &rt, session, request, &mut ctx.obs).await {
+    match forward::forward(shared, session, &client, request, ctx).await {
         Ok(status) => {
             ctx.status = status;
             Ok(true)
@@ -164,11 +163,8 @@ pub async fn fail(
     let code = match (e.etype(), e.esource()) {
         (ErrorType::HTTPStatus(c), _) => *c,
         (_, ErrorSource::Upstream) => {
-            let kind = ctx
-                .upstream
-                .error
-                .unwrap_or_else(|| upstream::error_kind(e));
-            exchange::upstream_failed(shared, kind, ctx.upstream.error_counted)
+            let kind = ctx.tries.error.unwrap_or_else(|| upstream::error_kind(e));
+            exchange::upstream_failed(shared, kind, &ctx.tries)
         }
         (ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed, _) => 0,
         (_, ErrorSource::Downstream) => 400,
@@ -198,10 +194,8 @@ pub fn log(shared: &Shared, session: &ServerSession, ctx: &RequestCtx) {
         method: req.method.as_str(),
         path: req.uri.path(),
         client,
-        request_id: &ctx.request_id,
         status,
-        seconds: ctx.start.elapsed().as_secs_f64(),
         request: Some(req),
     };
-    exchange::finish(shared, &ctx.rt, &ctx.obs, ending);
+    exchange::finish(shared, ctx, ending);
 }

@@ -26,10 +26,7 @@ pub fn body(status: u16) -> &'static str {
 
 /// The reason phrase for the status line of a raw HTTP/1 response.
 pub fn reason(status: u16) -> &'static str {
-    http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error")
+    crate::upstream::response_head::reason_phrase(status)
 }
 
 /// Writes a proxy-made response straight to an HTTP/1 connection that is then closed (refused

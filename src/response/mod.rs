@@ -4,4 +4,3 @@
 pub mod error_page;
 pub mod file_access;
 pub mod static_files;
-pub mod upstream_head;

@@ -223,7 +223,7 @@ impl TrustedProxies {
 
 /// Rewrites the request Django will see, on Pingora's path (upgrades). The relay's loops write
 /// the same straight to the wire, from the raw head or from a header map
-/// (`relay::request::write_upstream_head`).
+/// (`upstream::request_head`).
 ///
 /// One scan over the names decides what to remove, so a request without hop-by-hop, context or
 /// forwarded headers pays for no removals; names are inserted as `&'static str` (title case on

@@ -15,7 +15,8 @@
 //! connection, no allocation of its own), and are reused: a wake-up a slot's previous
 //! connection left behind is spurious for the next, which checks why it woke.
 
-use crate::telemetry::metrics::{ConnProtocol, Metrics, ShedReason};
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::vocabulary::{ConnProtocol, ShedReason};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;

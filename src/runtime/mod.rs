@@ -3,7 +3,7 @@
 //! `compile` reads the file once, checks it (`config`), and turns every section into the typed
 //! values their users need (`Runtime`); `check` runs the same compile. A generation's values
 //! are swapped whole by a reload (`reload`); what is fixed for the process (listeners, threads)
-//! is named by `restart_keys`. The state that outlives generations is in `shared`.
+//! is named by `config::Process`. The state that outlives generations is in `shared`.
 
 pub mod connections;
 pub mod drain;
@@ -21,7 +21,6 @@ use crate::rules::routes::{Pattern, RouteMatcher};
 use crate::telemetry::metrics::{Metrics, RouteStats};
 use crate::telemetry::spike::Tuning;
 use crate::upstream::Upstream;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,19 +77,14 @@ pub struct Runtime {
     pub admin_token: Option<String>,
     /// `server.admin_token_metrics`: whether `/metrics` needs the token too.
     pub admin_token_metrics: bool,
+    /// `metrics.max_routes` and `metrics.max_permissions`, set on the registries when this
+    /// generation is installed (`install_label_caps`), not when it is built.
+    pub label_caps: (usize, usize),
 }
 
-/// Reads `path` and checks it: every problem of the file with its key path (the file's own,
-/// then the route patterns of what is left of it), or the config.
+/// Reads `path` and checks it: every problem of the file with its key path, or the config.
 pub fn check(path: &Path) -> Result<Config, ConfigError> {
-    let (config, mut problems) = config::read(path);
-    if let Some(Err(p)) = config.as_ref().map(route_patterns) {
-        problems.extend(p);
-    }
-    match config {
-        Some(c) if problems.is_empty() => Ok(c),
-        _ => Err(ConfigError::new(path, problems)),
-    }
+    config::load(path)
 }
 
 /// Reads, checks and compiles `path` as `generation`: what `authz-edge check` and a reload run.
@@ -125,45 +119,35 @@ fn admin_token(config: &Config) -> Result<Option<String>, String> {
     Ok(Some(token.to_string()))
 }
 
-/// The compiled route patterns, or a problem per bad one.
-fn route_patterns(config: &Config) -> Result<Vec<Pattern>, Vec<Problem>> {
-    let mut problems = Vec::new();
-    let mut patterns = Vec::new();
-    for (i, r) in config.routes.iter().enumerate() {
-        match Pattern::parse(&r.pattern) {
-            Ok(p) => patterns.push(p),
-            Err(message) => problems.push(Problem {
-                key: format!("routes[{i}].pattern"),
-                message,
-            }),
-        }
-    }
-    if problems.is_empty() {
-        Ok(patterns)
-    } else {
-        Err(problems)
-    }
-}
-
 impl Runtime {
+    /// The label bounds of this generation, set on the registries when it is installed.
+    pub fn install_label_caps(&self, metrics: &Metrics) {
+        metrics.routes.set_max(self.label_caps.0);
+        metrics.permissions.set_max(self.label_caps.1);
+    }
+
     /// Compiles a validated config; fails only on what validation cannot see ahead, each
-    /// problem with its key.
+    /// problem with its key. Changes nothing the running generation uses: its configured
+    /// routes are registered within its own `max_routes`, and its bounds are installed with
+    /// it (`install_label_caps`).
     pub fn build(
         config: &Config,
         generation: u64,
         metrics: &Metrics,
     ) -> Result<Self, Vec<Problem>> {
-        let patterns = route_patterns(config)?;
+        let patterns: Vec<Pattern> = config.routes.iter().map(|r| r.pattern.clone()).collect();
         let upstream = Upstream::compile(&config.upstream).map_err(|p| vec![p])?;
         let admin_token = admin_token(config).map_err(|message| {
             let key = "server.admin_token_file".to_string();
             vec![Problem { key, message }]
         })?;
-        metrics.routes.set_max(config.metrics.max_routes);
-        metrics.permissions.set_max(config.metrics.max_permissions);
         let stats = patterns
             .iter()
-            .map(|p| metrics.routes.get(&p.text))
+            .map(|p| {
+                metrics
+                    .routes
+                    .get_within(&p.text, config.metrics.max_routes)
+            })
             .collect();
         let routes = CompiledRoutes {
             matcher: RouteMatcher::new(patterns),
@@ -184,7 +168,6 @@ impl Runtime {
             .as_ref()
             .filter(|t| t.redirect_http)
             .and_then(|t| t.listen.first())
-            .and_then(|a| a.parse::<SocketAddr>().ok())
             .map(|a| a.port());
         let server = &config.server;
         Ok(Runtime {
@@ -210,6 +193,7 @@ impl Runtime {
             sink: config.sink.clone(),
             admin_token,
             admin_token_metrics: server.admin_token_metrics,
+            label_caps: (config.metrics.max_routes, config.metrics.max_permissions),
         })
     }
 }
@@ -236,28 +220,4 @@ fn tuning(c: &Config) -> Tuning {
         cooldown: ((c.spike.cooldown.0.as_secs_f64() / tick).round() as u32).max(1),
         ..Tuning::default()
     }
-}
-
-/// Keys fixed for the life of the process, with their values: the listeners, the threads and
-/// the rest of Pingora's server settings, the TLS certificate, and the sink's queue size. A
-/// reload that changes one applies everything else and names these (`reload`).
-pub fn restart_keys(c: &Config) -> Vec<(&'static str, String)> {
-    let tls = c.tls.as_ref();
-    vec![
-        ("server.listen", format!("{:?}", c.server.listen)),
-        ("server.admin", c.server.admin.clone()),
-        ("server.threads", c.server.threads.to_string()),
-        (
-            "server.grace_period",
-            format!("{:?}", c.server.grace_period.0),
-        ),
-        ("server.upgrade_sock", c.server.upgrade_sock.clone()),
-        ("server.pid_file", c.server.pid_file.clone()),
-        ("server.work_stealing", c.server.work_stealing.to_string()),
-        ("server.error_log", format!("{:?}", c.server.error_log)),
-        ("tls.listen", format!("{:?}", tls.map(|t| &t.listen))),
-        ("tls.cert", format!("{:?}", tls.map(|t| &t.cert))),
-        ("tls.key", format!("{:?}", tls.map(|t| &t.key))),
-        ("sink.queue", c.sink.queue.to_string()),
-    ]
 }

@@ -44,12 +44,10 @@ pub fn reload(shared: &Shared) -> Outcome {
         Ok((config, new)) => {
             // Against what the process started with, not the last file loaded.
             let mut needs_upgrade = Vec::new();
-            for ((key, value), (_, started)) in crate::runtime::restart_keys(&config)
-                .iter()
-                .zip(&shared.started_with)
-            {
-                shared.metrics.set_restart_required(key, value != started);
-                if value != started {
+            let next = config::Process::of(&config);
+            for (key, changed) in shared.started_with.changed(&next) {
+                shared.metrics.set_restart_required(key, changed);
+                if changed {
                     needs_upgrade.push(key.to_string());
                 }
             }
@@ -71,6 +69,7 @@ pub fn reload(shared: &Shared) -> Outcome {
                 changed
             };
             remember(shared, generation, &changed);
+            new.install_label_caps(&shared.metrics);
             shared.runtime.store(Arc::new(new));
             shared.metrics.generation.set(generation as i64);
             shared.metrics.count_reload(true);

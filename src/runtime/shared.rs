@@ -1,7 +1,8 @@
 //! What every service of the process shares, across config generations: the current
 //! `Runtime`, the metrics, the detector, the findings engine, the sampler and the sink.
 
-use super::{restart_keys, Runtime};
+use super::Runtime;
+use crate::config::Process;
 use crate::config::{Config, ConfigError};
 use crate::diagnostics::sampler::Sampler;
 use crate::diagnostics::sink::{Sink, SinkWriter};
@@ -30,13 +31,13 @@ pub struct Shared {
     /// The last config reloads (time, generation, keys changed), for findings.
     pub reloads:
         std::sync::Mutex<std::collections::VecDeque<crate::telemetry::findings::ReloadEvent>>,
-    /// The values of `restart_keys` this process started with.
-    pub started_with: Vec<(&'static str, String)>,
+    /// The settings this process started with, which a reload cannot change.
+    pub started_with: Process,
     /// Set once shutdown or upgrade has begun (`drain`): responses then close their connection.
     pub draining: std::sync::atomic::AtomicBool,
     /// The open client connections: the cap, and how a drain wakes the idle ones.
     pub connections: super::connections::Connections,
-    /// Set once SIGHUP reloads (`background::reload`); the "listening" line waits for it.
+    /// Set once SIGHUP reloads (`background::sighup`); the "listening" line waits for it.
     pub reload_ready: std::sync::atomic::AtomicBool,
     /// The file of the running generation as TOML, for the keys a reload changes.
     pub source: std::sync::Mutex<toml::Table>,
@@ -58,10 +59,11 @@ impl Shared {
         let detector = Detector::new(runtime.tuning);
         let findings = crate::telemetry::findings::Findings::new(metrics.finding_active.clone());
         let sampler = Sampler::new(runtime.sampling, crate::clock::unix_now().1);
-        let started_with = restart_keys(config);
-        for (key, _) in &started_with {
+        let started_with = Process::of(config);
+        for key in Process::KEYS {
             metrics.set_restart_required(key, false);
         }
+        runtime.install_label_caps(&metrics);
         metrics.generation.set(runtime.generation as i64);
         Ok(Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),

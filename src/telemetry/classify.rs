@@ -4,7 +4,7 @@
 
 use crate::rules::context::ContextHeaders;
 use crate::telemetry::identity::{self, HashKey, IdHash, Token};
-use crate::telemetry::metrics::{Authn, Kind};
+use crate::telemetry::vocabulary::{Authn, Kind};
 use http::HeaderMap;
 
 /// The most permissions taken from one response.

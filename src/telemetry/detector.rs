@@ -1,13 +1,14 @@
 //! The spike detector's background tick: counter deltas per (route, status) into `spike::Series`,
 //! the spike gauges, spike records for the sink, and the state behind `/debug/authz`. The tick
-//! itself runs in `background::detector`.
+//! itself runs in `background::spike_tick`.
 //!
 //! Longer than 400 lines because the spike records and the console's history are built from the
 //! detector's state under the same lock that the tick holds.
 
 use crate::clock::rfc3339_millis;
-use crate::telemetry::metrics::{Kind, Metrics, RouteStats};
+use crate::telemetry::metrics::{Metrics, RouteStats};
 use crate::telemetry::spike::{Series, Tick, Tuning};
+use crate::telemetry::vocabulary::Kind;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;

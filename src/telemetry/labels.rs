@@ -134,11 +134,16 @@ impl RouteRegistry {
 
     /// The stats for `label`, registering it while under the bound.
     pub fn get(&self, label: &str) -> Arc<RouteStats> {
+        self.get_within(label, self.max.load(Ordering::Relaxed))
+    }
+
+    /// `get` under the bound `max` (a config generation's, before it is applied).
+    pub fn get_within(&self, label: &str, max: usize) -> Arc<RouteStats> {
         if let Ok(map) = self.map.read() {
             if let Some(s) = map.get(label) {
                 return s.clone();
             }
-            if map.len() >= self.max.load(Ordering::Relaxed) {
+            if map.len() >= max {
                 self.overflow.inc();
                 return self.other.clone();
             }
@@ -149,7 +154,7 @@ impl RouteRegistry {
         if let Some(s) = map.get(label) {
             return s.clone();
         }
-        if map.len() >= self.max.load(Ordering::Relaxed) {
+        if map.len() >= max {
             self.overflow.inc();
             return self.other.clone();
         }

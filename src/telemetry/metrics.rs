@@ -7,7 +7,7 @@
 use crate::telemetry::labels::Families;
 pub use crate::telemetry::labels::{PermissionRegistry, RouteRegistry, RouteStats};
 pub use crate::telemetry::release::Release;
-pub use crate::telemetry::vocabulary::*;
+use crate::telemetry::vocabulary::*;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -50,7 +50,7 @@ pub struct Metrics {
     /// why (the companion's reason, or `unexplained` from the edge alone).
     anonymous_with_session: [IntCounter; 8],
     /// `authz_edge_config_restart_required{key}`: 1 while the loaded config changes a key the
-    /// running process cannot apply (`runtime::restart_keys`).
+    /// running process cannot apply (`config::Process`).
     restart_required: IntGaugeVec,
 }
 

@@ -1,11 +1,20 @@
-//! Django upstream: peer choice (round robin, skipping servers already tried), error kinds,
-//! and the pool itself, compiled from `[upstream]` (`Upstream::compile`).
+//! Django's side of an exchange. This file: the servers of `[upstream]` (`Upstream::compile`),
+//! peer choice (round robin, skipping servers already tried) and error kinds. Beside it, in
+//! the order of an exchange: the request head Django gets (`request_head`), one request sent
+//! and its response head awaited (`send`, by the `retry` policy, over the `pool`), Django's
+//! response head read once for every loop (`response_head`), and its body read by its framing
+//! (`response_body`, `chunked`) until the connection goes back to the pool.
 
+pub mod chunked;
 pub mod pool;
+pub mod request_head;
+pub mod response_body;
+pub mod response_head;
 pub mod retry;
+pub mod send;
 
 use crate::config;
-use crate::telemetry::metrics::UpstreamErrorKind;
+use crate::telemetry::vocabulary::UpstreamErrorKind;
 use pingora::lb::health_check::{HttpHealthCheck, TcpHealthCheck};
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::LoadBalancer;
@@ -16,15 +25,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Picks the next healthy server not in `tried` (a bit per index in `up.servers`),
-/// preferring servers that have not failed recently (nginx's `fail_timeout`).
-pub fn pick_peer(up: &Upstream, tried: u64) -> Option<(Box<HttpPeer>, usize)> {
-    let idx = pick_index(up, tried)?;
-    Some((Box::new(up.peers.get(idx)?.clone()), idx))
-}
+/// Headers parsed per request or response by authz-edge's own codec, as in Pingora; a head
+/// with more goes to Pingora (a request) or is a 502 (a response).
+pub const MAX_HEADERS: usize = 256;
 
-/// The index in `up.servers` of the server `pick_peer` would choose.
-pub fn pick_index(up: &Upstream, tried: u64) -> Option<usize> {
+/// The index in `up.servers` of the next healthy server not in `tried` (a bit per index),
+/// preferring servers that have not failed recently (nginx's `fail_timeout`). Requests pick
+/// through `retry::Tries::next_server`.
+fn pick_index(up: &Upstream, tried: u64) -> Option<usize> {
     let n = up.servers.len();
     let start = up.next_start();
     let untried = |i: usize| i >= 64 || tried & (1 << i) == 0;

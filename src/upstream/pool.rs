@@ -178,7 +178,7 @@ impl Pool {
 
     /// Idle connections held, all servers together.
     #[cfg(test)]
-    fn idle_count(&self) -> usize {
+    pub(crate) fn idle_count(&self) -> usize {
         self.held.load(Ordering::Relaxed)
     }
 }

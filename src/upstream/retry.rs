@@ -7,8 +7,42 @@
 //!   it while idle). A POST, PATCH or LOCK is never sent twice: it answers 502 instead, as
 //!   nginx does.
 
+use super::{pick_index, Upstream};
+use crate::telemetry::vocabulary::UpstreamErrorKind;
 use http::Method;
 use std::time::Duration;
+
+/// What a request learns of its servers on its way, in every loop: which were tried (written
+/// only by `next_server`), how many tries, the one chosen last, the error, and whether that
+/// error was already counted (a connect failure is counted where it happens).
+#[derive(Default, Debug)]
+pub struct Tries {
+    /// A bit per index in `Upstream::servers` (the first 64).
+    tried: u64,
+    count: usize,
+    /// The server of the last try.
+    pub server: Option<usize>,
+    pub error: Option<UpstreamErrorKind>,
+    pub counted: bool,
+}
+
+impl Tries {
+    /// Picks the next server to try (`upstream::pick_index`) and records it.
+    pub fn next_server(&mut self, up: &Upstream) -> Option<usize> {
+        let idx = pick_index(up, self.tried)?;
+        if idx < 64 {
+            self.tried |= 1 << idx;
+        }
+        self.count += 1;
+        self.server = Some(idx);
+        Some(idx)
+    }
+
+    /// Whether another server may be tried after a connect failure, given `upstream.retries`.
+    pub fn may_try_another(&self, retries: usize) -> bool {
+        may_try_another(self.count, retries)
+    }
+}
 
 /// Whether `method` is idempotent (RFC 9110 §9.2.2): safe methods, `PUT` and `DELETE`.
 pub fn is_idempotent(method: &Method) -> bool {

@@ -4,7 +4,7 @@
 
 use super::Cause;
 use crate::telemetry::classify::{Denial, PermissionState};
-use crate::telemetry::metrics::{Authn, Kind};
+use crate::telemetry::vocabulary::{Authn, Kind};
 
 /// What a denial, a PermissionError or an unreadable static file contributes to findings.
 #[derive(Debug, Clone, PartialEq)]

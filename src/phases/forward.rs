@@ -1,0 +1,143 @@
+//! The exchange with Django for a request Pingora parsed (Pingora's HTTP/1 loop and HTTP/2
+//! streams; everything but upgrades), through the same upstream codec as the relay.
+//!
+//! The request and its whole body were read first (`body::read_whole`); here they go to Django
+//! in one exchange (`upstream::send`), with a `Content-Length` (Django cannot read chunked
+//! bodies; Pingora could resend only what fits its 64 KiB retry buffer). Django's head is
+//! written straight from the client's header map (`request_head::write_parsed`). Its response
+//! head is read once (`ResponseHead::read`) and turned into the header map Pingora writes for
+//! the client's protocol (`ResponseHead::header_map`); its body is read by its framing
+//! (`upstream::response_body`) and streams back through the Pingora session.
+
+use crate::exchange::{self, observe, RequestCtx};
+use crate::guard::body::Body;
+use crate::response::error_page;
+use crate::rules::forwarding::Client;
+use crate::runtime::Shared;
+use crate::telemetry::vocabulary::UpstreamErrorKind;
+use crate::upstream::request_head::{self, Forward};
+use crate::upstream::response_body::{Broken, ClientSide, Encode};
+use crate::upstream::response_head::{Framing, ResponseHead};
+use crate::upstream::send::{self, Request};
+use crate::upstream::MAX_HEADERS;
+use bytes::{BufMut, Bytes, BytesMut};
+use pingora::protocols::http::ServerSession;
+
+/// The request Pingora's loop read, with its whole body.
+pub struct Buffered {
+    pub body: Body,
+    /// Django is told the body's length (it had one, or said `Content-Length`).
+    pub with_length: bool,
+}
+
+/// Sends the request with its buffered body to Django and its response to the client.
+/// Returns the status to record; `Err` with it when the response was cut off after its head
+/// went out, so that the client connection is closed rather than the body looking whole.
+pub async fn forward(
+    shared: &Shared,
+    session: &mut ServerSession,
+    client: &Client,
+    r: Buffered,
+    ctx: &mut RequestCtx,
+) -> Result<u16, u16> {
+    let rt = ctx.rt.clone();
+    let Buffered { body, with_length } = r;
+    let (in_memory, spooled) = match &body {
+        Body::Memory(b) => (b.as_ref(), None),
+        Body::File(spool) => (&[][..], Some(spool)),
+    };
+    let req = session.req_header();
+    let mut wire = BytesMut::with_capacity(1024 + in_memory.len());
+    let fwd = Forward {
+        context: &rt.context,
+        trusted: &rt.trusted,
+        client,
+        request_id: &ctx.request_id,
+    };
+    request_head::write_parsed(&fwd, req, with_length.then_some(body.len()), &mut wire);
+    wire.put_slice(in_memory);
+    let method = req.method.clone();
+    let request = Request {
+        method: &method,
+        wire: &wire,
+        spooled,
+    };
+    let max_head = rt.limits.max_head_bytes();
+    let reply = match send::send(
+        &rt.upstream,
+        max_head,
+        &shared.metrics,
+        &mut ctx.tries,
+        request,
+    )
+    .await
+    {
+        Ok(reply) => reply,
+        Err(kind) => {
+            let status = exchange::upstream_failed(shared, kind, &ctx.tries);
+            return Ok(error_page::respond(session, status, None).await);
+        }
+    };
+    // A copy of just the head: the values of an HTTP/2 response are slices of it, and h2's
+    // HPACK table may keep one for the connection's life (a slice of the read buffer would
+    // keep all of it).
+    let raw = Bytes::copy_from_slice(reply.head());
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let head_only = method == http::Method::HEAD;
+    let read = ResponseHead::read(&raw, &mut headers, &rt.limits, &rt.context, head_only);
+    let seen = read.and_then(|head| {
+        exchange::response_seen(shared, &rt, &head, Some(session.req_header()), &mut ctx.obs);
+        let resp = head.header_map(&raw, !session.is_http2())?;
+        Some((resp, head.framing, head.server_keeps))
+    });
+    let Some((resp, framing, server_keeps)) = seen else {
+        shared
+            .metrics
+            .count_upstream_error(UpstreamErrorKind::Other);
+        return Ok(error_page::respond(session, 502, None).await);
+    };
+    let status = resp.status.as_u16();
+    if crate::runtime::drain::draining(shared) {
+        // HTTP/1: `Connection: close`; HTTP/2 has had GOAWAY from Pingora.
+        session.set_keepalive(None);
+    }
+    let body = reply.into_body(framing, server_keeps, &rt.upstream.pool);
+    if session.write_response_header(Box::new(resp)).await.is_err() {
+        return Err(status);
+    }
+    if framing == Framing::Empty {
+        return Ok(status);
+    }
+    let read_timeout = rt.upstream.timeouts.read;
+    let obs = &mut ctx.obs;
+    let seen = |d: &[u8]| observe::observe_body(obs, d);
+    let mut client = SessionClient(session);
+    let sent = body
+        .relay(
+            BytesMut::new(),
+            &mut client,
+            read_timeout,
+            Encode::Plain,
+            seen,
+        )
+        .await;
+    sent.map(|()| status).map_err(|broken| {
+        exchange::body_broken(shared, broken);
+        status
+    })
+}
+
+/// Pingora's session as a body's client: it frames the bytes for HTTP/1 or HTTP/2.
+struct SessionClient<'a>(&'a mut ServerSession);
+
+impl ClientSide for SessionClient<'_> {
+    async fn send(&mut self, out: &mut BytesMut, done: bool) -> Result<(), Broken> {
+        if out.is_empty() && !done {
+            return Ok(());
+        }
+        self.0
+            .write_response_body(out.split().freeze(), done)
+            .await
+            .map_err(|_| Broken::Client)
+    }
+}
