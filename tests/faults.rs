@@ -116,8 +116,10 @@ fn h2_get(client: &reqwest::blocking::Client, https: SocketAddr, path: &str) -> 
 
 /// 10 connections x 100 streams of 1 MiB responses that are never read. Before the bound, the
 /// proxy grew by 454 MiB here (nginx: 146 to 151 MiB). Now each stream holds at most its 16 KiB
-/// h2 send buffer, the relay's 8 KiB read buffer and its own state (about 54 MiB in all); the
-/// test allows 80 MiB of growth.
+/// h2 send buffer, the relay's 8 KiB read buffer and its own state (about 54 MiB in all), and
+/// Django's responses, read whole so that no worker waits (`upstream.buffering`), are held in
+/// at most `upstream.buffer_memory` (16 MiB), the rest in temp files; the test allows 80 MiB
+/// of growth, and checks that the files took the rest.
 #[test]
 fn unread_http2_streams_cost_bounded_memory() {
     const MIB: usize = 1 << 20;
@@ -150,6 +152,11 @@ fn unread_http2_streams_cost_bounded_memory() {
     let _ = attack.wait();
     let grown_mib = peak.saturating_sub(before) / 1024;
     eprintln!("unread streams: rss {before} KiB -> peak {peak} KiB (+{grown_mib} MiB)");
+    let to_files = p.metric("authz_edge_response_bytes_buffered_total{where=\"file\"}");
+    assert!(
+        to_files > (100 * MIB) as f64,
+        "{to_files} bytes went to files"
+    );
     assert!(
         grown_mib < 80,
         "grew by {grown_mib} MiB under unread streams"

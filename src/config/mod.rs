@@ -55,6 +55,8 @@ pub struct Config {
     pub sink: Sink,
     #[serde(default)]
     pub access_log: AccessLog,
+    #[serde(default)]
+    pub compression: Compression,
     /// The file as TOML, to tell which keys a reload changed (`changed_keys`).
     #[serde(skip)]
     pub source: toml::Table,
@@ -155,6 +157,25 @@ pub struct Upstream {
     #[serde(default = "default_fail_timeout")]
     pub fail_timeout: Dur,
     pub health_check: Option<HealthCheck>,
+    /// Django's response is read as fast as Django sends it, whatever the client takes, so
+    /// that a slow client does not hold a worker (nginx's `proxy_buffering on`).
+    #[serde(default = "default_true")]
+    pub buffering: bool,
+    /// Per response, the most bytes held ahead of the client; past it Django's response is
+    /// read only as the client takes it (nginx's `proxy_max_temp_file_size`).
+    #[serde(default = "default_max_buffered")]
+    pub max_buffered_bytes: u64,
+    /// Process-wide, the most response bytes held in memory; the rest goes to unnamed temp
+    /// files in `limits.body_temp_dir`.
+    #[serde(default = "default_buffer_memory")]
+    pub buffer_memory: u64,
+}
+
+fn default_max_buffered() -> u64 {
+    1 << 30
+}
+fn default_buffer_memory() -> u64 {
+    16 << 20
 }
 
 fn default_connect_timeout() -> Dur {
@@ -432,6 +453,45 @@ pub struct AccessLog {
     pub enabled: bool,
     /// Write to this file instead of standard output.
     pub path: Option<String>,
+}
+
+/// `[compression]`: Django's responses compressed on the way out (nginx's `gzip on` and the
+/// types Django projects list).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Compression {
+    pub enabled: bool,
+    /// Media types compressed (without parameters).
+    pub types: Vec<String>,
+    /// Bodies shorter than this (by their `Content-Length`) go out as they are.
+    pub min_length: u64,
+    /// 1 (fastest) to 9: gzip's level; brotli's quality and zstd's level follow it.
+    pub level: u32,
+    /// The codings offered, the server's preference first among those a client weighs
+    /// equally: `zstd`, `br`, `gzip`.
+    pub algorithms: Vec<String>,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression {
+            enabled: true,
+            types: [
+                "text/html",
+                "text/css",
+                "text/plain",
+                "application/json",
+                "application/javascript",
+                "application/xml",
+                "image/svg+xml",
+            ]
+            .map(String::from)
+            .to_vec(),
+            min_length: 1024,
+            level: 1,
+            algorithms: ["zstd", "br", "gzip"].map(String::from).to_vec(),
+        }
+    }
 }
 
 #[cfg(test)]

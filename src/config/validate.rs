@@ -46,6 +46,7 @@ pub fn validate(c: &Config) -> Vec<Problem> {
     context(c, &mut p);
     telemetry(c, &mut p);
     sink(c, &mut p);
+    compression(c, &mut p);
     p.0
 }
 
@@ -110,6 +111,12 @@ fn upstream(c: &Config, p: &mut Problems) {
     p.longer_than_zero("upstream.connect_timeout", u.connect_timeout.0);
     p.longer_than_zero("upstream.read_timeout", u.read_timeout.0);
     p.longer_than_zero("upstream.write_timeout", u.write_timeout.0);
+    if u.max_buffered_bytes < 64 * 1024 {
+        p.bad(
+            "upstream.max_buffered_bytes",
+            "must be at least 64KiB (65536)",
+        );
+    }
     if let Some(hc) = &u.health_check {
         if !hc.path.starts_with('/') {
             p.bad(
@@ -235,5 +242,31 @@ fn sink(c: &Config, p: &mut Problems) {
             p.bad("sink.path", "is required when sink.type = \"file\"")
         }
         _ => {}
+    }
+}
+
+fn compression(c: &Config, p: &mut Problems) {
+    let z = &c.compression;
+    if !(1..=9).contains(&z.level) {
+        p.bad(
+            "compression.level",
+            format!("{} is out of range: use 1 to 9", z.level),
+        );
+    }
+    for (i, a) in z.algorithms.iter().enumerate() {
+        if !matches!(a.as_str(), "gzip" | "br" | "zstd") {
+            p.bad(
+                format!("compression.algorithms[{i}]"),
+                format!("`{a}` is not one of gzip, br, zstd"),
+            );
+        }
+    }
+    for (i, t) in z.types.iter().enumerate() {
+        if !t.contains('/') || t.contains([';', ' ']) {
+            p.bad(
+                format!("compression.types[{i}]"),
+                format!("`{t}` is not a media type such as \"text/html\""),
+            );
+        }
     }
 }

@@ -96,7 +96,7 @@ const SPOOL_CHUNK: usize = 64 * 1024;
 impl Spool {
     /// A file with no name in `dir` (`O_TMPFILE`), or one unlinked at once where the file
     /// system cannot make those.
-    fn create(dir: &Path) -> std::io::Result<Spool> {
+    pub fn create(dir: &Path) -> std::io::Result<Spool> {
         let anonymous = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -125,7 +125,7 @@ impl Spool {
 
     /// Appends `bytes`. A local file's write returns once the page cache has it, as nginx's
     /// writes of its temp files do.
-    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    pub fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         (&*self.file).write_all(bytes)?;
         self.len += bytes.len() as u64;
         Ok(())
@@ -144,7 +144,7 @@ impl Spool {
 }
 
 /// Where spooled bodies go: `limits.body_temp_dir`, else the system's temporary directory.
-fn temp_dir(limits: &Limits) -> PathBuf {
+pub fn temp_dir(limits: &Limits) -> PathBuf {
     limits
         .body_temp_dir
         .as_ref()

@@ -11,12 +11,14 @@
 
 use crate::exchange::{self, observe, RequestCtx};
 use crate::guard::body::Body;
+use crate::response::compression;
+use crate::response::delivery::{self, ClientSide};
 use crate::response::error_page;
 use crate::rules::forwarding::Client;
 use crate::runtime::Shared;
 use crate::telemetry::vocabulary::UpstreamErrorKind;
 use crate::upstream::request_head::{self, Forward};
-use crate::upstream::response_body::{Broken, ClientSide, Encode};
+use crate::upstream::response_body::Broken;
 use crate::upstream::response_head::{Framing, ResponseHead};
 use crate::upstream::send::{self, Request};
 use crate::upstream::MAX_HEADERS;
@@ -85,12 +87,24 @@ pub async fn forward(
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let head_only = method == http::Method::HEAD;
     let read = ResponseHead::read(&raw, &mut headers, &rt.limits, &rt.context, head_only);
-    let seen = read.and_then(|head| {
-        exchange::response_seen(shared, &rt, &head, Some(session.req_header()), &mut ctx.obs);
+    let req = session.req_header();
+    let accept = req
+        .headers
+        .get(http::header::ACCEPT_ENCODING)
+        .map(|v| v.as_bytes());
+    let seen = read.and_then(|mut head| {
+        exchange::response_seen(shared, &rt, &head, Some(req), &mut ctx.obs);
+        let compressor = compression::compressor_for(&rt.compression, accept, &mut head, head_only);
         let resp = head.header_map(&raw, !session.is_http2())?;
-        Some((resp, head.framing, head.server_keeps))
+        let plan = delivery::Plan {
+            buffering: rt.buffering && !head.streams,
+            compressor,
+            // Pingora frames the body for the client's protocol.
+            chunked: false,
+        };
+        Some((resp, head.framing, head.server_keeps, plan))
     });
-    let Some((resp, framing, server_keeps)) = seen else {
+    let Some((resp, framing, server_keeps, plan)) = seen else {
         shared
             .metrics
             .count_upstream_error(UpstreamErrorKind::Other);
@@ -108,19 +122,17 @@ pub async fn forward(
     if framing == Framing::Empty {
         return Ok(status);
     }
-    let read_timeout = rt.upstream.timeouts.read;
+    let buffers = delivery::Buffers {
+        budget: &shared.buffers,
+        temp_dir: rt.temp_dir.clone(),
+        cap: rt.max_buffered_bytes,
+        read_timeout: rt.upstream.timeouts.read,
+        metrics: &shared.metrics,
+    };
     let obs = &mut ctx.obs;
     let seen = |d: &[u8]| observe::observe_body(obs, d);
     let mut client = SessionClient(session);
-    let sent = body
-        .relay(
-            BytesMut::new(),
-            &mut client,
-            read_timeout,
-            Encode::Plain,
-            seen,
-        )
-        .await;
+    let sent = delivery::deliver(body, BytesMut::new(), &mut client, plan, &buffers, seen).await;
     sent.map(|()| status).map_err(|broken| {
         exchange::body_broken(shared, broken);
         status
@@ -131,12 +143,12 @@ pub async fn forward(
 struct SessionClient<'a>(&'a mut ServerSession);
 
 impl ClientSide for SessionClient<'_> {
-    async fn send(&mut self, out: &mut BytesMut, done: bool) -> Result<(), Broken> {
-        if out.is_empty() && !done {
+    async fn send(&mut self, data: Bytes, done: bool) -> Result<(), Broken> {
+        if data.is_empty() && !done {
             return Ok(());
         }
         self.0
-            .write_response_body(out.split().freeze(), done)
+            .write_response_body(data, done)
             .await
             .map_err(|_| Broken::Client)
     }

@@ -4,14 +4,16 @@
 
 use super::{Plan, CLIENT_TIMEOUT};
 use crate::exchange::{self, observe, RequestCtx};
+use crate::response::compression;
+use crate::response::delivery::{self, ClientSide};
 use crate::response::error_page;
 use crate::runtime::Shared;
 use crate::telemetry::classify;
 use crate::telemetry::vocabulary::UpstreamErrorKind;
-use crate::upstream::response_body::{Broken, ClientSide, Encode, Reply};
+use crate::upstream::response_body::{Broken, Reply};
 use crate::upstream::response_head::{Framing, ResponseHead};
 use crate::upstream::MAX_HEADERS;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::{Method, Version};
 use pingora::http::RequestHeader;
 use pingora::protocols::Stream;
@@ -60,30 +62,38 @@ pub(super) async fn relay_response(
         *req.header = req.plan.request_header();
     }
     exchange::response_seen(shared, &rt, &head, req.header.as_ref(), &mut ctx.obs);
-    // An HTTP/1.0 client gets chunked data decoded, then the close; so does one whose body
-    // runs until Django closes.
-    let ends_by_close = match head.framing {
-        Framing::UntilClose => true,
-        Framing::Chunked => http10,
-        Framing::Empty | Framing::Length(_) => false,
-    };
-    let encode = match head.framing {
-        Framing::Chunked if !http10 => Encode::Chunked,
-        _ => Encode::Plain,
-    };
+    let accept = req.plan.header("accept-encoding");
+    let mut head = head;
+    let compressor = compression::compressor_for(&rt.compression, accept, &mut head, head_only);
+    // Chunks for an HTTP/1.1 client when the length is not known (Django chunked, or the body
+    // is compressed); an HTTP/1.0 client reads to the close instead, as for a body that runs
+    // until Django closes.
+    let unsized_body = compressor.is_some() || head.framing == Framing::Chunked;
+    let ends_by_close = head.framing == Framing::UntilClose || (unsized_body && http10);
+    let chunked = unsized_body && !http10;
     let keep_client = keep_client && !ends_by_close;
     let status = head.status;
     let mut out = BytesMut::with_capacity(reply.head().len() + 64);
     // A HEAD answer says what the body would be, as Django said it.
-    head.write_h1(&mut out, head.declared.chunked && !http10, keep_client);
+    let declared_chunked = head.declared.chunked && head_only && !http10;
+    head.write_h1(&mut out, chunked || declared_chunked, keep_client);
+    let plan = delivery::Plan {
+        buffering: rt.buffering && !head.streams,
+        compressor,
+        chunked,
+    };
     let (framing, server_keeps) = (head.framing, head.server_keeps);
     let body = reply.into_body(framing, server_keeps, &rt.upstream.pool);
-    let read_timeout = rt.upstream.timeouts.read;
+    let buffers = delivery::Buffers {
+        budget: &shared.buffers,
+        temp_dir: rt.temp_dir.clone(),
+        cap: rt.max_buffered_bytes,
+        read_timeout: rt.upstream.timeouts.read,
+        metrics: &shared.metrics,
+    };
     let obs = &mut ctx.obs;
     let seen = |d: &[u8]| observe::observe_body(obs, d);
-    let sent = body
-        .relay(out, &mut H1Client(stream), read_timeout, encode, seen)
-        .await;
+    let sent = delivery::deliver(body, out, &mut H1Client(stream), plan, &buffers, seen).await;
     match sent {
         Ok(()) => (status, keep_client),
         Err(broken) => {
@@ -93,16 +103,15 @@ pub(super) async fn relay_response(
     }
 }
 
-/// The relay's client: bytes on an HTTP/1 connection.
+/// The relay's client: bytes on an HTTP/1 connection, each write flushed.
 struct H1Client<'a>(&'a mut Stream);
 
 impl ClientSide for H1Client<'_> {
-    async fn send(&mut self, out: &mut BytesMut, _done: bool) -> Result<(), Broken> {
-        if !out.is_empty() {
-            client_write(self.0, out).await?;
-            out.clear();
+    async fn send(&mut self, data: Bytes, _done: bool) -> Result<(), Broken> {
+        if data.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        client_write(self.0, &data).await
     }
 }
 

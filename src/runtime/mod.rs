@@ -77,6 +77,16 @@ pub struct Runtime {
     pub admin_token: Option<String>,
     /// `server.admin_token_metrics`: whether `/metrics` needs the token too.
     pub admin_token_metrics: bool,
+    /// `[compression]`, compiled.
+    pub compression: crate::response::compression::Settings,
+    /// `upstream.buffering`: Django read ahead of slow clients.
+    pub buffering: bool,
+    /// `upstream.max_buffered_bytes`: per response, the most held ahead of the client.
+    pub max_buffered_bytes: u64,
+    /// `upstream.buffer_memory`: the process's memory budget for them (`Shared::buffers`).
+    pub buffer_memory: u64,
+    /// Where response buffers past memory go: `limits.body_temp_dir`, else the system's.
+    pub temp_dir: PathBuf,
     /// `metrics.max_routes` and `metrics.max_permissions`, set on the registries when this
     /// generation is installed (`install_label_caps`), not when it is built.
     pub label_caps: (usize, usize),
@@ -194,6 +204,11 @@ impl Runtime {
             admin_token,
             admin_token_metrics: server.admin_token_metrics,
             label_caps: (config.metrics.max_routes, config.metrics.max_permissions),
+            compression: crate::response::compression::Settings::from_config(&config.compression),
+            buffering: config.upstream.buffering,
+            max_buffered_bytes: config.upstream.max_buffered_bytes,
+            buffer_memory: config.upstream.buffer_memory,
+            temp_dir: crate::guard::body::temp_dir(&config.limits),
         })
     }
 }

@@ -70,6 +70,7 @@ pub fn reload(shared: &Shared) -> Outcome {
             };
             remember(shared, generation, &changed);
             new.install_label_caps(&shared.metrics);
+            shared.buffers.set_limit(new.buffer_memory);
             shared.runtime.store(Arc::new(new));
             shared.metrics.generation.set(generation as i64);
             shared.metrics.count_reload(true);

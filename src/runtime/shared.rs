@@ -39,6 +39,9 @@ pub struct Shared {
     pub connections: super::connections::Connections,
     /// Set once SIGHUP reloads (`background::sighup`); the "listening" line waits for it.
     pub reload_ready: std::sync::atomic::AtomicBool,
+    /// The memory budget of the responses held ahead of slow clients, all generations
+    /// together (`upstream.buffer_memory`, changed in place by a reload).
+    pub buffers: Arc<crate::response::buffers::Budget>,
     /// The file of the running generation as TOML, for the keys a reload changes.
     pub source: std::sync::Mutex<toml::Table>,
 }
@@ -65,9 +68,11 @@ impl Shared {
         }
         runtime.install_label_caps(&metrics);
         metrics.generation.set(runtime.generation as i64);
+        let buffers = crate::response::buffers::Budget::new(runtime.buffer_memory);
         Ok(Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
             connections: super::connections::Connections::new(&metrics),
+            buffers,
             metrics,
             hash_key,
             config_path: path.to_path_buf(),

@@ -3,6 +3,9 @@
 //! The request path only touches atomics: `RouteStats` (`labels`) holds the counters for one
 //! route label, created once when the label is first seen (bounded by `metrics.max_routes`).
 //! The label values are in `vocabulary`, the release state in `release`.
+//!
+//! Longer than 400 lines because it defines every metric of the registry in one place, each
+//! with its help text, and the unit tests of their bounds.
 
 use crate::telemetry::labels::Families;
 pub use crate::telemetry::labels::{PermissionRegistry, RouteRegistry, RouteStats};
@@ -27,6 +30,8 @@ pub struct Metrics {
     proxied_by: [IntCounter; 3],
     /// `authz_edge_request_bodies_spooled_total`.
     spooled_bodies: IntCounter,
+    /// `authz_edge_response_bytes_buffered_total{where}`: memory, file.
+    response_buffered: [IntCounter; 2],
     /// `authz_edge_client_connections{protocol}`, indexed by `ConnProtocol`.
     pub client_connections: [IntGauge; 4],
     /// `authz_edge_connections_shed_total{reason}`, indexed by `ShedReason`.
@@ -151,6 +156,12 @@ impl Metrics {
                 "Request bodies past limits.body_buffer_bytes, written to a file in limits.body_temp_dir before they went to Django.",
             )
             .expect("static metric definition"),
+        );
+        let response_buffered = counter_vec(
+            &r,
+            "authz_edge_response_bytes_buffered_total",
+            "Bytes of Django's responses held ahead of a slower client (upstream.buffering), by where: memory, or a temp file in limits.body_temp_dir.",
+            &["where"],
         );
         let client_connections = int_gauge_vec(
             &r,
@@ -277,6 +288,8 @@ impl Metrics {
             static_errors: ["permission", "io"].map(|k| static_errors.with_label_values(&[k])),
             proxied_by: ProxyLoop::ALL.map(|p| proxied_by.with_label_values(&[p.label()])),
             spooled_bodies,
+            response_buffered: ["memory", "file"]
+                .map(|w| response_buffered.with_label_values(&[w])),
             client_connections: ConnProtocol::ALL
                 .map(|p| client_connections.with_label_values(&[p.label()])),
             connections_shed: ShedReason::ALL
@@ -312,6 +325,12 @@ impl Metrics {
     /// Counts a request body written to a file before it went to Django.
     pub fn count_spooled_body(&self) {
         self.spooled_bodies.inc();
+    }
+
+    /// Counts the bytes of a response held ahead of its client, in memory and in a file.
+    pub fn count_buffered(&self, memory: u64, file: u64) {
+        self.response_buffered[0].inc_by(memory);
+        self.response_buffered[1].inc_by(file);
     }
 
     /// Counts a request by the proxy loop that took it.

@@ -3,7 +3,7 @@
 //! dropped, gives the connection to `Pool::give_back` with how the body ended. It is the only
 //! way a connection returns to the pool, whichever loop wrote the body to the client.
 
-use super::chunked::{self, ChunkScanner};
+use super::chunked::ChunkScanner;
 use super::pool::{Pool, ResponseEnd};
 use super::response_head::Framing;
 use crate::telemetry::vocabulary::UpstreamErrorKind;
@@ -58,23 +58,6 @@ pub enum Broken {
     Client,
 }
 
-/// How the body's data goes out.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Encode {
-    /// As it is (a length, the end by close, HTTP/2 frames).
-    Plain,
-    /// Re-framed in chunks, with the last chunk at the end (HTTP/1.1, Django sent chunks).
-    Chunked,
-}
-
-/// Where a body's bytes go: the client, through one loop's writer. Used with concrete types
-/// only, so whether the future is `Send` is known where it is awaited.
-#[allow(async_fn_in_trait)]
-pub trait ClientSide {
-    /// Writes what `out` holds (and clears it); `done` when the body ends with it.
-    async fn send(&mut self, out: &mut BytesMut, done: bool) -> Result<(), Broken>;
-}
-
 /// A response body being read from Django.
 pub struct Body<'p> {
     /// Taken only when the body is dropped.
@@ -96,12 +79,11 @@ impl Body<'_> {
         self.framing
     }
 
-    /// Hands out the data already read into `out` (in `encode`'s form; the data alone also to
-    /// `seen`). Returns whether the body has ended.
+    /// Hands out the data already read, decoded, into `out` (and to `seen`). Returns whether
+    /// the body has ended.
     pub fn take_buffered(
         &mut self,
         out: &mut BytesMut,
-        encode: Encode,
         mut seen: impl FnMut(&[u8]),
     ) -> Result<bool, Broken> {
         match self.framing {
@@ -127,19 +109,11 @@ impl Body<'_> {
                     .scan
                     .feed(&self.buf, |data| {
                         seen(data);
-                        match encode {
-                            Encode::Plain => out.put_slice(data),
-                            Encode::Chunked => chunked::encode(data, out),
-                        }
+                        out.put_slice(data);
                     })
                     .ok_or(Broken::Upstream(UpstreamErrorKind::Other))?;
                 self.buf.advance(used);
-                if self.scan.done() {
-                    self.done = true;
-                    if encode == Encode::Chunked {
-                        out.put_slice(chunked::LAST_CHUNK);
-                    }
-                }
+                self.done = self.scan.done();
             }
             Framing::UntilClose => {
                 seen(&self.buf);
@@ -168,31 +142,6 @@ impl Body<'_> {
         }
     }
 
-    /// Relays the whole body to `client` as it arrives, after whatever `out` already holds (a
-    /// head written with the first bytes of the body); the data alone also goes to `seen`.
-    /// The connection goes back to the pool (or is closed, by how the body ended) as soon as
-    /// Django's last byte is read, before the client is sent it.
-    pub async fn relay(
-        mut self,
-        mut out: BytesMut,
-        client: &mut impl ClientSide,
-        read_timeout: Duration,
-        encode: Encode,
-        mut seen: impl FnMut(&[u8]),
-    ) -> Result<(), Broken> {
-        loop {
-            let done = self.take_buffered(&mut out, encode, &mut seen)?;
-            if done {
-                self.release();
-            }
-            client.send(&mut out, done).await?;
-            if done {
-                return Ok(());
-            }
-            self.fill(read_timeout).await?;
-        }
-    }
-
     /// How the body ended, for the connection's reuse.
     fn ending(&self) -> ResponseEnd {
         ResponseEnd {
@@ -206,7 +155,8 @@ impl Body<'_> {
 
 impl Body<'_> {
     /// The connection goes back to the pool, or is closed (`ResponseEnd::reusable`); once.
-    fn release(&mut self) {
+    /// Dropping the body does the same.
+    pub fn release(&mut self) {
         if let Some(conn) = self.conn.take() {
             let _ = self.pool.give_back(self.idx, conn, self.ending());
         }
@@ -258,11 +208,11 @@ mod tests {
     }
 
     /// Reads the whole body; its data, or why it broke off.
-    async fn read_all(body: &mut Body<'_>, encode: Encode) -> Result<Vec<u8>, Broken> {
+    async fn read_all(body: &mut Body<'_>) -> Result<Vec<u8>, Broken> {
         let mut out = BytesMut::new();
         let mut all = Vec::new();
         loop {
-            let done = body.take_buffered(&mut out, encode, |_| {})?;
+            let done = body.take_buffered(&mut out, |_| {})?;
             all.extend_from_slice(&out);
             out.clear();
             if done {
@@ -277,10 +227,7 @@ mod tests {
         let pool = Pool::new(1, 4, SECOND * 60);
         let (mut body, _server) =
             body_of(&pool, Framing::Length(6), true, b"abc", b"def", false).await;
-        assert_eq!(
-            read_all(&mut body, Encode::Plain).await,
-            Ok(b"abcdef".to_vec())
-        );
+        assert_eq!(read_all(&mut body).await, Ok(b"abcdef".to_vec()));
         drop(body);
         assert_eq!(pool.idle_count(), 1);
 
@@ -293,8 +240,8 @@ mod tests {
             false,
         )
         .await;
-        let data = read_all(&mut body, Encode::Chunked).await;
-        assert_eq!(data, Ok(b"3\r\nabc\r\n0\r\n\r\n".to_vec()));
+        let data = read_all(&mut body).await;
+        assert_eq!(data, Ok(b"abc".to_vec()));
         drop(body);
         assert_eq!(pool.idle_count(), 2);
     }
@@ -305,31 +252,28 @@ mod tests {
         let pool = Pool::new(1, 4, SECOND * 60);
         // The server said it closes.
         let (mut body, _s) = body_of(&pool, Framing::Length(2), false, b"ab", b"", false).await;
-        assert!(read_all(&mut body, Encode::Plain).await.is_ok());
+        assert!(read_all(&mut body).await.is_ok());
         assert_eq!(body.ending().reusable(), Err(NoReuse::ServerCloses));
         drop(body);
         // Cut off: the server closed before the length was reached.
         let (mut body, _s) = body_of(&pool, Framing::Length(9), true, b"ab", b"c", true).await;
-        let broken = read_all(&mut body, Encode::Plain).await;
+        let broken = read_all(&mut body).await;
         assert_eq!(broken, Err(Broken::Upstream(UpstreamErrorKind::Reset)));
         assert_eq!(body.ending().reusable(), Err(NoReuse::CutOff));
         drop(body);
         // Bytes past the end: they would answer the next request.
         let (mut body, _s) = body_of(&pool, Framing::Length(2), true, b"abHTTP", b"", false).await;
-        assert_eq!(read_all(&mut body, Encode::Plain).await, Ok(b"ab".to_vec()));
+        assert_eq!(read_all(&mut body).await, Ok(b"ab".to_vec()));
         assert_eq!(body.ending().reusable(), Err(NoReuse::BytesPastEnd));
         drop(body);
         // Until close: whole, but the connection is gone.
         let (mut body, _s) = body_of(&pool, Framing::UntilClose, true, b"ab", b"cd", true).await;
-        assert_eq!(
-            read_all(&mut body, Encode::Plain).await,
-            Ok(b"abcd".to_vec())
-        );
+        assert_eq!(read_all(&mut body).await, Ok(b"abcd".to_vec()));
         assert_eq!(body.ending().reusable(), Err(NoReuse::UntilClose));
         drop(body);
         // A malformed chunk: refused, and the connection with it.
         let (mut body, _s) = body_of(&pool, Framing::Chunked, true, b"zz\r\n", b"", false).await;
-        let broken = read_all(&mut body, Encode::Plain).await;
+        let broken = read_all(&mut body).await;
         assert_eq!(broken, Err(Broken::Upstream(UpstreamErrorKind::Other)));
         drop(body);
         assert_eq!(pool.idle_count(), 0);

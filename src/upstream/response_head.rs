@@ -147,6 +147,12 @@ pub struct ResponseHead<'h, 'b> {
     /// `keep-alive`. The body's end decides the rest (`pool::ResponseEnd`).
     pub server_keeps: bool,
     pub context: ContextValues<'b>,
+    /// `X-Accel-Buffering: no` (nginx's convention) or `text/event-stream`: each piece goes to
+    /// the client as it comes, never read ahead.
+    pub streams: bool,
+    /// The content coding the body goes out in (`response::compression`), which the writers
+    /// state: `Content-Encoding`, `Vary: Accept-Encoding`, no `Content-Length`, a weak `ETag`.
+    pub coding: Option<&'static str>,
     /// Every header as received; the ones that go on to the client first.
     headers: &'h [httparse::Header<'b>],
     forwarded: usize,
@@ -160,9 +166,18 @@ fn is_hop_by_hop(name: &str) -> bool {
         "keep-alive",
         "proxy-connection",
         "transfer-encoding",
+        // nginx's convention, for the proxy alone (nginx hides it too).
+        "x-accel-buffering",
     ]
     .iter()
     .any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// What the coding changes in one header.
+enum Edited {
+    Same,
+    Dropped,
+    Value(Vec<u8>),
 }
 
 impl<'h, 'b> ResponseHead<'h, 'b> {
@@ -189,6 +204,7 @@ impl<'h, 'b> ResponseHead<'h, 'b> {
         )
         .ok()?;
         let mut server_keeps = version == 1;
+        let mut streams = false;
         let mut context = ContextValues::default();
         // The headers that go on are moved to the front, in their order.
         let mut forwarded = 0;
@@ -196,6 +212,11 @@ impl<'h, 'b> ResponseHead<'h, 'b> {
             let h = headers[i];
             if h.name.eq_ignore_ascii_case("connection") {
                 server_keeps = connection_keepalive(h.value).unwrap_or(server_keeps);
+            } else if h.name.eq_ignore_ascii_case("x-accel-buffering") {
+                streams |= h.value.trim_ascii().eq_ignore_ascii_case(b"no");
+            } else if h.name.eq_ignore_ascii_case("content-type") {
+                let t = h.value.split(|b| *b == b';').next().unwrap_or_default();
+                streams |= t.trim_ascii().eq_ignore_ascii_case(b"text/event-stream");
             }
             if is_hop_by_hop(h.name) || context.take(names, status, h.name, h.value) {
                 continue;
@@ -210,6 +231,8 @@ impl<'h, 'b> ResponseHead<'h, 'b> {
             declared,
             server_keeps,
             context,
+            streams,
+            coding: None,
             headers,
             forwarded,
         })
@@ -218,6 +241,38 @@ impl<'h, 'b> ResponseHead<'h, 'b> {
     /// The headers that go on to the client: not hop-by-hop, not framing, not context.
     pub fn forwarded(&self) -> &[httparse::Header<'b>] {
         &self.headers[..self.forwarded]
+    }
+
+    /// What the chosen coding makes of header `h`.
+    fn edited(&self, h: &httparse::Header<'_>) -> Edited {
+        if self.coding.is_none() {
+            return Edited::Same;
+        }
+        let is = |n: &str| h.name.eq_ignore_ascii_case(n);
+        if is("content-length") {
+            Edited::Dropped
+        } else if is("etag") && !h.value.starts_with(b"W/") {
+            // The bytes differ now: equivalent, not identical (as nginx's gzip).
+            Edited::Value([&b"W/"[..], h.value].concat())
+        } else if is("vary") && !vary_lists_encoding(h.value) {
+            Edited::Value([h.value, &b", Accept-Encoding"[..]].concat())
+        } else {
+            Edited::Same
+        }
+    }
+
+    /// The headers the coding adds: `Content-Encoding`, and `Vary` when Django sent none.
+    fn added(&self) -> impl Iterator<Item = (&'static str, &'static str)> {
+        let vary = !self
+            .forwarded()
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("vary"));
+        let coding = self.coding.map(|c| ("Content-Encoding", c));
+        let vary = self
+            .coding
+            .filter(|_| vary)
+            .map(|_| ("Vary", "Accept-Encoding"));
+        coding.into_iter().chain(vary)
     }
 
     /// The head for an HTTP/1 client, into `out`: status line, the forwarded headers,
@@ -238,11 +293,21 @@ impl<'h, 'b> ResponseHead<'h, 'b> {
             None => out.put_slice(reason_phrase(status).as_bytes()),
         }
         out.put_slice(b"\r\n");
-        for h in self.forwarded() {
-            out.put_slice(h.name.as_bytes());
+        let mut put = |name: &[u8], value: &[u8]| {
+            out.put_slice(name);
             out.put_slice(b": ");
-            out.put_slice(h.value);
+            out.put_slice(value);
             out.put_slice(b"\r\n");
+        };
+        for h in self.forwarded() {
+            match self.edited(h) {
+                Edited::Same => put(h.name.as_bytes(), h.value),
+                Edited::Value(v) => put(h.name.as_bytes(), &v),
+                Edited::Dropped => {}
+            }
+        }
+        for (name, value) in self.added() {
+            put(name.as_bytes(), value.as_bytes());
         }
         if chunked {
             out.put_slice(b"Transfer-Encoding: chunked\r\n");
@@ -264,22 +329,37 @@ impl<'h, 'b> ResponseHead<'h, 'b> {
         let mut resp = if keep_case {
             let mut resp = ResponseHeader::build(self.status, Some(self.forwarded)).ok()?;
             for h in self.forwarded() {
-                resp.append_header(h.name.to_string(), h.value).ok()?;
+                match self.edited(h) {
+                    Edited::Same => resp.append_header(h.name.to_string(), h.value).ok()?,
+                    Edited::Value(v) => resp.append_header(h.name.to_string(), v).ok()?,
+                    Edited::Dropped => false,
+                };
+            }
+            for (name, value) in self.added() {
+                resp.append_header(name, value).ok()?;
             }
             resp
         } else {
-            let mut map = http::HeaderMap::with_capacity(self.forwarded);
+            let mut map = http::HeaderMap::with_capacity(self.forwarded + 2);
             for h in self.forwarded() {
                 let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-                let value = HeaderValue::from_maybe_shared(shared_slice(head, h.value)?).ok()?;
-                map.append(name, value);
+                let value = match self.edited(h) {
+                    Edited::Same => HeaderValue::from_maybe_shared(shared_slice(head, h.value)?),
+                    Edited::Value(v) => HeaderValue::from_bytes(&v),
+                    Edited::Dropped => continue,
+                };
+                map.append(name, value.ok()?);
+            }
+            for (name, value) in self.added() {
+                let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+                map.append(name, HeaderValue::from_static(value));
             }
             let (mut parts, ()) = http::Response::new(()).into_parts();
             parts.status = http::StatusCode::from_u16(self.status).ok()?;
             parts.headers = map;
             ResponseHeader::from(parts)
         };
-        if matches!(self.framing, Framing::Chunked | Framing::UntilClose) {
+        if self.coding.is_some() || matches!(self.framing, Framing::Chunked | Framing::UntilClose) {
             // Re-framed for the client: chunked on HTTP/1.1 (Pingora drops it for HTTP/2), so
             // that a body Django breaks off reaches the client cut off, not seemingly whole.
             resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")
@@ -304,6 +384,14 @@ impl<'h, 'b> ResponseHead<'h, 'b> {
         }
         Some(ResponseHeader::from(parts))
     }
+}
+
+/// Whether a `Vary` value already covers `Accept-Encoding` (or everything).
+fn vary_lists_encoding(value: &[u8]) -> bool {
+    value.split(|b| *b == b',').any(|t| {
+        let t = t.trim_ascii();
+        t == b"*" || t.eq_ignore_ascii_case(b"accept-encoding")
+    })
 }
 
 /// The standard reason phrase of `status`, for a head that came without one.

@@ -68,6 +68,11 @@ impl Django {
         Django::start_with_db(dir, companion, release, true, &[])
     }
 
+    /// A fresh app started with `extra` in its environment (`AUTHZ_E2E_ONE_SYNC_WORKER`).
+    pub fn start_in(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> Django {
+        Django::start_with_db(dir, false, None, true, extra)
+    }
+
     /// Starts another gunicorn on an existing database (a "deploy" of the same app).
     pub fn redeploy(other: &Django, companion: bool, release: Option<&str>) -> Django {
         Django::redeploy_with(other, companion, release, &[])
@@ -143,18 +148,17 @@ impl Django {
         } else {
             Command::new(python())
         };
+        // `AUTHZ_E2E_ONE_SYNC_WORKER=1`: gunicorn's default deployment, one sync worker (one
+        // request at a time), the case its docs say needs a buffering proxy in front.
+        let workers: &[&str] = if extra.contains(&("AUTHZ_E2E_ONE_SYNC_WORKER", "1")) {
+            &["--workers", "1", "--worker-class", "sync"]
+        } else {
+            &["--workers", "2", "--threads", "4"]
+        };
         let mut child = command
-            .args([
-                "-m",
-                "gunicorn",
-                "--bind",
-                "127.0.0.1:0",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "testproj.wsgi:application",
-            ])
+            .args(["-m", "gunicorn", "--bind", "127.0.0.1:0"])
+            .args(workers)
+            .arg("testproj.wsgi:application")
             .current_dir(app_dir())
             .envs(env.iter().cloned())
             .stdout(Stdio::null())

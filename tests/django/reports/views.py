@@ -126,3 +126,75 @@ def upload(request):
     with open(name, "wb") as f:
         f.write(request.body)
     return HttpResponse("stored")
+
+
+# Responses for the buffering and compression tests (tests/buffering_e2e.rs).
+
+def big(request, mib):
+    """`mib` MiB of bytes in one response with a length, as a large export would be."""
+    return HttpResponse(b"x" * (mib * 1024 * 1024), content_type="application/octet-stream")
+
+
+def tiny(request):
+    return HttpResponse(b"ok", content_type="text/plain")
+
+
+def events(request):
+    """Server-sent events: the first at once; the second only after the test has seen the
+    first and created the file named by `?flag=` (or after 30 s, saying so)."""
+    import time
+    from django.http import StreamingHttpResponse
+
+    flag = request.GET["flag"]
+
+    def stream():
+        yield b"data: first\n\n"
+        for _ in range(300):
+            if os.path.exists(flag):
+                yield b"data: second\n\n"
+                return
+            time.sleep(0.1)
+        yield b"data: timed out\n\n"
+
+    if request.GET.get("accel"):
+        # Not an event stream by its type: nginx's header alone says stream it.
+        resp = StreamingHttpResponse(stream(), content_type="text/plain")
+        resp["X-Accel-Buffering"] = "no"
+        return resp
+    return StreamingHttpResponse(stream(), content_type="text/event-stream")
+
+
+def page(request):
+    """About 20 KiB of HTML (or the type in `?type=`), with what a test asks for: `?small=1`
+    (under 1 KiB), `?encoded=1` (already gzipped), `?no_transform=1`, `?status=`, `?etag=`,
+    `?vary=`, `?stream=1` (chunked: no length)."""
+    import gzip
+    from django.http import StreamingHttpResponse
+
+    rows = "".join(
+        f"<tr><td>report {i}</td><td class=\"state\">approved by reviewer {i % 7}</td></tr>\n"
+        for i in range(300)
+    )
+    body = ("<!doctype html><html><body><table>\n" + rows + "</table></body></html>\n").encode()
+    if request.GET.get("small"):
+        body = b"<p>short</p>"
+    content_type = request.GET.get("type", "text/html; charset=utf-8")
+    status = int(request.GET.get("status", "200"))
+    if request.GET.get("stream"):
+        resp = StreamingHttpResponse(iter([body[:5000], body[5000:]]), content_type=content_type)
+    else:
+        resp = HttpResponse(b"" if status in (204, 304) else body, content_type=content_type,
+                            status=status)
+    if request.GET.get("encoded"):
+        resp.content = gzip.compress(body)
+        resp["Content-Encoding"] = "gzip"
+    if request.GET.get("no_transform"):
+        resp["Cache-Control"] = "public, no-transform"
+    if request.GET.get("etag"):
+        resp["ETag"] = request.GET["etag"]
+    if request.GET.get("vary"):
+        resp["Vary"] = request.GET["vary"]
+    if request.GET.get("range"):
+        resp.status_code = 206
+        resp["Content-Range"] = f"bytes 0-{len(body) - 1}/{len(body) * 2}"
+    return resp

@@ -23,4 +23,8 @@ urlpatterns = [
     path("staff/", views.staff_only),
     path("upload/", views.upload),
     path("api/", include(api)),
+    path("big/<int:mib>/", views.big),
+    path("tiny/", views.tiny),
+    path("events/", views.events),
+    path("page/", views.page),
 ]

@@ -1,0 +1,198 @@
+//! Django's response body on its way to the client, the same for every loop: what Django sends
+//! is decoded (`upstream::response_body`), compressed when chosen (`compression`), framed for
+//! the client (chunks for an HTTP/1.1 client when the length is not known), and written by the
+//! loop's `ClientSide`.
+//!
+//! With buffering (the default, nginx's `proxy_buffering on`), Django is read as fast as it
+//! sends while the client is written to, the difference held in memory and then a temp file
+//! (`buffers`), so that a slow client never holds a gunicorn worker: the upstream connection
+//! goes back to the pool the moment Django's last byte is read. Without it (`X-Accel-Buffering:
+//! no`, `text/event-stream`, `upstream.buffering = false`), each piece is written before the
+//! next is read, and flushed.
+
+use super::buffers::{Budget, Queue};
+use super::compression::Compressor;
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::vocabulary::UpstreamErrorKind;
+use crate::upstream::chunked;
+use crate::upstream::response_body::{Body, Broken};
+use bytes::{Bytes, BytesMut};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a body's bytes go: the client, through one loop's writer.
+#[allow(async_fn_in_trait)]
+pub trait ClientSide {
+    /// Writes `data`; `done` when the body ends with it.
+    async fn send(&mut self, data: Bytes, done: bool) -> Result<(), Broken>;
+}
+
+/// How one body goes out.
+pub struct Plan {
+    /// Read Django ahead of the client.
+    pub buffering: bool,
+    pub compressor: Option<Compressor>,
+    /// Framed in chunks for an HTTP/1.1 client, ended by the last chunk.
+    pub chunked: bool,
+}
+
+/// What the process gives every delivery: the buffers' budget and where they spill.
+pub struct Buffers<'a> {
+    pub budget: &'a Arc<Budget>,
+    pub temp_dir: PathBuf,
+    /// `upstream.max_buffered_bytes`.
+    pub cap: u64,
+    pub read_timeout: Duration,
+    pub metrics: &'a Metrics,
+}
+
+/// Turns decoded data into the bytes the client gets.
+struct Stage {
+    compressor: Option<Compressor>,
+    chunked: bool,
+    /// Compressed bytes waiting to be framed.
+    packed: BytesMut,
+}
+
+impl Stage {
+    /// Moves `raw` (decoded data) into `out`, as the client gets it; `done` at the body's end.
+    fn pack(&mut self, raw: &mut BytesMut, done: bool, out: &mut BytesMut) -> Result<(), Broken> {
+        let data = match self.compressor.as_mut() {
+            Some(c) => {
+                let fail = |_| Broken::Upstream(UpstreamErrorKind::Other);
+                c.write(raw, &mut self.packed).map_err(fail)?;
+                raw.clear();
+                if done {
+                    c.finish(&mut self.packed).map_err(fail)?;
+                }
+                &mut self.packed
+            }
+            None => raw,
+        };
+        if self.chunked {
+            if !data.is_empty() {
+                chunked::encode(data, out);
+            }
+            if done {
+                out.extend_from_slice(chunked::LAST_CHUNK);
+            }
+            data.clear();
+        } else if out.is_empty() {
+            // Handed on without a copy.
+            std::mem::swap(out, data);
+        } else {
+            out.extend_from_slice(data);
+            data.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Queues `bytes` and counts where they went.
+fn hold(q: &mut Queue, bytes: Bytes, metrics: &Metrics) {
+    let before = q.held;
+    q.push(bytes);
+    metrics.count_buffered(q.held.memory - before.memory, q.held.file - before.file);
+}
+
+/// Delivers `body` to `client` after whatever `first` holds (a head, written with the first
+/// bytes of the body); the decoded data also goes to `seen` (telemetry reads the body as
+/// Django sent it). The connection goes back to the pool as soon as Django's last byte is
+/// read, before the client has it.
+pub async fn deliver(
+    mut body: Body<'_>,
+    first: BytesMut,
+    client: &mut impl ClientSide,
+    plan: Plan,
+    buffers: &Buffers<'_>,
+    mut seen: impl FnMut(&[u8]),
+) -> Result<(), Broken> {
+    let mut stage = Stage {
+        compressor: plan.compressor,
+        chunked: plan.chunked,
+        packed: BytesMut::new(),
+    };
+    let mut raw = BytesMut::new();
+    let mut out = first;
+    let mut queue: Option<Queue> = None;
+    // Reads what Django has sent into `out`, as the client gets it.
+    let mut take = |body: &mut Body<'_>, out: &mut BytesMut| -> Result<bool, Broken> {
+        let done = body.take_buffered(&mut raw, &mut seen)?;
+        stage.pack(&mut raw, done, out)?;
+        if done {
+            body.release();
+        }
+        Ok(done)
+    };
+    let mut done = take(&mut body, &mut out)?;
+    let result = loop {
+        // The next bytes for the client: what is queued first, then what was just read.
+        let next = match queue.as_mut() {
+            Some(q) if !q.is_empty() => {
+                if !out.is_empty() {
+                    hold(q, out.split().freeze(), buffers.metrics);
+                }
+                q.pop().await
+            }
+            _ if !out.is_empty() => Some(out.split().freeze()),
+            _ => None,
+        };
+        let Some(data) = next else {
+            if done {
+                break client.send(Bytes::new(), true).await;
+            }
+            if let Err(e) = body.fill(buffers.read_timeout).await {
+                break Err(e);
+            }
+            match take(&mut body, &mut out) {
+                Ok(d) => done = d,
+                Err(e) => break Err(e),
+            }
+            continue;
+        };
+        let last = done && out.is_empty() && queue.as_ref().is_none_or(Queue::is_empty);
+        if !plan.buffering || done {
+            if let Err(e) = client.send(data, last).await {
+                break Err(e);
+            }
+            if last {
+                break Ok(());
+            }
+            continue;
+        }
+        // While the client takes these bytes, Django goes on being read.
+        let write = client.send(data, false);
+        tokio::pin!(write);
+        let sent = loop {
+            let q = queue.get_or_insert_with(|| {
+                Queue::new(
+                    buffers.budget.clone(),
+                    buffers.temp_dir.clone(),
+                    buffers.cap,
+                )
+            });
+            let read_more = !done && !q.full();
+            tokio::select! {
+                biased;
+                r = &mut write => break r,
+                r = body.fill(buffers.read_timeout), if read_more => {
+                    if let Err(e) = r {
+                        break Err(e);
+                    }
+                    match take(&mut body, &mut out) {
+                        Ok(d) => done = d,
+                        Err(e) => break Err(e),
+                    }
+                    if !out.is_empty() {
+                        hold(q, out.split().freeze(), buffers.metrics);
+                    }
+                }
+            }
+        };
+        if let Err(e) = sent {
+            break Err(e);
+        }
+    };
+    result
+}
