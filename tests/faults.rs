@@ -95,9 +95,19 @@ fn field<'a>(line: &'a str, key: &str) -> &'a str {
 
 /// A TLS proxy in front of `upstream`, and a client that trusts it.
 fn tls_proxy(upstream: SocketAddr) -> (Proxy, reqwest::blocking::Client, SocketAddr) {
+    tls_proxy_with(upstream, "")
+}
+
+/// `tls_proxy` with `upstream_extra` lines in `[upstream]`.
+fn tls_proxy_with(
+    upstream: SocketAddr,
+    upstream_extra: &str,
+) -> (Proxy, reqwest::blocking::Client, SocketAddr) {
     let dir = tempfile::tempdir().expect("tmp");
     let (cert_pem, tls) = self_signed_tls(dir.path(), "");
-    let p = Proxy::start(&config_for(&[upstream], &tls));
+    let config = config_for(&[upstream], &tls)
+        .replace("[upstream]\n", &format!("[upstream]\n{upstream_extra}"));
+    let p = Proxy::start(&config);
     let https = p.https.expect("https");
     let client = https_client(&cert_pem, https, false);
     std::mem::forget(dir);
@@ -118,13 +128,13 @@ fn h2_get(client: &reqwest::blocking::Client, https: SocketAddr, path: &str) -> 
 /// proxy grew by 454 MiB here (nginx: 146 to 151 MiB). Now each stream holds at most its 16 KiB
 /// h2 send buffer, the relay's 8 KiB read buffer and its own state (about 54 MiB in all), and
 /// Django's responses, read whole so that no worker waits (`upstream.buffering`), are held in
-/// at most `upstream.buffer_memory` (16 MiB), the rest in temp files; the test allows 80 MiB
-/// of growth, and checks that the files took the rest.
+/// at most `upstream.buffer_memory` (8 MiB here), the rest in temp files read back 8 KiB at a
+/// time; the test allows 80 MiB of growth, and checks that the files took the rest.
 #[test]
 fn unread_http2_streams_cost_bounded_memory() {
     const MIB: usize = 1 << 20;
     let up = big_upstream(MIB);
-    let (p, client, https) = tls_proxy(up);
+    let (p, client, https) = tls_proxy_with(up, "buffer_memory = 8388608\n");
     // Warm up: a few whole responses, so that allocator and TLS state exist before the baseline.
     for _ in 0..4 {
         assert_eq!(h2_get(&client, https, "/warm/"), (200, MIB));

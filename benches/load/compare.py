@@ -96,15 +96,30 @@ http {{
 WRAP = []
 
 
+def page_html():
+    """About 20 KiB of HTML, as a Django list page renders it."""
+    rows = "".join(f'<tr><td><a href="/reports/{i}/">Report {i}</a></td><td class="state">approved '
+                   f'by reviewer {i % 7}</td><td>2026-12-{1 + i % 28:02d}</td></tr>\n'
+                   for i in range(160))
+    return ("<!doctype html><html><head><title>Reports</title></head><body><table>\n"
+            + rows + "</table></body></html>\n")
+
+
 def upstream_conf(tmp, port):
     """Variant A: a fixed-response nginx standing in for Django, with the companion's context
-    headers; /reports/ answers 403 with the denial headers."""
+    headers; /reports/ answers 403 with the denial headers; /page/ is a 20 KiB HTML page."""
     ctx = "".join(f'        add_header {k} "{v}" always;\n' for k, v in CONTEXT.items())
     deny = "".join(f'        add_header {k} "{v}" always;\n' for k, v in DENY.items())
+    with open(os.path.join(tmp, "page.html"), "w") as f:
+        f.write(page_html())
     return nginx_conf(tmp, "upstream", f"""
     server {{
         listen 127.0.0.1:{port} reuseport backlog=4096;
         keepalive_requests 1000000;
+        location /page/ {{
+            default_type text/html;
+            alias {tmp}/page.html;
+        }}
         location / {{
 {ctx}            default_type text/html;
             return 200 "<html><body>ok</body></html>";
@@ -203,10 +218,13 @@ def parse_latency(v):
     return n / 1000 if u == "us" else n if u == "ms" else n * 1000
 
 
+SCRIPT = ["mix.lua"]
+
+
 def run_wrk(port, duration, connections, threads):
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
-         "-s", os.path.join(HERE, "mix.lua"), f"http://127.0.0.1:{port}/"],
+         "-s", os.path.join(HERE, SCRIPT[0]), f"http://127.0.0.1:{port}/"],
         capture_output=True, text=True, timeout=duration + 30).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -291,6 +309,9 @@ def main():
     ap.add_argument("--workers", type=int, default=1, help="nginx worker_processes = authz-edge threads")
     ap.add_argument("--stalled-sink", action="store_true", help="also run C with a stalled HTTP sink (E)")
     ap.add_argument("--authz-edge-extra", default="", help="extra [server] lines for authz-edge, e.g. 'work_stealing = false'")
+    ap.add_argument("--page", action="store_true",
+                    help="every request for a 20 KiB HTML page with Accept-Encoding: gzip; nginx "
+                         "with gzip on, gzip_comp_level 1 and the same types (page.lua)")
     ap.add_argument("--baseline", metavar="BINARY",
                     help="an earlier authz-edge build, run as C's and F's twins (G, Q) in the same "
                          "interleaved rounds: ratios C/G and F/Q")
@@ -313,6 +334,8 @@ def main():
         sys.exit("keep runs bounded: --duration <= 60, --rounds <= 10, --callgrind <= 60")
     if args.callgrind:
         WRAP.append("callgrind")
+    if args.page:
+        SCRIPT[0] = "page.lua"
 
     tmp = tempfile.mkdtemp(prefix="authz-edge-load-")
     procs = []
@@ -326,6 +349,11 @@ def main():
         # B: nginx as the edge proxy, configured like authz-edge.
         b_port = free_port()
         hide = "".join(f"        proxy_hide_header {k};\n" for k in list(CONTEXT) + list(DENY))
+        if args.page:
+            # nginx's compression as authz-edge's defaults: level 1, the same types, vary.
+            hide += ("        gzip on; gzip_comp_level 1; gzip_proxied any; gzip_vary on;\n"
+                     "        gzip_min_length 1024; gzip_types text/css text/plain application/json "
+                     "application/javascript application/xml image/svg+xml;\n")
         proxy_b = nginx_conf(tmp, "nginx-proxy", f"""
     upstream django {{ server 127.0.0.1:{up_port}; keepalive 128; }}
     server {{

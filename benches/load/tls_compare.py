@@ -190,6 +190,8 @@ def main():
     ap.add_argument("--per-conn", type=int, default=2, help="requests per connection in handshake mode")
     ap.add_argument("--workers", type=int, default=1,
                     help="nginx worker_processes and authz-edge threads (both proxies alike)")
+    ap.add_argument("--keep-profiles", metavar="DIR",
+                    help="with --callgrind: copy the callgrind dumps here (callgrind_annotate)")
     ap.add_argument("--callgrind", type=int, default=0,
                     help="seconds of load per mode under callgrind after the timings (0: none)")
     args = ap.parse_args()
@@ -299,6 +301,11 @@ def main():
     finally:
         for p in procs:
             compare.stop(p)
+        if args.keep_profiles:
+            os.makedirs(args.keep_profiles, exist_ok=True)
+            for f in os.listdir(tmp):
+                if ".callgrind" in f:
+                    shutil.copy(os.path.join(tmp, f), args.keep_profiles)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -141,6 +141,16 @@ impl Spool {
         });
         read.await.map_err(std::io::Error::other)?
     }
+
+    /// Up to `most` bytes from `offset`, read at once on the calling thread: for a few KiB
+    /// that the page cache holds, as nginx reads its temp files, rather than a blocking-pool
+    /// thread (and its allocator's heap) per reader.
+    pub fn read_now(&self, offset: u64, most: usize) -> std::io::Result<Vec<u8>> {
+        let want = most.min((self.len.saturating_sub(offset)) as usize);
+        let mut chunk = vec![0u8; want];
+        self.file.read_exact_at(&mut chunk, offset)?;
+        Ok(chunk)
+    }
 }
 
 /// Where spooled bodies go: `limits.body_temp_dir`, else the system's temporary directory.

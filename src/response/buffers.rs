@@ -13,6 +13,9 @@ use std::sync::Arc;
 
 /// The most of one response held in memory before it goes to a file.
 pub const MEMORY_PER_RESPONSE: u64 = 256 * 1024;
+/// What one read from the file hands the client at a time (nginx's proxy buffer size), so that
+/// a client that stopped reading holds no more than that of it in memory.
+const FILE_PIECE: usize = 8 * 1024;
 
 /// The process-wide memory budget for responses held ahead of their clients.
 #[derive(Debug)]
@@ -167,7 +170,7 @@ impl Queue {
     }
 
     /// The next bytes for the client, oldest first (a file piece a chunk at a time).
-    pub async fn pop(&mut self) -> Option<Bytes> {
+    pub fn pop(&mut self) -> Option<Bytes> {
         match self.pieces.front_mut()? {
             Piece::Memory(_) => {
                 let Some(Piece::Memory(b)) = self.pieces.pop_front() else {
@@ -181,7 +184,7 @@ impl Queue {
             }
             Piece::File { offset, len } => {
                 let spool = self.spool.as_ref()?;
-                let chunk = spool.read_at(*offset).await.ok()?;
+                let chunk = spool.read_now(*offset, FILE_PIECE).ok()?;
                 let n = (chunk.len() as u64).min(*len);
                 if n == 0 {
                     return None;
@@ -233,7 +236,7 @@ mod tests {
         );
         assert_eq!(budget.used(), share as u64 - 10);
         let mut all = Vec::new();
-        while let Some(b) = q.pop().await {
+        while let Some(b) = q.pop() {
             all.extend_from_slice(&b);
         }
         let mut want = vec![b'a'; share - 10];
@@ -255,7 +258,7 @@ mod tests {
         assert_eq!((a.held.memory, b.held.file), (800, 300));
         drop(a);
         assert_eq!(budget.used(), 0, "a dropped queue gives its memory back");
-        assert_eq!(b.pop().await.map(|x| x.len()), Some(300));
+        assert_eq!(b.pop().map(|x| x.len()), Some(300));
     }
 
     #[tokio::test]

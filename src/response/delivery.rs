@@ -131,11 +131,11 @@ pub async fn deliver(
         let next = match queue.as_mut() {
             Some(q) if !q.is_empty() => {
                 if !out.is_empty() {
-                    hold(q, out.split().freeze(), buffers.metrics);
+                    hold(q, std::mem::take(&mut out).freeze(), buffers.metrics);
                 }
-                q.pop().await
+                q.pop()
             }
-            _ if !out.is_empty() => Some(out.split().freeze()),
+            _ if !out.is_empty() => Some(std::mem::take(&mut out).freeze()),
             _ => None,
         };
         let Some(data) = next else {
@@ -185,7 +185,7 @@ pub async fn deliver(
                         Err(e) => break Err(e),
                     }
                     if !out.is_empty() {
-                        hold(q, out.split().freeze(), buffers.metrics);
+                        hold(q, std::mem::take(&mut out).freeze(), buffers.metrics);
                     }
                 }
             }

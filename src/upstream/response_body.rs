@@ -159,6 +159,8 @@ impl Body<'_> {
     pub fn release(&mut self) {
         if let Some(conn) = self.conn.take() {
             let _ = self.pool.give_back(self.idx, conn, self.ending());
+            // The read buffer too: a body held for a slow client keeps none of it.
+            self.buf = BytesMut::new();
         }
     }
 }
