@@ -333,6 +333,7 @@ fn responses_are_compressed_byte_exact_and_what_must_pass_does() {
     assert_eq!(gunzip(&r.bytes().expect("body")), html);
 
     // Off by config: nothing compressed.
+    drop(client);
     let off = Proxy::start(&config_for(
         &[django.addr],
         "[compression]\nenabled = false\n",
@@ -347,5 +348,49 @@ fn responses_are_compressed_byte_exact_and_what_must_pass_does() {
     assert_eq!(
         (r.header("content-encoding"), r.body.len()),
         (None, html.len())
+    );
+}
+
+#[test]
+fn a_compressed_denial_is_classified_and_sampled_from_django_s_own_bytes() {
+    let django = Django::start(false, None);
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("diag.jsonl");
+    let config = config_for(&[django.addr], "").replace(
+        "[sink]\ntype = \"none\"\n",
+        &sink::sink_config(&path.display().to_string(), ""),
+    );
+    let p = Proxy::start(&config);
+    let r = request(
+        p.http,
+        "GET",
+        "/page/?status=403",
+        &[("Accept-Encoding", "gzip")],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.header("content-encoding")),
+        (403, Some("gzip"))
+    );
+    assert!(gunzip(&r.body).starts_with(b"<!doctype html>"));
+    let counted = p.metrics();
+    let denial = counted
+        .lines()
+        .find(|l| l.starts_with("authz_edge_denials_total{") && l.contains("route=\"/page/\""));
+    eprintln!("{denial:?}");
+    let recs = poll::until("the denial's sample", || {
+        let recs = sink::lines_of(&path);
+        if recs.iter().any(|r| r["type"] == "sample") {
+            Ok(recs)
+        } else {
+            Err(recs.len())
+        }
+    });
+    let sample = recs.iter().find(|r| r["type"] == "sample").expect("sample");
+    assert_eq!(sample["status"], 403);
+    let excerpt = sample["body_excerpt"].as_str().expect("excerpt");
+    assert!(
+        excerpt.starts_with("<!doctype html><html><body><table>"),
+        "{excerpt}"
     );
 }

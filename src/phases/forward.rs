@@ -9,13 +9,14 @@
 //! the client's protocol (`ResponseHead::header_map`); its body is read by its framing
 //! (`upstream::response_body`) and streams back through the Pingora session.
 
+use crate::exchange::observe::Observed;
 use crate::exchange::{self, observe, RequestCtx};
 use crate::guard::body::Body;
 use crate::response::compression;
 use crate::response::delivery::{self, ClientSide};
 use crate::response::error_page;
 use crate::rules::forwarding::Client;
-use crate::runtime::Shared;
+use crate::runtime::{Runtime, Shared};
 use crate::telemetry::vocabulary::UpstreamErrorKind;
 use crate::upstream::request_head::{self, Forward};
 use crate::upstream::response_body::Broken;
@@ -23,6 +24,7 @@ use crate::upstream::response_head::{Framing, ResponseHead};
 use crate::upstream::send::{self, Request};
 use crate::upstream::MAX_HEADERS;
 use bytes::{BufMut, Bytes, BytesMut};
+use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
 
 /// The request Pingora's loop read, with its whole body.
@@ -84,26 +86,8 @@ pub async fn forward(
     // HPACK table may keep one for the connection's life (a slice of the read buffer would
     // keep all of it).
     let raw = Bytes::copy_from_slice(reply.head());
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let head_only = method == http::Method::HEAD;
-    let read = ResponseHead::read(&raw, &mut headers, &rt.limits, &rt.context, head_only);
-    let req = session.req_header();
-    let accept = req
-        .headers
-        .get(http::header::ACCEPT_ENCODING)
-        .map(|v| v.as_bytes());
-    let seen = read.and_then(|mut head| {
-        exchange::response_seen(shared, &rt, &head, Some(req), &mut ctx.obs);
-        let compressor = compression::compressor_for(&rt.compression, accept, &mut head, head_only);
-        let resp = head.header_map(&raw, !session.is_http2())?;
-        let plan = delivery::Plan {
-            buffering: rt.buffering && !head.streams,
-            compressor,
-            // Pingora frames the body for the client's protocol.
-            chunked: false,
-        };
-        Some((resp, head.framing, head.server_keeps, plan))
-    });
+    let seen = answer(shared, &rt, &mut ctx.obs, session, &raw, head_only);
     let Some((resp, framing, server_keeps, plan)) = seen else {
         shared
             .metrics
@@ -124,7 +108,7 @@ pub async fn forward(
     }
     let buffers = delivery::Buffers {
         budget: &shared.buffers,
-        temp_dir: rt.temp_dir.clone(),
+        temp_dir: &rt.temp_dir,
         cap: rt.max_buffered_bytes,
         read_timeout: rt.upstream.timeouts.read,
         metrics: &shared.metrics,
@@ -137,6 +121,37 @@ pub async fn forward(
         exchange::body_broken(shared, broken);
         status
     })
+}
+
+/// Reads Django's head (`ResponseHead::read`), tells telemetry, chooses the coding, and
+/// returns the header map for the client with what the body needs. A plain function, so that
+/// the parse's header array is on its own stack, not in the request's future.
+fn answer(
+    shared: &Shared,
+    rt: &Runtime,
+    obs: &mut Observed,
+    session: &ServerSession,
+    raw: &Bytes,
+    head_only: bool,
+) -> Option<(ResponseHeader, Framing, bool, delivery::Plan)> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = ResponseHead::read(raw, &mut headers, &rt.limits, &rt.context, head_only)?;
+    let req = session.req_header();
+    exchange::response_seen(shared, rt, &head, Some(req), obs);
+    let accept = || {
+        req.headers
+            .get(http::header::ACCEPT_ENCODING)
+            .map(|v| v.as_bytes())
+    };
+    let compressor = compression::compressor_for(&rt.compression, accept, &mut head, head_only);
+    let resp = head.header_map(raw, !session.is_http2())?;
+    let plan = delivery::Plan {
+        buffering: rt.buffering && !head.streams,
+        compressor,
+        // Pingora frames the body for the client's protocol.
+        chunked: false,
+    };
+    Some((resp, head.framing, head.server_keeps, plan))
 }
 
 /// Pingora's session as a body's client: it frames the bytes for HTTP/1 or HTTP/2.

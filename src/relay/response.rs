@@ -3,11 +3,12 @@
 //! re-chunked when Django chunked it (decoded for an HTTP/1.0 client, which reads to the close).
 
 use super::{Plan, CLIENT_TIMEOUT};
+use crate::exchange::observe::Observed;
 use crate::exchange::{self, observe, RequestCtx};
 use crate::response::compression;
 use crate::response::delivery::{self, ClientSide};
 use crate::response::error_page;
-use crate::runtime::Shared;
+use crate::runtime::{Runtime, Shared};
 use crate::telemetry::classify;
 use crate::telemetry::vocabulary::UpstreamErrorKind;
 use crate::upstream::response_body::{Broken, Reply};
@@ -29,6 +30,64 @@ pub(super) struct Request<'a> {
     pub header: &'a mut Option<RequestHeader>,
 }
 
+/// What Django's head decides for the rest of the exchange.
+struct Answer {
+    status: u16,
+    framing: Framing,
+    server_keeps: bool,
+    keep_client: bool,
+    /// The head written for the client.
+    out: BytesMut,
+    plan: delivery::Plan,
+}
+
+/// Reads Django's head (`ResponseHead::read`), tells telemetry, chooses the coding and writes
+/// the head for the client. A plain function, so that the parse's header array is on its own
+/// stack, not in the request's future (which is moved into its box for every request).
+fn answer(
+    shared: &Shared,
+    rt: &Runtime,
+    obs: &mut Observed,
+    req: Request<'_>,
+    head: &[u8],
+    keep_client: bool,
+) -> Option<Answer> {
+    let head_only = req.plan.method == Method::HEAD;
+    let http10 = req.plan.version == Version::HTTP_10;
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let raw = head;
+    let mut head = ResponseHead::read(raw, &mut headers, &rt.limits, &rt.context, head_only)?;
+    if rt.telemetry && classify::is_denial(head.status) && req.header.is_none() {
+        *req.header = req.plan.request_header();
+    }
+    exchange::response_seen(shared, rt, &head, req.header.as_ref(), obs);
+    let accept = || req.plan.header("accept-encoding");
+    let compressor = compression::compressor_for(&rt.compression, accept, &mut head, head_only);
+    // Chunks for an HTTP/1.1 client when the length is not known (Django chunked, or the body
+    // is compressed); an HTTP/1.0 client reads to the close instead, as for a body that runs
+    // until Django closes.
+    let unsized_body = compressor.is_some() || head.framing == Framing::Chunked;
+    let ends_by_close = head.framing == Framing::UntilClose || (unsized_body && http10);
+    let chunked = unsized_body && !http10;
+    let keep_client = keep_client && !ends_by_close;
+    let mut out = BytesMut::with_capacity(raw.len() + 64);
+    // A HEAD answer says what the body would be, as Django said it.
+    let declared_chunked = head.declared.chunked && head_only && !http10;
+    head.write_h1(&mut out, chunked || declared_chunked, keep_client);
+    Some(Answer {
+        status: head.status,
+        framing: head.framing,
+        server_keeps: head.server_keeps,
+        keep_client,
+        out,
+        plan: delivery::Plan {
+            buffering: rt.buffering && !head.streams,
+            compressor,
+            chunked,
+        },
+    })
+}
+
 /// Writes the response to the client and returns the status to record and whether the client
 /// connection stays open. The upstream connection goes back to the pool when its response ended
 /// cleanly and the server keeps it (`upstream::response_body`).
@@ -42,58 +101,34 @@ pub(super) async fn relay_response(
 ) -> (u16, bool) {
     let rt = ctx.rt.clone();
     let head_only = req.plan.method == Method::HEAD;
-    let http10 = req.plan.version == Version::HTTP_10;
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let head = ResponseHead::read(
-        reply.head(),
-        &mut headers,
-        &rt.limits,
-        &rt.context,
-        head_only,
-    );
-    let Some(head) = head else {
+    let answered = answer(shared, &rt, &mut ctx.obs, req, reply.head(), keep_client);
+    let Some(Answer {
+        status,
+        framing,
+        server_keeps,
+        keep_client,
+        out,
+        plan,
+    }) = answered
+    else {
         shared
             .metrics
             .count_upstream_error(UpstreamErrorKind::Other);
         error_page::write_h1(stream, 502, head_only).await;
         return (502, false);
     };
-    if rt.telemetry && classify::is_denial(head.status) && req.header.is_none() {
-        *req.header = req.plan.request_header();
-    }
-    exchange::response_seen(shared, &rt, &head, req.header.as_ref(), &mut ctx.obs);
-    let accept = req.plan.header("accept-encoding");
-    let mut head = head;
-    let compressor = compression::compressor_for(&rt.compression, accept, &mut head, head_only);
-    // Chunks for an HTTP/1.1 client when the length is not known (Django chunked, or the body
-    // is compressed); an HTTP/1.0 client reads to the close instead, as for a body that runs
-    // until Django closes.
-    let unsized_body = compressor.is_some() || head.framing == Framing::Chunked;
-    let ends_by_close = head.framing == Framing::UntilClose || (unsized_body && http10);
-    let chunked = unsized_body && !http10;
-    let keep_client = keep_client && !ends_by_close;
-    let status = head.status;
-    let mut out = BytesMut::with_capacity(reply.head().len() + 64);
-    // A HEAD answer says what the body would be, as Django said it.
-    let declared_chunked = head.declared.chunked && head_only && !http10;
-    head.write_h1(&mut out, chunked || declared_chunked, keep_client);
-    let plan = delivery::Plan {
-        buffering: rt.buffering && !head.streams,
-        compressor,
-        chunked,
-    };
-    let (framing, server_keeps) = (head.framing, head.server_keeps);
     let body = reply.into_body(framing, server_keeps, &rt.upstream.pool);
     let buffers = delivery::Buffers {
         budget: &shared.buffers,
-        temp_dir: rt.temp_dir.clone(),
+        temp_dir: &rt.temp_dir,
         cap: rt.max_buffered_bytes,
         read_timeout: rt.upstream.timeouts.read,
         metrics: &shared.metrics,
     };
     let obs = &mut ctx.obs;
     let seen = |d: &[u8]| observe::observe_body(obs, d);
-    let sent = delivery::deliver(body, out, &mut H1Client(stream), plan, &buffers, seen).await;
+    let client = &mut H1Client(stream);
+    let sent = delivery::deliver(body, out, client, plan, &buffers, seen).await;
     match sent {
         Ok(()) => (status, keep_client),
         Err(broken) => {

@@ -8,6 +8,8 @@
 //! `Cache-Control: no-transform`. `text/html` gets Django's BREACH mitigation (random-length
 //! padding since Django 4.2): a random file name in the gzip header, a skippable frame of
 //! random length before zstd's; brotli has no such room, so HTML never gets brotli.
+//!
+//! Longer than 400 lines only with its unit tests, which sit beside the code.
 
 use crate::config;
 use crate::upstream::response_head::{Framing, ResponseHead};
@@ -122,13 +124,14 @@ fn media_type(value: &[u8]) -> String {
 /// The coding `head` goes out in for a client that sent `accept` (its `Accept-Encoding`), if
 /// any, and whether it is HTML (padded against BREACH). `head_only`: the answer to a HEAD
 /// request.
-pub fn choose(
+pub fn choose<'a>(
     s: &Settings,
-    accept: Option<&[u8]>,
+    accept: impl FnOnce() -> Option<&'a [u8]>,
     head: &ResponseHead<'_, '_>,
     head_only: bool,
 ) -> Option<(Coding, bool)> {
-    let accept = accept?;
+    // The cheap refusals first: most responses (small pages, denials) stop here, before the
+    // client's headers are searched.
     if !s.enabled || head_only || head.framing == Framing::Empty || head.status == 206 {
         return None;
     }
@@ -137,6 +140,7 @@ pub fn choose(
             return None;
         }
     }
+    let accept = accept()?;
     let mut html = false;
     let mut typed = false;
     for h in head.forwarded() {
@@ -179,14 +183,15 @@ pub fn choose(
 
 /// A compressor for `head`'s body, when one is chosen (`choose`); the head then states its
 /// coding. A compressor that cannot start leaves the body as it is.
-pub fn compressor_for(
+pub fn compressor_for<'a>(
     s: &Settings,
-    accept: Option<&[u8]>,
+    accept: impl FnOnce() -> Option<&'a [u8]>,
     head: &mut ResponseHead<'_, '_>,
     head_only: bool,
-) -> Option<Compressor> {
+) -> Option<Box<Compressor>> {
     let (coding, html) = choose(s, accept, head, head_only)?;
-    let c = Compressor::new(coding, s, html).ok()?;
+    // Boxed: a request's future carries only a pointer to it.
+    let c = Box::new(Compressor::new(coding, s, html).ok()?);
     head.coding = Some(coding.token());
     Some(c)
 }
@@ -297,7 +302,7 @@ mod tests {
             head_only,
         )
         .expect("valid");
-        choose(&settings(), Some(accept.as_bytes()), &head, head_only).map(|c| c.0)
+        choose(&settings(), || Some(accept.as_bytes()), &head, head_only).map(|c| c.0)
     }
 
     const JSON: &str =

@@ -17,7 +17,7 @@ use crate::telemetry::vocabulary::UpstreamErrorKind;
 use crate::upstream::chunked;
 use crate::upstream::response_body::{Body, Broken};
 use bytes::{Bytes, BytesMut};
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ pub trait ClientSide {
 pub struct Plan {
     /// Read Django ahead of the client.
     pub buffering: bool,
-    pub compressor: Option<Compressor>,
+    pub compressor: Option<Box<Compressor>>,
     /// Framed in chunks for an HTTP/1.1 client, ended by the last chunk.
     pub chunked: bool,
 }
@@ -40,7 +40,7 @@ pub struct Plan {
 /// What the process gives every delivery: the buffers' budget and where they spill.
 pub struct Buffers<'a> {
     pub budget: &'a Arc<Budget>,
-    pub temp_dir: PathBuf,
+    pub temp_dir: &'a Path,
     /// `upstream.max_buffered_bytes`.
     pub cap: u64,
     pub read_timeout: Duration,
@@ -49,7 +49,7 @@ pub struct Buffers<'a> {
 
 /// Turns decoded data into the bytes the client gets.
 struct Stage {
-    compressor: Option<Compressor>,
+    compressor: Option<Box<Compressor>>,
     chunked: bool,
     /// Compressed bytes waiting to be framed.
     packed: BytesMut,
@@ -96,103 +96,130 @@ fn hold(q: &mut Queue, bytes: Bytes, metrics: &Metrics) {
     metrics.count_buffered(q.held.memory - before.memory, q.held.file - before.file);
 }
 
+/// One body on its way: what is read from Django, packed for the client, and held.
+struct Delivery<'p, F> {
+    body: Body<'p>,
+    stage: Stage,
+    /// Decoded data not yet packed.
+    raw: BytesMut,
+    /// Packed bytes not yet handed to the client or the queue.
+    out: BytesMut,
+    seen: F,
+    done: bool,
+}
+
+impl<F: FnMut(&[u8])> Delivery<'_, F> {
+    /// Moves what Django has sent into `out`, as the client gets it; the connection goes back
+    /// to the pool once the body has ended.
+    fn take(&mut self) -> Result<bool, Broken> {
+        let done = self.body.take_buffered(&mut self.raw, &mut self.seen)?;
+        self.stage.pack(&mut self.raw, done, &mut self.out)?;
+        if done {
+            self.body.release();
+        }
+        self.done = done;
+        Ok(done)
+    }
+
+    /// `out` as one piece, leaving it empty (and holding no allocation).
+    fn piece(&mut self) -> Bytes {
+        std::mem::take(&mut self.out).freeze()
+    }
+
+    /// The rest of a body that did not come whole with its head: Django read ahead of the
+    /// client (buffering) or piece by piece.
+    async fn rest(
+        &mut self,
+        client: &mut impl ClientSide,
+        buffering: bool,
+        buffers: &Buffers<'_>,
+    ) -> Result<(), Broken> {
+        let mut queue: Option<Queue> = None;
+        loop {
+            // The next bytes for the client: what is queued first, then what was just read.
+            let next = match queue.as_mut() {
+                Some(q) if !q.is_empty() => {
+                    if !self.out.is_empty() {
+                        hold(q, self.piece(), buffers.metrics);
+                    }
+                    q.pop()
+                }
+                _ if !self.out.is_empty() => Some(self.piece()),
+                _ => None,
+            };
+            let Some(data) = next else {
+                if self.done {
+                    return client.send(Bytes::new(), true).await;
+                }
+                self.body.fill(buffers.read_timeout).await?;
+                self.take()?;
+                continue;
+            };
+            let last =
+                self.done && self.out.is_empty() && queue.as_ref().is_none_or(Queue::is_empty);
+            if !buffering || self.done {
+                client.send(data, last).await?;
+                if last {
+                    return Ok(());
+                }
+                continue;
+            }
+            // While the client takes these bytes, Django goes on being read.
+            let write = client.send(data, false);
+            tokio::pin!(write);
+            loop {
+                let q = queue.get_or_insert_with(|| {
+                    Queue::new(buffers.budget.clone(), buffers.temp_dir.into(), buffers.cap)
+                });
+                let read_more = !self.done && !q.full();
+                tokio::select! {
+                    biased;
+                    r = &mut write => break r?,
+                    r = self.body.fill(buffers.read_timeout), if read_more => {
+                        r?;
+                        self.take()?;
+                        if !self.out.is_empty() {
+                            let piece = std::mem::take(&mut self.out).freeze();
+                            hold(q, piece, buffers.metrics);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Delivers `body` to `client` after whatever `first` holds (a head, written with the first
 /// bytes of the body); the decoded data also goes to `seen` (telemetry reads the body as
 /// Django sent it). The connection goes back to the pool as soon as Django's last byte is
 /// read, before the client has it.
+///
+/// A body that came whole with its head (most pages, every denial) is one write; the rest,
+/// with its read-ahead, is a future of its own, boxed, so that a request's future (moved
+/// into its box for every request) stays small.
 pub async fn deliver(
-    mut body: Body<'_>,
+    body: Body<'_>,
     first: BytesMut,
     client: &mut impl ClientSide,
     plan: Plan,
     buffers: &Buffers<'_>,
-    mut seen: impl FnMut(&[u8]),
+    seen: impl FnMut(&[u8]),
 ) -> Result<(), Broken> {
-    let mut stage = Stage {
-        compressor: plan.compressor,
-        chunked: plan.chunked,
-        packed: BytesMut::new(),
+    let mut d = Delivery {
+        body,
+        stage: Stage {
+            compressor: plan.compressor,
+            chunked: plan.chunked,
+            packed: BytesMut::new(),
+        },
+        raw: BytesMut::new(),
+        out: first,
+        seen,
+        done: false,
     };
-    let mut raw = BytesMut::new();
-    let mut out = first;
-    let mut queue: Option<Queue> = None;
-    // Reads what Django has sent into `out`, as the client gets it.
-    let mut take = |body: &mut Body<'_>, out: &mut BytesMut| -> Result<bool, Broken> {
-        let done = body.take_buffered(&mut raw, &mut seen)?;
-        stage.pack(&mut raw, done, out)?;
-        if done {
-            body.release();
-        }
-        Ok(done)
-    };
-    let mut done = take(&mut body, &mut out)?;
-    let result = loop {
-        // The next bytes for the client: what is queued first, then what was just read.
-        let next = match queue.as_mut() {
-            Some(q) if !q.is_empty() => {
-                if !out.is_empty() {
-                    hold(q, std::mem::take(&mut out).freeze(), buffers.metrics);
-                }
-                q.pop()
-            }
-            _ if !out.is_empty() => Some(std::mem::take(&mut out).freeze()),
-            _ => None,
-        };
-        let Some(data) = next else {
-            if done {
-                break client.send(Bytes::new(), true).await;
-            }
-            if let Err(e) = body.fill(buffers.read_timeout).await {
-                break Err(e);
-            }
-            match take(&mut body, &mut out) {
-                Ok(d) => done = d,
-                Err(e) => break Err(e),
-            }
-            continue;
-        };
-        let last = done && out.is_empty() && queue.as_ref().is_none_or(Queue::is_empty);
-        if !plan.buffering || done {
-            if let Err(e) = client.send(data, last).await {
-                break Err(e);
-            }
-            if last {
-                break Ok(());
-            }
-            continue;
-        }
-        // While the client takes these bytes, Django goes on being read.
-        let write = client.send(data, false);
-        tokio::pin!(write);
-        let sent = loop {
-            let q = queue.get_or_insert_with(|| {
-                Queue::new(
-                    buffers.budget.clone(),
-                    buffers.temp_dir.clone(),
-                    buffers.cap,
-                )
-            });
-            let read_more = !done && !q.full();
-            tokio::select! {
-                biased;
-                r = &mut write => break r,
-                r = body.fill(buffers.read_timeout), if read_more => {
-                    if let Err(e) = r {
-                        break Err(e);
-                    }
-                    match take(&mut body, &mut out) {
-                        Ok(d) => done = d,
-                        Err(e) => break Err(e),
-                    }
-                    if !out.is_empty() {
-                        hold(q, std::mem::take(&mut out).freeze(), buffers.metrics);
-                    }
-                }
-            }
-        };
-        if let Err(e) = sent {
-            break Err(e);
-        }
-    };
-    result
+    if d.take()? {
+        let whole = d.piece();
+        return client.send(whole, true).await;
+    }
+    Box::pin(d.rest(client, plan.buffering, buffers)).await
 }
