@@ -107,18 +107,21 @@ def page_html():
 
 def upstream_conf(tmp, port):
     """Variant A: a fixed-response nginx standing in for Django, with the companion's context
-    headers; /reports/ answers 403 with the denial headers; /page/ is a 20 KiB HTML page."""
+    headers; /reports/ answers 403 with the denial headers; /page.html is a 20 KiB HTML page."""
     ctx = "".join(f'        add_header {k} "{v}" always;\n' for k, v in CONTEXT.items())
     deny = "".join(f'        add_header {k} "{v}" always;\n' for k, v in DENY.items())
     with open(os.path.join(tmp, "page.html"), "w") as f:
         f.write(page_html())
+    # nginx's worker (nobody, when started as root) reads the page: the directory must open.
+    os.chmod(tmp, 0o755)
+    os.chmod(os.path.join(tmp, "page.html"), 0o644)
     return nginx_conf(tmp, "upstream", f"""
     server {{
         listen 127.0.0.1:{port} reuseport backlog=4096;
         keepalive_requests 1000000;
-        location /page/ {{
+        location = /page.html {{
             default_type text/html;
-            alias {tmp}/page.html;
+            root {tmp};
         }}
         location / {{
 {ctx}            default_type text/html;

@@ -7,5 +7,5 @@ local headers = {
   ["Cookie"] = "sessionid=s1; csrftoken=ABCDEFGHIJKLMNOPQRSTUVWXYZ012345",
 }
 request = function()
-  return wrk.format("GET", "/page/", headers)
+  return wrk.format("GET", "/page.html", headers)
 end

@@ -249,7 +249,8 @@ impl<'h, 'b> ResponseHead<'h, 'b> {
             return Edited::Same;
         }
         let is = |n: &str| h.name.eq_ignore_ascii_case(n);
-        if is("content-length") {
+        if is("content-length") || is("accept-ranges") {
+            // Ranges of the encoded bytes are not offered, as nginx's gzip clears them.
             Edited::Dropped
         } else if is("etag") && !h.value.starts_with(b"W/") {
             // The bytes differ now: equivalent, not identical (as nginx's gzip).
