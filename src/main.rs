@@ -199,10 +199,10 @@ fn main() -> ExitCode {
     if key.ephemeral {
         tracing::warn!("AUTHZ_EDGE_HASH_KEY is not set: using a random key, so user and session hashes change on restart");
     }
-    let bound = match server::bind_plan(&config) {
+    let bound = match server::bind_plan(&config, cli.upgrade) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("authz-edge: cannot bind: {e}");
+            eprintln!("authz-edge: {}: {e}", path.display());
             return ExitCode::from(1);
         }
     };

@@ -47,40 +47,47 @@ impl std::fmt::Display for Bound {
     }
 }
 
-/// Resolves `IP:0` to a free port so that the real address can be reported: the socket bound
-/// for it is kept in `held` and becomes the listener itself.
-fn resolve_port(
+/// The backlog of a listener bound here, as Pingora's own (`LISTENER_BACKLOG`).
+const BACKLOG: i32 = 65535;
+
+/// Binds `addr` now, so that a port another process holds is an error at start, named with
+/// its key, before anything is announced (Pingora would retry for 30 s, then fail in its
+/// thread); `IP:0` becomes the free port the kernel gave. The socket is kept in `held` and
+/// becomes the listener itself (`hand_over`). In an upgrade the old process's sockets are
+/// taken over instead: only `:0` addresses are bound then.
+fn bind_now(
+    key: &str,
     addr: SocketAddr,
+    upgrade: bool,
     held: &mut Vec<(SocketAddr, TcpListener)>,
-) -> std::io::Result<SocketAddr> {
-    if addr.port() != 0 {
+) -> Result<SocketAddr, String> {
+    if upgrade && addr.port() != 0 {
         return Ok(addr);
     }
-    let l = TcpListener::bind(addr)?;
-    let resolved = l.local_addr()?;
+    let l = TcpListener::bind(addr).map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))?;
+    // std listens with a backlog of 128; a listening socket takes a new backlog from listen().
+    // SAFETY: a valid socket descriptor, owned by `l` for the call.
+    unsafe {
+        libc::listen(std::os::fd::AsRawFd::as_raw_fd(&l), BACKLOG);
+    }
+    let resolved = l
+        .local_addr()
+        .map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))?;
     held.push((resolved, l));
     Ok(resolved)
 }
 
-/// Where the listeners go, from the config.
-pub fn bind_plan(config: &Config) -> std::io::Result<Bound> {
+/// Binds the listeners of the config (see `bind_now`), each error naming its key.
+pub fn bind_plan(config: &Config, upgrade: bool) -> Result<Bound, String> {
     let mut held = Vec::new();
-    let mut resolve = |a: &SocketAddr| resolve_port(*a, &mut held);
-    let http = config
-        .server
-        .listen
-        .iter()
-        .map(&mut resolve)
+    let mut bind = |key: String, a: &SocketAddr| bind_now(&key, *a, upgrade, &mut held);
+    let http = (config.server.listen.iter().enumerate())
+        .map(|(i, a)| bind(format!("server.listen[{i}]"), a))
         .collect::<Result<_, _>>()?;
-    let https = match &config.tls {
-        Some(t) => t
-            .listen
-            .iter()
-            .map(&mut resolve)
-            .collect::<Result<_, _>>()?,
-        None => Vec::new(),
-    };
-    let admin = resolve(&config.server.admin)?;
+    let https = (config.tls.iter().flat_map(|t| t.listen.iter()).enumerate())
+        .map(|(i, a)| bind(format!("tls.listen[{i}]"), a))
+        .collect::<Result<_, _>>()?;
+    let admin = bind("server.admin".to_string(), &config.server.admin)?;
     Ok(Bound {
         http,
         https,
@@ -89,7 +96,7 @@ pub fn bind_plan(config: &Config) -> std::io::Result<Bound> {
     })
 }
 
-/// Gives the sockets bound for `:0` addresses to Pingora as they are, through its table of
+/// Gives the sockets bound at start to Pingora as they are, through its table of
 /// listening sockets (which an upgrade fills with the old process's): it uses a socket found
 /// there for its address instead of binding again.
 fn hand_over(server: &Server, bound: &Bound) -> std::io::Result<()> {

@@ -36,16 +36,6 @@ fn read_all(s: TcpStream) -> Resp {
     read_response(&mut BufReader::new(s), false).expect("the whole response")
 }
 
-fn h2_get(stream: u32, path: &str) -> Frame {
-    let fields: [(&[u8], &[u8]); 4] = [
-        (b":method", b"GET"),
-        (b":scheme", b"https"),
-        (b":authority", b"localhost"),
-        (b":path", path.as_bytes()),
-    ];
-    Frame::headers(stream, &fields, true)
-}
-
 fn buffered(p: &Proxy) -> (f64, f64) {
     let m = p.metrics();
     (
@@ -71,7 +61,7 @@ fn slow_readers_over_http1_and_http2_do_not_hold_the_one_sync_worker() {
     let a = slow_reader(p.http, "/big/8/");
     let b = slow_reader(p.http, "/big/8/");
     let mut h2 = H2::connect(p.https.expect("https"), &tls_config(&cert_pem));
-    h2.send(&[h2_get(1, "/big/8/"), h2_get(3, "/big/8/")]);
+    h2.send(&[Frame::get(1, "/big/8/"), Frame::get(3, "/big/8/")]);
     // gunicorn's one worker answers in turn: the page after them comes at once, since the
     // proxy read each 8 MiB whole and freed the worker. Without buffering the worker waits
     // on the first slow reader and this request times out.

@@ -32,13 +32,7 @@ fn tls_proxy(
 }
 
 fn get(stream: u32, path: &str) -> Frame {
-    let fields: [(&[u8], &[u8]); 4] = [
-        (b":method", b"GET"),
-        (b":scheme", b"https"),
-        (b":authority", b"localhost"),
-        (b":path", path.as_bytes()),
-    ];
-    Frame::headers(stream, &fields, true)
+    Frame::get(stream, path)
 }
 
 fn ok(o: &Outcome) -> bool {

@@ -477,3 +477,57 @@ fn check_and_start_refuse_paths_the_proxy_user_cannot_use() {
     );
     assert!(stdout.contains(&warning), "{stdout}");
 }
+
+/// A listener whose port another process holds: the proxy says which key and exits 1 at once,
+/// never printing `authz-edge listening` (it used to print it, connecting to the other
+/// process, then retry for 30 s and go on running without its proxy listener).
+#[test]
+fn a_port_another_process_holds_is_refused_at_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tmp");
+    let up = Upstream::fixed(Reply::new(200, "ok"));
+    for (key, config) in [
+        (
+            "server.listen[0]",
+            config_for(&[up.addr], "").replace(
+                "listen = [\"127.0.0.1:0\"]",
+                &format!("listen = [\"127.0.0.1:{port}\"]"),
+            ),
+        ),
+        (
+            "server.admin",
+            config_for(&[up.addr], "").replace(
+                "admin = \"127.0.0.1:0\"",
+                &format!("admin = \"127.0.0.1:{port}\""),
+            ),
+        ),
+    ] {
+        let path = dir.path().join("taken.toml");
+        let config = config
+            .replace("@SOCK@", &dir.path().join("s.sock").display().to_string())
+            .replace("@PID@", &dir.path().join("p.pid").display().to_string());
+        std::fs::write(&path, config).expect("write");
+        let mut child = Command::new(bin())
+            .args(["--config", &path.display().to_string()])
+            .env("AUTHZ_EDGE_HASH_KEY", "test-key")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run");
+        // Before: it ran on without its listener. Now it must end by itself.
+        let status = wait_exit(&mut child, std::time::Duration::from_secs(20));
+        let out = child.wait_with_output().expect("output");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{key}: cannot listen on 127.0.0.1:{port}: Address already in use"
+            )),
+            "{stderr}"
+        );
+        assert!(!stdout.contains("listening"), "{stdout}");
+    }
+    drop(taken);
+}

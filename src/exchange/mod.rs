@@ -10,6 +10,7 @@ pub mod observe;
 use crate::diagnostics::access_log;
 use crate::diagnostics::sink::InFlight;
 use crate::guard::body::BodyState;
+use crate::response::delivery::Buffers;
 use crate::rules::forwarding;
 use crate::runtime::{Runtime, Shared};
 use crate::telemetry::classify;
@@ -151,6 +152,18 @@ pub fn response_head_seen(
         }
     }
     forwarding::strip_context_from_response(resp, &rt.context);
+}
+
+/// What a body's delivery takes from the process (the buffers' memory budget, the metrics)
+/// and from the request's config generation (temp directory, cap, read timeout).
+pub fn buffers<'a>(shared: &'a Shared, rt: &'a Runtime) -> Buffers<'a> {
+    Buffers {
+        budget: &shared.buffers,
+        temp_dir: &rt.temp_dir,
+        cap: rt.max_buffered_bytes,
+        read_timeout: rt.upstream.timeouts.read,
+        metrics: &shared.metrics,
+    }
 }
 
 /// Counts a response body broken off by Django (a client that went away is not an upstream

@@ -106,13 +106,7 @@ pub async fn forward(
     if framing == Framing::Empty {
         return Ok(status);
     }
-    let buffers = delivery::Buffers {
-        budget: &shared.buffers,
-        temp_dir: &rt.temp_dir,
-        cap: rt.max_buffered_bytes,
-        read_timeout: rt.upstream.timeouts.read,
-        metrics: &shared.metrics,
-    };
+    let buffers = exchange::buffers(shared, &rt);
     let obs = &mut ctx.obs;
     let seen = |d: &[u8]| observe::observe_body(obs, d);
     let mut client = SessionClient(session);

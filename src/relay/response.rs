@@ -118,13 +118,7 @@ pub(super) async fn relay_response(
         return (502, false);
     };
     let body = reply.into_body(framing, server_keeps, &rt.upstream.pool);
-    let buffers = delivery::Buffers {
-        budget: &shared.buffers,
-        temp_dir: &rt.temp_dir,
-        cap: rt.max_buffered_bytes,
-        read_timeout: rt.upstream.timeouts.read,
-        metrics: &shared.metrics,
-    };
+    let buffers = exchange::buffers(shared, &rt);
     let obs = &mut ctx.obs;
     let seen = |d: &[u8]| observe::observe_body(obs, d);
     let client = &mut H1Client(stream);

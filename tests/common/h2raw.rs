@@ -39,6 +39,17 @@ impl Frame {
         }
     }
 
+    /// A plain `GET` of `path` for `localhost`, ending the stream.
+    pub fn get(stream: u32, path: &str) -> Frame {
+        let fields: [(&[u8], &[u8]); 4] = [
+            (b":method", b"GET"),
+            (b":scheme", b"https"),
+            (b":authority", b"localhost"),
+            (b":path", path.as_bytes()),
+        ];
+        Frame::headers(stream, &fields, true)
+    }
+
     pub fn data(stream: u32, bytes: &[u8], end_stream: bool) -> Frame {
         Frame {
             kind: DATA,
