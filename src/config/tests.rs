@@ -90,3 +90,16 @@ fn the_admin_listener_needs_a_port_of_its_own() {
     let ephemeral = "[server]\nlisten = [\"127.0.0.1:0\"]\nadmin = \"127.0.0.1:0\"\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n";
     assert!(crate::config::validate(&parse(ephemeral).expect("parses")).is_empty());
 }
+
+#[test]
+fn a_bare_number_duration_says_what_to_write() {
+    let e = parse("[upstream]\nservers = [\"127.0.0.1:8000\"]\nread_timeout = 60\n")
+        .expect_err("refused");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].key, "upstream.read_timeout");
+    assert!(
+        e[0].message
+            .starts_with("60 has no unit: write a duration such as \"60s\" (a string)"),
+        "{e:?}"
+    );
+}
