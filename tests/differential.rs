@@ -51,8 +51,8 @@ fn looser_allowed(probe: &str, front_end: &str) -> bool {
 }
 
 /// Response probes where the two loops of authz-edge may answer the client differently, both
-/// at least as strict as nginx. None since both send Django's responses through the relay's
-/// codec (`relay::buffered`).
+/// at least as strict as nginx. None since both send Django's responses through one
+/// codec (`upstream`, through `phases::forward`).
 const LOOPS_MAY_DIFFER: &[(&str, &str)] = &[];
 
 // ---------- corpus ----------

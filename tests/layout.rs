@@ -35,7 +35,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The top-level module a file of `src/` belongs to (`src/relay/chunked.rs` -> `relay`).
+/// The top-level module a file of `src/` belongs to (`src/upstream/chunked.rs` -> `upstream`).
 fn top_of(path: &Path) -> Option<String> {
     let rel = path.strip_prefix("src").ok()?;
     let first = rel.components().next()?.as_os_str().to_str()?;

@@ -1,7 +1,7 @@
 //! The relay's chunked decoder: fed whole or split at any point, it finds the same end and
 //! hands out the same data, never more than it was given; re-encoded data decodes back.
 #![no_main]
-use authz_edge::relay::chunked::{encode, ChunkScanner, LAST_CHUNK};
+use authz_edge::upstream::chunked::{encode, ChunkScanner, LAST_CHUNK};
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 

@@ -1,6 +1,6 @@
 //! The HTTP/2 → HTTP/1 head writer: a request as h2 would hand it over (any method, `:path`,
 //! `:authority` and fields that h2's types take), through the HTTP/2 guard
-//! (`guard::head::check_h2`, `check_parsed`), the cookie join and `relay::buffered::write_head`.
+//! (`guard::head::check_h2`, `check_parsed`), the cookie join and `upstream::request_head::write_parsed`.
 //! No panic; what is written is one strict HTTP/1.1 request head and nothing after it, with
 //! one `Host`, at most one `Cookie` and one `Content-Length`, no `Transfer-Encoding` and no
 //! context header.
@@ -64,7 +64,13 @@ fuzz_target!(|data: &[u8]| {
         tls: true,
     };
     let mut wire = BytesMut::new();
-    authz_edge::relay::buffered::write_head(rt, &req, &client, "rid", Some(3), &mut wire);
+    let fwd = authz_edge::upstream::request_head::Forward {
+        context: &rt.context,
+        trusted: &rt.trusted,
+        client: &client,
+        request_id: "rid",
+    };
+    authz_edge::upstream::request_head::write_parsed(&fwd, &req, Some(3), &mut wire);
     let mut headers = [httparse::EMPTY_HEADER; 512];
     let mut parsed = httparse::Request::new(&mut headers);
     let Ok(httparse::Status::Complete(len)) = parsed.parse(&wire) else {
