@@ -3,7 +3,7 @@
 //!
 //! Django cannot read a chunked body under WSGI; here any body up to `limits.max_body_bytes`,
 //! sized or not, is read whole and sent on with a `Content-Length` by the upstream codec
-//! side (`phases::forward`); a larger one gets 413 and never reaches Django. As in nginx, a body
+//! (`phases::forward`); a larger one gets 413 and never reaches Django. As in nginx, a body
 //! is held in memory up to `limits.body_buffer_bytes` and past that written to a file without a
 //! name in `limits.body_temp_dir` (`Spool`), so that large uploads cost disk, not memory. The
 //! bytes held in memory for all requests together are bounded (`BUFFER_BUDGET`): past it, or
