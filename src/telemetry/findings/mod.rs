@@ -98,21 +98,26 @@ struct Candidate {
     source: Option<&'static str>,
     series: Series,
     open: bool,
+    /// When its finding last closed (0: never): only evidence newer than that opens it again,
+    /// so the window that still holds an incident's denials cannot reopen it.
+    closed_at: u64,
 }
 
 impl Candidate {
-    fn window_count(&self, now: u64) -> u64 {
-        self.buckets
-            .iter()
-            .filter(|(s, _)| s + WINDOW_SECS > now)
-            .map(|(_, c)| u64::from(*c))
-            .sum()
+    /// Signals in the window, and of those, the ones after the last close.
+    fn window_count(&self, now: u64) -> (u64, u64) {
+        let recent = self.buckets.iter().filter(|(s, _)| s + WINDOW_SECS > now);
+        recent.fold((0, 0), |(all, new), (s, c)| {
+            let c = u64::from(*c);
+            (all + c, new + if *s > self.closed_at { c } else { 0 })
+        })
     }
 
-    fn actors_in_window(&self, now: u64) -> usize {
+    /// Actors seen in the window after the last close.
+    fn new_actors_in_window(&self, now: u64) -> usize {
         self.actors
             .values()
-            .filter(|s| **s + WINDOW_SECS > now)
+            .filter(|s| **s + WINDOW_SECS > now && **s > self.closed_at)
             .count()
     }
 
@@ -245,6 +250,7 @@ impl Findings {
             source: s.source,
             series: Series::with_zero_history(&tuning),
             open: false,
+            closed_at: 0,
         });
         if c.episode == 0 || sec > c.last + QUIET_SECS {
             c.episode = 0;
@@ -334,14 +340,14 @@ impl Findings {
         for (key, c) in candidates.iter_mut() {
             let pending = std::mem::take(&mut c.pending);
             let t = c.series.tick(pending, &tuning, true);
-            let count = c.window_count(now);
-            let actors = c.actors_in_window(now);
+            let (count, new_count) = c.window_count(now);
             let needs = key.cause.needs(c.companion);
             if c.open {
                 let quiet = now > c.last + QUIET_SECS;
                 let calm = needs.above_baseline && !t.active && now > c.last + 1;
                 if quiet || (calm && count < needs.denials) {
                     c.open = false;
+                    c.closed_at = now;
                     if let Some(f) = close(findings, key, w.now, &self.gauge) {
                         changed.push(f);
                     }
@@ -352,13 +358,16 @@ impl Findings {
                 }
                 continue;
             }
-            let enough = count >= needs.denials
+            // Only evidence newer than the last close counts: no reopening from the window
+            // that still holds the incident that closed.
+            let actors = c.new_actors_in_window(now);
+            let enough = new_count >= needs.denials
                 && actors >= needs.actors
                 && (!needs.above_baseline || t.active);
             if !enough {
                 continue;
             }
-            let f = open(key, c, w, now_f, count, actors);
+            let f = open(key, c, w, now_f, new_count, actors);
             if let Some(f) = admit(findings, f, &self.gauge) {
                 c.open = true;
                 changed.push(f);

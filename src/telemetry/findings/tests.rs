@@ -515,3 +515,40 @@ fn candidates_and_findings_stay_bounded_under_distinct_subjects() {
     assert_eq!(f.snapshot().len(), MAX_FINDINGS);
     assert!(f.snapshot().iter().all(|x| x.active));
 }
+
+/// An incident, then silence: exactly one open and one close, however long the engine runs
+/// past the close (it used to reopen from the window that still held the incident's denials,
+/// 8 to 12 times per incident). A later incident opens it once more, and closes once.
+#[test]
+fn an_episode_opens_once_and_closes_once() {
+    let f = engine();
+    let route = "/reports/<int:pk>/approve/";
+    let state = "reports.approve_report=not_migrated";
+    let mut changes: Vec<(u64, bool)> = Vec::new();
+    let run =
+        |changes: &mut Vec<(u64, bool)>, from: u64, to: u64, denying: std::ops::Range<u64>| {
+            for s in from..to {
+                if denying.contains(&s) {
+                    for u in 0..3 {
+                        feed(
+                            &f,
+                            route,
+                            &perm_denial(u, "reports.approve_report", state),
+                            s,
+                        );
+                    }
+                }
+                changes.extend(f.tick(&world(s)).iter().map(|x| (s, x.active)));
+            }
+        };
+    // Denials for 20 s, then 160 s of silence: past the close and past the 60 s window.
+    run(&mut changes, 0, 180, 0..20);
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(changes[0].1 && !changes[1].1, "{changes:?}");
+    assert!(changes[1].0 > 19 + QUIET_SECS, "{changes:?}");
+    // The same cause again much later: one more episode, again once each.
+    run(&mut changes, 180, 400, 300..310);
+    assert_eq!(changes.len(), 4, "{changes:?}");
+    assert!(changes[2].1 && !changes[3].1, "{changes:?}");
+    assert_eq!(gauge_of(&f, "permission_not_migrated", route), 0);
+}
