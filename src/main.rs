@@ -63,7 +63,11 @@ fn init_logging(access: &config::AccessLog, daemon: bool) {
         // callsite below it once (h2's and Pingora's trace spans cost about 15% of CPU under
         // HTTP/2 load when each is decided at run time, as a closure filter makes them).
         .with_filter({
-            let f = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+            // Pingora's own INFO lines (a dozen at start, "Waiting for runtimes to exit!" per
+            // thread at stop) and its health-check warnings (a debug dump of the backend) are
+            // left out by default; authz-edge says the same in a line of its own.
+            let quiet = "info,pingora_core=warn,pingora_proxy=warn,pingora_load_balancing=error";
+            let f = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(quiet));
             match "access=off".parse() {
                 Ok(d) => f.add_directive(d),
                 Err(_) => f,

@@ -150,13 +150,25 @@ impl Upstream {
             .is_some_and(|r| r.load(Ordering::Relaxed))
     }
 
-    /// Copies the load balancer's health verdicts into the per-server flags.
+    /// Copies the load balancer's health verdicts into the per-server flags, and says in one
+    /// line when a server leaves or rejoins the pool.
     pub fn refresh_health(&self) {
         let backends = self.lb.backends();
         for b in backends.get_backend().iter() {
             let addr = b.addr.as_inet().copied();
             if let Some(i) = self.servers.iter().position(|s| Some(*s) == addr) {
-                self.ready[i].store(backends.ready(b), Ordering::Relaxed);
+                let ready = backends.ready(b);
+                let was = self.ready[i].swap(ready, Ordering::Relaxed);
+                let server = self.servers[i];
+                match (was, ready) {
+                    (true, false) => tracing::warn!(
+                        "upstream {server} failed its health check twice: out of the pool until it passes"
+                    ),
+                    (false, true) => {
+                        tracing::info!("upstream {server} passed its health check: back in the pool")
+                    }
+                    _ => {}
+                }
             }
         }
     }
