@@ -12,7 +12,6 @@
 use crate::exchange::observe::Observed;
 use crate::exchange::{self, observe, RequestCtx};
 use crate::guard::body::Body;
-use crate::response::compression;
 use crate::response::delivery::{self, ClientSide};
 use crate::response::error_page;
 use crate::rules::forwarding::Client;
@@ -137,14 +136,10 @@ fn answer(
             .get(http::header::ACCEPT_ENCODING)
             .map(|v| v.as_bytes())
     };
-    let compressor = compression::compressor_for(&rt.compression, accept, &mut head, head_only);
+    // Pingora frames the body for the client's protocol: never chunked here.
+    let plan =
+        delivery::Plan::for_head(&rt.compression, rt.buffering, accept, &mut head, head_only);
     let resp = head.header_map(raw, !session.is_http2())?;
-    let plan = delivery::Plan {
-        buffering: rt.buffering && !head.streams,
-        compressor,
-        // Pingora frames the body for the client's protocol.
-        chunked: false,
-    };
     Some((resp, head.framing, head.server_keeps, plan))
 }
 

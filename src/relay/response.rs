@@ -5,7 +5,6 @@
 use super::{Plan, CLIENT_TIMEOUT};
 use crate::exchange::observe::Observed;
 use crate::exchange::{self, observe, RequestCtx};
-use crate::response::compression;
 use crate::response::delivery::{self, ClientSide};
 use crate::response::error_page;
 use crate::runtime::{Runtime, Shared};
@@ -62,11 +61,12 @@ fn answer(
     }
     exchange::response_seen(shared, rt, &head, req.header.as_ref(), obs);
     let accept = || req.plan.header("accept-encoding");
-    let compressor = compression::compressor_for(&rt.compression, accept, &mut head, head_only);
+    let plan =
+        delivery::Plan::for_head(&rt.compression, rt.buffering, accept, &mut head, head_only);
     // Chunks for an HTTP/1.1 client when the length is not known (Django chunked, or the body
     // is compressed); an HTTP/1.0 client reads to the close instead, as for a body that runs
     // until Django closes.
-    let unsized_body = compressor.is_some() || head.framing == Framing::Chunked;
+    let unsized_body = plan.compressor.is_some() || head.framing == Framing::Chunked;
     let ends_by_close = head.framing == Framing::UntilClose || (unsized_body && http10);
     let chunked = unsized_body && !http10;
     let keep_client = keep_client && !ends_by_close;
@@ -80,11 +80,7 @@ fn answer(
         server_keeps: head.server_keeps,
         keep_client,
         out,
-        plan: delivery::Plan {
-            buffering: rt.buffering && !head.streams,
-            compressor,
-            chunked,
-        },
+        plan: delivery::Plan { chunked, ..plan },
     })
 }
 

@@ -84,8 +84,6 @@ pub struct Queue {
     budget: Arc<Budget>,
     temp_dir: PathBuf,
     spool: Option<Spool>,
-    /// Where the file's unread part starts.
-    file_read: u64,
     /// Bytes queued (memory and file) and not yet handed out.
     queued: u64,
     in_memory: u64,
@@ -103,7 +101,6 @@ impl Queue {
             budget,
             temp_dir,
             spool: None,
-            file_read: 0,
             queued: 0,
             in_memory: 0,
             cap,
@@ -194,7 +191,6 @@ impl Queue {
                 if *len == 0 {
                     self.pieces.pop_front();
                 }
-                self.file_read += n;
                 self.queued -= n;
                 let mut chunk = chunk;
                 chunk.truncate(n as usize);

@@ -11,11 +11,12 @@
 //! next is read, and flushed.
 
 use super::buffers::{Budget, Queue};
-use super::compression::Compressor;
+use super::compression::{self, Compressor, Settings};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::vocabulary::UpstreamErrorKind;
 use crate::upstream::chunked;
 use crate::upstream::response_body::{Body, Broken};
+use crate::upstream::response_head::ResponseHead;
 use bytes::{Bytes, BytesMut};
 use std::path::Path;
 use std::sync::Arc;
@@ -35,6 +36,25 @@ pub struct Plan {
     pub compressor: Option<Box<Compressor>>,
     /// Framed in chunks for an HTTP/1.1 client, ended by the last chunk.
     pub chunked: bool,
+}
+
+impl Plan {
+    /// How `head`'s body goes out, the same for every loop: compressed when a coding is chosen
+    /// (the head then states it), read ahead of the client unless it streams. Framing it in
+    /// chunks is the loop's to decide (`chunked` starts false).
+    pub fn for_head<'a>(
+        settings: &Settings,
+        buffering: bool,
+        accept: impl FnOnce() -> Option<&'a [u8]>,
+        head: &mut ResponseHead<'_, '_>,
+        head_only: bool,
+    ) -> Plan {
+        Plan {
+            buffering: buffering && !head.streams,
+            compressor: compression::compressor_for(settings, accept, head, head_only),
+            chunked: false,
+        }
+    }
 }
 
 /// What the process gives every delivery: the buffers' budget and where they spill.
@@ -105,7 +125,6 @@ struct Delivery<'p, F> {
     /// Packed bytes not yet handed to the client or the queue.
     out: BytesMut,
     seen: F,
-    done: bool,
 }
 
 impl<F: FnMut(&[u8])> Delivery<'_, F> {
@@ -117,7 +136,6 @@ impl<F: FnMut(&[u8])> Delivery<'_, F> {
         if done {
             self.body.release();
         }
-        self.done = done;
         Ok(done)
     }
 
@@ -147,17 +165,17 @@ impl<F: FnMut(&[u8])> Delivery<'_, F> {
                 _ if !self.out.is_empty() => Some(self.piece()),
                 _ => None,
             };
+            let done = self.body.is_done();
             let Some(data) = next else {
-                if self.done {
+                if done {
                     return client.send(Bytes::new(), true).await;
                 }
                 self.body.fill(buffers.read_timeout).await?;
                 self.take()?;
                 continue;
             };
-            let last =
-                self.done && self.out.is_empty() && queue.as_ref().is_none_or(Queue::is_empty);
-            if !buffering || self.done {
+            let last = done && self.out.is_empty() && queue.as_ref().is_none_or(Queue::is_empty);
+            if !buffering || done {
                 client.send(data, last).await?;
                 if last {
                     return Ok(());
@@ -171,7 +189,7 @@ impl<F: FnMut(&[u8])> Delivery<'_, F> {
                 let q = queue.get_or_insert_with(|| {
                     Queue::new(buffers.budget.clone(), buffers.temp_dir.into(), buffers.cap)
                 });
-                let read_more = !self.done && !q.full();
+                let read_more = !self.body.is_done() && !q.full();
                 tokio::select! {
                     biased;
                     r = &mut write => break r?,
@@ -179,8 +197,7 @@ impl<F: FnMut(&[u8])> Delivery<'_, F> {
                         r?;
                         self.take()?;
                         if !self.out.is_empty() {
-                            let piece = std::mem::take(&mut self.out).freeze();
-                            hold(q, piece, buffers.metrics);
+                            hold(q, self.piece(), buffers.metrics);
                         }
                     }
                 }
@@ -215,7 +232,6 @@ pub async fn deliver(
         raw: BytesMut::new(),
         out: first,
         seen,
-        done: false,
     };
     if d.take()? {
         let whole = d.piece();

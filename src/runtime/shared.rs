@@ -63,7 +63,7 @@ impl Shared {
         let findings = crate::telemetry::findings::Findings::new(metrics.finding_active.clone());
         let sampler = Sampler::new(runtime.sampling, crate::clock::unix_now().1);
         let started_with = Process::of(config);
-        for key in Process::KEYS {
+        for (key, _) in started_with.changed(&started_with) {
             metrics.set_restart_required(key, false);
         }
         runtime.install_label_caps(&metrics);

@@ -75,8 +75,9 @@ pub struct Body<'p> {
 }
 
 impl Body<'_> {
-    pub fn framing(&self) -> Framing {
-        self.framing
+    /// Whether the body has ended (all of it handed out, or Django closed an `UntilClose` one).
+    pub fn is_done(&self) -> bool {
+        self.done
     }
 
     /// Hands out the data already read, decoded, into `out` (and to `seen`). Returns whether
@@ -151,9 +152,7 @@ impl Body<'_> {
             until_close: self.framing == Framing::UntilClose,
         }
     }
-}
 
-impl Body<'_> {
     /// The connection goes back to the pool, or is closed (`ResponseEnd::reusable`); once.
     /// Dropping the body does the same.
     pub fn release(&mut self) {
