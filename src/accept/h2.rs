@@ -280,8 +280,10 @@ async fn serve_stream(shared: &Shared, mut session: ServerSession, _permit: Stre
         }
         Err(e) => {
             let status = phases::fail(shared, &mut session, &e, &mut ctx).await;
-            let summary = phases::summary(session.req_header());
-            tracing::error!("Fail to proxy: {e}, status: {status}, {summary}");
+            if status != 444 {
+                let summary = phases::summary(session.req_header());
+                tracing::error!("Fail to proxy: {e}, status: {status}, {summary}");
+            }
             phases::log(shared, &session, &ctx);
             // Dropped unfinished: h2 resets the stream, so a body cut off does not look whole.
         }

@@ -18,24 +18,29 @@ pub struct HealthChecker {
 impl BackgroundService for HealthChecker {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut last_generation = 0;
-        let mut next_check = Instant::now();
+        // Per pool (`Runtime::pools`), when its next check is due.
+        let mut next_check: Vec<Instant> = Vec::new();
         let mut next_sweep = Instant::now();
         loop {
             let rt = self.shared.runtime.load_full();
             if rt.generation != last_generation {
                 // A new pool: check it now rather than after a whole interval.
                 last_generation = rt.generation;
-                next_check = Instant::now();
+                next_check = rt.pools().map(|_| Instant::now()).collect();
             }
-            if Instant::now() >= next_check {
-                rt.upstream.lb.backends().run_health_check(true).await;
-                rt.upstream.refresh_health();
-                next_check = Instant::now() + rt.upstream.health_interval;
+            for (up, due) in rt.pools().zip(next_check.iter_mut()) {
+                if Instant::now() >= *due {
+                    up.lb.backends().run_health_check(true).await;
+                    up.refresh_health();
+                    *due = Instant::now() + up.health_interval;
+                }
             }
             if Instant::now() >= next_sweep {
                 // Idle relay connections past their timeout, or that the server wrote to or
                 // closed, are closed now rather than when next taken.
-                rt.upstream.pool.sweep();
+                for up in rt.pools() {
+                    up.pool.sweep();
+                }
                 next_sweep = Instant::now() + Duration::from_secs(1);
             }
             drop(rt);

@@ -11,6 +11,7 @@ mod diff;
 mod load;
 mod problem;
 mod process;
+pub mod sites;
 mod validate;
 mod values;
 
@@ -19,12 +20,12 @@ pub use load::{load, parse, read};
 pub use problem::{ConfigError, Problem};
 pub use process::Process;
 pub use validate::validate;
-pub use values::{parse_cidr, parse_duration, parse_url, Dur};
+pub use values::{parse_cidr, parse_duration, parse_url, Dur, ServerAddr};
 
 use crate::path_pattern::Pattern;
 use serde::Deserialize;
 use std::net::SocketAddr;
-use values::{header_name, networks, path_pattern, socket_addr, socket_addrs};
+use values::{header_name, networks, path_pattern, server_addrs, socket_addr, socket_addrs};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +34,16 @@ pub struct Config {
     pub server: Server,
     pub tls: Option<Tls>,
     pub upstream: Upstream,
+    /// Pools beside `[upstream]` (which is `default`), for locations' `proxy`.
+    #[serde(default)]
+    pub upstreams: std::collections::BTreeMap<String, Upstream>,
+    /// Server blocks chosen by `Host`.
+    #[serde(default)]
+    pub sites: Vec<sites::Site>,
+    /// The locations of the site for any host (with `[[static]]`); without any, every
+    /// request goes to `[upstream]`.
+    #[serde(default)]
+    pub locations: Vec<sites::Location>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
@@ -136,8 +147,9 @@ pub struct Tls {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Upstream {
-    #[serde(deserialize_with = "socket_addrs")]
-    pub servers: Vec<SocketAddr>,
+    /// `IP:PORT` or `unix:/path/to.sock`.
+    #[serde(deserialize_with = "server_addrs")]
+    pub servers: Vec<ServerAddr>,
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: Dur,
     #[serde(default = "default_io_timeout")]

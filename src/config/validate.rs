@@ -101,31 +101,48 @@ fn tls(c: &Config, p: &mut Problems) {
 }
 
 fn upstream(c: &Config, p: &mut Problems) {
-    let u = &c.upstream;
+    pool("upstream", &c.upstream, p);
+    for (name, u) in &c.upstreams {
+        let ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok || name == crate::upstream::DEFAULT_POOL {
+            p.bad(
+                format!("upstreams.{name}"),
+                "a pool's name is letters, digits, `_` and `-`, and not `default` (that is [upstream])",
+            );
+        }
+        pool(&format!("upstreams.{name}"), u, p);
+    }
+}
+
+/// One upstream pool's keys, under `section`.
+fn pool(section: &str, u: &super::Upstream, p: &mut Problems) {
     if u.servers.is_empty() {
         p.bad(
-            "upstream.servers",
+            format!("{section}.servers"),
             "empty: give at least one Django server, e.g. \"127.0.0.1:8000\"",
         );
     }
-    p.longer_than_zero("upstream.connect_timeout", u.connect_timeout.0);
-    p.longer_than_zero("upstream.read_timeout", u.read_timeout.0);
-    p.longer_than_zero("upstream.write_timeout", u.write_timeout.0);
+    p.longer_than_zero(&format!("{section}.connect_timeout"), u.connect_timeout.0);
+    p.longer_than_zero(&format!("{section}.read_timeout"), u.read_timeout.0);
+    p.longer_than_zero(&format!("{section}.write_timeout"), u.write_timeout.0);
     if u.max_buffered_bytes < 64 * 1024 {
         p.bad(
-            "upstream.max_buffered_bytes",
+            format!("{section}.max_buffered_bytes"),
             "must be at least 64KiB (65536)",
         );
     }
     if let Some(hc) = &u.health_check {
         if !hc.path.starts_with('/') {
             p.bad(
-                "upstream.health_check.path",
+                format!("{section}.health_check.path"),
                 format!("`{}` must start with `/`", hc.path),
             );
         }
         if hc.interval.0 < Duration::from_millis(100) {
-            p.bad("upstream.health_check.interval", "must be at least 100ms");
+            p.bad(format!("{section}.health_check.interval"), "must be at least 100ms");
         }
     }
 }

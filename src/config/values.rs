@@ -68,6 +68,11 @@ pub(super) fn socket_addrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Socket
     Vec::<Parsed<SocketAddr>>::deserialize(d).map(|v| v.into_iter().map(|p| p.0).collect())
 }
 
+/// Upstream servers: `IP:PORT` or `unix:/path/to.sock`, each parsed once here.
+pub(super) fn server_addrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ServerAddr>, D::Error> {
+    Vec::<Parsed<ServerAddr>>::deserialize(d).map(|v| v.into_iter().map(|p| p.0).collect())
+}
+
 /// One `IP:PORT` string, parsed here.
 pub(super) fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
     Parsed::<SocketAddr>::deserialize(d).map(|p| p.0)
@@ -99,6 +104,39 @@ impl FromText for SocketAddr {
     fn from_text(s: &str) -> Result<Self, String> {
         s.parse::<SocketAddr>().map_err(|_| {
             format!("`{s}` is not an address of the form IP:PORT, e.g. \"127.0.0.1:8000\"")
+        })
+    }
+}
+
+/// An upstream server: a TCP address, or a unix socket (nginx's `http://unix:/run/app.sock`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ServerAddr {
+    Tcp(SocketAddr),
+    Unix(std::path::PathBuf),
+}
+
+impl std::fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerAddr::Tcp(a) => write!(f, "{a}"),
+            ServerAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+impl FromText for ServerAddr {
+    fn from_text(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            // Linux's sockaddr_un holds 107 bytes of path and its NUL.
+            if !path.starts_with('/') || path.len() > 107 {
+                return Err(format!(
+                    "`{s}` is not a unix socket: write an absolute path under 108 bytes, e.g. \"unix:/run/gunicorn.sock\""
+                ));
+            }
+            return Ok(ServerAddr::Unix(path.into()));
+        }
+        s.parse::<SocketAddr>().map(ServerAddr::Tcp).map_err(|_| {
+            format!("`{s}` is not an address of the form IP:PORT or unix:/path, e.g. \"127.0.0.1:8000\"")
         })
     }
 }

@@ -11,6 +11,7 @@ use crate::diagnostics::access_log;
 use crate::diagnostics::sink::InFlight;
 use crate::guard::body::BodyState;
 use crate::response::delivery::Buffers;
+use crate::response::header_edits::Edits;
 use crate::rules::forwarding;
 use crate::runtime::{Runtime, Shared};
 use crate::telemetry::classify;
@@ -39,6 +40,10 @@ pub struct RequestCtx {
     pub body: BodyState,
     /// What the response told: route, release, denial, sample.
     pub obs: Observed,
+    /// The upstream pool the request's location sends it to (`Runtime::pool`).
+    pub pool: usize,
+    /// The location's response header rules, filled for this request.
+    pub edits: Option<Box<Edits>>,
     /// Keeps the sink's writer receiving at shutdown until this request has been logged.
     _in_flight: InFlight,
 }
@@ -59,6 +64,8 @@ impl RequestCtx {
             tries: Tries::default(),
             body: BodyState::default(),
             obs: Observed::default(),
+            pool: 0,
+            edits: None,
             _in_flight: shared.sink.request(),
         }
     }
@@ -155,13 +162,13 @@ pub fn response_head_seen(
 }
 
 /// What a body's delivery takes from the process (the buffers' memory budget, the metrics)
-/// and from the request's config generation (temp directory, cap, read timeout).
-pub fn buffers<'a>(shared: &'a Shared, rt: &'a Runtime) -> Buffers<'a> {
+/// and from the request's config generation (temp directory, cap, the pool's read timeout).
+pub fn buffers<'a>(shared: &'a Shared, rt: &'a Runtime, pool: usize) -> Buffers<'a> {
     Buffers {
         budget: &shared.buffers,
         temp_dir: &rt.temp_dir,
         cap: rt.max_buffered_bytes,
-        read_timeout: rt.upstream.timeouts.read,
+        read_timeout: rt.pool(pool).timeouts.read,
         metrics: &shared.metrics,
     }
 }

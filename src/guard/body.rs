@@ -171,6 +171,17 @@ pub struct Whole {
     pub with_length: bool,
 }
 
+impl Whole {
+    /// No body: a request sent on to another location after its body went to Django.
+    pub fn empty() -> Whole {
+        Whole {
+            body: Body::Memory(Default::default()),
+            lease: BodyLease(0),
+            with_length: false,
+        }
+    }
+}
+
 /// Reads the request body in full, sized or not, refusing it when it is too large; answers
 /// `Expect: 100-continue` first, as nginx does when it reads a body itself.
 pub async fn read_whole(

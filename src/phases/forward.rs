@@ -13,7 +13,7 @@ use crate::exchange::observe::Observed;
 use crate::exchange::{self, observe, RequestCtx};
 use crate::guard::body::Body;
 use crate::response::delivery::{self, ClientSide};
-use crate::response::error_page;
+use crate::response::header_edits::Edits;
 use crate::rules::forwarding::Client;
 use crate::runtime::{Runtime, Shared};
 use crate::telemetry::vocabulary::UpstreamErrorKind;
@@ -33,16 +33,50 @@ pub struct Buffered {
     pub with_length: bool,
 }
 
+/// How an exchange with Django ended.
+pub enum Outcome {
+    /// Django's response went out: its status; `Err` with it when it was cut off after its
+    /// head went out, so that the client connection is closed rather than the body looking
+    /// whole.
+    Sent(Result<u16, u16>),
+    /// Nothing went out yet: the proxy answers this status (Django unreachable or its head
+    /// unreadable, or a status the location answers with its own error page).
+    Failed(u16),
+    /// Django's `X-Accel-Redirect`: the URI the edge serves instead, with the headers of
+    /// Django's response that nginx keeps.
+    Accel {
+        target: String,
+        keep: Vec<(http::HeaderName, http::HeaderValue)>,
+    },
+}
+
+/// What the location asks of the exchange besides forwarding.
+pub struct Rules<'a> {
+    /// Follow `X-Accel-Redirect` (the site has internal locations).
+    pub accel: bool,
+    /// Django's statuses the location answers with its error pages instead.
+    pub intercept: &'a [u16],
+}
+
+/// The headers of a response with `X-Accel-Redirect` that nginx keeps for the one it serves.
+const KEPT_ON_ACCEL: [http::HeaderName; 6] = [
+    http::header::CONTENT_TYPE,
+    http::header::CONTENT_DISPOSITION,
+    http::header::CACHE_CONTROL,
+    http::header::EXPIRES,
+    http::header::SET_COOKIE,
+    http::header::ACCEPT_RANGES,
+];
+
 /// Sends the request with its buffered body to Django and its response to the client.
-/// Returns the status to record; `Err` with it when the response was cut off after its head
-/// went out, so that the client connection is closed rather than the body looking whole.
 pub async fn forward(
     shared: &Shared,
     session: &mut ServerSession,
     client: &Client,
     r: Buffered,
     ctx: &mut RequestCtx,
-) -> Result<u16, u16> {
+    rules: &Rules<'_>,
+) -> Outcome {
     let rt = ctx.rt.clone();
     let Buffered { body, with_length } = r;
     let (in_memory, spooled) = match &body {
@@ -67,7 +101,7 @@ pub async fn forward(
     };
     let max_head = rt.limits.max_head_bytes();
     let reply = match send::send(
-        &rt.upstream,
+        rt.pool(ctx.pool),
         max_head,
         &shared.metrics,
         &mut ctx.tries,
@@ -77,8 +111,7 @@ pub async fn forward(
     {
         Ok(reply) => reply,
         Err(kind) => {
-            let status = exchange::upstream_failed(shared, kind, &ctx.tries);
-            return Ok(error_page::respond(session, status, None).await);
+            return Outcome::Failed(exchange::upstream_failed(shared, kind, &ctx.tries));
         }
     };
     // A copy of just the head: the values of an HTTP/2 response are slices of it, and h2's
@@ -91,29 +124,44 @@ pub async fn forward(
         shared
             .metrics
             .count_upstream_error(UpstreamErrorKind::Other);
-        return Ok(error_page::respond(session, 502, None).await);
+        return Outcome::Failed(502);
     };
     let status = resp.status.as_u16();
+    if rules.accel {
+        if let Some(target) = resp.headers.get("x-accel-redirect") {
+            let target = String::from_utf8_lossy(target.as_bytes()).into_owned();
+            let keep = KEPT_ON_ACCEL
+                .iter()
+                .flat_map(|n| resp.headers.get_all(n).iter().map(|v| (n.clone(), v.clone())))
+                .collect();
+            return Outcome::Accel { target, keep };
+        }
+    }
+    if rules.intercept.contains(&status) {
+        return Outcome::Failed(status);
+    }
+    let mut resp = resp;
+    Edits::apply_opt(ctx.edits.as_deref(), &mut resp);
     if crate::runtime::drain::draining(shared) {
         // HTTP/1: `Connection: close`; HTTP/2 has had GOAWAY from Pingora.
         session.set_keepalive(None);
     }
-    let body = reply.into_body(framing, server_keeps, &rt.upstream.pool);
+    let body = reply.into_body(framing, server_keeps, &rt.pool(ctx.pool).pool);
     if session.write_response_header(Box::new(resp)).await.is_err() {
-        return Err(status);
+        return Outcome::Sent(Err(status));
     }
     if framing == Framing::Empty {
-        return Ok(status);
+        return Outcome::Sent(Ok(status));
     }
-    let buffers = exchange::buffers(shared, &rt);
+    let buffers = exchange::buffers(shared, &rt, ctx.pool);
     let obs = &mut ctx.obs;
     let seen = |d: &[u8]| observe::observe_body(obs, d);
     let mut client = SessionClient(session);
     let sent = delivery::deliver(body, BytesMut::new(), &mut client, plan, &buffers, seen).await;
-    sent.map(|()| status).map_err(|broken| {
+    Outcome::Sent(sent.map(|()| status).map_err(|broken| {
         exchange::body_broken(shared, broken);
         status
-    })
+    }))
 }
 
 /// Reads Django's head (`ResponseHead::read`), tells telemetry, chooses the coding, and

@@ -1,6 +1,7 @@
 //! `impl ProxyHttp`: each phase is a short list of calls into the modules that do the work.
 
 pub mod forward;
+mod place;
 mod steps;
 pub use steps::{fail, handle, log, summary};
 
@@ -61,7 +62,7 @@ impl ProxyHttp for EdgeProxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let up = &ctx.rt.upstream;
+        let up = ctx.rt.pool(ctx.pool);
         match ctx.tries.next_server(up).and_then(|i| up.peers.get(i)) {
             Some(peer) => Ok(Box::new(peer.clone())),
             None => {
@@ -97,13 +98,13 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        upstream::mark_failed(&ctx.rt.upstream, peer);
+        upstream::mark_failed(ctx.rt.pool(ctx.pool), peer);
         // Nothing was sent yet, so another server may take the request.
         self.shared
             .metrics
             .count_upstream_error(upstream::error_kind(&e));
         ctx.tries.counted = true;
-        if ctx.tries.may_try_another(ctx.rt.upstream.retries) {
+        if ctx.tries.may_try_another(ctx.rt.pool(ctx.pool).retries) {
             e.set_retry(true);
         }
         e
@@ -184,6 +185,11 @@ impl ProxyHttp for EdgeProxy {
 
     /// What Pingora's own error lines say of a request: method and path, never the query
     /// (tokens) nor headers.
+    /// A `return 444` closes the connection on purpose: not an error to log.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Self::CTX, e: &Error) -> bool {
+        matches!(e.etype(), ErrorType::Custom(place::CLOSE))
+    }
+
     fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
         steps::summary(session.req_header())
     }

@@ -2,14 +2,11 @@
 //! Pingora's loop (`request_filter`, `fail_to_proxy`, `logging`) and the HTTP/2 stream loop
 //! (`accept::h2`) do, so that both keep one set of rules.
 
-use super::forward::{self, Buffered};
 use crate::exchange;
 use crate::exchange::RequestCtx;
-use crate::guard::body;
 use crate::guard::head;
 use crate::response::error_page;
-use crate::response::static_files;
-use crate::rules::forwarding::{self, Client};
+use crate::rules::forwarding::Client;
 use crate::runtime::Shared;
 use crate::telemetry::vocabulary::RejectReason;
 use crate::upstream;
@@ -32,7 +29,7 @@ pub fn client_of(session: &ServerSession) -> Client {
 }
 
 /// Refuses a request before it reaches Django.
-async fn reject(
+pub(super) async fn reject(
     shared: &Shared,
     session: &mut ServerSession,
     ctx: &mut RequestCtx,
@@ -73,7 +70,7 @@ async fn redirect_to_https(session: &mut ServerSession, port: u16) -> u16 {
     308
 }
 
-/// The request, answered: refused, redirected, a static file, or one exchange with Django.
+/// The request, answered: refused, redirected to HTTPS, or by its location (`place`).
 /// `Ok(false)` only for an HTTP/1 upgrade, which Pingora's own phases stream both ways;
 /// `Err` when Django's response was cut off after its head went out (the client's connection
 /// or stream is then closed, not ended as if whole).
@@ -105,51 +102,7 @@ pub async fn handle(
         ctx.status = redirect_to_https(session, port).await;
         return Ok(true);
     }
-    let path = session.req_header().uri.path();
-    if let Some(mount) = rt.statics.iter().find(|m| path.starts_with(&m.prefix)) {
-        ctx.obs.route = Some(shared.metrics.routes.get(&mount.prefix));
-        let raw = path.to_string();
-        ctx.status =
-            static_files::serve(session, mount, &raw, &shared.metrics, &shared.findings).await;
-        return Ok(true);
-    }
-    ctx.obs.route = rt.routes.find(path).cloned();
-    ctx.request_id = forwarding::request_id(session.req_header());
-    if forwarding::is_upgrade(session.req_header()) {
-        return Ok(false);
-    }
-    // Everything else: the whole body read, then one exchange through the relay's upstream
-    // side, so that Django's responses meet one codec and one set of rules in every loop.
-    let whole = match body::read_whole(session, &rt.limits).await {
-        Err(r) => {
-            reject(shared, session, ctx, r).await;
-            // As nginx's lingering close: the rest of a body refused part-way (413, 503) is read
-            // and dropped for a while, so that a client still sending reads the answer instead
-            // of a reset that discards it.
-            let _ = tokio::time::timeout(body::LINGER_AFTER_REFUSAL, session.drain_request_body())
-                .await;
-            return Ok(true);
-        }
-        Ok(whole) => whole,
-    };
-    let client = client_of(session);
-    if matches!(whole.body, body::Body::File(_)) {
-        shared.metrics.count_spooled_body();
-    }
-    let request = Buffered {
-        body: whole.body,
-        with_length: whole.with_length,
-    };
-    match forward::forward(shared, session, &client, request, ctx).await {
-        Ok(status) => {
-            ctx.status = status;
-            Ok(true)
-        }
-        Err(status) => {
-            ctx.status = status;
-            Error::e_explain(ErrorType::ReadError, "response cut off by Django")
-        }
-    }
+    super::place::serve(shared, session, ctx).await
 }
 
 /// A request that failed: the status it is recorded with (0 when the client went away), and
@@ -161,6 +114,11 @@ pub async fn fail(
     ctx: &mut RequestCtx,
 ) -> u16 {
     let code = match (e.etype(), e.esource()) {
+        // `return 444`: closed without a word, as nginx.
+        (ErrorType::Custom(super::place::CLOSE), _) => {
+            ctx.status = 444;
+            return 444;
+        }
         (ErrorType::HTTPStatus(c), _) => *c,
         (_, ErrorSource::Upstream) => {
             let kind = ctx.tries.error.unwrap_or_else(|| upstream::error_kind(e));

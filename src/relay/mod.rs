@@ -16,6 +16,7 @@
 use crate::exchange::{self, RequestCtx};
 use crate::response::error_page;
 use crate::rules::forwarding::{self, Client};
+use crate::rules::sites::Action;
 use crate::runtime::{Runtime, Shared};
 use crate::telemetry::vocabulary::ProxyLoop;
 use crate::upstream::request_head::Forward;
@@ -59,9 +60,18 @@ pub fn plan(buf: &[u8], rt: &Runtime, tls: bool) -> Option<Plan> {
     if plan.body_len as u64 > BODY_MAX.min(limits.max_body_bytes) {
         return None;
     }
-    let path = plan.path();
-    if rt.statics.iter().any(|m| path.starts_with(&m.prefix)) {
-        return None;
+    // Only a location that does nothing but proxy (no header rules, limits or files), in a
+    // site that follows no `X-Accel-Redirect`; the rest goes through the session loop.
+    let mut plan = plan;
+    if !rt.sites.is_plain() {
+        let host = plan.header("host").and_then(|h| std::str::from_utf8(h).ok());
+        let site = rt.sites.for_host(host);
+        let found = site.find(&crate::rules::locations::uri_of(plan.path()))?;
+        let loc = site.locations.get(found.index)?;
+        match loc.action {
+            Action::Proxy { pool } if loc.plain && !site.has_internal => plan.pool = pool,
+            _ => return None,
+        }
     }
     Some(plan)
 }
@@ -81,6 +91,7 @@ pub async fn serve(
     may_keepalive: bool,
 ) -> Next {
     let mut ctx = RequestCtx::under(shared, rt);
+    ctx.pool = plan.pool;
     shared.metrics.count_proxied(ProxyLoop::Relay);
     buf.advance(plan.head_len);
     while buf.len() < plan.body_len {
@@ -115,7 +126,7 @@ pub async fn serve(
     };
     let max_head = rt.limits.max_head_bytes();
     let sent = send::send(
-        &rt.upstream,
+        rt.pool(ctx.pool),
         max_head,
         &shared.metrics,
         &mut ctx.tries,

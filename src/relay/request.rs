@@ -28,6 +28,8 @@ pub struct Plan {
     pub body_len: usize,
     /// The client asked to keep the connection (HTTP/1.1 default, or 1.0 with `keep-alive`).
     pub keepalive: bool,
+    /// The upstream pool of the request's location (`relay::plan`).
+    pub pool: usize,
 }
 
 impl Plan {
@@ -86,6 +88,7 @@ impl Plan {
             head_len,
             body_len: usize::try_from(body_len.unwrap_or(0)).ok()?,
             keepalive,
+            pool: 0,
             head,
         })
     }

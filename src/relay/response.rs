@@ -113,8 +113,8 @@ pub(super) async fn relay_response(
         error_page::write_h1(stream, 502, head_only).await;
         return (502, false);
     };
-    let body = reply.into_body(framing, server_keeps, &rt.upstream.pool);
-    let buffers = exchange::buffers(shared, &rt);
+    let body = reply.into_body(framing, server_keeps, &rt.pool(ctx.pool).pool);
+    let buffers = exchange::buffers(shared, &rt, ctx.pool);
     let obs = &mut ctx.obs;
     let seen = |d: &[u8]| observe::observe_body(obs, d);
     let client = &mut H1Client(stream);

@@ -1,5 +1,6 @@
 //! The proxy's own short plain-text responses: refused requests, upstream failures, static errors.
 
+use crate::response::header_edits::Edits;
 use bytes::Bytes;
 use http::{header, Method};
 use pingora::http::ResponseHeader;
@@ -51,6 +52,16 @@ pub async fn write_h1(stream: &mut Stream, status: u16, head_only: bool) {
 
 /// Writes a proxy-made response (`Allow` for a 405); returns its status.
 pub async fn respond(session: &mut ServerSession, status: u16, allow: Option<&'static str>) -> u16 {
+    respond_edited(session, status, allow, None).await
+}
+
+/// `respond`, with a location's header rules applied.
+pub async fn respond_edited(
+    session: &mut ServerSession,
+    status: u16,
+    allow: Option<&'static str>,
+    edits: Option<&Edits>,
+) -> u16 {
     let text = body(status);
     let Ok(mut resp) = ResponseHeader::build(status, Some(4)) else {
         return status;
@@ -61,6 +72,7 @@ pub async fn respond(session: &mut ServerSession, status: u16, allow: Option<&'s
     if let Some(a) = allow {
         let _ = resp.insert_header(header::ALLOW, a);
     }
+    Edits::apply_opt(edits, &mut resp);
     let head_only = session.req_header().method == Method::HEAD;
     if session.write_response_header(Box::new(resp)).await.is_ok() && !head_only {
         let _ = session

@@ -6,4 +6,5 @@ pub mod compression;
 pub mod delivery;
 pub mod error_page;
 pub mod file_access;
+pub mod header_edits;
 pub mod static_files;

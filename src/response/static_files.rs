@@ -11,6 +11,7 @@
 //! requests, ranges, gzip, errors), with its unit tests beside it.
 
 use crate::response::error_page;
+use crate::response::header_edits::Edits;
 use crate::response::file_access;
 use crate::telemetry::findings;
 use crate::telemetry::findings::Findings;
@@ -195,22 +196,24 @@ pub struct StaticMount {
     pub cache_control: Option<String>,
 }
 
+/// Serves the file at `rest` (the raw path after the mount's prefix) under the mount, with a
+/// location's header rules (`edits`) on every response.
 pub async fn serve(
     session: &mut ServerSession,
     mount: &StaticMount,
-    raw_path: &str,
+    rest: &str,
     metrics: &Metrics,
     findings: &Findings,
+    edits: Option<&Edits>,
 ) -> u16 {
     let req = session.req_header();
     let method = req.method.clone();
     if method != Method::GET && method != Method::HEAD {
-        return error_page::respond(session, 405, Some("GET, HEAD")).await;
+        return error_page::respond_edited(session, 405, Some("GET, HEAD"), edits).await;
     }
-    let rest = &raw_path[mount.prefix.len()..];
     let path = match resolve(&mount.root, rest) {
         Resolved::File(p) => p,
-        Resolved::Refused => return error_page::respond(session, 400, None).await,
+        Resolved::Refused => return error_page::respond_edited(session, 400, None, edits).await,
     };
     // A symlink or odd path leaving the root is refused after canonicalisation too.
     let inside = match (
@@ -222,7 +225,7 @@ pub async fn serve(
     };
     let meta = match tokio::fs::metadata(&path).await {
         Ok(m) if m.is_file() && inside => m,
-        _ => return error_page::respond(session, 404, None).await,
+        _ => return error_page::respond_edited(session, 404, None, edits).await,
     };
     // Opened before any head goes out, so that a file the proxy may not read is a 403, not a
     // 200 with no body.
@@ -238,7 +241,7 @@ pub async fn serve(
                 findings.observe(&route, signal, crate::clock::unix_now().1);
             }
             let status = if permission { 403 } else { 500 };
-            return error_page::respond(session, status, None).await;
+            return error_page::respond_edited(session, status, None, edits).await;
         }
     };
     let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
@@ -268,6 +271,7 @@ pub async fn serve(
 
     if not_modified(&headers, &etag, mtime) {
         resp.set_status(304).ok();
+        Edits::apply_opt(edits, &mut resp);
         let _ = session.write_response_header(Box::new(resp)).await;
         return 304;
     }
@@ -285,7 +289,7 @@ pub async fn serve(
                 Err(_) => return 500,
             };
             let _ = r.insert_header(header::CONTENT_RANGE, format!("bytes */{len}"));
-            send(session, r, Body::Bytes(Bytes::new()), head_only).await;
+            send(session, r, Body::Bytes(Bytes::new()), head_only, edits).await;
             return 416;
         }
         Some(Some((start, end))) => {
@@ -296,7 +300,7 @@ pub async fn serve(
                 start,
                 len: end - start + 1,
             };
-            send(session, resp, part, head_only).await;
+            send(session, resp, part, head_only, edits).await;
             return 206;
         }
         None => {}
@@ -319,7 +323,7 @@ pub async fn serve(
                     start: 0,
                     len: gz_meta.len(),
                 };
-                send(session, resp, gz, head_only).await;
+                send(session, resp, gz, head_only, edits).await;
                 return 200;
             }
         }
@@ -330,7 +334,7 @@ pub async fn serve(
                 if enc.write_all(&raw).is_ok() {
                     if let Ok(gz) = enc.finish() {
                         let _ = resp.insert_header(header::CONTENT_ENCODING, "gzip");
-                        send(session, resp, Body::Bytes(Bytes::from(gz)), head_only).await;
+                        send(session, resp, Body::Bytes(Bytes::from(gz)), head_only, edits).await;
                         return 200;
                     }
                 }
@@ -343,7 +347,7 @@ pub async fn serve(
         start: 0,
         len,
     };
-    send(session, resp, whole, head_only).await;
+    send(session, resp, whole, head_only, edits).await;
     200
 }
 
@@ -394,7 +398,14 @@ enum Body {
 }
 
 /// Sends `resp` with its `Content-Length` taken from `body`; no body for HEAD or when empty.
-async fn send(session: &mut ServerSession, mut resp: ResponseHeader, body: Body, head_only: bool) {
+async fn send(
+    session: &mut ServerSession,
+    mut resp: ResponseHeader,
+    body: Body,
+    head_only: bool,
+    edits: Option<&Edits>,
+) {
+    Edits::apply_opt(edits, &mut resp);
     let len = match &body {
         Body::Bytes(b) => b.len() as u64,
         Body::File { len, .. } => *len,

@@ -14,7 +14,6 @@ pub use shared::Shared;
 
 use crate::config::{self, Config, ConfigError, Problem};
 use crate::diagnostics::sampler;
-use crate::response::static_files::StaticMount;
 use crate::rules::context::ContextHeaders;
 use crate::rules::forwarding::TrustedProxies;
 use crate::rules::routes::{Pattern, RouteMatcher};
@@ -44,8 +43,12 @@ pub struct Runtime {
     pub generation: u64,
     pub limits: config::Limits,
     pub trusted: TrustedProxies,
+    /// `[upstream]`: the pool named `default`, index 0 of `pool`.
     pub upstream: Upstream,
-    pub statics: Vec<StaticMount>,
+    /// `[upstreams.NAME]`, in name order: pools 1, 2, … of `pool`.
+    pub upstreams: Vec<Upstream>,
+    /// `[[sites]]`, `[[locations]]` and `[[static]]`, compiled.
+    pub sites: crate::rules::sites::Sites,
     pub context: ContextHeaders,
     pub routes: CompiledRoutes,
     pub telemetry: bool,
@@ -130,6 +133,18 @@ fn admin_token(config: &Config) -> Result<Option<String>, String> {
 }
 
 impl Runtime {
+    /// Upstream pool `i`: 0 is `[upstream]`, then `[upstreams]` in name order.
+    pub fn pool(&self, i: usize) -> &Upstream {
+        i.checked_sub(1)
+            .and_then(|j| self.upstreams.get(j))
+            .unwrap_or(&self.upstream)
+    }
+
+    /// Every pool, `[upstream]` first.
+    pub fn pools(&self) -> impl Iterator<Item = &Upstream> {
+        std::iter::once(&self.upstream).chain(&self.upstreams)
+    }
+
     /// The label bounds of this generation, set on the registries when it is installed.
     pub fn install_label_caps(&self, metrics: &Metrics) {
         metrics.routes.set_max(self.label_caps.0);
@@ -146,7 +161,15 @@ impl Runtime {
         metrics: &Metrics,
     ) -> Result<Self, Vec<Problem>> {
         let patterns: Vec<Pattern> = config.routes.iter().map(|r| r.pattern.clone()).collect();
-        let upstream = Upstream::compile(&config.upstream).map_err(|p| vec![p])?;
+        let upstream = Upstream::compile(crate::upstream::DEFAULT_POOL, &config.upstream)
+            .map_err(|p| vec![p])?;
+        let mut upstreams = Vec::with_capacity(config.upstreams.len());
+        for (name, u) in &config.upstreams {
+            upstreams.push(Upstream::compile(name, u).map_err(|p| vec![p])?);
+        }
+        let mut names = vec![crate::upstream::DEFAULT_POOL];
+        names.extend(config.upstreams.keys().map(String::as_str));
+        let sites = crate::rules::sites::compile(config, &names)?;
         let admin_token = admin_token(config).map_err(|message| {
             let key = "server.admin_token_file".to_string();
             vec![Problem { key, message }]
@@ -163,16 +186,7 @@ impl Runtime {
             matcher: RouteMatcher::new(patterns),
             stats,
         };
-        let statics = config
-            .statics
-            .iter()
-            .map(|s| StaticMount {
-                prefix: s.prefix.clone(),
-                root: PathBuf::from(&s.root),
-                gzip: s.gzip,
-                cache_control: s.cache_control.clone(),
-            })
-            .collect();
+
         let https_redirect_port = config
             .tls
             .as_ref()
@@ -185,7 +199,8 @@ impl Runtime {
             limits: config.limits.clone(),
             trusted: TrustedProxies(config.forwarding.trusted_proxies.clone()),
             upstream,
-            statics,
+            upstreams,
+            sites,
             context: ContextHeaders::from_config(&config.context),
             routes,
             telemetry: config.telemetry.enabled,

@@ -6,6 +6,7 @@
 //! (`response_body`, `chunked`) until the connection goes back to the pool.
 
 pub mod chunked;
+pub mod conn;
 pub mod pool;
 pub mod request_head;
 pub mod response_body;
@@ -20,7 +21,9 @@ use pingora::lb::selection::RoundRobin;
 use pingora::lb::LoadBalancer;
 use pingora::prelude::HttpPeer;
 use pingora::{Error, ErrorType};
-use std::net::SocketAddr;
+use crate::config::ServerAddr;
+use pingora::lb::Backend;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,10 +57,8 @@ fn pick_index(up: &Upstream, tried: u64) -> Option<usize> {
 
 /// Marks the server behind `peer` as recently failed.
 pub fn mark_failed(up: &Upstream, peer: &HttpPeer) {
-    let addr = pingora::upstreams::peer::Peer::address(peer)
-        .as_inet()
-        .copied();
-    if let Some(i) = up.servers.iter().position(|s| Some(*s) == addr) {
+    let addr = pingora::upstreams::peer::Peer::address(peer);
+    if let Some(i) = up.backends.iter().position(|b| b == addr) {
         up.mark_failed(i);
     }
 }
@@ -89,13 +90,20 @@ pub fn error_status(kind: UpstreamErrorKind) -> u16 {
     }
 }
 
+/// The name of `[upstream]`'s pool among `[upstreams]`.
+pub const DEFAULT_POOL: &str = "default";
+
 /// How often servers are probed by TCP connect when no HTTP health check is configured.
 pub const TCP_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The Django upstream pool and how to talk to it.
 pub struct Upstream {
+    /// The pool's name: `default` for `[upstream]`, else its key in `[upstreams]`.
+    pub name: String,
     pub lb: Arc<LoadBalancer<RoundRobin>>,
-    pub servers: Vec<SocketAddr>,
+    pub servers: Vec<ServerAddr>,
+    /// `servers` as Pingora's addresses, to find a server from its load balancer's verdicts.
+    backends: Vec<pingora::protocols::l4::socket::SocketAddr>,
     /// Further servers tried when connecting fails.
     pub retries: usize,
     /// How often the pool's health check runs.
@@ -154,18 +162,18 @@ impl Upstream {
     /// line when a server leaves or rejoins the pool.
     pub fn refresh_health(&self) {
         let backends = self.lb.backends();
+        let pool = &self.name;
         for b in backends.get_backend().iter() {
-            let addr = b.addr.as_inet().copied();
-            if let Some(i) = self.servers.iter().position(|s| Some(*s) == addr) {
+            if let Some(i) = self.backends.iter().position(|s| *s == b.addr) {
                 let ready = backends.ready(b);
                 let was = self.ready[i].swap(ready, Ordering::Relaxed);
-                let server = self.servers[i];
+                let server = &self.servers[i];
                 match (was, ready) {
                     (true, false) => tracing::warn!(
-                        "upstream {server} failed its health check twice: out of the pool until it passes"
+                        "upstream {server} (pool {pool}) failed its health check twice: out of the pool until it passes"
                     ),
                     (false, true) => {
-                        tracing::info!("upstream {server} passed its health check: back in the pool")
+                        tracing::info!("upstream {server} (pool {pool}) passed its health check: back in the pool")
                     }
                     _ => {}
                 }
@@ -188,25 +196,66 @@ pub struct Timeouts {
 }
 
 impl Upstream {
-    /// Builds the pool of `[upstream]`: the load balancer with its health check, the peers
-    /// with their timeouts, and the relay's idle connections.
-    pub fn compile(u: &config::Upstream) -> Result<Upstream, config::Problem> {
+    /// Builds the pool `name` (`default` is `[upstream]`, others `[upstreams.NAME]`, whose
+    /// keys problems name): the load balancer with its health check, the peers with their
+    /// timeouts, and the relay's idle connections.
+    pub fn compile(name: &str, u: &config::Upstream) -> Result<Upstream, config::Problem> {
+        let section = if name == DEFAULT_POOL {
+            "upstream".to_string()
+        } else {
+            format!("upstreams.{name}")
+        };
         let problem = |key: &str, message: String| config::Problem {
-            key: key.to_string(),
+            key: format!("{section}.{key}"),
             message,
         };
         let servers = u.servers.clone();
-        let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(servers.iter().copied())
-            .map_err(|e| problem("upstream.servers", e.to_string()))?;
+        let mut backends = Vec::with_capacity(servers.len());
+        for s in &servers {
+            backends.push(match s {
+                ServerAddr::Tcp(a) => pingora::protocols::l4::socket::SocketAddr::Inet(*a),
+                ServerAddr::Unix(p) => {
+                    let unix = std::os::unix::net::SocketAddr::from_pathname(p)
+                        .map_err(|e| problem("servers", format!("`{s}`: {e}")))?;
+                    pingora::protocols::l4::socket::SocketAddr::Unix(Box::new(unix))
+                }
+            });
+        }
+        let mut peers = Vec::with_capacity(servers.len());
+        for s in &servers {
+            let mut peer = match s {
+                ServerAddr::Tcp(a) => HttpPeer::new(*a, false, String::new()),
+                ServerAddr::Unix(p) => HttpPeer::new_uds(&p.to_string_lossy(), false, String::new())
+                    .map_err(|e| problem("servers", format!("`{s}`: {e}")))?,
+            };
+            peer.options.connection_timeout = Some(u.connect_timeout.0);
+            peer.options.read_timeout = Some(u.read_timeout.0);
+            peer.options.write_timeout = Some(u.write_timeout.0);
+            peer.options.idle_timeout = Some(u.idle_timeout.0);
+            peers.push(peer);
+        }
+        let set: BTreeSet<Backend> = backends
+            .iter()
+            .map(|addr| Backend {
+                addr: addr.clone(),
+                weight: 1,
+                ext: Default::default(),
+            })
+            .collect();
+        let discovery = pingora::lb::discovery::Static::new(set);
+        let mut lb = LoadBalancer::<RoundRobin>::from_backends(pingora::lb::Backends::new(discovery));
+        futures_util::FutureExt::now_or_never(lb.update())
+            .ok_or_else(|| problem("servers", "the server list could not be loaded".into()))?
+            .map_err(|e| problem("servers", e.to_string()))?;
         let health_interval;
         if let Some(hc) = &u.health_check {
             let mut check = HttpHealthCheck::new(&hc.host, false);
             check.req = pingora::http::RequestHeader::build("GET", hc.path.as_bytes(), None)
-                .map_err(|e| problem("upstream.health_check.path", e.to_string()))?;
+                .map_err(|e| problem("health_check.path", e.to_string()))?;
             check
                 .req
                 .insert_header("Host", hc.host.as_str())
-                .map_err(|e| problem("upstream.health_check.host", e.to_string()))?;
+                .map_err(|e| problem("health_check.host", e.to_string()))?;
             check.peer_template.options.connection_timeout = Some(hc.timeout.0);
             check.peer_template.options.read_timeout = Some(hc.timeout.0);
             check.consecutive_failure = 2;
@@ -226,6 +275,8 @@ impl Upstream {
             health_interval = TCP_CHECK_INTERVAL;
         }
         let upstream = Upstream {
+            name: name.to_string(),
+            backends,
             lb: Arc::new(lb),
             retries: u
                 .retries
@@ -239,17 +290,7 @@ impl Upstream {
             epoch: std::time::Instant::now(),
             ready: servers.iter().map(|_| AtomicBool::new(true)).collect(),
             next: AtomicUsize::new(0),
-            peers: servers
-                .iter()
-                .map(|addr| {
-                    let mut peer = HttpPeer::new(*addr, false, String::new());
-                    peer.options.connection_timeout = Some(u.connect_timeout.0);
-                    peer.options.read_timeout = Some(u.read_timeout.0);
-                    peer.options.write_timeout = Some(u.write_timeout.0);
-                    peer.options.idle_timeout = Some(u.idle_timeout.0);
-                    peer
-                })
-                .collect(),
+            peers,
             timeouts: Timeouts {
                 connect: u.connect_timeout.0,
                 read: u.read_timeout.0,

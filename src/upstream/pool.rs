@@ -14,12 +14,10 @@
 //! past `upstream.idle_timeout` or became readable, so they do not hold the server's slots or
 //! the pool's capacity.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
+use super::conn::Conn;
 
 /// How a response from Django ended, as far as its connection's reuse goes. Every loop fills
 /// one from its reader of Django's head and its end of the body, and hands the connection to
@@ -68,30 +66,13 @@ impl ResponseEnd {
 
 /// Keepalive connections to the servers of one upstream pool (one config generation).
 pub struct Pool {
-    idle: Vec<Mutex<Vec<(TcpStream, Instant)>>>,
+    idle: Vec<Mutex<Vec<(Conn, Instant)>>>,
     /// Idle connections held, all servers together.
     held: AtomicUsize,
     /// At most this many are held (`upstream.keepalive_pool`, per process as for Pingora's pool).
     capacity: usize,
     /// An idle connection older than this is closed instead of reused (`upstream.idle_timeout`).
     idle_timeout: Duration,
-}
-
-/// Whether an idle connection can carry another request: nothing to read, not closed.
-///
-/// Never waits: tokio's readiness is looked at with a no-op waker, and a connection it reports
-/// readable is asked once with a non-blocking read (which also clears a stale readiness).
-pub fn is_clean(conn: &TcpStream) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    let ready = std::pin::pin!(conn.readable());
-    match ready.poll(&mut cx) {
-        Poll::Pending => true,
-        Poll::Ready(Err(_)) => false,
-        Poll::Ready(Ok(())) => {
-            let mut probe = [0u8; 1];
-            matches!(conn.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-        }
-    }
 }
 
 impl Pool {
@@ -112,7 +93,7 @@ impl Pool {
     /// The most recently returned clean connection to server `idx` that has idled less than
     /// `max_idle` (at most the pool's `idle_timeout`). Connections found stale, readable or
     /// closed on the way are dropped.
-    pub fn take(&self, idx: usize, max_idle: Duration) -> Option<TcpStream> {
+    pub fn take(&self, idx: usize, max_idle: Duration) -> Option<Conn> {
         let slot = self.idle.get(idx)?;
         let max_idle = max_idle.min(self.idle_timeout);
         let mut idle = slot.lock().unwrap_or_else(|e| e.into_inner());
@@ -130,7 +111,7 @@ impl Pool {
                 }
                 return None;
             }
-            if is_clean(&conn) {
+            if conn.is_clean() {
                 return Some(conn);
             }
         }
@@ -142,7 +123,7 @@ impl Pool {
     pub fn give_back(
         &self,
         idx: usize,
-        conn: TcpStream,
+        conn: Conn,
         ending: ResponseEnd,
     ) -> Result<(), NoReuse> {
         ending.reusable()?;
@@ -151,7 +132,7 @@ impl Pool {
     }
 
     /// Keeps a connection whose last response ended cleanly, if there is room.
-    fn put(&self, idx: usize, conn: TcpStream) {
+    fn put(&self, idx: usize, conn: Conn) {
         let Some(slot) = self.idle.get(idx) else {
             return;
         };
@@ -169,7 +150,7 @@ impl Pool {
         for slot in &self.idle {
             let mut idle = slot.lock().unwrap_or_else(|e| e.into_inner());
             let before = idle.len();
-            idle.retain(|(conn, since)| since.elapsed() < self.idle_timeout && is_clean(conn));
+            idle.retain(|(conn, since)| since.elapsed() < self.idle_timeout && conn.is_clean());
             closed += before - idle.len();
         }
         self.held.fetch_sub(closed, Ordering::Relaxed);
@@ -233,11 +214,39 @@ mod tests {
 
     const MINUTE: Duration = Duration::from_secs(60);
 
-    async fn pair(listener: &tokio::net::TcpListener) -> (TcpStream, TcpStream) {
+    use tokio::net::TcpStream;
+
+    async fn pair(listener: &tokio::net::TcpListener) -> (Conn, TcpStream) {
         let addr = listener.local_addr().expect("addr");
         let client = TcpStream::connect(addr).await.expect("connect");
         let (server, _) = listener.accept().await.expect("accept");
-        (client, server)
+        (Conn::Tcp(client), server)
+    }
+
+    fn port(c: &Conn) -> u16 {
+        match c {
+            Conn::Tcp(t) => t.local_addr().expect("addr").port(),
+            Conn::Unix(_) => 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_unix_socket_connection_is_checked_as_a_tcp_one() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("app.sock");
+        let l = tokio::net::UnixListener::bind(&path).expect("bind");
+        let addr = crate::config::ServerAddr::Unix(path);
+        let pool = Pool::new(1, 8, MINUTE);
+        let clean = Conn::connect(&addr).await.expect("connect");
+        let (_keep, _) = l.accept().await.expect("accept");
+        let late = Conn::connect(&addr).await.expect("connect");
+        let (mut late_server, _) = l.accept().await.expect("accept");
+        pool.put(0, clean);
+        pool.put(0, late);
+        late_server.write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n").await.expect("write");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(matches!(pool.take(0, MINUTE), Some(Conn::Unix(_))), "the clean one");
+        assert_eq!(pool.idle_count(), 0);
     }
 
     async fn listener() -> tokio::net::TcpListener {
@@ -251,7 +260,7 @@ mod tests {
         let l = listener().await;
         let pool = Pool::new(2, 3, MINUTE);
         let ((a, _sa), (b, _sb)) = (pair(&l).await, pair(&l).await);
-        let b_port = b.local_addr().expect("addr").port();
+        let b_port = port(&b);
         pool.put(0, a);
         pool.put(0, b);
         let (c, _sc) = pair(&l).await;
@@ -261,7 +270,7 @@ mod tests {
         pool.put(1, d);
         assert_eq!(pool.idle_count(), 3);
         let taken = pool.take(0, MINUTE).expect("kept");
-        assert_eq!(taken.local_addr().expect("addr").port(), b_port);
+        assert_eq!(port(&taken), b_port);
         assert_eq!(pool.idle_count(), 2);
         assert!(pool.take(1, MINUTE).is_some());
         assert!(pool.take(1, MINUTE).is_none());
@@ -281,7 +290,7 @@ mod tests {
         let l = listener().await;
         let pool = Pool::new(1, 8, MINUTE);
         let (clean, _keep) = pair(&l).await;
-        let clean_port = clean.local_addr().expect("addr").port();
+        let clean_port = port(&clean);
         let (late, mut late_server) = pair(&l).await;
         let (closed, closed_server) = pair(&l).await;
         pool.put(0, clean);
@@ -295,7 +304,7 @@ mod tests {
         drop(closed_server);
         tokio::time::sleep(Duration::from_millis(50)).await;
         let got = pool.take(0, MINUTE).expect("the clean one");
-        assert_eq!(got.local_addr().expect("addr").port(), clean_port);
+        assert_eq!(port(&got), clean_port);
         assert_eq!(pool.idle_count(), 0);
     }
 

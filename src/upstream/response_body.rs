@@ -10,12 +10,12 @@ use crate::telemetry::vocabulary::UpstreamErrorKind;
 use bytes::{Buf, BufMut, BytesMut};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use super::conn::Conn;
 use tokio::time::timeout;
 
 /// An upstream connection whose final response head has arrived (`send::send`).
 pub struct Reply {
-    pub(super) conn: TcpStream,
+    pub(super) conn: Conn,
     /// The server's index in `Upstream::servers`.
     pub(super) idx: usize,
     /// The response head (`head_len` bytes) and whatever of the body came with it.
@@ -61,7 +61,7 @@ pub enum Broken {
 /// A response body being read from Django.
 pub struct Body<'p> {
     /// Taken only when the body is dropped.
-    conn: Option<TcpStream>,
+    conn: Option<Conn>,
     idx: usize,
     /// Bytes read and not yet handed out.
     buf: BytesMut,
@@ -175,7 +175,7 @@ mod tests {
     use super::*;
     use crate::upstream::pool::NoReuse;
     use tokio::io::AsyncWriteExt;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     const SECOND: Duration = Duration::from_secs(1);
 
@@ -200,7 +200,7 @@ mod tests {
         let mut buf = BytesMut::from(&b"HEAD"[..]);
         buf.extend_from_slice(first);
         let reply = Reply {
-            conn,
+            conn: Conn::Tcp(conn),
             idx: 0,
             buf,
             head_len: 4,

@@ -11,7 +11,7 @@ use crate::telemetry::vocabulary::UpstreamErrorKind;
 use bytes::BytesMut;
 use http::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use super::conn::Conn;
 use tokio::time::timeout;
 
 /// What goes to Django: the request head with any body held in memory, and a body spooled to a
@@ -58,7 +58,7 @@ pub async fn send(
         let Some(addr) = up.servers.get(idx) else {
             return Err(UpstreamErrorKind::Connect);
         };
-        let conn = match timeout(up.timeouts.connect, TcpStream::connect(addr)).await {
+        let conn = match timeout(up.timeouts.connect, Conn::connect(addr)).await {
             Ok(Ok(c)) => c,
             _ => {
                 up.mark_failed(idx);
@@ -70,7 +70,6 @@ pub async fn send(
                 return Err(UpstreamErrorKind::Connect);
             }
         };
-        let _ = conn.set_nodelay(true);
         return match attempt(up, max_head, conn, idx, &req).await {
             Ok(x) => Ok(x),
             Err(Attempt::NothingBack) => Err(UpstreamErrorKind::Reset),
@@ -84,7 +83,7 @@ pub async fn send(
 async fn attempt(
     up: &Upstream,
     max_head: usize,
-    mut conn: TcpStream,
+    mut conn: Conn,
     idx: usize,
     req: &Request<'_>,
 ) -> Result<Reply, Attempt> {
@@ -139,7 +138,7 @@ async fn attempt(
 
 /// Streams a spooled body to Django, a chunk at a time from its start (so a resent request
 /// sends it whole again).
-async fn write_spooled(up: &Upstream, conn: &mut TcpStream, spool: &Spool) -> Result<(), Attempt> {
+async fn write_spooled(up: &Upstream, conn: &mut Conn, spool: &Spool) -> Result<(), Attempt> {
     let mut offset = 0;
     while offset < spool.len {
         let chunk = spool

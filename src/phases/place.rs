@@ -1,0 +1,552 @@
+//! Where a request goes, and what its location does: the site for its `Host`, the location
+//! for its path (`rules::sites`), then the location's rules in nginx's order (access, rate
+//! limit), and its action: proxy to a pool (`forward`), files (with `try_files`), a `return`.
+//! Internal redirects (Django's `X-Accel-Redirect`, `error_pages`, a `try_files` fallback)
+//! find the next location in the same site, at most `MAX_HOPS` times.
+
+use super::forward::{self, Buffered, Outcome, Rules};
+use super::steps::{client_of, reject};
+use crate::exchange::RequestCtx;
+use crate::guard::body;
+use crate::response::error_page;
+use crate::response::header_edits::Edits;
+use crate::response::static_files::{self, Resolved, StaticMount};
+use crate::rules::forwarding::{self, Client};
+use crate::rules::limit_req::Verdict;
+use crate::rules::locations::{uri_of, Found};
+use crate::rules::sites::{host_of, Action, Location, Site, TryFile};
+use crate::rules::template::{Template, Vars};
+use crate::runtime::Shared;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::ServerSession;
+use pingora::{Error, ErrorType, Result};
+
+/// Internal redirects one request may take, as nginx's limit of 10.
+const MAX_HOPS: usize = 10;
+
+/// The error a `return 444` gives: the connection is closed without a response.
+pub const CLOSE: &str = "closed by return 444";
+
+/// Where a request goes next.
+enum Step {
+    Done(Result<bool>),
+    /// An internal redirect to `target` (`@name` or a URI); `status` replaces the status of
+    /// what is served there (an error page).
+    Goto {
+        target: String,
+        status: Option<u16>,
+        /// Headers of Django's that the next location's response carries (`X-Accel-Redirect`).
+        keep: Vec<(http::HeaderName, HeaderValue)>,
+    },
+}
+
+/// The request's values for templates, as one owned set (the session is written to later).
+struct Request {
+    host: String,
+    http_host: String,
+    scheme: &'static str,
+    client: Client,
+    request_uri: String,
+    args: String,
+    port: u16,
+    method: String,
+}
+
+impl Request {
+    fn of(session: &ServerSession) -> Request {
+        let req = session.req_header();
+        let http_host = req
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.authority().map(|a| a.as_str()))
+            .unwrap_or("")
+            .to_string();
+        let client = client_of(session);
+        Request {
+            host: host_of(&http_host),
+            scheme: if client.tls { "https" } else { "http" },
+            client,
+            request_uri: String::from_utf8_lossy(req.raw_path()).into_owned(),
+            args: req.uri.query().unwrap_or("").to_string(),
+            port: session
+                .server_addr()
+                .and_then(|a| a.as_inet())
+                .map_or(0, |a| a.port()),
+            method: req.method.to_string(),
+            http_host,
+        }
+    }
+
+    fn vars<'a>(&'a self, headers: &'a http::HeaderMap, uri: &'a str, found: &'a Found) -> Vars<'a> {
+        Vars {
+            host: &self.host,
+            http_host: &self.http_host,
+            scheme: self.scheme,
+            remote: self.client.ip,
+            request_uri: &self.request_uri,
+            uri,
+            args: &self.args,
+            server_port: self.port,
+            method: &self.method,
+            headers,
+            captures: &found.captures,
+            captured: uri,
+        }
+    }
+}
+
+/// Answers the request by its site and location.
+pub async fn serve(
+    shared: &Shared,
+    session: &mut ServerSession,
+    ctx: &mut RequestCtx,
+) -> Result<bool> {
+    let rt = ctx.rt.clone();
+    let request = Request::of(session);
+    let site = rt.sites.for_host(Some(&request.http_host).filter(|h| !h.is_empty()).map(String::as_str));
+    let mut uri = uri_of(session.req_header().uri.path()).into_owned();
+    let first = site.find(&uri).filter(|f| !site.locations[f.index].internal);
+    let Some(mut found) = first else {
+        ctx.status = error_page::respond(session, 404, None).await;
+        return Ok(true);
+    };
+    let mut forced = None;
+    let mut kept = Vec::new();
+    let mut body_read = false;
+    for _ in 0..MAX_HOPS {
+        let loc = &site.locations[found.index];
+        ctx.edits = edits(loc, &request, session.req_header(), &uri, &found, forced, &kept);
+        let step = match checks(loc, &request) {
+            Err(status) => answer_status(session, ctx, loc, status).await,
+            Ok(delay) => {
+                if let Some(d) = delay {
+                    tokio::time::sleep(d).await;
+                }
+                act(shared, session, ctx, site, loc, &request, &uri, &found, &mut body_read).await
+            }
+        };
+        match step {
+            Step::Done(r) => return r,
+            Step::Goto {
+                target,
+                status,
+                keep,
+            } => {
+                if !keep.is_empty() {
+                    kept = keep;
+                }
+                let Some(next) = site.internal_target(&target) else {
+                    ctx.status = error_page::respond(session, 404, None).await;
+                    return Ok(true);
+                };
+                if let Some(s) = status {
+                    forced = Some(s);
+                }
+                if !target.starts_with('@') {
+                    let path = target.split('?').next().unwrap_or(&target);
+                    uri = uri_of(path).into_owned();
+                    let _ = session.req_header_mut().set_raw_path(target.as_bytes());
+                }
+                found = next;
+            }
+        }
+    }
+    tracing::warn!("more than {MAX_HOPS} internal redirects: {}", uri);
+    ctx.status = error_page::respond(session, 500, None).await;
+    Ok(true)
+}
+
+/// The location's own refusals before its action, as a status: `access` (403), then
+/// `limit_req`; else how long the rate limit holds the request.
+fn checks(loc: &Location, request: &Request) -> Result<Option<std::time::Duration>, u16> {
+    if !loc.allows(request.client.ip) {
+        return Err(403);
+    }
+    let (Some(limit), Some(ip)) = (loc.limit.as_ref(), request.client.ip) else {
+        return Ok(None);
+    };
+    match limit.check(ip, std::time::Instant::now()) {
+        Verdict::Refuse => Err(limit.status),
+        Verdict::Delay(d) => Ok(Some(d)),
+        Verdict::Pass => Ok(None),
+    }
+}
+
+/// The response header rules of `loc` for this request.
+fn edits(
+    loc: &Location,
+    request: &Request,
+    req: &RequestHeader,
+    uri: &str,
+    found: &Found,
+    status: Option<u16>,
+    kept: &[(http::HeaderName, HeaderValue)],
+) -> Option<Box<Edits>> {
+    let none = loc.add_headers.is_empty() && loc.hide_headers.is_empty() && kept.is_empty();
+    if none && status.is_none() {
+        return None;
+    }
+    let vars = request.vars(&req.headers, uri, found);
+    let add = loc
+        .add_headers
+        .iter()
+        .filter_map(|(n, t, always)| {
+            let v = HeaderValue::from_str(&t.to_string_for(&vars)).ok()?;
+            Some((n.clone(), v, *always))
+        })
+        .collect();
+    Some(Box::new(Edits {
+        add,
+        hide: loc.hide_headers.clone(),
+        set: kept.to_vec(),
+        status,
+    }))
+}
+
+/// A status of the proxy's own: the location's error page for it, or the plain one.
+async fn answer_status(
+    session: &mut ServerSession,
+    ctx: &mut RequestCtx,
+    loc: &Location,
+    status: u16,
+) -> Step {
+    if let Some(page) = loc.error_page(status) {
+        return Step::Goto {
+            target: page.target.clone(),
+            status: Some(page.status.unwrap_or(status)),
+            keep: Vec::new(),
+        };
+    }
+    ctx.status = error_page::respond_edited(session, status, None, ctx.edits.as_deref()).await;
+    Step::Done(Ok(true))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn act(
+    shared: &Shared,
+    session: &mut ServerSession,
+    ctx: &mut RequestCtx,
+    site: &Site,
+    loc: &Location,
+    request: &Request,
+    uri: &str,
+    found: &Found,
+    body_read: &mut bool,
+) -> Step {
+    match &loc.action {
+        Action::Return {
+            status,
+            location,
+            body,
+        } => {
+            let vars = request.vars(&session.req_header().headers, uri, found);
+            let location = location.as_ref().map(|t| absolute(&t.to_string_for(&vars), request));
+            let body = body.as_ref().map(|t| t.to_string_for(&vars));
+            Step::Done(give(session, ctx, *status, location, body).await)
+        }
+        Action::Files {
+            mount, try_files, ..
+        } => {
+            let route = if mount.prefix.is_empty() { &loc.path } else { &mount.prefix };
+            ctx.obs.route = Some(shared.metrics.routes.get(route));
+            files(shared, session, ctx, mount, try_files, request, uri, found).await
+        }
+        Action::Nothing => answer_status(session, ctx, loc, 404).await,
+        Action::Proxy { pool } => {
+            ctx.pool = *pool;
+            proxy(shared, session, ctx, site, loc, request, uri, found, body_read).await
+        }
+    }
+}
+
+/// `return`: 444 closes; a redirect gets its `Location`; other statuses their body, or the
+/// plain error page when none is given.
+async fn give(
+    session: &mut ServerSession,
+    ctx: &mut RequestCtx,
+    status: u16,
+    location: Option<String>,
+    body: Option<String>,
+) -> Result<bool> {
+    if status == 444 {
+        ctx.status = 444;
+        return Error::e_explain(ErrorType::Custom(CLOSE), "return 444");
+    }
+    if location.is_none() && body.is_none() && status >= 400 {
+        ctx.status = error_page::respond_edited(session, status, None, ctx.edits.as_deref()).await;
+        return Ok(true);
+    }
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    let text = body.unwrap_or_default();
+    if let Some(l) = location {
+        resp.insert_header(header::LOCATION, l)?;
+    }
+    if !text.is_empty() {
+        resp.insert_header(header::CONTENT_TYPE, "text/plain")?;
+    }
+    resp.insert_header(header::CONTENT_LENGTH, text.len().to_string())?;
+    Edits::apply_opt(ctx.edits.as_deref(), &mut resp);
+    ctx.status = resp.status.as_u16();
+    let head_only = session.req_header().method == Method::HEAD;
+    session.write_response_header(Box::new(resp)).await?;
+    if !head_only && !text.is_empty() {
+        session.write_response_body(Bytes::from(text), true).await?;
+    }
+    Ok(true)
+}
+
+/// A redirect target made absolute as nginx makes it (`absolute_redirect on`): the scheme,
+/// the request's host and the listener's port when it is not the scheme's own.
+fn absolute(target: &str, r: &Request) -> String {
+    if !target.starts_with('/') {
+        return target.to_string();
+    }
+    let default_port = if r.scheme == "https" { 443 } else { 80 };
+    let host = if r.host.is_empty() { "localhost" } else { &r.host };
+    match r.port {
+        0 => format!("{}://{host}{target}", r.scheme),
+        p if p == default_port => format!("{}://{host}{target}", r.scheme),
+        p => format!("{}://{host}:{p}{target}", r.scheme),
+    }
+}
+
+/// Files: the request's own path, or the first `try_files` entry that is a file, else the
+/// last entry (a named location, a status, or a URI redirected to).
+#[allow(clippy::too_many_arguments)]
+async fn files(
+    shared: &Shared,
+    session: &mut ServerSession,
+    ctx: &mut RequestCtx,
+    mount: &StaticMount,
+    try_files: &[TryFile],
+    request: &Request,
+    uri: &str,
+    found: &Found,
+) -> Step {
+    let raw_path = session.req_header().uri.path().to_string();
+    let mut path = raw_path;
+    if !try_files.is_empty() {
+        let vars = request.vars(&session.req_header().headers, uri, found);
+        let mut chosen = None;
+        for t in try_files {
+            match t {
+                TryFile::File(t) => {
+                    let mut candidate = t.to_string_for(&vars);
+                    if candidate.ends_with('/') {
+                        candidate.push_str("index.html");
+                    }
+                    if is_file(mount, &candidate).await {
+                        chosen = Some(candidate);
+                        break;
+                    }
+                }
+                TryFile::Named(n) => {
+                    return Step::Goto {
+                        target: format!("@{n}"),
+                        status: None,
+                        keep: Vec::new(),
+                    }
+                }
+                TryFile::Status(s) => {
+                    ctx.status =
+                        error_page::respond_edited(session, *s, None, ctx.edits.as_deref()).await;
+                    return Step::Done(Ok(true));
+                }
+                TryFile::Uri(t) => {
+                    return Step::Goto {
+                        target: t.to_string_for(&vars),
+                        status: None,
+                        keep: Vec::new(),
+                    }
+                }
+            }
+        }
+        match chosen {
+            Some(c) => path = c,
+            None => {
+                ctx.status = error_page::respond_edited(session, 404, None, ctx.edits.as_deref()).await;
+                return Step::Done(Ok(true));
+            }
+        }
+    }
+    let rest = rest_of(mount, &path);
+    ctx.status = static_files::serve(
+        session,
+        mount,
+        rest,
+        &shared.metrics,
+        &shared.findings,
+        ctx.edits.as_deref(),
+    )
+    .await;
+    Step::Done(Ok(true))
+}
+
+/// The part of `path` below the mount: after its prefix, without the slash that follows.
+fn rest_of<'a>(mount: &StaticMount, path: &'a str) -> &'a str {
+    let rest = path.get(mount.prefix.len()..).unwrap_or("");
+    rest.strip_prefix('/').unwrap_or(rest)
+}
+
+async fn is_file(mount: &StaticMount, path: &str) -> bool {
+    if !path.starts_with(mount.prefix.as_str()) {
+        return false;
+    }
+    match static_files::resolve(&mount.root, rest_of(mount, path)) {
+        Resolved::File(p) => tokio::fs::metadata(p).await.is_ok_and(|m| m.is_file()),
+        Resolved::Refused => false,
+    }
+}
+
+/// To a pool: the body read whole (within the location's limit), the location's request
+/// rules applied to the head, then one exchange (`forward`), whose outcome may send the
+/// request on to another location.
+#[allow(clippy::too_many_arguments)]
+async fn proxy(
+    shared: &Shared,
+    session: &mut ServerSession,
+    ctx: &mut RequestCtx,
+    site: &Site,
+    loc: &Location,
+    request: &Request,
+    uri: &str,
+    found: &Found,
+    body_read: &mut bool,
+) -> Step {
+    let rt = ctx.rt.clone();
+    if ctx.obs.route.is_none() {
+        ctx.obs.route = rt.routes.find(session.req_header().uri.path()).cloned();
+    }
+    ctx.request_id = forwarding::request_id(session.req_header());
+    if forwarding::is_upgrade(session.req_header()) {
+        rewrite_head(session.req_header_mut(), loc, request, uri, found);
+        return Step::Done(Ok(false));
+    }
+    // Read once: a request sent on by `X-Accel-Redirect` goes as GET, without it.
+    let whole = if std::mem::replace(body_read, true) {
+        body::Whole::empty()
+    } else {
+        let limits;
+        let limits = match loc.max_body_bytes {
+            Some(n) => {
+                limits = crate::config::Limits {
+                    max_body_bytes: if n == 0 { u64::MAX } else { n },
+                    ..rt.limits.clone()
+                };
+                &limits
+            }
+            None => &rt.limits,
+        };
+        match body::read_whole(session, limits).await {
+            Err(r) => {
+                reject(shared, session, ctx, r).await;
+                let _ = tokio::time::timeout(body::LINGER_AFTER_REFUSAL, session.drain_request_body())
+                    .await;
+                return Step::Done(Ok(true));
+            }
+            Ok(whole) => whole,
+        }
+    };
+    rewrite_head(session.req_header_mut(), loc, request, uri, found);
+    let client = client_of(session);
+    if matches!(whole.body, body::Body::File(_)) {
+        shared.metrics.count_spooled_body();
+    }
+    let buffered = Buffered {
+        body: whole.body,
+        with_length: whole.with_length,
+    };
+    let intercept: Vec<u16> = match loc.intercept_errors {
+        true => loc.error_pages.iter().flat_map(|p| p.codes.iter().copied()).collect(),
+        false => Vec::new(),
+    };
+    let rules = Rules {
+        accel: site.has_internal,
+        intercept: &intercept,
+    };
+    match forward::forward(shared, session, &client, buffered, ctx, &rules).await {
+        Outcome::Sent(Ok(status)) => {
+            ctx.status = status;
+            Step::Done(Ok(true))
+        }
+        Outcome::Sent(Err(status)) => {
+            ctx.status = status;
+            Step::Done(Error::e_explain(ErrorType::ReadError, "response cut off by Django"))
+        }
+        Outcome::Failed(status) => answer_status(session, ctx, loc, status).await,
+        Outcome::Accel { target, keep } => {
+            // nginx: the request goes on as GET (HEAD stays HEAD), with Django's headers that
+            // describe the file.
+            let req = session.req_header_mut();
+            if req.method != Method::HEAD {
+                req.set_method(Method::GET);
+            }
+            Step::Goto {
+                target,
+                status: None,
+                keep,
+            }
+        }
+    }
+}
+
+/// The location's request rules on the head Django gets: the path rewritten (`rewrite`, or
+/// `proxy_path` for the matched prefix), then `set_headers` (an empty value removes).
+fn rewrite_head(req: &mut RequestHeader, loc: &Location, request: &Request, uri: &str, found: &Found) {
+    let mut target = None;
+    if let Some((re, replacement)) = &loc.rewrite {
+        if let Some(c) = re.captures(uri) {
+            let caps: Vec<_> = (0..c.len()).map(|g| c.get(g).map(|m| (m.start(), m.end()))).collect();
+            let at = Found {
+                captures: caps,
+                ..found.clone()
+            };
+            let vars = request.vars(&req.headers, uri, &at);
+            let path = replacement.to_string_for(&vars);
+            target = Some(path);
+        }
+    } else if let Some(p) = &loc.proxy_path {
+        let rest = uri.get(found.prefix_len..).unwrap_or("");
+        target = Some(format!("{p}{rest}"));
+    }
+    if let Some(mut t) = target {
+        if !request.args.is_empty() && !t.contains('?') {
+            t.push('?');
+            t.push_str(&request.args);
+        }
+        let _ = req.set_raw_path(encode_path(&t).as_bytes());
+    }
+    if loc.set_headers.is_empty() {
+        return;
+    }
+    let values: Vec<(http::HeaderName, String)> = {
+        let vars = request.vars(&req.headers, uri, found);
+        loc.set_headers
+            .iter()
+            .map(|(n, t): &(http::HeaderName, Template)| (n.clone(), t.to_string_for(&vars)))
+            .collect()
+    };
+    for (name, value) in values {
+        if value.is_empty() {
+            let _ = req.remove_header(&name);
+        } else if let Ok(v) = HeaderValue::from_str(&value) {
+            let _ = req.insert_header(name, v);
+        }
+    }
+}
+
+/// A decoded path made fit for a request line again (spaces and controls escaped).
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b <= b' ' || b >= 0x7f || b == b'#' || b == b'"' {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push(b as char);
+        }
+    }
+    out
+}

@@ -1,0 +1,587 @@
+//! The compiled `[[sites]]` and `[[locations]]`: the site for a request's `Host` (nginx's
+//! `server_name` rules and `default_server`), and in it the location for its path
+//! (`locations`), with what that location does and the rules it adds.
+//!
+//! A config with neither is one site whose one location sends everything to `[upstream]`
+//! (after `[[static]]` mounts), exactly as before sites existed.
+
+use super::limit_req::Limiter;
+use super::locations::{Found, Kind, Matcher};
+use super::template::Template;
+use crate::config::sites as conf;
+use crate::config::{Config, Problem};
+use crate::response::static_files::StaticMount;
+use http::HeaderName;
+use ipnet::IpNet;
+use regex::Regex;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// What a location does with a request.
+pub enum Action {
+    /// Sent to the pool with this index (`Runtime::pool`).
+    Proxy { pool: usize },
+    /// Files from a directory (`mount.prefix` is what is cut from the path: the location's
+    /// prefix for `alias`, nothing for `root`).
+    Files {
+        mount: StaticMount,
+        try_files: Vec<TryFile>,
+        /// `alias` in a regex location: the file path is this, with the captures.
+        alias_template: Option<Template>,
+    },
+    /// A status of the proxy's own, with a redirect target or a body.
+    Return {
+        status: u16,
+        location: Option<Template>,
+        body: Option<Template>,
+    },
+    /// Nothing of its own: an internal location reached only for its error pages.
+    Nothing,
+}
+
+/// One `try_files` entry.
+pub enum TryFile {
+    /// A file (`$uri`, `$uri/index.html`); one ending in `/` is a directory's index.html.
+    File(Template),
+    Named(String),
+    Status(u16),
+    Uri(Template),
+}
+
+/// A location's rules, its site's filled in where it sets none.
+pub struct Location {
+    /// As written, for logs and the importer's report.
+    pub path: String,
+    pub action: Action,
+    pub internal: bool,
+    pub set_headers: Vec<(HeaderName, Template)>,
+    pub add_headers: Vec<(HeaderName, Template, bool)>,
+    pub hide_headers: Vec<HeaderName>,
+    pub max_body_bytes: Option<u64>,
+    pub access: Vec<(bool, Option<IpNet>)>,
+    pub limit: Option<Limiter>,
+    pub error_pages: Vec<ErrorPage>,
+    pub intercept_errors: bool,
+    pub rewrite: Option<(Regex, Template)>,
+    /// nginx's `proxy_pass http://pool/URI;`: the matched prefix replaced with this.
+    pub proxy_path: Option<String>,
+    /// Nothing but proxying: the relay may take its requests.
+    pub plain: bool,
+}
+
+pub struct ErrorPage {
+    pub codes: Vec<u16>,
+    pub target: String,
+    pub status: Option<u16>,
+}
+
+impl Location {
+    /// Whether `ip` may use this location (`access`: the first matching rule; none: yes).
+    pub fn allows(&self, ip: Option<IpAddr>) -> bool {
+        for (allow, net) in &self.access {
+            let hit = match (net, ip) {
+                (None, _) => true,
+                (Some(n), Some(ip)) => n.contains(&ip),
+                (Some(_), None) => false,
+            };
+            if hit {
+                return *allow;
+            }
+        }
+        true
+    }
+
+    /// The error page for `status`, if any.
+    pub fn error_page(&self, status: u16) -> Option<&ErrorPage> {
+        self.error_pages.iter().find(|p| p.codes.contains(&status))
+    }
+}
+
+/// A site and its locations.
+pub struct Site {
+    pub names: Vec<String>,
+    pub locations: Vec<Location>,
+    matcher: Matcher,
+    /// It has internal locations: Django's `X-Accel-Redirect` is followed, so its responses
+    /// go through the session loop.
+    pub has_internal: bool,
+}
+
+impl Site {
+    /// The location for `uri` (from `locations::uri_of`).
+    pub fn find(&self, uri: &str) -> Option<Found> {
+        self.matcher.find(uri)
+    }
+
+    /// The `@name` location.
+    pub fn named(&self, name: &str) -> Option<usize> {
+        self.matcher.named(name)
+    }
+
+    /// The location for a URI the proxy redirects to itself (`X-Accel-Redirect`, an error
+    /// page, `try_files`): `@name` or a path, internal ones included.
+    pub fn internal_target(&self, target: &str) -> Option<Found> {
+        match target.strip_prefix('@') {
+            Some(name) => self.named(name).map(|index| Found {
+                index,
+                ..Found::default()
+            }),
+            None => {
+                let path = target.split('?').next().unwrap_or(target);
+                self.find(&super::locations::uri_of(path))
+            }
+        }
+    }
+
+    pub fn regex_count(&self) -> usize {
+        self.matcher.regex_count()
+    }
+}
+
+/// Every site, and how a host finds its own.
+pub struct Sites {
+    pub list: Vec<Site>,
+    default: usize,
+    exact: HashMap<String, usize>,
+    /// `*.example.com` as `.example.com`, longest first.
+    leading: Vec<(String, usize)>,
+    /// `mail.*` as `mail.`, longest first.
+    trailing: Vec<(String, usize)>,
+    regexes: Vec<(Regex, usize)>,
+}
+
+impl Sites {
+    /// The site for a `Host` value (any case, with or without port): nginx's order, exact
+    /// name, longest leading wildcard, longest trailing wildcard, first regex, else the
+    /// default site.
+    pub fn for_host(&self, host: Option<&str>) -> &Site {
+        let i = host.map_or(self.default, |h| self.index_for(h));
+        &self.list[i.min(self.list.len() - 1)]
+    }
+
+    fn index_for(&self, host: &str) -> usize {
+        if self.list.len() == 1 {
+            return 0;
+        }
+        let h = host_of(host);
+        if let Some(&i) = self.exact.get(h.as_str()) {
+            return i;
+        }
+        if let Some((_, i)) = self.leading.iter().find(|(s, _)| h.ends_with(s.as_str())) {
+            return *i;
+        }
+        if let Some((_, i)) = self.trailing.iter().find(|(p, _)| h.starts_with(p.as_str())) {
+            return *i;
+        }
+        if let Some((_, i)) = self.regexes.iter().find(|(r, _)| r.is_match(&h)) {
+            return *i;
+        }
+        self.default
+    }
+
+    /// Whether every site is one plain location sending all to `[upstream]` (the config has
+    /// no sites or locations).
+    pub fn is_plain(&self) -> bool {
+        self.list.len() == 1 && self.list[0].locations.len() == 1 && self.list[0].locations[0].plain
+    }
+}
+
+/// `Host` as names are matched: lower case, no port, no trailing dot.
+pub fn host_of(host: &str) -> String {
+    let h = if host.starts_with('[') {
+        host.split(']').next().map_or(host, |s| s).to_string() + "]"
+    } else {
+        host.rsplit_once(':')
+            .filter(|(_, p)| p.bytes().all(|c| c.is_ascii_digit()))
+            .map_or(host, |(h, _)| h)
+            .to_string()
+    };
+    h.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Compiles the sites of `c`; `pools` are the upstream pools' names, index 0 `default`.
+pub fn compile(c: &Config, pools: &[&str]) -> Result<Sites, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut list = Vec::new();
+    let mut default = None;
+    let mut exact = HashMap::new();
+    let (mut leading, mut trailing, mut regexes) = (Vec::new(), Vec::new(), Vec::new());
+    for (si, s) in c.sites.iter().enumerate() {
+        let key = format!("sites[{si}]");
+        let site = compile_site(&key, &s.locations, Some(s), &[], pools, &mut problems);
+        if s.default {
+            if default.is_some() {
+                problems.push(problem(&key, "default", "only one site may be the default"));
+            }
+            default = Some(list.len());
+        }
+        for (ni, name) in s.names.iter().enumerate() {
+            let idx = list.len();
+            let n = name.trim().trim_end_matches('.').to_ascii_lowercase();
+            if let Some(re) = n.strip_prefix('~') {
+                match Regex::new(re) {
+                    Ok(r) => regexes.push((r, idx)),
+                    Err(e) => problems.push(problem(&key, &format!("names[{ni}]"), &format!("`{name}` is not a regular expression: {e}"))),
+                }
+            } else if let Some(rest) = n.strip_prefix("*.") {
+                leading.push((format!(".{rest}"), idx));
+            } else if let Some(rest) = n.strip_prefix('.') {
+                exact.entry(rest.to_string()).or_insert(idx);
+                leading.push((format!(".{rest}"), idx));
+            } else if let Some(rest) = n.strip_suffix(".*") {
+                trailing.push((format!("{rest}."), idx));
+            } else if n.is_empty() || n == "_" {
+                // nginx's catch-all spellings: the site is reached as the default only.
+            } else if exact.insert(n.clone(), idx).is_some() {
+                problems.push(problem(&key, &format!("names[{ni}]"), &format!("`{name}` names an earlier site too")));
+            }
+        }
+        list.push(site);
+    }
+    let top_level = c.sites.is_empty() || !c.locations.is_empty() || !c.statics.is_empty();
+    if top_level {
+        let site = compile_site("", &c.locations, None, &c.statics, pools, &mut problems);
+        list.push(site);
+    }
+    leading.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    trailing.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let default = default.unwrap_or(if top_level { list.len() - 1 } else { 0 });
+    Ok(Sites {
+        list,
+        default,
+        exact,
+        leading,
+        trailing,
+        regexes,
+    })
+}
+
+fn problem(section: &str, key: &str, message: &str) -> Problem {
+    let key = match (section.is_empty(), key.is_empty()) {
+        (true, _) => key.to_string(),
+        (false, true) => section.to_string(),
+        (false, false) => format!("{section}.{key}"),
+    };
+    Problem {
+        key,
+        message: message.to_string(),
+    }
+}
+
+/// One site: its locations (`[[static]]` mounts first as `alias` prefixes, for the top-level
+/// site), and with none at all the one location that proxies everything.
+fn compile_site(
+    section: &str,
+    locations: &[conf::Location],
+    site: Option<&conf::Site>,
+    statics: &[crate::config::Static],
+    pools: &[&str],
+    problems: &mut Vec<Problem>,
+) -> Site {
+    let mut out = Vec::new();
+    let mut kinds = Vec::new();
+    for (i, s) in statics.iter().enumerate() {
+        kinds.push(Kind::Prefix(s.prefix.clone()));
+        let mut loc = bare(&s.prefix, Action::Files {
+            mount: StaticMount {
+                prefix: s.prefix.clone(),
+                root: PathBuf::from(&s.root),
+                gzip: s.gzip,
+                cache_control: s.cache_control.clone(),
+            },
+            try_files: Vec::new(),
+            alias_template: None,
+        });
+        loc.plain = false;
+        let _ = i;
+        out.push(loc);
+    }
+    let base = if section.is_empty() {
+        "locations".to_string()
+    } else {
+        format!("{section}.locations")
+    };
+    for (i, l) in locations.iter().enumerate() {
+        let key = format!("{base}[{i}]");
+        match Kind::parse(&l.path) {
+            Ok(k) => {
+                let loc = compile_location(&key, l, &k, site, pools, problems);
+                kinds.push(k);
+                out.push(loc);
+            }
+            Err(e) => problems.push(problem(&key, "path", &e)),
+        }
+    }
+    if locations.is_empty() {
+        // No locations: everything else goes to `[upstream]`, as before sites existed.
+        kinds.push(Kind::Prefix("/".into()));
+        let mut loc = bare("/", Action::Proxy { pool: 0 });
+        if let Some(s) = site {
+            apply_site_defaults(&mut loc, section, s, problems);
+        }
+        loc.plain = loc.is_plain();
+        out.push(loc);
+    }
+    let matcher = Matcher::new(&kinds).unwrap_or_else(|(i, e)| {
+        let i = i.saturating_sub(statics.len());
+        problems.push(problem(&format!("{base}[{i}]"), "path", &e));
+        Matcher::default()
+    });
+    let has_internal = out.iter().any(|l| l.internal);
+    Site {
+        names: site.map(|s| s.names.clone()).unwrap_or_default(),
+        locations: out,
+        matcher,
+        has_internal,
+    }
+}
+
+fn bare(path: &str, action: Action) -> Location {
+    Location {
+        path: path.to_string(),
+        action,
+        internal: false,
+        set_headers: Vec::new(),
+        add_headers: Vec::new(),
+        hide_headers: Vec::new(),
+        max_body_bytes: None,
+        access: Vec::new(),
+        limit: None,
+        error_pages: Vec::new(),
+        intercept_errors: false,
+        rewrite: None,
+        proxy_path: None,
+        plain: true,
+    }
+}
+
+impl Location {
+    fn is_plain(&self) -> bool {
+        matches!(self.action, Action::Proxy { .. })
+            && !self.internal
+            && self.set_headers.is_empty()
+            && self.add_headers.is_empty()
+            && self.hide_headers.is_empty()
+            && self.max_body_bytes.is_none()
+            && self.access.is_empty()
+            && self.limit.is_none()
+            && self.error_pages.is_empty()
+            && self.rewrite.is_none()
+            && self.proxy_path.is_none()
+    }
+}
+
+/// The inherited keys as one location or site gives them.
+struct Inherited<'a> {
+    set_headers: Option<&'a std::collections::BTreeMap<String, String>>,
+    add_headers: Option<&'a Vec<conf::AddHeader>>,
+    hide_headers: Option<&'a Vec<String>>,
+    max_body_bytes: Option<u64>,
+    access: Option<&'a Vec<String>>,
+    error_pages: Option<&'a Vec<conf::ErrorPage>>,
+}
+
+fn of_site(s: &conf::Site) -> Inherited<'_> {
+    Inherited {
+        set_headers: s.set_headers.as_ref(),
+        add_headers: s.add_headers.as_ref(),
+        hide_headers: s.hide_headers.as_ref(),
+        max_body_bytes: s.max_body_bytes,
+        access: s.access.as_ref(),
+        error_pages: s.error_pages.as_ref(),
+    }
+}
+
+fn of_location(l: &conf::Location) -> Inherited<'_> {
+    Inherited {
+        set_headers: l.set_headers.as_ref(),
+        add_headers: l.add_headers.as_ref(),
+        hide_headers: l.hide_headers.as_ref(),
+        max_body_bytes: l.max_body_bytes,
+        access: l.access.as_ref(),
+        error_pages: l.error_pages.as_ref(),
+    }
+}
+
+fn apply_site_defaults(loc: &mut Location, section: &str, s: &conf::Site, problems: &mut Vec<Problem>) {
+    apply(loc, section, &of_site(s), problems);
+}
+
+/// Fills `loc`'s inherited rules from `inh` (keys under `key`), each only where `loc` has
+/// none yet.
+fn apply(loc: &mut Location, key: &str, inh: &Inherited<'_>, problems: &mut Vec<Problem>) {
+    let mut bad = |k: &str, m: &str| problems.push(problem(key, k, m));
+    if let (true, Some(set)) = (loc.set_headers.is_empty(), inh.set_headers) {
+        for (name, value) in set {
+            match (HeaderName::from_bytes(name.as_bytes()), Template::parse(value)) {
+                (Ok(n), Ok(t)) => loc.set_headers.push((n, t)),
+                (Err(_), _) => bad("set_headers", &format!("`{name}` is not a header name")),
+                (_, Err(e)) => bad(&format!("set_headers.{name}"), &e),
+            }
+        }
+    }
+    if let (true, Some(add)) = (loc.add_headers.is_empty(), inh.add_headers) {
+        for (i, h) in add.iter().enumerate() {
+            match (HeaderName::from_bytes(h.name.as_bytes()), Template::parse(&h.value)) {
+                (Ok(n), Ok(t)) => loc.add_headers.push((n, t, h.always)),
+                (Err(_), _) => bad(&format!("add_headers[{i}].name"), &format!("`{}` is not a header name", h.name)),
+                (_, Err(e)) => bad(&format!("add_headers[{i}].value"), &e),
+            }
+        }
+    }
+    if let (true, Some(hide)) = (loc.hide_headers.is_empty(), inh.hide_headers) {
+        for name in hide {
+            match HeaderName::from_bytes(name.as_bytes()) {
+                Ok(n) => loc.hide_headers.push(n),
+                Err(_) => bad("hide_headers", &format!("`{name}` is not a header name")),
+            }
+        }
+    }
+    if loc.max_body_bytes.is_none() {
+        loc.max_body_bytes = inh.max_body_bytes;
+    }
+    if let (true, Some(rules)) = (loc.access.is_empty(), inh.access) {
+        for (i, r) in rules.iter().enumerate() {
+            match conf::access_rule(r) {
+                Ok(rule) => loc.access.push(rule),
+                Err(e) => bad(&format!("access[{i}]"), &e),
+            }
+        }
+    }
+    if let (true, Some(pages)) = (loc.error_pages.is_empty(), inh.error_pages) {
+        for (i, p) in pages.iter().enumerate() {
+            if p.codes.iter().any(|c| !(300..=599).contains(c)) {
+                bad(&format!("error_pages[{i}].codes"), "codes must be 300 to 599");
+            }
+            loc.error_pages.push(ErrorPage {
+                codes: p.codes.clone(),
+                target: p.target.clone(),
+                status: p.status,
+            });
+        }
+    }
+}
+
+fn compile_location(
+    key: &str,
+    l: &conf::Location,
+    kind: &Kind,
+    site: Option<&conf::Site>,
+    pools: &[&str],
+    problems: &mut Vec<Problem>,
+) -> Location {
+    let mut bad = |k: &str, m: String| problems.push(problem(key, k, &m));
+    let actions = [l.proxy.is_some(), l.root.is_some() || l.alias.is_some(), l.ret.is_some()];
+    let given = actions.iter().filter(|a| **a).count();
+    if given > 1 {
+        bad("", "give one of proxy, root/alias and return".into());
+    }
+    if l.root.is_some() && l.alias.is_some() {
+        bad("alias", "give root or alias, not both".into());
+    }
+    let regex = matches!(kind, Kind::Regex(_) | Kind::RegexNoCase(_));
+    let prefix = match kind {
+        Kind::Prefix(p) | Kind::PriorityPrefix(p) | Kind::Exact(p) => p.clone(),
+        _ => String::new(),
+    };
+    let action = if let Some(pool) = &l.proxy {
+        match pools.iter().position(|p| p == pool) {
+            Some(i) => Action::Proxy { pool: i },
+            None => {
+                bad("proxy", format!("`{pool}` is not an upstream pool: use `default` or a key of [upstreams]"));
+                Action::Nothing
+            }
+        }
+    } else if let Some(dir) = l.root.as_ref().or(l.alias.as_ref()) {
+        let alias = l.alias.is_some();
+        let mut try_files = Vec::new();
+        for (i, t) in l.try_files.iter().flatten().enumerate() {
+            let last = i + 1 == l.try_files.as_ref().map_or(0, Vec::len);
+            let entry = if let Some(name) = t.strip_prefix('@').filter(|_| last) {
+                Ok(TryFile::Named(name.to_string()))
+            } else if let Some(code) = t.strip_prefix('=').filter(|_| last) {
+                code.parse().map(TryFile::Status).map_err(|_| format!("`{t}` is not =CODE"))
+            } else if last {
+                Template::parse(t).map(TryFile::Uri)
+            } else {
+                Template::parse(t).map(TryFile::File)
+            };
+            match entry {
+                Ok(e) => try_files.push(e),
+                Err(e) => bad(&format!("try_files[{i}]"), e),
+            }
+        }
+        let alias_template = if alias && regex {
+            match Template::parse(dir) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    bad("alias", e);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Action::Files {
+            mount: StaticMount {
+                prefix: if alias { prefix.clone() } else { String::new() },
+                root: PathBuf::from(dir),
+                gzip: true,
+                cache_control: l.cache_control.clone(),
+            },
+            try_files,
+            alias_template,
+        }
+    } else if let Some(r) = &l.ret {
+        let parse = |t: &Option<String>, k: &str, bad: &mut dyn FnMut(&str, String)| {
+            t.as_ref().and_then(|t| Template::parse(t).map_err(|e| bad(k, e)).ok())
+        };
+        let location = parse(&r.location, "return.location", &mut bad);
+        let body = parse(&r.body, "return.body", &mut bad);
+        if !(200..=599).contains(&r.status) {
+            bad("return.status", format!("{} is not a status from 200 to 599", r.status));
+        }
+        if matches!(r.status, 301 | 302 | 303 | 307 | 308) && location.is_none() {
+            bad("return.location", "a redirect needs a location".into());
+        }
+        Action::Return {
+            status: r.status,
+            location,
+            body,
+        }
+    } else if l.internal || matches!(kind, Kind::Named(_)) {
+        Action::Nothing
+    } else {
+        // nginx's location with no handler of its own serves files from its default root;
+        // here a location says what it does.
+        bad("", "give one of proxy, root, alias or return".into());
+        Action::Nothing
+    };
+    let mut loc = bare(&l.path, action);
+    loc.internal = l.internal;
+    loc.intercept_errors = l.intercept_errors;
+    loc.proxy_path = l.proxy_path.clone();
+    if let Some(rw) = &l.rewrite {
+        match (Regex::new(&rw.pattern), Template::parse(&rw.replacement)) {
+            (Ok(r), Ok(t)) => loc.rewrite = Some((r, t)),
+            (Err(e), _) => bad("rewrite.pattern", format!("`{}`: {e}", rw.pattern)),
+            (_, Err(e)) => bad("rewrite.replacement", e),
+        }
+    }
+    if let Some(lr) = &l.limit_req {
+        if !(lr.per_second > 0.0 && lr.per_second.is_finite()) {
+            bad("limit_req.per_second", "must be above zero".into());
+        }
+        loc.limit = Some(Limiter::new(lr.per_second, lr.burst, lr.nodelay, lr.status, lr.max_clients));
+    }
+    apply(&mut loc, key, &of_location(l), problems);
+    if let Some(s) = site {
+        apply(&mut loc, key, &of_site(s), problems);
+    }
+    loc.plain = loc.is_plain();
+    loc
+}
