@@ -167,4 +167,3 @@ pub fn access_rule(rule: &str) -> Result<(bool, Option<ipnet::IpNet>), String> {
         .map(|n| (allow, Some(n)))
         .ok_or_else(|| format!("`{what}` is not an address, a CIDR or `all`"))
 }
-

@@ -142,7 +142,10 @@ fn pool(section: &str, u: &super::Upstream, p: &mut Problems) {
             );
         }
         if hc.interval.0 < Duration::from_millis(100) {
-            p.bad(format!("{section}.health_check.interval"), "must be at least 100ms");
+            p.bad(
+                format!("{section}.health_check.interval"),
+                "must be at least 100ms",
+            );
         }
     }
 }

@@ -132,7 +132,12 @@ pub async fn forward(
             let target = String::from_utf8_lossy(target.as_bytes()).into_owned();
             let keep = KEPT_ON_ACCEL
                 .iter()
-                .flat_map(|n| resp.headers.get_all(n).iter().map(|v| (n.clone(), v.clone())))
+                .flat_map(|n| {
+                    resp.headers
+                        .get_all(n)
+                        .iter()
+                        .map(|v| (n.clone(), v.clone()))
+                })
                 .collect();
             return Outcome::Accel { target, keep };
         }

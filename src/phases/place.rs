@@ -80,7 +80,12 @@ impl Request {
         }
     }
 
-    fn vars<'a>(&'a self, headers: &'a http::HeaderMap, uri: &'a str, found: &'a Found) -> Vars<'a> {
+    fn vars<'a>(
+        &'a self,
+        headers: &'a http::HeaderMap,
+        uri: &'a str,
+        found: &'a Found,
+    ) -> Vars<'a> {
         Vars {
             host: &self.host,
             http_host: &self.http_host,
@@ -106,9 +111,15 @@ pub async fn serve(
 ) -> Result<bool> {
     let rt = ctx.rt.clone();
     let request = Request::of(session);
-    let site = rt.sites.for_host(Some(&request.http_host).filter(|h| !h.is_empty()).map(String::as_str));
+    let site = rt.sites.for_host(
+        Some(&request.http_host)
+            .filter(|h| !h.is_empty())
+            .map(String::as_str),
+    );
     let mut uri = uri_of(session.req_header().uri.path()).into_owned();
-    let first = site.find(&uri).filter(|f| !site.locations[f.index].internal);
+    let first = site
+        .find(&uri)
+        .filter(|f| !site.locations[f.index].internal);
     let Some(mut found) = first else {
         ctx.status = error_page::respond(session, 404, None).await;
         return Ok(true);
@@ -118,14 +129,33 @@ pub async fn serve(
     let mut body_read = false;
     for _ in 0..MAX_HOPS {
         let loc = &site.locations[found.index];
-        ctx.edits = edits(loc, &request, session.req_header(), &uri, &found, forced, &kept);
+        ctx.edits = edits(
+            loc,
+            &request,
+            session.req_header(),
+            &uri,
+            &found,
+            forced,
+            &kept,
+        );
         let step = match checks(loc, &request) {
             Err(status) => answer_status(session, ctx, loc, status).await,
             Ok(delay) => {
                 if let Some(d) = delay {
                     tokio::time::sleep(d).await;
                 }
-                act(shared, session, ctx, site, loc, &request, &uri, &found, &mut body_read).await
+                act(
+                    shared,
+                    session,
+                    ctx,
+                    site,
+                    loc,
+                    &request,
+                    &uri,
+                    &found,
+                    &mut body_read,
+                )
+                .await
             }
         };
         match step {
@@ -243,21 +273,30 @@ async fn act(
             body,
         } => {
             let vars = request.vars(&session.req_header().headers, uri, found);
-            let location = location.as_ref().map(|t| absolute(&t.to_string_for(&vars), request));
+            let location = location
+                .as_ref()
+                .map(|t| absolute(&t.to_string_for(&vars), request));
             let body = body.as_ref().map(|t| t.to_string_for(&vars));
             Step::Done(give(session, ctx, *status, location, body).await)
         }
         Action::Files {
             mount, try_files, ..
         } => {
-            let route = if mount.prefix.is_empty() { &loc.path } else { &mount.prefix };
+            let route = if mount.prefix.is_empty() {
+                &loc.path
+            } else {
+                &mount.prefix
+            };
             ctx.obs.route = Some(shared.metrics.routes.get(route));
             files(shared, session, ctx, mount, try_files, request, uri, found).await
         }
         Action::Nothing => answer_status(session, ctx, loc, 404).await,
         Action::Proxy { pool } => {
             ctx.pool = *pool;
-            proxy(shared, session, ctx, site, loc, request, uri, found, body_read).await
+            proxy(
+                shared, session, ctx, site, loc, request, uri, found, body_read,
+            )
+            .await
         }
     }
 }
@@ -305,7 +344,11 @@ fn absolute(target: &str, r: &Request) -> String {
         return target.to_string();
     }
     let default_port = if r.scheme == "https" { 443 } else { 80 };
-    let host = if r.host.is_empty() { "localhost" } else { &r.host };
+    let host = if r.host.is_empty() {
+        "localhost"
+    } else {
+        &r.host
+    };
     match r.port {
         0 => format!("{}://{host}{target}", r.scheme),
         p if p == default_port => format!("{}://{host}{target}", r.scheme),
@@ -367,7 +410,8 @@ async fn files(
         match chosen {
             Some(c) => path = c,
             None => {
-                ctx.status = error_page::respond_edited(session, 404, None, ctx.edits.as_deref()).await;
+                ctx.status =
+                    error_page::respond_edited(session, 404, None, ctx.edits.as_deref()).await;
                 return Step::Done(Ok(true));
             }
         }
@@ -443,8 +487,9 @@ async fn proxy(
         match body::read_whole(session, limits).await {
             Err(r) => {
                 reject(shared, session, ctx, r).await;
-                let _ = tokio::time::timeout(body::LINGER_AFTER_REFUSAL, session.drain_request_body())
-                    .await;
+                let _ =
+                    tokio::time::timeout(body::LINGER_AFTER_REFUSAL, session.drain_request_body())
+                        .await;
                 return Step::Done(Ok(true));
             }
             Ok(whole) => whole,
@@ -460,13 +505,19 @@ async fn proxy(
         with_length: whole.with_length,
     };
     let intercept: Vec<u16> = match loc.intercept_errors {
-        true => loc.error_pages.iter().flat_map(|p| p.codes.iter().copied()).collect(),
+        true => loc
+            .error_pages
+            .iter()
+            .flat_map(|p| p.codes.iter().copied())
+            .collect(),
         false => Vec::new(),
     };
     let rules = Rules {
         accel: site.has_internal,
         intercept: &intercept,
     };
+    // Each exchange picks its own server: one sent on from `X-Accel-Redirect` may use the same.
+    ctx.tries = Default::default();
     match forward::forward(shared, session, &client, buffered, ctx, &rules).await {
         Outcome::Sent(Ok(status)) => {
             ctx.status = status;
@@ -474,7 +525,10 @@ async fn proxy(
         }
         Outcome::Sent(Err(status)) => {
             ctx.status = status;
-            Step::Done(Error::e_explain(ErrorType::ReadError, "response cut off by Django"))
+            Step::Done(Error::e_explain(
+                ErrorType::ReadError,
+                "response cut off by Django",
+            ))
         }
         Outcome::Failed(status) => answer_status(session, ctx, loc, status).await,
         Outcome::Accel { target, keep } => {
@@ -495,11 +549,19 @@ async fn proxy(
 
 /// The location's request rules on the head Django gets: the path rewritten (`rewrite`, or
 /// `proxy_path` for the matched prefix), then `set_headers` (an empty value removes).
-fn rewrite_head(req: &mut RequestHeader, loc: &Location, request: &Request, uri: &str, found: &Found) {
+fn rewrite_head(
+    req: &mut RequestHeader,
+    loc: &Location,
+    request: &Request,
+    uri: &str,
+    found: &Found,
+) {
     let mut target = None;
     if let Some((re, replacement)) = &loc.rewrite {
         if let Some(c) = re.captures(uri) {
-            let caps: Vec<_> = (0..c.len()).map(|g| c.get(g).map(|m| (m.start(), m.end()))).collect();
+            let caps: Vec<_> = (0..c.len())
+                .map(|g| c.get(g).map(|m| (m.start(), m.end())))
+                .collect();
             let at = Found {
                 captures: caps,
                 ..found.clone()

@@ -64,7 +64,9 @@ pub fn plan(buf: &[u8], rt: &Runtime, tls: bool) -> Option<Plan> {
     // site that follows no `X-Accel-Redirect`; the rest goes through the session loop.
     let mut plan = plan;
     if !rt.sites.is_plain() {
-        let host = plan.header("host").and_then(|h| std::str::from_utf8(h).ok());
+        let host = plan
+            .header("host")
+            .and_then(|h| std::str::from_utf8(h).ok());
         let site = rt.sites.for_host(host);
         let found = site.find(&crate::rules::locations::uri_of(plan.path()))?;
         let loc = site.locations.get(found.index)?;

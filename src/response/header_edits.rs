@@ -20,7 +20,10 @@ pub struct Edits {
 
 /// The statuses nginx's `add_header` applies to without `always`.
 pub fn adds_without_always(status: u16) -> bool {
-    matches!(status, 200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308)
+    matches!(
+        status,
+        200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
+    )
 }
 
 impl Edits {
@@ -64,7 +67,11 @@ mod tests {
     fn added_on_success_unless_always_and_hidden_always() {
         let e = Edits {
             add: vec![
-                (HeaderName::from_static("x-frame-options"), HeaderValue::from_static("DENY"), false),
+                (
+                    HeaderName::from_static("x-frame-options"),
+                    HeaderValue::from_static("DENY"),
+                    false,
+                ),
                 (
                     HeaderName::from_static("strict-transport-security"),
                     HeaderValue::from_static("max-age=31536000"),
@@ -77,7 +84,8 @@ mod tests {
         };
         let mut ok = ResponseHeader::build(200, None).expect("head");
         ok.insert_header("x-powered-by", "Django").expect("insert");
-        ok.insert_header("x-frame-options", "SAMEORIGIN").expect("insert");
+        ok.insert_header("x-frame-options", "SAMEORIGIN")
+            .expect("insert");
         e.apply(&mut ok);
         assert!(ok.headers.get("x-powered-by").is_none());
         let xfo: Vec<_> = ok.headers.get_all("x-frame-options").iter().collect();
@@ -85,6 +93,9 @@ mod tests {
         let mut denied = ResponseHeader::build(403, None).expect("head");
         e.apply(&mut denied);
         assert!(denied.headers.get("x-frame-options").is_none());
-        assert_eq!(denied.headers["strict-transport-security"], "max-age=31536000");
+        assert_eq!(
+            denied.headers["strict-transport-security"],
+            "max-age=31536000"
+        );
     }
 }

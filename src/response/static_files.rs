@@ -11,8 +11,8 @@
 //! requests, ranges, gzip, errors), with its unit tests beside it.
 
 use crate::response::error_page;
-use crate::response::header_edits::Edits;
 use crate::response::file_access;
+use crate::response::header_edits::Edits;
 use crate::telemetry::findings;
 use crate::telemetry::findings::Findings;
 use crate::telemetry::metrics::Metrics;
@@ -334,7 +334,14 @@ pub async fn serve(
                 if enc.write_all(&raw).is_ok() {
                     if let Ok(gz) = enc.finish() {
                         let _ = resp.insert_header(header::CONTENT_ENCODING, "gzip");
-                        send(session, resp, Body::Bytes(Bytes::from(gz)), head_only, edits).await;
+                        send(
+                            session,
+                            resp,
+                            Body::Bytes(Bytes::from(gz)),
+                            head_only,
+                            edits,
+                        )
+                        .await;
                         return 200;
                     }
                 }

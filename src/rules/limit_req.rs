@@ -29,7 +29,13 @@ pub enum Verdict {
 }
 
 impl Limiter {
-    pub fn new(per_second: f64, burst: u32, nodelay: bool, status: u16, max_clients: usize) -> Self {
+    pub fn new(
+        per_second: f64,
+        burst: u32,
+        nodelay: bool,
+        status: u16,
+        max_clients: usize,
+    ) -> Self {
         Limiter {
             per_second,
             burst: f64::from(burst),
@@ -95,7 +101,11 @@ mod tests {
         assert_eq!(l.check(A, t), Verdict::Pass);
         assert_eq!(l.check(A, t), Verdict::Refuse, "past rate + burst 2");
         assert_eq!(l.check(B, t), Verdict::Pass, "per address");
-        assert_eq!(l.check(A, t + Duration::from_secs(1)), Verdict::Pass, "one drained");
+        assert_eq!(
+            l.check(A, t + Duration::from_secs(1)),
+            Verdict::Pass,
+            "one drained"
+        );
         assert_eq!(l.check(A, t + Duration::from_secs(1)), Verdict::Refuse);
     }
 
@@ -125,6 +135,10 @@ mod tests {
         assert_eq!(l.tracked(), 2);
         let d = IpAddr::from([10, 0, 0, 4]);
         l.check(c, t);
-        assert_eq!(l.check(d, t), Verdict::Refuse, "full of buckets still draining");
+        assert_eq!(
+            l.check(d, t),
+            Verdict::Refuse,
+            "full of buckets still draining"
+        );
     }
 }

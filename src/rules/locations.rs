@@ -96,7 +96,15 @@ impl Matcher {
                         .case_insensitive(matches!(k, Kind::RegexNoCase(_)))
                         .size_limit(1 << 20)
                         .build()
-                        .map_err(|e| (i, format!("`{r}` is not a regular expression authz-edge can run: {e}")))?;
+                        .map_err(|e| {
+                            (
+                                i,
+                                format!(
+                                    "`{r}` is not a regular expression authz-edge can run: {}",
+                                    one_line(&e)
+                                ),
+                            )
+                        })?;
                     m.regexes.push((re, i));
                 }
                 Kind::Named(n) => {
@@ -161,13 +169,22 @@ impl Matcher {
     }
 }
 
+/// A regex error in one line (the crate's own spans several, with a caret under the pattern).
+pub fn one_line(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(&text);
+    last.trim().trim_start_matches("error: ").to_string()
+}
+
 /// The path as nginx matches locations: `%XX` decoded, `//` merged, `.` and `..` resolved
 /// (never above the root). Borrowed when there is nothing to do.
 pub fn uri_of(path: &str) -> Cow<'_, str> {
     let b = path.as_bytes();
-    let plain = memchr::memchr(b'%', b).is_none()
-        && !path.contains("//")
-        && !path.contains("/.");
+    let plain = memchr::memchr(b'%', b).is_none() && !path.contains("//") && !path.contains("/.");
     if plain {
         return Cow::Borrowed(path);
     }
@@ -175,7 +192,11 @@ pub fn uri_of(path: &str) -> Cow<'_, str> {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 decoded.push(h << 4 | l);
                 i += 3;
@@ -214,7 +235,10 @@ mod tests {
     use super::*;
 
     fn matcher(paths: &[&str]) -> Matcher {
-        let kinds: Vec<Kind> = paths.iter().map(|p| Kind::parse(p).expect("kind")).collect();
+        let kinds: Vec<Kind> = paths
+            .iter()
+            .map(|p| Kind::parse(p).expect("kind"))
+            .collect();
         Matcher::new(&kinds).expect("matcher")
     }
 
@@ -237,12 +261,20 @@ mod tests {
         assert_eq!(find(&m, "/documents/document.html"), Some(2));
         assert_eq!(find(&m, "/images/1.gif"), Some(3));
         assert_eq!(find(&m, "/documents/1.jpg"), Some(4));
-        assert_eq!(find(&m, "/documents/1.JPG"), Some(4), "~* is case-insensitive");
+        assert_eq!(
+            find(&m, "/documents/1.JPG"),
+            Some(4),
+            "~* is case-insensitive"
+        );
         // Regexes in the order written, the first that matches.
         let m = matcher(&["/", r"~ ^/api/", r"~ ^/api/v2/", "@django"]);
         assert_eq!(find(&m, "/api/v2/x"), Some(1));
         assert_eq!(m.named("django"), Some(3));
-        assert_eq!(find(&m, "@django"), None, "named ones are not matched by path");
+        assert_eq!(
+            find(&m, "@django"),
+            None,
+            "named ones are not matched by path"
+        );
         // Nothing matches: nginx answers 404.
         let m = matcher(&["/static/", "= /favicon.ico"]);
         assert_eq!(find(&m, "/other"), None);
@@ -258,7 +290,10 @@ mod tests {
         assert_eq!(f.captures, vec![Some((0, 14)), Some((7, 14))]);
         let bad = [Kind::parse("~ (").expect("kind")];
         assert_eq!(Matcher::new(&bad).map(|_| ()).unwrap_err().0, 0);
-        let twice = [Kind::parse("/a").expect("kind"), Kind::parse("/a").expect("kind")];
+        let twice = [
+            Kind::parse("/a").expect("kind"),
+            Kind::parse("/a").expect("kind"),
+        ];
         assert!(Matcher::new(&twice).unwrap_err().1.contains("twice"));
         assert!(Kind::parse("static/").is_err());
         assert!(Kind::parse("@").is_err());

@@ -3,8 +3,8 @@
 
 pub mod context;
 pub mod forwarding;
-pub mod routes;
 pub mod limit_req;
 pub mod locations;
+pub mod routes;
 pub mod sites;
 pub mod template;

@@ -171,7 +171,11 @@ impl Sites {
         if let Some((_, i)) = self.leading.iter().find(|(s, _)| h.ends_with(s.as_str())) {
             return *i;
         }
-        if let Some((_, i)) = self.trailing.iter().find(|(p, _)| h.starts_with(p.as_str())) {
+        if let Some((_, i)) = self
+            .trailing
+            .iter()
+            .find(|(p, _)| h.starts_with(p.as_str()))
+        {
             return *i;
         }
         if let Some((_, i)) = self.regexes.iter().find(|(r, _)| r.is_match(&h)) {
@@ -183,7 +187,15 @@ impl Sites {
     /// Whether every site is one plain location sending all to `[upstream]` (the config has
     /// no sites or locations).
     pub fn is_plain(&self) -> bool {
-        self.list.len() == 1 && self.list[0].locations.len() == 1 && self.list[0].locations[0].plain
+        let [site] = self.list.as_slice() else {
+            return false;
+        };
+        match site.locations.as_slice() {
+            [only] => {
+                only.plain && matches!(only.action, Action::Proxy { pool: 0 }) && !site.has_internal
+            }
+            _ => false,
+        }
     }
 }
 
@@ -222,7 +234,14 @@ pub fn compile(c: &Config, pools: &[&str]) -> Result<Sites, Vec<Problem>> {
             if let Some(re) = n.strip_prefix('~') {
                 match Regex::new(re) {
                     Ok(r) => regexes.push((r, idx)),
-                    Err(e) => problems.push(problem(&key, &format!("names[{ni}]"), &format!("`{name}` is not a regular expression: {e}"))),
+                    Err(e) => problems.push(problem(
+                        &key,
+                        &format!("names[{ni}]"),
+                        &format!(
+                            "`{name}` is not a regular expression: {}",
+                            super::locations::one_line(&e)
+                        ),
+                    )),
                 }
             } else if let Some(rest) = n.strip_prefix("*.") {
                 leading.push((format!(".{rest}"), idx));
@@ -234,7 +253,11 @@ pub fn compile(c: &Config, pools: &[&str]) -> Result<Sites, Vec<Problem>> {
             } else if n.is_empty() || n == "_" {
                 // nginx's catch-all spellings: the site is reached as the default only.
             } else if exact.insert(n.clone(), idx).is_some() {
-                problems.push(problem(&key, &format!("names[{ni}]"), &format!("`{name}` names an earlier site too")));
+                problems.push(problem(
+                    &key,
+                    &format!("names[{ni}]"),
+                    &format!("`{name}` names an earlier site too"),
+                ));
             }
         }
         list.push(site);
@@ -286,16 +309,19 @@ fn compile_site(
     let mut kinds = Vec::new();
     for (i, s) in statics.iter().enumerate() {
         kinds.push(Kind::Prefix(s.prefix.clone()));
-        let mut loc = bare(&s.prefix, Action::Files {
-            mount: StaticMount {
-                prefix: s.prefix.clone(),
-                root: PathBuf::from(&s.root),
-                gzip: s.gzip,
-                cache_control: s.cache_control.clone(),
+        let mut loc = bare(
+            &s.prefix,
+            Action::Files {
+                mount: StaticMount {
+                    prefix: s.prefix.clone(),
+                    root: PathBuf::from(&s.root),
+                    gzip: s.gzip,
+                    cache_control: s.cache_control.clone(),
+                },
+                try_files: Vec::new(),
+                alias_template: None,
             },
-            try_files: Vec::new(),
-            alias_template: None,
-        });
+        );
         loc.plain = false;
         let _ = i;
         out.push(loc);
@@ -407,7 +433,12 @@ fn of_location(l: &conf::Location) -> Inherited<'_> {
     }
 }
 
-fn apply_site_defaults(loc: &mut Location, section: &str, s: &conf::Site, problems: &mut Vec<Problem>) {
+fn apply_site_defaults(
+    loc: &mut Location,
+    section: &str,
+    s: &conf::Site,
+    problems: &mut Vec<Problem>,
+) {
     apply(loc, section, &of_site(s), problems);
 }
 
@@ -417,7 +448,10 @@ fn apply(loc: &mut Location, key: &str, inh: &Inherited<'_>, problems: &mut Vec<
     let mut bad = |k: &str, m: &str| problems.push(problem(key, k, m));
     if let (true, Some(set)) = (loc.set_headers.is_empty(), inh.set_headers) {
         for (name, value) in set {
-            match (HeaderName::from_bytes(name.as_bytes()), Template::parse(value)) {
+            match (
+                HeaderName::from_bytes(name.as_bytes()),
+                Template::parse(value),
+            ) {
                 (Ok(n), Ok(t)) => loc.set_headers.push((n, t)),
                 (Err(_), _) => bad("set_headers", &format!("`{name}` is not a header name")),
                 (_, Err(e)) => bad(&format!("set_headers.{name}"), &e),
@@ -426,9 +460,15 @@ fn apply(loc: &mut Location, key: &str, inh: &Inherited<'_>, problems: &mut Vec<
     }
     if let (true, Some(add)) = (loc.add_headers.is_empty(), inh.add_headers) {
         for (i, h) in add.iter().enumerate() {
-            match (HeaderName::from_bytes(h.name.as_bytes()), Template::parse(&h.value)) {
+            match (
+                HeaderName::from_bytes(h.name.as_bytes()),
+                Template::parse(&h.value),
+            ) {
                 (Ok(n), Ok(t)) => loc.add_headers.push((n, t, h.always)),
-                (Err(_), _) => bad(&format!("add_headers[{i}].name"), &format!("`{}` is not a header name", h.name)),
+                (Err(_), _) => bad(
+                    &format!("add_headers[{i}].name"),
+                    &format!("`{}` is not a header name", h.name),
+                ),
                 (_, Err(e)) => bad(&format!("add_headers[{i}].value"), &e),
             }
         }
@@ -455,7 +495,10 @@ fn apply(loc: &mut Location, key: &str, inh: &Inherited<'_>, problems: &mut Vec<
     if let (true, Some(pages)) = (loc.error_pages.is_empty(), inh.error_pages) {
         for (i, p) in pages.iter().enumerate() {
             if p.codes.iter().any(|c| !(300..=599).contains(c)) {
-                bad(&format!("error_pages[{i}].codes"), "codes must be 300 to 599");
+                bad(
+                    &format!("error_pages[{i}].codes"),
+                    "codes must be 300 to 599",
+                );
             }
             loc.error_pages.push(ErrorPage {
                 codes: p.codes.clone(),
@@ -475,7 +518,11 @@ fn compile_location(
     problems: &mut Vec<Problem>,
 ) -> Location {
     let mut bad = |k: &str, m: String| problems.push(problem(key, k, &m));
-    let actions = [l.proxy.is_some(), l.root.is_some() || l.alias.is_some(), l.ret.is_some()];
+    let actions = [
+        l.proxy.is_some(),
+        l.root.is_some() || l.alias.is_some(),
+        l.ret.is_some(),
+    ];
     let given = actions.iter().filter(|a| **a).count();
     if given > 1 {
         bad("", "give one of proxy, root/alias and return".into());
@@ -492,7 +539,12 @@ fn compile_location(
         match pools.iter().position(|p| p == pool) {
             Some(i) => Action::Proxy { pool: i },
             None => {
-                bad("proxy", format!("`{pool}` is not an upstream pool: use `default` or a key of [upstreams]"));
+                bad(
+                    "proxy",
+                    format!(
+                        "`{pool}` is not an upstream pool: use `default` or a key of [upstreams]"
+                    ),
+                );
                 Action::Nothing
             }
         }
@@ -504,7 +556,9 @@ fn compile_location(
             let entry = if let Some(name) = t.strip_prefix('@').filter(|_| last) {
                 Ok(TryFile::Named(name.to_string()))
             } else if let Some(code) = t.strip_prefix('=').filter(|_| last) {
-                code.parse().map(TryFile::Status).map_err(|_| format!("`{t}` is not =CODE"))
+                code.parse()
+                    .map(TryFile::Status)
+                    .map_err(|_| format!("`{t}` is not =CODE"))
             } else if last {
                 Template::parse(t).map(TryFile::Uri)
             } else {
@@ -538,12 +592,16 @@ fn compile_location(
         }
     } else if let Some(r) = &l.ret {
         let parse = |t: &Option<String>, k: &str, bad: &mut dyn FnMut(&str, String)| {
-            t.as_ref().and_then(|t| Template::parse(t).map_err(|e| bad(k, e)).ok())
+            t.as_ref()
+                .and_then(|t| Template::parse(t).map_err(|e| bad(k, e)).ok())
         };
         let location = parse(&r.location, "return.location", &mut bad);
         let body = parse(&r.body, "return.body", &mut bad);
         if !(200..=599).contains(&r.status) {
-            bad("return.status", format!("{} is not a status from 200 to 599", r.status));
+            bad(
+                "return.status",
+                format!("{} is not a status from 200 to 599", r.status),
+            );
         }
         if matches!(r.status, 301 | 302 | 303 | 307 | 308) && location.is_none() {
             bad("return.location", "a redirect needs a location".into());
@@ -568,7 +626,10 @@ fn compile_location(
     if let Some(rw) = &l.rewrite {
         match (Regex::new(&rw.pattern), Template::parse(&rw.replacement)) {
             (Ok(r), Ok(t)) => loc.rewrite = Some((r, t)),
-            (Err(e), _) => bad("rewrite.pattern", format!("`{}`: {e}", rw.pattern)),
+            (Err(e), _) => bad(
+                "rewrite.pattern",
+                format!("`{}`: {}", rw.pattern, super::locations::one_line(&e)),
+            ),
             (_, Err(e)) => bad("rewrite.replacement", e),
         }
     }
@@ -576,7 +637,13 @@ fn compile_location(
         if !(lr.per_second > 0.0 && lr.per_second.is_finite()) {
             bad("limit_req.per_second", "must be above zero".into());
         }
-        loc.limit = Some(Limiter::new(lr.per_second, lr.burst, lr.nodelay, lr.status, lr.max_clients));
+        loc.limit = Some(Limiter::new(
+            lr.per_second,
+            lr.burst,
+            lr.nodelay,
+            lr.status,
+            lr.max_clients,
+        ));
     }
     apply(&mut loc, key, &of_location(l), problems);
     if let Some(s) = site {

@@ -120,7 +120,11 @@ impl Template {
                     let all = v.headers.get_all(h);
                     for (i, value) in all.iter().enumerate() {
                         if i > 0 {
-                            out.push_str(if h == http::header::COOKIE { "; " } else { ", " });
+                            out.push_str(if h == http::header::COOKIE {
+                                "; "
+                            } else {
+                                ", "
+                            });
                         }
                         out.push_str(&String::from_utf8_lossy(value.as_bytes()));
                     }
@@ -199,8 +203,13 @@ mod tests {
             t.to_string_for(&vars(&h, &caps)),
             "https://example.com/a%20b/?x=1|/a b/|x=1|10.0.0.7|1.2.3.4|photo.jpg|$$|8080"
         );
-        assert_eq!(Template::parse("max-age=31536000").expect("text").as_text(), Some("max-age=31536000"));
-        assert!(Template::parse("$geoip_country").unwrap_err().contains("$geoip_country"));
+        assert_eq!(
+            Template::parse("max-age=31536000").expect("text").as_text(),
+            Some("max-age=31536000")
+        );
+        assert!(Template::parse("$geoip_country")
+            .unwrap_err()
+            .contains("$geoip_country"));
         assert!(Template::parse("${host").is_err());
     }
 }

@@ -15,14 +15,14 @@ pub mod retry;
 pub mod send;
 
 use crate::config;
+use crate::config::ServerAddr;
 use crate::telemetry::vocabulary::UpstreamErrorKind;
 use pingora::lb::health_check::{HttpHealthCheck, TcpHealthCheck};
 use pingora::lb::selection::RoundRobin;
+use pingora::lb::Backend;
 use pingora::lb::LoadBalancer;
 use pingora::prelude::HttpPeer;
 use pingora::{Error, ErrorType};
-use crate::config::ServerAddr;
-use pingora::lb::Backend;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -225,8 +225,10 @@ impl Upstream {
         for s in &servers {
             let mut peer = match s {
                 ServerAddr::Tcp(a) => HttpPeer::new(*a, false, String::new()),
-                ServerAddr::Unix(p) => HttpPeer::new_uds(&p.to_string_lossy(), false, String::new())
-                    .map_err(|e| problem("servers", format!("`{s}`: {e}")))?,
+                ServerAddr::Unix(p) => {
+                    HttpPeer::new_uds(&p.to_string_lossy(), false, String::new())
+                        .map_err(|e| problem("servers", format!("`{s}`: {e}")))?
+                }
             };
             peer.options.connection_timeout = Some(u.connect_timeout.0);
             peer.options.read_timeout = Some(u.read_timeout.0);
@@ -243,7 +245,8 @@ impl Upstream {
             })
             .collect();
         let discovery = pingora::lb::discovery::Static::new(set);
-        let mut lb = LoadBalancer::<RoundRobin>::from_backends(pingora::lb::Backends::new(discovery));
+        let mut lb =
+            LoadBalancer::<RoundRobin>::from_backends(pingora::lb::Backends::new(discovery));
         futures_util::FutureExt::now_or_never(lb.update())
             .ok_or_else(|| problem("servers", "the server list could not be loaded".into()))?
             .map_err(|e| problem("servers", e.to_string()))?;

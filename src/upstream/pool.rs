@@ -14,10 +14,10 @@
 //! past `upstream.idle_timeout` or became readable, so they do not hold the server's slots or
 //! the pool's capacity.
 
+use super::conn::Conn;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use super::conn::Conn;
 
 /// How a response from Django ended, as far as its connection's reuse goes. Every loop fills
 /// one from its reader of Django's head and its end of the body, and hands the connection to
@@ -120,12 +120,7 @@ impl Pool {
 
     /// The one place a connection comes back after a response: kept when `ending` allows
     /// (and there is room), else closed. Returns why it was not kept.
-    pub fn give_back(
-        &self,
-        idx: usize,
-        conn: Conn,
-        ending: ResponseEnd,
-    ) -> Result<(), NoReuse> {
+    pub fn give_back(&self, idx: usize, conn: Conn, ending: ResponseEnd) -> Result<(), NoReuse> {
         ending.reusable()?;
         self.put(idx, conn);
         Ok(())
@@ -243,9 +238,15 @@ mod tests {
         let (mut late_server, _) = l.accept().await.expect("accept");
         pool.put(0, clean);
         pool.put(0, late);
-        late_server.write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n").await.expect("write");
+        late_server
+            .write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+            .await
+            .expect("write");
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(matches!(pool.take(0, MINUTE), Some(Conn::Unix(_))), "the clean one");
+        assert!(
+            matches!(pool.take(0, MINUTE), Some(Conn::Unix(_))),
+            "the clean one"
+        );
         assert_eq!(pool.idle_count(), 0);
     }
 

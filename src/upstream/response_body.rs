@@ -4,13 +4,13 @@
 //! way a connection returns to the pool, whichever loop wrote the body to the client.
 
 use super::chunked::ChunkScanner;
+use super::conn::Conn;
 use super::pool::{Pool, ResponseEnd};
 use super::response_head::Framing;
 use crate::telemetry::vocabulary::UpstreamErrorKind;
 use bytes::{Buf, BufMut, BytesMut};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use super::conn::Conn;
 use tokio::time::timeout;
 
 /// An upstream connection whose final response head has arrived (`send::send`).

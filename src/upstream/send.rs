@@ -2,6 +2,7 @@
 //! retry policy (`retry`), a pooled connection or a new one, the request written (its body from
 //! memory or from a spool file), and the head read within `limits.max_head_bytes`.
 
+use super::conn::Conn;
 use super::response_body::Reply;
 use super::retry::{self, Tries};
 use super::Upstream;
@@ -11,7 +12,6 @@ use crate::telemetry::vocabulary::UpstreamErrorKind;
 use bytes::BytesMut;
 use http::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use super::conn::Conn;
 use tokio::time::timeout;
 
 /// What goes to Django: the request head with any body held in memory, and a body spooled to a
