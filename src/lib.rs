@@ -12,7 +12,8 @@
 //!
 //! Layers, lowest first. A module imports only modules before it here, never one after, so
 //! there is no import cycle (`tests/layout.rs` holds it):
-//! `sync`, `clock`, `path_pattern`, `config`, `rules`, `telemetry`, `diagnostics`, `guard`, `upstream`, `response`,
+//! `sync`, `clock`, `path_pattern`, `config`, `rules`, `import_nginx`, `telemetry`, `diagnostics`, `guard`,
+//! `upstream`, `response`,
 //! `runtime`, `exchange`, `relay`, `phases`, `accept`, `background`, `admin`, `server`.
 
 pub mod accept;
@@ -23,6 +24,7 @@ pub mod config;
 pub mod diagnostics;
 pub mod exchange;
 pub mod guard;
+pub mod import_nginx;
 pub mod path_pattern;
 pub mod phases;
 pub mod relay;

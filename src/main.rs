@@ -46,6 +46,46 @@ enum Command {
         kind: String,
         value: String,
     },
+    /// Convert an nginx configuration (following `include`) into an authz-edge config, with a
+    /// report on stderr of each directive's fate. Exit 0: all converted or ignored; 3: some
+    /// partial or unsupported (the rest is written); 2: the file cannot be parsed.
+    ImportNginx {
+        file: PathBuf,
+        /// Write the config here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `import-nginx`: the config to stdout or `out`, the report to stderr.
+fn import_nginx(file: &std::path::Path, out: Option<&std::path::Path>) -> ExitCode {
+    let import = match authz_edge::import_nginx::import(file) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("authz-edge: import-nginx: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for line in &import.report {
+        eprintln!("{line}");
+    }
+    let [converted, partial, unsupported, ignored] = import.counts;
+    eprintln!(
+        "authz-edge: {converted} converted, {partial} partial, {unsupported} unsupported, {ignored} ignored"
+    );
+    match out {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &import.config) {
+                eprintln!(
+                    "authz-edge: import-nginx: cannot write {}: {e}",
+                    path.display()
+                );
+                return ExitCode::from(2);
+            }
+        }
+        None => print!("{}", import.config),
+    }
+    ExitCode::from(import.code)
 }
 
 fn init_logging(access: &config::AccessLog, daemon: bool) {
@@ -178,6 +218,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Hash { kind, value }) = &cli.command {
         return hash(kind, value);
+    }
+    if let Some(Command::ImportNginx { file, out }) = &cli.command {
+        return import_nginx(file, out.as_deref());
     }
     let Some(path) = cli.config.clone() else {
         eprintln!("authz-edge: --config PATH is required (try --config config/authz-edge.toml)");

@@ -11,7 +11,7 @@ mod diff;
 mod load;
 mod problem;
 mod process;
-pub mod sites;
+pub mod site_keys;
 mod validate;
 mod values;
 
@@ -21,6 +21,9 @@ pub use problem::{ConfigError, Problem};
 pub use process::Process;
 pub use validate::validate;
 pub use values::{parse_cidr, parse_duration, parse_url, Dur, ServerAddr};
+
+/// The name of `[upstream]`'s pool among `[upstreams]`.
+pub const DEFAULT_POOL: &str = "default";
 
 use crate::path_pattern::Pattern;
 use serde::Deserialize;
@@ -39,11 +42,11 @@ pub struct Config {
     pub upstreams: std::collections::BTreeMap<String, Upstream>,
     /// Server blocks chosen by `Host`.
     #[serde(default)]
-    pub sites: Vec<sites::Site>,
+    pub sites: Vec<site_keys::Site>,
     /// The locations of the site for any host (with `[[static]]`); without any, every
     /// request goes to `[upstream]`.
     #[serde(default)]
-    pub locations: Vec<sites::Location>,
+    pub locations: Vec<site_keys::Location>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]

@@ -107,7 +107,7 @@ fn upstream(c: &Config, p: &mut Problems) {
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !ok || name == crate::upstream::DEFAULT_POOL {
+        if !ok || name == super::DEFAULT_POOL {
             p.bad(
                 format!("upstreams.{name}"),
                 "a pool's name is letters, digits, `_` and `-`, and not `default` (that is [upstream])",

@@ -3,6 +3,9 @@
 //! limit), and its action: proxy to a pool (`forward`), files (with `try_files`), a `return`.
 //! Internal redirects (Django's `X-Accel-Redirect`, `error_pages`, a `try_files` fallback)
 //! find the next location in the same site, at most `MAX_HOPS` times.
+//!
+//! Longer than 400 lines because each action (return, files with `try_files`, proxy with its
+//! head rules and outcomes) is nginx's behaviour for it, kept beside the loop that chains them.
 
 use super::forward::{self, Buffered, Outcome, Rules};
 use super::steps::{client_of, reject};
@@ -116,9 +119,10 @@ pub async fn serve(
             .filter(|h| !h.is_empty())
             .map(String::as_str),
     );
-    let mut uri = uri_of(session.req_header().uri.path()).into_owned();
+    let raw_path = session.req_header().uri.path();
+    let mut uri = uri_of(raw_path).into_owned();
     let first = site
-        .find(&uri)
+        .locate(raw_path, &uri)
         .filter(|f| !site.locations[f.index].internal);
     let Some(mut found) = first else {
         ctx.status = error_page::respond(session, 404, None).await;
@@ -376,9 +380,12 @@ async fn files(
         let mut chosen = None;
         for t in try_files {
             match t {
-                TryFile::File(t) => {
+                TryFile::File(t, dir) => {
                     let mut candidate = t.to_string_for(&vars);
-                    if candidate.ends_with('/') {
+                    if *dir {
+                        if !candidate.ends_with('/') {
+                            candidate.push('/');
+                        }
                         candidate.push_str("index.html");
                     }
                     if is_file(mount, &candidate).await {

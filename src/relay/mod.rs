@@ -68,7 +68,8 @@ pub fn plan(buf: &[u8], rt: &Runtime, tls: bool) -> Option<Plan> {
             .header("host")
             .and_then(|h| std::str::from_utf8(h).ok());
         let site = rt.sites.for_host(host);
-        let found = site.find(&crate::rules::locations::uri_of(plan.path()))?;
+        let path = plan.path();
+        let found = site.locate(path, &crate::rules::locations::uri_of(path))?;
         let loc = site.locations.get(found.index)?;
         match loc.action {
             Action::Proxy { pool } if loc.plain && !site.has_internal => plan.pool = pool,

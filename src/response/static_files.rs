@@ -188,13 +188,7 @@ pub fn dir_below(root: &Path, file: &Path) -> String {
     }
 }
 
-/// A `[[static]]` mount.
-pub struct StaticMount {
-    pub prefix: String,
-    pub root: PathBuf,
-    pub gzip: bool,
-    pub cache_control: Option<String>,
-}
+pub use crate::rules::sites::StaticMount;
 
 /// Serves the file at `rest` (the raw path after the mount's prefix) under the mount, with a
 /// location's header rules (`edits`) on every response.

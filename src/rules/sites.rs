@@ -4,19 +4,30 @@
 //!
 //! A config with neither is one site whose one location sends everything to `[upstream]`
 //! (after `[[static]]` mounts), exactly as before sites existed.
+//!
+//! Longer than 400 lines because it compiles every key of a location and a site, with the
+//! inheritance nginx gives them, in one place.
 
 use super::limit_req::Limiter;
 use super::locations::{Found, Kind, Matcher};
 use super::template::Template;
-use crate::config::sites as conf;
+use crate::config::site_keys as conf;
 use crate::config::{Config, Problem};
-use crate::response::static_files::StaticMount;
 use http::HeaderName;
 use ipnet::IpNet;
 use regex::Regex;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+
+/// Files served from a directory: a `[[static]]` mount, or a location's `root` or `alias`.
+pub struct StaticMount {
+    /// What is cut from the path before it is looked up under `root`.
+    pub prefix: String,
+    pub root: PathBuf,
+    pub gzip: bool,
+    pub cache_control: Option<String>,
+}
 
 /// What a location does with a request.
 pub enum Action {
@@ -42,8 +53,9 @@ pub enum Action {
 
 /// One `try_files` entry.
 pub enum TryFile {
-    /// A file (`$uri`, `$uri/index.html`); one ending in `/` is a directory's index.html.
-    File(Template),
+    /// A file (`$uri`, `/index.html`); `true` when written with a final `/` (`$uri/`): the
+    /// directory's `index.html`.
+    File(Template, bool),
     Named(String),
     Status(u16),
     Uri(Template),
@@ -103,12 +115,31 @@ pub struct Site {
     pub names: Vec<String>,
     pub locations: Vec<Location>,
     matcher: Matcher,
+    /// The first locations are `[[static]]` mounts, matched on the raw path before anything
+    /// else, as before sites existed (so `/static/../x` stays theirs and is refused there).
+    statics: usize,
     /// It has internal locations: Django's `X-Accel-Redirect` is followed, so its responses
     /// go through the session loop.
     pub has_internal: bool,
 }
 
 impl Site {
+    /// The location for a request: a `[[static]]` mount by the raw path's prefix, else by
+    /// `uri` (`locations::uri_of` of it) as nginx matches.
+    pub fn locate(&self, raw_path: &str, uri: &str) -> Option<Found> {
+        let mount = self.locations[..self.statics]
+            .iter()
+            .position(|l| raw_path.starts_with(l.path.as_str()));
+        match mount {
+            Some(index) => Some(Found {
+                index,
+                prefix_len: self.locations[index].path.len(),
+                ..Found::default()
+            }),
+            None => self.find(uri),
+        }
+    }
+
     /// The location for `uri` (from `locations::uri_of`).
     pub fn find(&self, uri: &str) -> Option<Found> {
         self.matcher.find(uri)
@@ -307,7 +338,7 @@ fn compile_site(
 ) -> Site {
     let mut out = Vec::new();
     let mut kinds = Vec::new();
-    for (i, s) in statics.iter().enumerate() {
+    for s in statics {
         kinds.push(Kind::Prefix(s.prefix.clone()));
         let mut loc = bare(
             &s.prefix,
@@ -323,7 +354,6 @@ fn compile_site(
             },
         );
         loc.plain = false;
-        let _ = i;
         out.push(loc);
     }
     let base = if section.is_empty() {
@@ -362,6 +392,7 @@ fn compile_site(
         names: site.map(|s| s.names.clone()).unwrap_or_default(),
         locations: out,
         matcher,
+        statics: statics.len(),
         has_internal,
     }
 }
@@ -562,7 +593,7 @@ fn compile_location(
             } else if last {
                 Template::parse(t).map(TryFile::Uri)
             } else {
-                Template::parse(t).map(TryFile::File)
+                Template::parse(t).map(|f| TryFile::File(f, t.ends_with('/')))
             };
             match entry {
                 Ok(e) => try_files.push(e),

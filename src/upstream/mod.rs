@@ -90,8 +90,7 @@ pub fn error_status(kind: UpstreamErrorKind) -> u16 {
     }
 }
 
-/// The name of `[upstream]`'s pool among `[upstreams]`.
-pub const DEFAULT_POOL: &str = "default";
+pub use crate::config::DEFAULT_POOL;
 
 /// How often servers are probed by TCP connect when no HTTP health check is configured.
 pub const TCP_CHECK_INTERVAL: Duration = Duration::from_secs(5);
