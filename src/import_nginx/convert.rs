@@ -81,6 +81,8 @@ struct Inherited {
     root: Option<String>,
     intercept: bool,
     limit_req: Option<Table>,
+    /// Pool keys a server or location sets (timeouts, buffering): they go to its pool.
+    pool_keys: Table,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -109,6 +111,16 @@ fn start_own<T>(own: &mut bool, list: &mut Vec<T>) {
     }
 }
 
+/// A server block in the making: its site's keys and locations, its names, whether it
+/// listens with TLS, and the block itself (for the report).
+struct SiteOut {
+    table: Table,
+    locs: Vec<Loc>,
+    names: Vec<String>,
+    tls: bool,
+    server: Directive,
+}
+
 /// A location in the making.
 struct Loc {
     path: String,
@@ -131,8 +143,21 @@ pub struct Converter {
     zones: BTreeMap<String, f64>,
     /// Pools in the order locations first name them.
     pools_used: Vec<String>,
-    sites: Vec<(Table, Vec<Loc>)>,
+    sites: Vec<SiteOut>,
     plain_redirects: bool,
+    /// Some server listens with TLS (`listen … ssl` or `ssl on`).
+    any_tls: bool,
+    /// Server and location pool keys (timeouts, buffering), per pool key.
+    pool_keys: BTreeMap<String, Table>,
+}
+
+/// Whether any server in `list` (or below) listens with TLS.
+fn has_tls(list: &[Directive]) -> bool {
+    list.iter().any(|d| {
+        (d.name == "listen" && d.args.iter().any(|a| a == "ssl"))
+            || (d.name == "ssl" && d.arg(0) == "on")
+            || has_tls(d.children())
+    })
 }
 
 /// A size (`10m`, `4G`, `512k`, `1024`) in bytes.
@@ -166,6 +191,27 @@ fn duration(s: &str) -> Option<String> {
 fn seconds(s: &str) -> Option<u64> {
     let d = duration(s)?;
     humantime::parse_duration(&d).ok().map(|d| d.as_secs())
+}
+
+/// A host name's address, looked up now as nginx looks it up at start (authz-edge takes
+/// addresses), or a stand-in to replace; with the report's reason.
+fn resolved(name: &str) -> (String, String) {
+    use std::net::ToSocketAddrs;
+    let with_port = if name.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:80")
+    };
+    match with_port.to_socket_addrs().ok().and_then(|mut a| a.next()) {
+        Some(a) => (a.to_string(), format!("`{name}` looked up once, here: {a}")),
+        None => {
+            let port = with_port.rsplit(':').next().unwrap_or("80");
+            (
+                format!("127.0.0.1:{port}"),
+                format!("`{name}` could not be looked up here: 127.0.0.1:{port} stands in for it"),
+            )
+        }
+    }
 }
 
 /// A `listen` argument as `IP:PORT`.
@@ -222,6 +268,78 @@ fn s(v: &str) -> Value {
 impl Converter {
     /// Converts the directives of a whole file.
     pub fn run(&mut self, top: &[Directive]) {
+        self.any_tls = has_tls(top);
+        self.run_blocks(top);
+        self.one_site_per_name();
+    }
+
+    /// authz-edge's sites are not per listener: a name served by several servers (port 80
+    /// and 443) goes to the TLS one, else the first; one default site, the first marked.
+    fn one_site_per_name(&mut self) {
+        let mut owner: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, site) in self.sites.iter().enumerate() {
+            for n in site.names.iter().filter(|n| n.as_str() != "_") {
+                match owner.get(n) {
+                    Some(&j) if !self.sites[j].tls && site.tls => {
+                        owner.insert(n.clone(), i);
+                    }
+                    Some(_) => {}
+                    None => {
+                        owner.insert(n.clone(), i);
+                    }
+                }
+            }
+        }
+        let mut default_seen = false;
+        let mut drop = Vec::new();
+        for i in 0..self.sites.len() {
+            let names = std::mem::take(&mut self.sites[i].names);
+            let mut kept = Vec::new();
+            for n in names {
+                match owner.get(&n) {
+                    Some(&j) if j != i => {
+                        let at = self.sites[j].server.at();
+                        let server = self.sites[i].server.clone();
+                        self.report.note(
+                            &server,
+                            partial(format!(
+                                "`{n}` goes to the server at {at}: sites are not per listener"
+                            )),
+                        );
+                    }
+                    _ => kept.push(n),
+                }
+            }
+            let site = &mut self.sites[i];
+            if site.table.get("default").and_then(Value::as_bool) == Some(true) {
+                if default_seen {
+                    site.table.remove("default");
+                }
+                default_seen = true;
+            }
+            if kept.is_empty()
+                && !site
+                    .server
+                    .children()
+                    .iter()
+                    .all(|d| d.name != "server_name")
+            {
+                drop.push(i);
+                continue;
+            }
+            if !kept.is_empty() {
+                site.table.insert(
+                    "names".into(),
+                    Value::Array(kept.iter().map(|n| s(n)).collect()),
+                );
+            }
+        }
+        for i in drop.into_iter().rev() {
+            self.sites.remove(i);
+        }
+    }
+
+    fn run_blocks(&mut self, top: &[Directive]) {
         // A server block on its own (a file from sites-available) is read as http's content.
         let has_main = top
             .iter()
@@ -352,18 +470,16 @@ impl Converter {
         for c in d.children() {
             match c.name.as_str() {
                 "server" => {
-                    let Some(addr) = server_addr(c.arg(0)) else {
-                        self.report.note(
-                            c,
-                            partial(format!(
-                                "`{}` is not an address authz-edge can connect to without DNS",
-                                c.arg(0)
-                            )),
-                        );
-                        continue;
+                    let mut why = Vec::new();
+                    let addr = match server_addr(c.arg(0)) {
+                        Some(a) => a,
+                        None => {
+                            let (a, w) = resolved(c.arg(0));
+                            why.push(w);
+                            a
+                        }
                     };
                     servers.push(addr);
-                    let mut why = Vec::new();
                     for p in &c.args[1..] {
                         if let Some(t) = p.strip_prefix("fail_timeout=") {
                             match duration(t) {
@@ -372,6 +488,8 @@ impl Converter {
                                 }
                                 None => why.push(p.clone()),
                             }
+                        } else if p == "resolve" {
+                            why.push("resolve: the address is looked up once".to_string());
                         } else if p.starts_with("max_fails=") || p.starts_with("weight=") {
                             why.push(format!("{p}: round robin, a server skipped for fail_timeout after one failed connect"));
                         } else {
@@ -427,7 +545,11 @@ impl Converter {
             "include" if d.arg(0).ends_with("mime.types") => self
                 .report
                 .note(d, ignored("authz-edge has its own table of types")),
-            "default_type" | "types" | "charset" | "source_charset" => self
+            "charset" => self.report.note(
+                d,
+                partial("authz-edge adds no charset to Content-Type (files get utf-8 for text)"),
+            ),
+            "default_type" | "types" | "source_charset" => self
                 .report
                 .note(d, ignored("files get their types from authz-edge's table")),
             "sendfile"
@@ -643,22 +765,31 @@ impl Converter {
                     _ => "write_timeout",
                 };
                 match duration(d.arg(0)) {
-                    Some(t) => {
+                    Some(t) if top => {
                         self.upstream_keys.insert(key.into(), s(&t));
-                        match top {
-                            true => self.report.note(d, Fate::Converted),
-                            false => self.report.note(d, partial("per pool, for every location")),
-                        }
+                        self.report.note(d, Fate::Converted);
+                    }
+                    Some(t) => {
+                        inh.pool_keys.insert(key.into(), s(&t));
+                        self.report.note(
+                            d,
+                            partial("set on the location's pool, for all its locations"),
+                        );
                     }
                     None => self.report.note(d, Fate::Unsupported),
                 }
             }
             "proxy_buffering" => {
-                self.upstream_keys
-                    .insert("buffering".into(), Value::Boolean(d.arg(0) == "on"));
-                match top {
-                    true => self.report.note(d, Fate::Converted),
-                    false => self.report.note(d, partial("per pool, for every location")),
+                let on = Value::Boolean(d.arg(0) == "on");
+                if top {
+                    self.upstream_keys.insert("buffering".into(), on);
+                    self.report.note(d, Fate::Converted);
+                } else {
+                    inh.pool_keys.insert("buffering".into(), on);
+                    self.report.note(
+                        d,
+                        partial("set on the location's pool, for all its locations"),
+                    );
                 }
             }
             "proxy_max_temp_file_size" => match size(d.arg(0)) {
@@ -874,6 +1005,12 @@ impl Converter {
                     self.tls.insert("key".into(), s(c.arg(0)));
                     self.report.note(c, Fate::Converted);
                 }
+                "charset" => self.report.note(
+                    c,
+                    partial(
+                        "authz-edge adds no charset to Content-Type (files get utf-8 for text)",
+                    ),
+                ),
                 "http2" | "ssl" => self
                     .report
                     .note(c, ignored("HTTPS listeners speak HTTP/2 and HTTP/1.1")),
@@ -894,7 +1031,6 @@ impl Converter {
                 | "ssl_stapling_verify"
                 | "ssl_trusted_certificate"
                 | "ssl_ecdh_curve"
-                | "charset"
                 | "server_tokens"
                 | "resolver" => self
                     .report
@@ -904,9 +1040,10 @@ impl Converter {
         }
         // `return 301 https://…` alone on a plain listener: authz-edge's redirect to HTTPS.
         if let Some(r) = returns {
-            let to_https = r.arg(0) == "301" && r.arg(1).starts_with("https://$host")
-                || r.arg(1).starts_with("https://$server_name");
-            if to_https && locations.is_empty() && listens_plain && !listens_tls {
+            let to_https = r.arg(0) == "301"
+                && (r.arg(1) == "https://$host$request_uri"
+                    || r.arg(1) == "https://$server_name$request_uri");
+            if to_https && self.any_tls && locations.is_empty() && listens_plain && !listens_tls {
                 self.plain_redirects = true;
                 self.report.note(r, Fate::Converted);
                 self.report.note(d, Fate::Converted);
@@ -916,7 +1053,7 @@ impl Converter {
         let mut locs = Vec::new();
         if let Some(r) = returns {
             let mut t = Table::new();
-            if let Some(ret) = self.ret(r) {
+            if let Some(ret) = self.ret(r, names.first().map_or("", String::as_str)) {
                 t.insert("return".into(), Value::Table(ret));
                 locs.push(Loc {
                     path: "/".into(),
@@ -926,27 +1063,43 @@ impl Converter {
             }
             // nginx's server-level `return` answers before any location is searched.
         } else {
+            let first_name = names.first().cloned().unwrap_or_default();
             for l in locations {
-                self.location(l, &inh, "", &mut locs);
+                self.location(l, &inh, &first_name, &mut locs);
             }
-        }
-        let names: Vec<Value> = names
-            .iter()
-            .filter(|n| !n.is_empty())
-            .map(|n| s(n))
-            .collect();
-        if !names.is_empty() {
-            site.insert("names".into(), Value::Array(names));
+            if locs.is_empty() {
+                // nginx would serve files from its own `html` directory.
+                let mut t = Table::new();
+                let mut r = Table::new();
+                r.insert("status".into(), Value::Integer(404));
+                t.insert("return".into(), Value::Table(r));
+                locs.push(Loc {
+                    path: "/".into(),
+                    table: t,
+                    pool: None,
+                });
+                self.report.note(
+                    d,
+                    partial("no location: answered 404 where nginx serves its html directory"),
+                );
+            }
         }
         if default {
             site.insert("default".into(), Value::Boolean(true));
         }
-        self.sites.push((site, locs));
+        self.sites.push(SiteOut {
+            table: site,
+            locs,
+            names: names.into_iter().filter(|n| !n.is_empty()).collect(),
+            tls: listens_tls,
+            server: d.clone(),
+        });
         self.report.note(d, Fate::Converted);
     }
 
-    /// A `return` as authz-edge's table, or `None` (reported unsupported).
-    fn ret(&mut self, d: &Directive) -> Option<Table> {
+    /// A `return` as authz-edge's table (`$server_name` is the server's first name, as nginx
+    /// fills it), or `None` (reported unsupported).
+    fn ret(&mut self, d: &Directive, server_name: &str) -> Option<Table> {
         let mut t = Table::new();
         let (code, rest) = match d.arg(0).parse::<u16>() {
             Ok(c) => (c, d.args.get(1)),
@@ -959,6 +1112,9 @@ impl Converter {
         }
         t.insert("status".into(), Value::Integer(i64::from(code)));
         if let Some(r) = rest {
+            let r = &r
+                .replace("${server_name}", server_name)
+                .replace("$server_name", server_name);
             let key = if matches!(code, 301 | 302 | 303 | 307 | 308) {
                 "location"
             } else {
@@ -970,7 +1126,26 @@ impl Converter {
         Some(t)
     }
 
-    fn location(&mut self, d: &Directive, outer: &Inherited, parent: &str, out: &mut Vec<Loc>) {
+    /// One location (and those nested in it, after it); `server_name` is its server's first
+    /// name, for `$server_name`.
+    fn location(
+        &mut self,
+        d: &Directive,
+        outer: &Inherited,
+        server_name: &str,
+        out: &mut Vec<Loc>,
+    ) {
+        self.location_in(d, outer, server_name, "", out);
+    }
+
+    fn location_in(
+        &mut self,
+        d: &Directive,
+        outer: &Inherited,
+        parent_name: &str,
+        parent: &str,
+        out: &mut Vec<Loc>,
+    ) {
         let mut inh = outer.below();
         let path = d.args.join(" ");
         let mut t = Table::new();
@@ -997,7 +1172,13 @@ impl Converter {
                                 Some(w) => self.report.note(c, partial(w)),
                             }
                         }
-                        Err(()) => self.report.note(c, Fate::Unsupported),
+                        Err(()) => {
+                            // Answered as nginx answers an upstream it cannot reach.
+                            let mut r = Table::new();
+                            r.insert("status".into(), Value::Integer(502));
+                            t.insert("return".into(), Value::Table(r));
+                            self.report.note(c, Fate::Unsupported)
+                        }
                     }
                 }
                 "alias" => {
@@ -1011,7 +1192,7 @@ impl Converter {
                 }
                 "return" => {
                     handler = true;
-                    if let Some(r) = self.ret(c) {
+                    if let Some(r) = self.ret(c, parent_name) {
                         t.insert("return".into(), Value::Table(r));
                     }
                 }
@@ -1070,6 +1251,10 @@ impl Converter {
         }
         if let Some(p) = &pool {
             t.insert("proxy".into(), s(p));
+            let keys = self.pool_keys.entry(p.clone()).or_default();
+            for (k, v) in &inh.pool_keys {
+                keys.insert(k.clone(), v.clone());
+            }
         }
         // nginx sends proxy_pass's own host as Host unless told otherwise ($proxy_host).
         if let Some(h) = proxy_host {
@@ -1095,7 +1280,7 @@ impl Converter {
                         "nested in `{path}`: matched among the site's locations"
                     )),
                 );
-                self.location(n, &inh, &path, out);
+                self.location_in(n, &inh, parent_name, &path, out);
             }
         }
         self.report.note(d, Fate::Converted);
@@ -1185,6 +1370,11 @@ impl Converter {
         location: &str,
     ) -> Result<(String, Option<String>, Option<String>, String), ()> {
         let rest = target.strip_prefix("http://").ok_or(())?;
+        // `http://host$request_uri` sends the request's own URI: as no URI at all.
+        let rest = rest
+            .strip_suffix("$request_uri")
+            .filter(|r| !r.contains('/'))
+            .unwrap_or(rest);
         if rest.contains('$') {
             return Err(());
         }
@@ -1253,7 +1443,10 @@ impl Converter {
                 continue;
             };
             let mut t = self.upstream_keys.clone();
-            for (k, v) in keys {
+            for (k, v) in keys
+                .iter()
+                .chain(self.pool_keys.get(key).into_iter().flatten())
+            {
                 t.insert(k.clone(), v.clone());
             }
             t.insert(
@@ -1287,8 +1480,8 @@ impl Converter {
             .or_insert(Value::Boolean(false));
         root.insert("compression".into(), Value::Table(compression));
         let mut sites = Vec::new();
-        for (site, locs) in &self.sites {
-            let mut site = site.clone();
+        for SiteOut { table, locs, .. } in &self.sites {
+            let mut site = table.clone();
             let list: Vec<Value> = locs
                 .iter()
                 .map(|l| {
