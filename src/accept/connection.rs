@@ -111,6 +111,12 @@ struct Conn<'a> {
     shutdown: &'a ShutdownWatch,
 }
 
+/// The address of the listener the connection came in on (sites may be bound to listeners).
+fn local_addr(stream: &Stream) -> Option<std::net::SocketAddr> {
+    let digest = stream.get_socket_digest()?;
+    digest.local_addr().and_then(|a| a.as_inet()).copied()
+}
+
 /// Answers a refused head and closes: the request never reaches Django.
 async fn refuse(stream: &mut Stream, reason: RejectReason) {
     error_page::write_h1(stream, reason.status(), false).await;
@@ -147,7 +153,7 @@ impl EdgeApp {
             true => 0,
         };
         let rt = self.shared.runtime.load_full();
-        if let Some(plan) = relay::plan(&head, &rt, conn.client.tls) {
+        if let Some(plan) = relay::plan(&head, &rt, &conn.client, || local_addr(&stream)) {
             let may_keepalive = reuses_left > 0;
             let next = relay::serve(
                 &self.shared,

@@ -15,6 +15,14 @@ pub struct Site {
     /// The site for hosts no site names (nginx's `default_server`); else the first site.
     #[serde(default)]
     pub default: bool,
+    /// The listeners (of `server.listen` and `tls.listen`) the site answers on, as nginx's
+    /// server blocks are bound to their `listen` sockets; all of them when empty.
+    #[serde(default, deserialize_with = "super::values::socket_addrs")]
+    pub listen: Vec<std::net::SocketAddr>,
+    /// Answer every request with this before any location is looked at (nginx's `return`
+    /// in a server block).
+    #[serde(rename = "return")]
+    pub ret: Option<Return>,
     #[serde(default)]
     pub locations: Vec<Location>,
     // Inherited by locations that set none of their own, each key on its own, as in nginx
@@ -78,6 +86,9 @@ pub struct Location {
     pub cache_control: Option<String>,
     #[serde(rename = "return")]
     pub ret: Option<Return>,
+    /// `Expires` and `Cache-Control: max-age` on success statuses (nginx's `expires`): a
+    /// duration such as "7d", or "max", "epoch", "off".
+    pub expires: Option<String>,
     #[serde(default)]
     pub internal: bool,
     /// Django's own error statuses answered with `error_pages` too (nginx's

@@ -64,7 +64,7 @@ impl<'de> Deserialize<'de> for Dur {
 }
 
 /// A list of `IP:PORT` strings, each parsed once here (an error names its index).
-pub(super) fn socket_addrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+pub(crate) fn socket_addrs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
     Vec::<Parsed<SocketAddr>>::deserialize(d).map(|v| v.into_iter().map(|p| p.0).collect())
 }
 

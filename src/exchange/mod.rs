@@ -44,6 +44,8 @@ pub struct RequestCtx {
     pub pool: usize,
     /// The location's response header rules, filled for this request.
     pub edits: Option<Box<Edits>>,
+    /// The location's `set_headers`, filled for this request (`request_head::Forward::set`).
+    pub set_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// Keeps the sink's writer receiving at shutdown until this request has been logged.
     _in_flight: InFlight,
 }
@@ -66,6 +68,7 @@ impl RequestCtx {
             obs: Observed::default(),
             pool: 0,
             edits: None,
+            set_headers: Vec::new(),
             _in_flight: shared.sink.request(),
         }
     }

@@ -190,6 +190,16 @@ pub async fn read_whole(
 ) -> std::result::Result<Whole, RejectReason> {
     let req = session.req_header();
     let sized = req.headers.contains_key(http::header::CONTENT_LENGTH);
+    // A declared length over the limit is refused before anything is read (and before
+    // `100 Continue`), as nginx does.
+    let declared = req
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes) {
+        return Err(RejectReason::BodyTooLarge);
+    }
     let expects = expects_continue(req);
     let http11 = req.version == http::Version::HTTP_11;
     let mut lease = BodyLease(0);

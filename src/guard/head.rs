@@ -296,15 +296,13 @@ pub fn check_parsed(req: &RequestHeader, limits: &Limits) -> Result<(), RejectRe
     if bytes > limits.max_header_bytes {
         return Err(RejectReason::HeaderTooLarge);
     }
+    // The body's size is checked against its location's limit (`body::read_whole`): a
+    // location may allow more than `limits.max_body_bytes`, and a `return` answers first.
     if let Some(cl) = req.headers.get(http::header::CONTENT_LENGTH) {
-        let n: u64 = cl
-            .to_str()
+        cl.to_str()
             .ok()
-            .and_then(|s| s.trim().parse().ok())
+            .and_then(|s| s.trim().parse::<u64>().ok())
             .ok_or(RejectReason::BadRequest)?;
-        if n > limits.max_body_bytes {
-            return Err(RejectReason::BodyTooLarge);
-        }
     }
     Ok(())
 }

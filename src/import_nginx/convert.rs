@@ -117,7 +117,8 @@ struct SiteOut {
     table: Table,
     locs: Vec<Loc>,
     names: Vec<String>,
-    tls: bool,
+    /// Its own listeners: authz-edge binds the site to them, as nginx binds a server block.
+    listen: Vec<String>,
     server: Directive,
 }
 
@@ -144,20 +145,8 @@ pub struct Converter {
     /// Pools in the order locations first name them.
     pools_used: Vec<String>,
     sites: Vec<SiteOut>,
-    plain_redirects: bool,
-    /// Some server listens with TLS (`listen … ssl` or `ssl on`).
-    any_tls: bool,
     /// Server and location pool keys (timeouts, buffering), per pool key.
     pool_keys: BTreeMap<String, Table>,
-}
-
-/// Whether any server in `list` (or below) listens with TLS.
-fn has_tls(list: &[Directive]) -> bool {
-    list.iter().any(|d| {
-        (d.name == "listen" && d.args.iter().any(|a| a == "ssl"))
-            || (d.name == "ssl" && d.arg(0) == "on")
-            || has_tls(d.children())
-    })
 }
 
 /// A size (`10m`, `4G`, `512k`, `1024`) in bytes.
@@ -186,11 +175,6 @@ fn duration(s: &str) -> Option<String> {
         "M" => Some(format!("{}d", n.parse::<u64>().ok()? * 30)),
         _ => None,
     }
-}
-
-fn seconds(s: &str) -> Option<u64> {
-    let d = duration(s)?;
-    humantime::parse_duration(&d).ok().map(|d| d.as_secs())
 }
 
 /// A host name's address, looked up now as nginx looks it up at start (authz-edge takes
@@ -268,74 +252,73 @@ fn s(v: &str) -> Value {
 impl Converter {
     /// Converts the directives of a whole file.
     pub fn run(&mut self, top: &[Directive]) {
-        self.any_tls = has_tls(top);
         self.run_blocks(top);
         self.one_site_per_name();
     }
 
-    /// authz-edge's sites are not per listener: a name served by several servers (port 80
-    /// and 443) goes to the TLS one, else the first; one default site, the first marked.
+    /// Sites are bound to their server's listeners; on one listener a name belongs to the
+    /// first server that gives it, and one server is the default (the first marked), as
+    /// nginx warns of and does.
     fn one_site_per_name(&mut self) {
-        let mut owner: BTreeMap<String, usize> = BTreeMap::new();
-        for (i, site) in self.sites.iter().enumerate() {
-            for n in site.names.iter().filter(|n| n.as_str() != "_") {
-                match owner.get(n) {
-                    Some(&j) if !self.sites[j].tls && site.tls => {
-                        owner.insert(n.clone(), i);
-                    }
-                    Some(_) => {}
-                    None => {
-                        owner.insert(n.clone(), i);
-                    }
-                }
-            }
-        }
-        let mut default_seen = false;
-        let mut drop = Vec::new();
+        let listeners: Vec<String> = self.sites.iter().flat_map(|x| x.listen.clone()).collect();
+        let several = {
+            let mut l = listeners.clone();
+            l.sort();
+            l.dedup();
+            l.len() > 1
+        };
+        let mut owner: BTreeMap<(String, String), usize> = BTreeMap::new();
+        let mut default_on: BTreeMap<String, usize> = BTreeMap::new();
         for i in 0..self.sites.len() {
+            let listen = self.sites[i].listen.clone();
             let names = std::mem::take(&mut self.sites[i].names);
             let mut kept = Vec::new();
             for n in names {
-                match owner.get(&n) {
-                    Some(&j) if j != i => {
+                let taken = listen
+                    .iter()
+                    .find_map(|l| owner.get(&(n.clone(), l.clone())).copied());
+                match taken {
+                    Some(j) if n != "_" => {
                         let at = self.sites[j].server.at();
                         let server = self.sites[i].server.clone();
                         self.report.note(
                             &server,
-                            partial(format!(
-                                "`{n}` goes to the server at {at}: sites are not per listener"
-                            )),
+                            partial(format!("`{n}` is the server's at {at} on the same listener: nginx ignores it here too")),
                         );
                     }
-                    _ => kept.push(n),
+                    _ => {
+                        for l in &listen {
+                            owner.entry((n.clone(), l.clone())).or_insert(i);
+                        }
+                        kept.push(n);
+                    }
                 }
             }
             let site = &mut self.sites[i];
             if site.table.get("default").and_then(Value::as_bool) == Some(true) {
-                if default_seen {
+                let first = listen.iter().all(|l| !default_on.contains_key(l));
+                if first {
+                    for l in &listen {
+                        default_on.insert(l.clone(), i);
+                    }
+                } else {
                     site.table.remove("default");
                 }
-                default_seen = true;
             }
-            if kept.is_empty()
-                && !site
-                    .server
-                    .children()
-                    .iter()
-                    .all(|d| d.name != "server_name")
-            {
-                drop.push(i);
-                continue;
+            let names: Vec<Value> = kept
+                .iter()
+                .filter(|n| n.as_str() != "_")
+                .map(|n| s(n))
+                .collect();
+            if !names.is_empty() {
+                site.table.insert("names".into(), Value::Array(names));
             }
-            if !kept.is_empty() {
+            if several && !listen.is_empty() {
                 site.table.insert(
-                    "names".into(),
-                    Value::Array(kept.iter().map(|n| s(n)).collect()),
+                    "listen".into(),
+                    Value::Array(listen.iter().map(|l| s(l)).collect()),
                 );
             }
-        }
-        for i in drop.into_iter().rev() {
-            self.sites.remove(i);
         }
     }
 
@@ -931,18 +914,22 @@ impl Converter {
         let mut inh = outer.below();
         let mut site = Table::new();
         let mut names = Vec::new();
-        let mut listens_tls = false;
-        let mut listens_plain = false;
+        let mut own_listen: Vec<String> = Vec::new();
         let mut default = false;
         let mut locations: Vec<&Directive> = Vec::new();
         let mut returns: Option<&Directive> = None;
+        // `ssl on;` (before nginx 1.25) makes every listener of the server TLS.
+        let ssl_on = d
+            .children()
+            .iter()
+            .any(|c| c.name == "ssl" && c.arg(0) == "on");
         for c in d.children() {
             if self.common(c, &mut inh, false) {
                 continue;
             }
             match c.name.as_str() {
                 "listen" => {
-                    let ssl = c.args.iter().any(|a| a == "ssl");
+                    let ssl = c.args.iter().any(|a| a == "ssl") || ssl_on;
                     default |= c
                         .args
                         .iter()
@@ -964,10 +951,8 @@ impl Converter {
                                 (&mut self.server, "listen")
                             };
                             push_unique(table, key, &addr);
-                            if ssl {
-                                listens_tls = true;
-                            } else {
-                                listens_plain = true;
+                            if !own_listen.contains(&addr) {
+                                own_listen.push(addr.clone());
                             }
                             let extra: Vec<&String> = c.args[1..]
                                 .iter()
@@ -1011,6 +996,7 @@ impl Converter {
                         "authz-edge adds no charset to Content-Type (files get utf-8 for text)",
                     ),
                 ),
+                "ssl" if c.arg(0) == "on" => self.report.note(c, Fate::Converted),
                 "http2" | "ssl" => self
                     .report
                     .note(c, ignored("HTTPS listeners speak HTTP/2 and HTTP/1.1")),
@@ -1038,30 +1024,16 @@ impl Converter {
                 _ => self.report.note(c, Fate::Unsupported),
             }
         }
-        // `return 301 https://…` alone on a plain listener: authz-edge's redirect to HTTPS.
-        if let Some(r) = returns {
-            let to_https = r.arg(0) == "301"
-                && (r.arg(1) == "https://$host$request_uri"
-                    || r.arg(1) == "https://$server_name$request_uri");
-            if to_https && self.any_tls && locations.is_empty() && listens_plain && !listens_tls {
-                self.plain_redirects = true;
-                self.report.note(r, Fate::Converted);
-                self.report.note(d, Fate::Converted);
-                return;
-            }
-        }
         let mut locs = Vec::new();
         if let Some(r) = returns {
-            let mut t = Table::new();
-            if let Some(ret) = self.ret(r, names.first().map_or("", String::as_str)) {
-                t.insert("return".into(), Value::Table(ret));
-                locs.push(Loc {
-                    path: "/".into(),
-                    table: t,
-                    pool: None,
-                });
-            }
             // nginx's server-level `return` answers before any location is searched.
+            if let Some(ret) = self.ret(r, names.first().map_or("", String::as_str)) {
+                site.insert("return".into(), Value::Table(ret));
+            }
+            for l in &locations {
+                self.report
+                    .note(l, ignored("the server's `return` answers first"));
+            }
         } else {
             let first_name = names.first().cloned().unwrap_or_default();
             for l in locations {
@@ -1091,7 +1063,7 @@ impl Converter {
             table: site,
             locs,
             names: names.into_iter().filter(|n| !n.is_empty()).collect(),
-            tls: listens_tls,
+            listen: own_listen,
             server: d.clone(),
         });
         self.report.note(d, Fate::Converted);
@@ -1207,14 +1179,19 @@ impl Converter {
                     t.insert("internal".into(), Value::Boolean(true));
                     self.report.note(c, Fate::Converted);
                 }
-                "expires" => match seconds(c.arg(0)) {
-                    Some(secs) => {
-                        t.insert("cache_control".into(), s(&format!("max-age={secs}")));
-                        self.report
-                            .note(c, partial("Cache-Control: max-age only, no Expires header"));
+                "expires" => {
+                    let v = match c.arg(0) {
+                        w @ ("max" | "epoch" | "off") => Some(w.to_string()),
+                        d => duration(d),
+                    };
+                    match v {
+                        Some(v) => {
+                            t.insert("expires".into(), s(&v));
+                            self.report.note(c, Fate::Converted);
+                        }
+                        None => self.report.note(c, Fate::Unsupported),
                     }
-                    None => self.report.note(c, Fate::Unsupported),
-                },
+                }
                 "rewrite" => {
                     let flag = c.arg(2);
                     if matches!(flag, "break" | "last" | "") && !c.arg(1).contains("://") {
@@ -1430,11 +1407,7 @@ impl Converter {
         server.insert("admin".into(), s("127.0.0.1:9090"));
         root.insert("server".into(), Value::Table(server));
         if self.tls.contains_key("listen") {
-            let mut tls = self.tls.clone();
-            if self.plain_redirects {
-                tls.insert("redirect_http".into(), Value::Boolean(true));
-            }
-            root.insert("tls".into(), Value::Table(tls));
+            root.insert("tls".into(), Value::Table(self.tls.clone()));
         }
         let names = self.pool_names();
         let mut upstreams = Table::new();

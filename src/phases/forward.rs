@@ -90,6 +90,7 @@ pub async fn forward(
         trusted: &rt.trusted,
         client,
         request_id: &ctx.request_id,
+        set: &ctx.set_headers,
     };
     request_head::write_parsed(&fwd, req, with_length.then_some(body.len()), &mut wire);
     wire.put_slice(in_memory);

@@ -88,6 +88,13 @@ impl ProxyHttp for EdgeProxy {
             &client,
             &ctx.request_id,
         );
+        // The location's `set_headers` last: they replace what is there.
+        for (name, value) in &ctx.set_headers {
+            match value.is_empty() {
+                true => drop(req.remove_header(name)),
+                false => req.insert_header(name.clone(), value.clone())?,
+            }
+        }
         Ok(())
     }
 

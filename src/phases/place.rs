@@ -51,6 +51,8 @@ struct Request {
     http_host: String,
     scheme: &'static str,
     client: Client,
+    /// The listener's address (sites may be bound to listeners).
+    local: Option<std::net::SocketAddr>,
     request_uri: String,
     args: String,
     port: u16,
@@ -72,6 +74,7 @@ impl Request {
             host: host_of(&http_host),
             scheme: if client.tls { "https" } else { "http" },
             client,
+            local: session.server_addr().and_then(|a| a.as_inet()).copied(),
             request_uri: String::from_utf8_lossy(req.raw_path()).into_owned(),
             args: req.uri.query().unwrap_or("").to_string(),
             port: session
@@ -114,13 +117,18 @@ pub async fn serve(
 ) -> Result<bool> {
     let rt = ctx.rt.clone();
     let request = Request::of(session);
-    let site = rt.sites.for_host(
-        Some(&request.http_host)
-            .filter(|h| !h.is_empty())
-            .map(String::as_str),
-    );
+    let host = Some(request.http_host.as_str()).filter(|h| !h.is_empty());
+    let site = rt.sites.for_host(host, request.local);
     let raw_path = session.req_header().uri.path();
     let mut uri = uri_of(raw_path).into_owned();
+    // nginx's server-level `return`: before any location.
+    if let Some(action) = &site.ret {
+        let step = returned(session, ctx, action, &request, &uri, &Found::default()).await;
+        return match step {
+            Step::Done(r) => r,
+            Step::Goto { .. } => Ok(true),
+        };
+    }
     let first = site
         .locate(raw_path, &uri)
         .filter(|f| !site.locations[f.index].internal);
@@ -142,7 +150,18 @@ pub async fn serve(
             forced,
             &kept,
         );
-        let step = match checks(loc, &request) {
+        // A `return` runs in nginx's rewrite phase, before access rules and rate limits.
+        let checked = match loc.action {
+            Action::Return { .. } => Ok(None),
+            _ => checks(loc, &request),
+        };
+        // The body limit is the location's, checked on the declared length as soon as the
+        // location is known (nginx's find-config phase, before `return`).
+        let too_large = !body_read && declared_too_large(session, loc, &rt);
+        let checked = if too_large { Err(413) } else { checked };
+        // Refused: never read for Django, on this hop or the next.
+        body_read |= too_large;
+        let step = match checked {
             Err(status) => answer_status(session, ctx, loc, status).await,
             Ok(delay) => {
                 if let Some(d) = delay {
@@ -162,6 +181,12 @@ pub async fn serve(
                 .await
             }
         };
+        if too_large {
+            // As nginx's lingering close: the body still coming is read and dropped for a
+            // while, so that the client reads the 413 instead of a reset.
+            let drain = session.drain_request_body();
+            let _ = tokio::time::timeout(body::LINGER_AFTER_REFUSAL, drain).await;
+        }
         match step {
             Step::Done(r) => return r,
             Step::Goto {
@@ -219,7 +244,10 @@ fn edits(
     status: Option<u16>,
     kept: &[(http::HeaderName, HeaderValue)],
 ) -> Option<Box<Edits>> {
-    let none = loc.add_headers.is_empty() && loc.hide_headers.is_empty() && kept.is_empty();
+    let none = loc.add_headers.is_empty()
+        && loc.hide_headers.is_empty()
+        && kept.is_empty()
+        && loc.expires.is_none();
     if none && status.is_none() {
         return None;
     }
@@ -237,6 +265,7 @@ fn edits(
         hide: loc.hide_headers.clone(),
         set: kept.to_vec(),
         status,
+        expires: loc.expires,
     }))
 }
 
@@ -271,18 +300,7 @@ async fn act(
     body_read: &mut bool,
 ) -> Step {
     match &loc.action {
-        Action::Return {
-            status,
-            location,
-            body,
-        } => {
-            let vars = request.vars(&session.req_header().headers, uri, found);
-            let location = location
-                .as_ref()
-                .map(|t| absolute(&t.to_string_for(&vars), request));
-            let body = body.as_ref().map(|t| t.to_string_for(&vars));
-            Step::Done(give(session, ctx, *status, location, body).await)
-        }
+        Action::Return { .. } => returned(session, ctx, &loc.action, request, uri, found).await,
         Action::Files {
             mount, try_files, ..
         } => {
@@ -303,6 +321,52 @@ async fn act(
             .await
         }
     }
+}
+
+/// Whether the request's declared body is over the location's limit (`max_body_bytes`, else
+/// `limits.max_body_bytes`; 0 is none).
+fn declared_too_large(
+    session: &ServerSession,
+    loc: &Location,
+    rt: &crate::runtime::Runtime,
+) -> bool {
+    let limit = match loc.max_body_bytes {
+        Some(0) => return false,
+        Some(n) => n,
+        None => rt.limits.max_body_bytes,
+    };
+    session
+        .req_header()
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > limit)
+}
+
+/// A `return` action, its templates filled.
+async fn returned(
+    session: &mut ServerSession,
+    ctx: &mut RequestCtx,
+    action: &Action,
+    request: &Request,
+    uri: &str,
+    found: &Found,
+) -> Step {
+    let Action::Return {
+        status,
+        location,
+        body,
+    } = action
+    else {
+        return Step::Done(Ok(true));
+    };
+    let vars = request.vars(&session.req_header().headers, uri, found);
+    let location = location
+        .as_ref()
+        .map(|t| absolute(&t.to_string_for(&vars), request));
+    let body = body.as_ref().map(|t| t.to_string_for(&vars));
+    Step::Done(give(session, ctx, *status, location, body).await)
 }
 
 /// `return`: 444 closes; a redirect gets its `Location`; other statuses their body, or the
@@ -423,6 +487,28 @@ async fn files(
             }
         }
     }
+    // A directory asked for without its slash: nginx redirects to it with one.
+    if !path.ends_with('/') && is_dir(mount, &path).await {
+        let query = session
+            .req_header()
+            .uri
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let target = absolute(&format!("{path}/{query}"), request);
+        return Step::Done(give(session, ctx, 301, Some(target), None).await);
+    }
+    // A directory: its index.html (nginx's `index`), 403 without one, 404 if it is not there.
+    if path.ends_with('/') {
+        path.push_str("index.html");
+        if !is_file(mount, &path).await {
+            let dir = path.trim_end_matches("index.html");
+            let status = if is_dir(mount, dir).await { 403 } else { 404 };
+            ctx.status =
+                error_page::respond_edited(session, status, None, ctx.edits.as_deref()).await;
+            return Step::Done(Ok(true));
+        }
+    }
     let rest = rest_of(mount, &path);
     ctx.status = static_files::serve(
         session,
@@ -440,6 +526,27 @@ async fn files(
 fn rest_of<'a>(mount: &StaticMount, path: &'a str) -> &'a str {
     let rest = path.get(mount.prefix.len()..).unwrap_or("");
     rest.strip_prefix('/').unwrap_or(rest)
+}
+
+/// Whether `path` is a directory under the mount (its root itself included).
+async fn is_dir(mount: &StaticMount, path: &str) -> bool {
+    if !path.starts_with(mount.prefix.as_str())
+        && path.trim_end_matches('/') != mount.prefix.trim_end_matches('/')
+    {
+        return false;
+    }
+    let rel = path
+        .get(mount.prefix.len()..)
+        .unwrap_or("")
+        .trim_matches('/');
+    let at = match rel.is_empty() {
+        true => Resolved::File(mount.root.clone()),
+        false => static_files::resolve(&mount.root, rel),
+    };
+    match at {
+        Resolved::File(p) => tokio::fs::metadata(p).await.is_ok_and(|m| m.is_dir()),
+        Resolved::Refused => false,
+    }
 }
 
 async fn is_file(mount: &StaticMount, path: &str) -> bool {
@@ -474,6 +581,7 @@ async fn proxy(
     ctx.request_id = forwarding::request_id(session.req_header());
     if forwarding::is_upgrade(session.req_header()) {
         rewrite_head(session.req_header_mut(), loc, request, uri, found);
+        ctx.set_headers = set_headers(session.req_header(), loc, request, uri, found);
         return Step::Done(Ok(false));
     }
     // Read once: a request sent on by `X-Accel-Redirect` goes as GET, without it.
@@ -503,6 +611,7 @@ async fn proxy(
         }
     };
     rewrite_head(session.req_header_mut(), loc, request, uri, found);
+    ctx.set_headers = set_headers(session.req_header(), loc, request, uri, found);
     let client = client_of(session);
     if matches!(whole.body, body::Body::File(_)) {
         shared.metrics.count_spooled_body();
@@ -554,8 +663,8 @@ async fn proxy(
     }
 }
 
-/// The location's request rules on the head Django gets: the path rewritten (`rewrite`, or
-/// `proxy_path` for the matched prefix), then `set_headers` (an empty value removes).
+/// The location's path rule on the head Django gets: `rewrite`, or `proxy_path` for the
+/// matched prefix.
 fn rewrite_head(
     req: &mut RequestHeader,
     loc: &Location,
@@ -588,23 +697,24 @@ fn rewrite_head(
         }
         let _ = req.set_raw_path(encode_path(&t).as_bytes());
     }
-    if loc.set_headers.is_empty() {
-        return;
-    }
-    let values: Vec<(http::HeaderName, String)> = {
-        let vars = request.vars(&req.headers, uri, found);
-        loc.set_headers
-            .iter()
-            .map(|(n, t): &(http::HeaderName, Template)| (n.clone(), t.to_string_for(&vars)))
-            .collect()
-    };
-    for (name, value) in values {
-        if value.is_empty() {
-            let _ = req.remove_header(&name);
-        } else if let Ok(v) = HeaderValue::from_str(&value) {
-            let _ = req.insert_header(name, v);
-        }
-    }
+}
+
+/// The location's `set_headers` for this request (an empty value removes the header).
+fn set_headers(
+    req: &RequestHeader,
+    loc: &Location,
+    request: &Request,
+    uri: &str,
+    found: &Found,
+) -> Vec<(http::HeaderName, HeaderValue)> {
+    let vars = request.vars(&req.headers, uri, found);
+    loc.set_headers
+        .iter()
+        .filter_map(|(n, t): &(http::HeaderName, Template)| {
+            let v = HeaderValue::from_str(&t.to_string_for(&vars)).ok()?;
+            Some((n.clone(), v))
+        })
+        .collect()
 }
 
 /// A decoded path made fit for a request line again (spaces and controls escaped).

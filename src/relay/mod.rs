@@ -50,8 +50,14 @@ pub enum Next {
 }
 
 /// Decides whether the relay takes the request whose complete head starts `buf`.
-pub fn plan(buf: &[u8], rt: &Runtime, tls: bool) -> Option<Plan> {
-    if !rt.fast_path || (rt.https_redirect_port.is_some() && !tls) {
+/// `local` gives the listener's address, asked for only when sites are bound to listeners.
+pub fn plan(
+    buf: &[u8],
+    rt: &Runtime,
+    client: &Client,
+    local: impl FnOnce() -> Option<std::net::SocketAddr>,
+) -> Option<Plan> {
+    if !rt.fast_path || (rt.https_redirect_port.is_some() && !client.tls) {
         return None;
     }
     let limits = &rt.limits;
@@ -67,7 +73,10 @@ pub fn plan(buf: &[u8], rt: &Runtime, tls: bool) -> Option<Plan> {
         let host = plan
             .header("host")
             .and_then(|h| std::str::from_utf8(h).ok());
-        let site = rt.sites.for_host(host);
+        let site = rt.sites.for_host(host, local());
+        if site.ret.is_some() {
+            return None;
+        }
         let path = plan.path();
         let found = site.locate(path, &crate::rules::locations::uri_of(path))?;
         let loc = site.locations.get(found.index)?;
@@ -116,6 +125,7 @@ pub async fn serve(
         trusted: &rt.trusted,
         client,
         request_id: &ctx.request_id,
+        set: &[],
     };
     plan.write_upstream_head(&fwd, &mut wire);
     wire.put_slice(&body);
@@ -186,7 +196,11 @@ mod tests {
     #[test]
     fn plain_requests_are_taken_and_the_rest_left_to_pingora() {
         let rt = test_runtime("[[static]]\nprefix = \"/static/\"\nroot = \"/tmp\"\n");
-        let keeps = |raw: &[u8]| plan(raw, &rt, false).map(|p| p.keepalive);
+        let plain = Client {
+            ip: None,
+            tls: false,
+        };
+        let keeps = |raw: &[u8]| plan(raw, &rt, &plain, || None).map(|p| p.keepalive);
         assert_eq!(keeps(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n"), Some(true));
         assert_eq!(
             keeps(b"GET /a HTTP/1.1\r\nConnection: close\r\n\r\n"),
@@ -200,7 +214,8 @@ mod tests {
         let p = plan(
             b"POST /f HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET",
             &rt,
-            false,
+            &plain,
+            || None,
         )
         .expect("taken");
         assert_eq!((p.body_len, p.head_len), (3, 39));
@@ -218,7 +233,7 @@ mod tests {
             b"GET /a HTTP/1.1\r\n",
         ] {
             assert!(
-                plan(raw, &rt, false).is_none(),
+                plan(raw, &rt, &plain, || None).is_none(),
                 "{}",
                 String::from_utf8_lossy(raw)
             );
@@ -229,6 +244,6 @@ mod tests {
         )
         .expect("parses");
         let rt = Runtime::build(&config, 1, &Metrics::new(10, 10)).expect("runtime");
-        assert!(plan(b"GET /a HTTP/1.1\r\n\r\n", &rt, false).is_none());
+        assert!(plan(b"GET /a HTTP/1.1\r\n\r\n", &rt, &plain, || None).is_none());
     }
 }

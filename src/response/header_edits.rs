@@ -16,6 +16,9 @@ pub struct Edits {
     pub set: Vec<(HeaderName, HeaderValue)>,
     /// The status sent instead (an error page keeps the status that led to it).
     pub status: Option<u16>,
+    /// nginx's `expires` on success statuses: `Expires` and `Cache-Control: max-age`;
+    /// `Some(None)` is `epoch` (`no-cache`).
+    pub expires: Option<Option<std::time::Duration>>,
 }
 
 /// The statuses nginx's `add_header` applies to without `always`.
@@ -44,6 +47,20 @@ impl Edits {
             }
         }
         let ok = adds_without_always(resp.status.as_u16());
+        if let (true, Some(e)) = (ok, self.expires) {
+            let (expires, cache) = match e {
+                Some(d) => (
+                    httpdate::fmt_http_date(std::time::SystemTime::now() + d),
+                    format!("max-age={}", d.as_secs()),
+                ),
+                None => (
+                    "Thu, 01 Jan 1970 00:00:01 GMT".to_string(),
+                    "no-cache".to_string(),
+                ),
+            };
+            let _ = resp.insert_header(http::header::EXPIRES, expires);
+            let _ = resp.insert_header(http::header::CACHE_CONTROL, cache);
+        }
         for (name, value, always) in &self.add {
             if *always || ok {
                 let _ = resp.append_header(name.clone(), value.clone());
@@ -81,6 +98,7 @@ mod tests {
             hide: vec![HeaderName::from_static("x-powered-by")],
             set: Vec::new(),
             status: None,
+            expires: None,
         };
         let mut ok = ResponseHeader::build(200, None).expect("head");
         ok.insert_header("x-powered-by", "Django").expect("insert");

@@ -78,6 +78,8 @@ pub struct Location {
     pub rewrite: Option<(Regex, Template)>,
     /// nginx's `proxy_pass http://pool/URI;`: the matched prefix replaced with this.
     pub proxy_path: Option<String>,
+    /// nginx's `expires`: `Some(None)` is `epoch`.
+    pub expires: Option<Option<std::time::Duration>>,
     /// Nothing but proxying: the relay may take its requests.
     pub plain: bool,
 }
@@ -113,17 +115,33 @@ impl Location {
 /// A site and its locations.
 pub struct Site {
     pub names: Vec<String>,
+    /// The listeners it answers on; all when empty.
+    pub listen: Vec<std::net::SocketAddr>,
     pub locations: Vec<Location>,
     matcher: Matcher,
     /// The first locations are `[[static]]` mounts, matched on the raw path before anything
     /// else, as before sites existed (so `/static/../x` stays theirs and is refused there).
     statics: usize,
+    /// Answers everything before locations (nginx's server-level `return`).
+    pub ret: Option<Action>,
     /// It has internal locations: Django's `X-Accel-Redirect` is followed, so its responses
     /// go through the session loop.
     pub has_internal: bool,
 }
 
 impl Site {
+    /// Whether the site answers on the listener at `local` (nginx's `listen` per server).
+    fn answers_on(&self, local: Option<std::net::SocketAddr>) -> bool {
+        match local {
+            _ if self.listen.is_empty() => true,
+            None => true,
+            Some(l) => self
+                .listen
+                .iter()
+                .any(|a| a.port() == l.port() && (a.ip().is_unspecified() || a.ip() == l.ip())),
+        }
+    }
+
     /// The location for a request: a `[[static]]` mount by the raw path's prefix, else by
     /// `uri` (`locations::uri_of` of it) as nginx matches.
     pub fn locate(&self, raw_path: &str, uri: &str) -> Option<Found> {
@@ -173,8 +191,9 @@ impl Site {
 /// Every site, and how a host finds its own.
 pub struct Sites {
     pub list: Vec<Site>,
-    default: usize,
-    exact: HashMap<String, usize>,
+    /// Sites marked `default`, in order (one per listener at most).
+    defaults: Vec<usize>,
+    exact: HashMap<String, Vec<usize>>,
     /// `*.example.com` as `.example.com`, longest first.
     leading: Vec<(String, usize)>,
     /// `mail.*` as `mail.`, longest first.
@@ -183,36 +202,34 @@ pub struct Sites {
 }
 
 impl Sites {
-    /// The site for a `Host` value (any case, with or without port): nginx's order, exact
-    /// name, longest leading wildcard, longest trailing wildcard, first regex, else the
-    /// default site.
-    pub fn for_host(&self, host: Option<&str>) -> &Site {
-        let i = host.map_or(self.default, |h| self.index_for(h));
-        &self.list[i.min(self.list.len() - 1)]
-    }
-
-    fn index_for(&self, host: &str) -> usize {
+    /// The site for a `Host` value (any case, with or without port) on the listener at
+    /// `local`, among the sites that answer there: nginx's order, exact name, longest leading
+    /// wildcard, longest trailing wildcard, first regex, else that listener's default site
+    /// (the one marked, else the first).
+    pub fn for_host(&self, host: Option<&str>, local: Option<std::net::SocketAddr>) -> &Site {
         if self.list.len() == 1 {
-            return 0;
+            return &self.list[0];
         }
-        let h = host_of(host);
-        if let Some(&i) = self.exact.get(h.as_str()) {
-            return i;
-        }
-        if let Some((_, i)) = self.leading.iter().find(|(s, _)| h.ends_with(s.as_str())) {
-            return *i;
-        }
-        if let Some((_, i)) = self
-            .trailing
-            .iter()
-            .find(|(p, _)| h.starts_with(p.as_str()))
-        {
-            return *i;
-        }
-        if let Some((_, i)) = self.regexes.iter().find(|(r, _)| r.is_match(&h)) {
-            return *i;
-        }
-        self.default
+        let here = |i: &usize| self.list.get(*i).is_some_and(|s| s.answers_on(local));
+        let by_name = host.and_then(|host| {
+            let h = host_of(host);
+            let ends = |(s, i): &(String, usize)| h.ends_with(s.as_str()).then_some(*i);
+            let starts = |(p, i): &(String, usize)| h.starts_with(p.as_str()).then_some(*i);
+            let exact = self.exact.get(h.as_str());
+            exact
+                .and_then(|v| v.iter().copied().find(here))
+                .or_else(|| self.leading.iter().filter_map(ends).find(here))
+                .or_else(|| self.trailing.iter().filter_map(starts).find(here))
+                .or_else(|| {
+                    let re = |(r, i): &(Regex, usize)| r.is_match(&h).then_some(*i);
+                    self.regexes.iter().filter_map(re).find(here)
+                })
+        });
+        let i = by_name
+            .or_else(|| self.defaults.iter().copied().find(here))
+            .or_else(|| (0..self.list.len()).find(here))
+            .unwrap_or(0);
+        &self.list[i]
     }
 
     /// Whether every site is one plain location sending all to `[upstream]` (the config has
@@ -247,17 +264,38 @@ pub fn host_of(host: &str) -> String {
 pub fn compile(c: &Config, pools: &[&str]) -> Result<Sites, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut list = Vec::new();
-    let mut default = None;
-    let mut exact = HashMap::new();
+    let mut defaults = Vec::new();
+    let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
     let (mut leading, mut trailing, mut regexes) = (Vec::new(), Vec::new(), Vec::new());
     for (si, s) in c.sites.iter().enumerate() {
         let key = format!("sites[{si}]");
-        let site = compile_site(&key, &s.locations, Some(s), &[], pools, &mut problems);
-        if s.default {
-            if default.is_some() {
-                problems.push(problem(&key, "default", "only one site may be the default"));
+        let mut site = compile_site(&key, &s.locations, Some(s), &[], pools, &mut problems);
+        site.listen = s.listen.clone();
+        for (li, a) in s.listen.iter().enumerate() {
+            let known = c.server.listen.contains(a) || c.tls.iter().any(|t| t.listen.contains(a));
+            if !known {
+                problems.push(problem(
+                    &key,
+                    &format!("listen[{li}]"),
+                    &format!("{a} is not in server.listen or tls.listen"),
+                ));
             }
-            default = Some(list.len());
+        }
+        if s.default {
+            let clash = defaults.iter().any(|&d: &usize| {
+                let other: &Site = &list[d];
+                other.listen.is_empty()
+                    || site.listen.is_empty()
+                    || other.listen.iter().any(|a| site.listen.contains(a))
+            });
+            if clash {
+                problems.push(problem(
+                    &key,
+                    "default",
+                    "only one site per listener may be the default",
+                ));
+            }
+            defaults.push(list.len());
         }
         for (ni, name) in s.names.iter().enumerate() {
             let idx = list.len();
@@ -277,18 +315,28 @@ pub fn compile(c: &Config, pools: &[&str]) -> Result<Sites, Vec<Problem>> {
             } else if let Some(rest) = n.strip_prefix("*.") {
                 leading.push((format!(".{rest}"), idx));
             } else if let Some(rest) = n.strip_prefix('.') {
-                exact.entry(rest.to_string()).or_insert(idx);
+                exact.entry(rest.to_string()).or_default().push(idx);
                 leading.push((format!(".{rest}"), idx));
             } else if let Some(rest) = n.strip_suffix(".*") {
                 trailing.push((format!("{rest}."), idx));
             } else if n.is_empty() || n == "_" {
                 // nginx's catch-all spellings: the site is reached as the default only.
-            } else if exact.insert(n.clone(), idx).is_some() {
-                problems.push(problem(
-                    &key,
-                    &format!("names[{ni}]"),
-                    &format!("`{name}` names an earlier site too"),
-                ));
+            } else {
+                let same = exact.entry(n.clone()).or_default();
+                let shared = same.iter().any(|&j| {
+                    let other: &Site = &list[j];
+                    other.listen.is_empty()
+                        || site.listen.is_empty()
+                        || other.listen.iter().any(|a| site.listen.contains(a))
+                });
+                if shared {
+                    problems.push(problem(
+                        &key,
+                        &format!("names[{ni}]"),
+                        &format!("`{name}` names an earlier site on the same listener"),
+                    ));
+                }
+                same.push(idx);
             }
         }
         list.push(site);
@@ -303,10 +351,12 @@ pub fn compile(c: &Config, pools: &[&str]) -> Result<Sites, Vec<Problem>> {
     if !problems.is_empty() {
         return Err(problems);
     }
-    let default = default.unwrap_or(if top_level { list.len() - 1 } else { 0 });
+    if top_level && defaults.is_empty() {
+        defaults.push(list.len() - 1);
+    }
     Ok(Sites {
         list,
-        default,
+        defaults,
         exact,
         leading,
         trailing,
@@ -390,10 +440,49 @@ fn compile_site(
     let has_internal = out.iter().any(|l| l.internal);
     Site {
         names: site.map(|s| s.names.clone()).unwrap_or_default(),
+        listen: Vec::new(),
+        ret: site.and_then(|s| s.ret.as_ref()).map(|r| {
+            let mut bad = |k: &str, m: String| problems.push(problem(section, k, &m));
+            compile_return(r, &mut bad)
+        }),
         locations: out,
         matcher,
         statics: statics.len(),
         has_internal,
+    }
+}
+
+/// A `return`'s keys; problems under `return.…`.
+fn compile_return(r: &conf::Return, bad: &mut dyn FnMut(&str, String)) -> Action {
+    let mut parse = |t: &Option<String>, k: &str| {
+        t.as_ref()
+            .and_then(|t| Template::parse(t).map_err(|e| bad(k, e)).ok())
+    };
+    let location = parse(&r.location, "return.location");
+    let body = parse(&r.body, "return.body");
+    if !(200..=599).contains(&r.status) {
+        bad(
+            "return.status",
+            format!("{} is not a status from 200 to 599", r.status),
+        );
+    }
+    if matches!(r.status, 301 | 302 | 303 | 307 | 308) && location.is_none() {
+        bad("return.location", "a redirect needs a location".into());
+    }
+    Action::Return {
+        status: r.status,
+        location,
+        body,
+    }
+}
+
+/// `expires`: how long, or `Some(None)` for nginx's `epoch` (already expired).
+pub fn parse_expires(v: &str) -> Result<Option<Option<std::time::Duration>>, String> {
+    match v.trim() {
+        "off" => Ok(None),
+        "epoch" => Ok(Some(None)),
+        "max" => Ok(Some(Some(std::time::Duration::from_secs(315_360_000)))),
+        d => crate::config::parse_duration(d).map(|d| Some(Some(d))),
     }
 }
 
@@ -412,6 +501,7 @@ fn bare(path: &str, action: Action) -> Location {
         intercept_errors: false,
         rewrite: None,
         proxy_path: None,
+        expires: None,
         plain: true,
     }
 }
@@ -429,6 +519,7 @@ impl Location {
             && self.error_pages.is_empty()
             && self.rewrite.is_none()
             && self.proxy_path.is_none()
+            && self.expires.is_none()
     }
 }
 
@@ -622,26 +713,7 @@ fn compile_location(
             alias_template,
         }
     } else if let Some(r) = &l.ret {
-        let parse = |t: &Option<String>, k: &str, bad: &mut dyn FnMut(&str, String)| {
-            t.as_ref()
-                .and_then(|t| Template::parse(t).map_err(|e| bad(k, e)).ok())
-        };
-        let location = parse(&r.location, "return.location", &mut bad);
-        let body = parse(&r.body, "return.body", &mut bad);
-        if !(200..=599).contains(&r.status) {
-            bad(
-                "return.status",
-                format!("{} is not a status from 200 to 599", r.status),
-            );
-        }
-        if matches!(r.status, 301 | 302 | 303 | 307 | 308) && location.is_none() {
-            bad("return.location", "a redirect needs a location".into());
-        }
-        Action::Return {
-            status: r.status,
-            location,
-            body,
-        }
+        compile_return(r, &mut bad)
     } else if l.internal || matches!(kind, Kind::Named(_)) {
         Action::Nothing
     } else {
@@ -651,6 +723,12 @@ fn compile_location(
         Action::Nothing
     };
     let mut loc = bare(&l.path, action);
+    if let Some(e) = &l.expires {
+        match parse_expires(e) {
+            Ok(v) => loc.expires = v,
+            Err(m) => bad("expires", m),
+        }
+    }
     loc.internal = l.internal;
     loc.intercept_errors = l.intercept_errors;
     loc.proxy_path = l.proxy_path.clone();

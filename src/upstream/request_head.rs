@@ -38,6 +38,9 @@ pub struct Forward<'a> {
     pub trusted: &'a TrustedProxies,
     pub client: &'a Client,
     pub request_id: &'a str,
+    /// A location's `set_headers`, filled: they replace the client's headers and the
+    /// forwarded ones of the same name; an empty value removes the header.
+    pub set: &'a [(http::HeaderName, http::HeaderValue)],
 }
 
 /// Writes the head Django gets into `wire`, straight from the client's headers by
@@ -60,8 +63,15 @@ pub fn write<'h, I>(
         }
     }
     let whole = matches!(line.length, Length::Whole(_));
+    let overridden = |name: &[u8]| {
+        fwd.set
+            .iter()
+            .any(|(n, _)| name.eq_ignore_ascii_case(n.as_str().as_bytes()))
+    };
     let fate = |name: &[u8]| {
-        if listed.iter().any(|t| name.eq_ignore_ascii_case(t)) {
+        if !fwd.set.is_empty() && overridden(name) {
+            Fate::Drop
+        } else if listed.iter().any(|t| name.eq_ignore_ascii_case(t)) {
             Fate::HopByHop
         } else if whole && is_framing(name) {
             Fate::Drop
@@ -73,7 +83,7 @@ pub fn write<'h, I>(
     // parses; Pingora's limit is `limits.max_headers`), again for any past them.
     let mut fates = [Fate::Keep; MAX_HEADERS];
     let mut seen = SeenForwarded::default();
-    let mut has_host = false;
+    let mut has_host = fwd.set.iter().any(|(n, _)| n == http::header::HOST);
     for (i, (name, value)) in headers().enumerate() {
         let f = fate(name);
         if let Some(slot) = fates.get_mut(i) {
@@ -114,7 +124,12 @@ pub fn write<'h, I>(
         }
     }
     for (name, value) in set.iter() {
-        put_header(wire, name.as_bytes(), value.as_bytes());
+        if fwd.set.is_empty() || !overridden(name.as_bytes()) {
+            put_header(wire, name.as_bytes(), value.as_bytes());
+        }
+    }
+    for (name, value) in fwd.set.iter().filter(|(_, v)| !v.is_empty()) {
+        put_header(wire, name.as_str().as_bytes(), value.as_bytes());
     }
     if let Length::Whole(Some(n)) = line.length {
         let _ = write!(wire, "Content-Length: {n}\r\n");
@@ -187,6 +202,7 @@ mod tests {
             trusted: &TrustedProxies::default(),
             client: &client,
             request_id: "rid",
+            set: &[],
         };
         let mut wire = BytesMut::new();
         let walk = || headers.iter().map(|(n, v)| (*n, *v));
