@@ -394,6 +394,15 @@ limit_req = {{ per_second = 1.0, burst = 2, nodelay = true }}
     let a = proxy.http;
     let r = get_at(a, "app.local", "/down/x");
     assert_eq!((r.status, r.text().as_str()), (502, "<h1>Back soon</h1>"));
+    // Counted for the pool that failed, each pool a bounded label value.
+    let m = proxy.metrics();
+    let errors = |pool: &str| {
+        metric_value(
+            &m,
+            &format!("authz_edge_upstream_errors_total{{kind=\"connect\",upstream=\"{pool}\"}}"),
+        )
+    };
+    assert_eq!((errors("events"), errors("default")), (1.0, 0.0));
     let r = get_at(a, "app.local", "/missing");
     assert_eq!((r.status, r.text().as_str()), (200, "our own page"));
     assert_eq!(get_at(a, "app.local", "/admin/").status, 403);

@@ -248,7 +248,7 @@ fn a_refused_server_is_skipped_and_counted() {
     assert_eq!(live.count(), 6);
     // One refusal, then the server is skipped for upstream.fail_timeout (10s by default).
     assert_eq!(
-        p.metric("authz_edge_upstream_errors_total{kind=\"connect\"}"),
+        p.metric("authz_edge_upstream_errors_total{kind=\"connect\",upstream=\"default\"}"),
         1.0
     );
 }
@@ -261,7 +261,7 @@ fn no_reachable_server_gives_502_and_a_slow_one_504() {
     assert_eq!(r.status, 502);
     assert!(r.text().contains("Bad Gateway"), "{}", r.text());
     assert_eq!(
-        p.metric("authz_edge_upstream_errors_total{kind=\"connect\"}"),
+        p.metric("authz_edge_upstream_errors_total{kind=\"connect\",upstream=\"default\"}"),
         1.0
     );
     let m = p.wait_metric(
@@ -286,11 +286,11 @@ fn no_reachable_server_gives_502_and_a_slow_one_504() {
     assert_eq!(r.status, 504);
     assert!(r.text().contains("Gateway Timeout"), "{}", r.text());
     assert_eq!(
-        p.metric("authz_edge_upstream_errors_total{kind=\"timeout\"}"),
+        p.metric("authz_edge_upstream_errors_total{kind=\"timeout\",upstream=\"default\"}"),
         1.0
     );
     assert_eq!(
-        p.metric("authz_edge_upstream_errors_total{kind=\"connect\"}"),
+        p.metric("authz_edge_upstream_errors_total{kind=\"connect\",upstream=\"default\"}"),
         0.0
     );
 }
@@ -1136,7 +1136,10 @@ fn a_response_head_over_max_header_bytes_is_a_502_on_every_loop() {
     }
     let m = p.metrics();
     assert_eq!(
-        metric_value(&m, "authz_edge_upstream_errors_total{kind=\"other\"}"),
+        metric_value(
+            &m,
+            "authz_edge_upstream_errors_total{kind=\"other\",upstream=\"default\"}"
+        ),
         3.0
     );
 }

@@ -19,7 +19,11 @@ const H2: &str = "authz_edge_proxied_requests_total{proxy_loop=\"h2\"}";
 fn upstream_errors(p: &Proxy) -> f64 {
     ["connect", "timeout", "reset", "other"]
         .iter()
-        .map(|k| p.metric(&format!("authz_edge_upstream_errors_total{{kind=\"{k}\"}}")))
+        .map(|k| {
+            p.metric(&format!(
+                "authz_edge_upstream_errors_total{{kind=\"{k}\",upstream=\"default\"}}"
+            ))
+        })
         .sum()
 }
 
@@ -264,7 +268,7 @@ fn a_response_with_two_framings_is_refused_with_502() {
     assert_eq!(r.status, 502);
     assert_eq!(r.header("connection"), Some("close"));
     assert_eq!(
-        p.metric("authz_edge_upstream_errors_total{kind=\"other\"}"),
+        p.metric("authz_edge_upstream_errors_total{kind=\"other\",upstream=\"default\"}"),
         1.0
     );
     assert_eq!(upstream_errors(&p), 1.0);
@@ -279,7 +283,10 @@ fn a_server_that_dies_mid_body_is_counted_and_the_client_cut_off() {
     let text = String::from_utf8_lossy(&all);
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     assert!(text.ends_with("\r\n\r\nhi"), "{text}");
-    p.wait_metric("authz_edge_upstream_errors_total{kind=\"reset\"}", 1.0);
+    p.wait_metric(
+        "authz_edge_upstream_errors_total{kind=\"reset\",upstream=\"default\"}",
+        1.0,
+    );
     assert_eq!(upstream_errors(&p), 1.0);
 }
 
@@ -302,7 +309,10 @@ fn an_http2_stream_whose_body_django_cuts_off_is_reset() {
         );
         assert!(r.bytes().is_err(), "a body cut off must not read as whole");
     }
-    p.wait_metric("authz_edge_upstream_errors_total{kind=\"reset\"}", 2.0);
+    p.wait_metric(
+        "authz_edge_upstream_errors_total{kind=\"reset\",upstream=\"default\"}",
+        2.0,
+    );
     assert_eq!(upstream_errors(&p), 2.0);
     assert_eq!(
         (p.metric(H2), p.metric(PINGORA), p.metric(RELAY)),
@@ -487,7 +497,7 @@ fn a_reused_connection_that_dies_resends_a_get_once_and_never_a_post() {
         .collect();
     assert_eq!(posts, vec![(resent_on, "POST /pay/ HTTP/1.1".to_string())]);
     assert_eq!(
-        p.metric("authz_edge_upstream_errors_total{kind=\"reset\"}"),
+        p.metric("authz_edge_upstream_errors_total{kind=\"reset\",upstream=\"default\"}"),
         1.0
     );
     // The same on Pingora's loop (fast_path off): one policy for both.

@@ -100,8 +100,17 @@ fn tls(c: &Config, p: &mut Problems) {
     }
 }
 
+/// Upstream pools at most: each is a value of the `upstream` metric label.
+const MAX_POOLS: usize = 64;
+
 fn upstream(c: &Config, p: &mut Problems) {
     pool("upstream", &c.upstream, p);
+    if c.upstreams.len() > MAX_POOLS {
+        p.bad(
+            "upstreams",
+            format!("{} pools: at most {MAX_POOLS}", c.upstreams.len()),
+        );
+    }
     for (name, u) in &c.upstreams {
         let ok = !name.is_empty()
             && name

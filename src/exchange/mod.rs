@@ -178,17 +178,17 @@ pub fn buffers<'a>(shared: &'a Shared, rt: &'a Runtime, pool: usize) -> Buffers<
 
 /// Counts a response body broken off by Django (a client that went away is not an upstream
 /// error).
-pub fn body_broken(shared: &Shared, broken: Broken) {
+pub fn body_broken(shared: &Shared, pool: &str, broken: Broken) {
     if let Broken::Upstream(kind) = broken {
-        shared.metrics.count_upstream_error(kind);
+        shared.metrics.count_upstream_error(pool, kind);
     }
 }
 
 /// Counts a failure to get an answer from Django (once: `tries.counted` says whether a connect
 /// failure on the way already was) and returns the status the client gets.
-pub fn upstream_failed(shared: &Shared, kind: UpstreamErrorKind, tries: &Tries) -> u16 {
+pub fn upstream_failed(shared: &Shared, pool: &str, kind: UpstreamErrorKind, tries: &Tries) -> u16 {
     if !tries.counted {
-        shared.metrics.count_upstream_error(kind);
+        shared.metrics.count_upstream_error(pool, kind);
     }
     upstream::error_status(kind)
 }

@@ -112,7 +112,12 @@ pub async fn forward(
     {
         Ok(reply) => reply,
         Err(kind) => {
-            return Outcome::Failed(exchange::upstream_failed(shared, kind, &ctx.tries));
+            return Outcome::Failed(exchange::upstream_failed(
+                shared,
+                &rt.pool(ctx.pool).name,
+                kind,
+                &ctx.tries,
+            ));
         }
     };
     // A copy of just the head: the values of an HTTP/2 response are slices of it, and h2's
@@ -124,7 +129,7 @@ pub async fn forward(
     let Some((resp, framing, server_keeps, plan)) = seen else {
         shared
             .metrics
-            .count_upstream_error(UpstreamErrorKind::Other);
+            .count_upstream_error(&rt.pool(ctx.pool).name, UpstreamErrorKind::Other);
         return Outcome::Failed(502);
     };
     let status = resp.status.as_u16();
@@ -165,7 +170,7 @@ pub async fn forward(
     let mut client = SessionClient(session);
     let sent = delivery::deliver(body, BytesMut::new(), &mut client, plan, &buffers, seen).await;
     Outcome::Sent(sent.map(|()| status).map_err(|broken| {
-        exchange::body_broken(shared, broken);
+        exchange::body_broken(shared, &rt.pool(ctx.pool).name, broken);
         status
     }))
 }

@@ -109,7 +109,7 @@ impl ProxyHttp for EdgeProxy {
         // Nothing was sent yet, so another server may take the request.
         self.shared
             .metrics
-            .count_upstream_error(upstream::error_kind(&e));
+            .count_upstream_error(&ctx.rt.pool(ctx.pool).name, upstream::error_kind(&e));
         ctx.tries.counted = true;
         if ctx.tries.may_try_another(ctx.rt.pool(ctx.pool).retries) {
             e.set_retry(true);

@@ -20,6 +20,7 @@ use crate::rules::locations::{uri_of, Found};
 use crate::rules::sites::{host_of, Action, Location, Site, TryFile};
 use crate::rules::template::{Template, Vars};
 use crate::runtime::Shared;
+use crate::telemetry::vocabulary::RejectReason;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -161,6 +162,9 @@ pub async fn serve(
         let checked = if too_large { Err(413) } else { checked };
         // Refused: never read for Django, on this hop or the next.
         body_read |= too_large;
+        if too_large {
+            shared.metrics.count_rejected(RejectReason::BodyTooLarge);
+        }
         let step = match checked {
             Err(status) => answer_status(session, ctx, loc, status).await,
             Ok(delay) => {

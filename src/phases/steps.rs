@@ -122,7 +122,7 @@ pub async fn fail(
         (ErrorType::HTTPStatus(c), _) => *c,
         (_, ErrorSource::Upstream) => {
             let kind = ctx.tries.error.unwrap_or_else(|| upstream::error_kind(e));
-            exchange::upstream_failed(shared, kind, &ctx.tries)
+            exchange::upstream_failed(shared, &ctx.rt.pool(ctx.pool).name, kind, &ctx.tries)
         }
         (ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed, _) => 0,
         (_, ErrorSource::Downstream) => 400,

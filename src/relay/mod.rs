@@ -157,7 +157,8 @@ pub async fn serve(
             response::relay_response(shared, &mut ctx, stream, req, reply, keep_client).await
         }
         Err(kind) => {
-            let status = exchange::upstream_failed(shared, kind, &ctx.tries);
+            let status =
+                exchange::upstream_failed(shared, &rt.pool(ctx.pool).name, kind, &ctx.tries);
             error_page::write_h1(stream, status, plan.method == Method::HEAD).await;
             (status, false)
         }

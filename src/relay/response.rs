@@ -109,7 +109,7 @@ pub(super) async fn relay_response(
     else {
         shared
             .metrics
-            .count_upstream_error(UpstreamErrorKind::Other);
+            .count_upstream_error(&rt.pool(ctx.pool).name, UpstreamErrorKind::Other);
         error_page::write_h1(stream, 502, head_only).await;
         return (502, false);
     };
@@ -122,7 +122,7 @@ pub(super) async fn relay_response(
     match sent {
         Ok(()) => (status, keep_client),
         Err(broken) => {
-            exchange::body_broken(shared, broken);
+            exchange::body_broken(shared, &rt.pool(ctx.pool).name, broken);
             (status, false)
         }
     }

@@ -166,6 +166,7 @@ impl Runtime {
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
         for (name, u) in &config.upstreams {
             upstreams.push(Upstream::compile(name, u).map_err(|p| vec![p])?);
+            metrics.register_pool(name);
         }
         let mut names = vec![crate::upstream::DEFAULT_POOL];
         names.extend(config.upstreams.keys().map(String::as_str));

@@ -22,7 +22,9 @@ pub struct Metrics {
     pub routes: RouteRegistry,
     pub permissions: PermissionRegistry,
     duration: [Histogram; 5],
+    /// `[upstream]`'s (pool `default`), by kind; other pools through `upstream_errors_vec`.
     upstream_errors: [IntCounter; 4],
+    upstream_errors_vec: prometheus::IntCounterVec,
     rejected: [IntCounter; 13],
     /// Static files that could not be served: `permission` (EACCES, answered 403), `io`.
     static_errors: [IntCounter; 2],
@@ -128,8 +130,8 @@ impl Metrics {
         let upstream = counter_vec(
             &r,
             "authz_edge_upstream_errors_total",
-            "Failures talking to Django, by kind.",
-            &["kind"],
+            "Failures talking to Django, by upstream pool (`default` is [upstream]; the others are [upstreams] keys, bounded by the config) and kind.",
+            &["upstream", "kind"],
         );
         let proxied_by = counter_vec(
             &r,
@@ -283,7 +285,8 @@ impl Metrics {
             permissions,
             duration: STATUS_CLASSES.map(|c| duration_vec.with_label_values(&[c])),
             upstream_errors: UpstreamErrorKind::ALL
-                .map(|k| upstream.with_label_values(&[k.label()])),
+                .map(|k| upstream.with_label_values(&[crate::config::DEFAULT_POOL, k.label()])),
+            upstream_errors_vec: upstream,
             rejected: RejectReason::ALL.map(|k| rejected.with_label_values(&[k.label()])),
             static_errors: ["permission", "io"].map(|k| static_errors.with_label_values(&[k])),
             proxied_by: ProxyLoop::ALL.map(|p| proxied_by.with_label_values(&[p.label()])),
@@ -318,8 +321,24 @@ impl Metrics {
         self.duration[status_class(status)].observe(seconds);
     }
 
-    pub fn count_upstream_error(&self, kind: UpstreamErrorKind) {
-        self.upstream_errors[kind as usize].inc();
+    /// Counts a failure talking to the pool named `pool`.
+    pub fn count_upstream_error(&self, pool: &str, kind: UpstreamErrorKind) {
+        if pool == crate::config::DEFAULT_POOL {
+            self.upstream_errors[kind as usize].inc();
+        } else {
+            self.upstream_errors_vec
+                .with_label_values(&[pool, kind.label()])
+                .inc();
+        }
+    }
+
+    /// Shows a configured pool's error series at zero (the config bounds the pools).
+    pub fn register_pool(&self, pool: &str) {
+        for k in UpstreamErrorKind::ALL {
+            let _ = self
+                .upstream_errors_vec
+                .with_label_values(&[pool, k.label()]);
+        }
     }
 
     /// Counts a request body written to a file before it went to Django.

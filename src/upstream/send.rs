@@ -62,7 +62,7 @@ pub async fn send(
             Ok(Ok(c)) => c,
             _ => {
                 up.mark_failed(idx);
-                metrics.count_upstream_error(UpstreamErrorKind::Connect);
+                metrics.count_upstream_error(&up.name, UpstreamErrorKind::Connect);
                 tries.counted = true;
                 if tries.may_try_another(up.retries) {
                     continue;
