@@ -22,13 +22,18 @@ pub struct Import {
 /// Imports `file`; `Err` with the reason when it cannot be read or parsed.
 pub fn import(file: &Path) -> Result<Import, String> {
     let directives = parse::read(file).map_err(|e| e.0)?;
+    Ok(convert_all(&directives))
+}
+
+/// Converts directives already read (the fuzz target reads them from bytes).
+pub fn convert_all(directives: &[parse::Directive]) -> Import {
     let mut c = convert::Converter::default();
-    c.run(&directives);
+    c.run(directives);
     let code = if c.report.incomplete() { 3 } else { 0 };
-    Ok(Import {
+    Import {
         config: c.toml(),
         counts: c.report.counts,
         report: c.report.lines(),
         code,
-    })
+    }
 }

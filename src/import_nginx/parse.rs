@@ -51,6 +51,22 @@ pub fn read(path: &Path) -> Result<Vec<Directive>, ParseError> {
     read_depth(path, 0)
 }
 
+/// Reads nginx configuration text named `file`, without following its includes.
+pub fn parse_text(text: &str, file: &str) -> Result<Vec<Directive>, ParseError> {
+    let file: std::sync::Arc<str> = file.into();
+    let tokens = tokens(text).map_err(|(line, m)| ParseError(format!("{file}:{line}: {m}")))?;
+    let mut at = 0;
+    // Past the depth limit: an include is kept as written, not followed.
+    directives(
+        &tokens,
+        &mut at,
+        &file,
+        Path::new("."),
+        MAX_INCLUDE_DEPTH + 1,
+        false,
+    )
+}
+
 fn read_depth(path: &Path, depth: usize) -> Result<Vec<Directive>, ParseError> {
     if depth > MAX_INCLUDE_DEPTH {
         return Err(ParseError(format!(
@@ -200,7 +216,7 @@ fn directives(
                         }
                     }
                 };
-                if name == "include" && block.is_none() {
+                if name == "include" && block.is_none() && depth <= MAX_INCLUDE_DEPTH {
                     let included = include(dir, args.first().map_or("", String::as_str), depth);
                     match included {
                         Some(Ok(list)) => {
