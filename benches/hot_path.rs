@@ -200,9 +200,79 @@ fn bench_relay_plan(c: &mut Criterion) {
     )
     .expect("config");
     let rt = Runtime::build(&config, 1, &Metrics::new(200, 200)).expect("runtime");
+    let client = Client {
+        ip: None,
+        tls: false,
+    };
     c.bench_function("relay_plan/browser", |b| {
-        b.iter(|| authz_edge::relay::plan(black_box(BROWSER_HEAD.as_bytes()), &rt, false).is_some())
+        b.iter(|| {
+            authz_edge::relay::plan(black_box(BROWSER_HEAD.as_bytes()), &rt, &client, || None)
+                .is_some()
+        })
     });
+}
+
+/// Fifty locations in one site, ten of them regexes, the rest prefixes, `^~` prefixes and
+/// exact ones, as a large Django site's nginx config has them.
+fn fifty_locations() -> String {
+    let mut t = String::from(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nservers = [\"127.0.0.1:8000\"]\n",
+    );
+    for i in 0..20 {
+        t.push_str(&format!(
+            "[[locations]]\npath = \"/app{i}/\"\nproxy = \"default\"\n"
+        ));
+    }
+    for i in 0..10 {
+        t.push_str(&format!(
+            "[[locations]]\npath = \"= /page{i}\"\nreturn = {{ status = 204 }}\n"
+        ));
+        t.push_str(&format!(
+            "[[locations]]\npath = \"^~ /static{i}/\"\nalias = \"/tmp/\"\n"
+        ));
+        t.push_str(&format!(
+            "[[locations]]\npath = '~ ^/api/v{i}/items/[0-9]+/$'\nproxy = \"default\"\n"
+        ));
+    }
+    t
+}
+
+/// Location matching: the relay's decision for a plain GET with one location (the default
+/// config) and with fifty; and the site's match alone for a prefix that passes every regex,
+/// for the last regex, and for an exact location.
+fn bench_locations(c: &mut Criterion) {
+    let config = authz_edge::config::parse(&fifty_locations()).expect("config");
+    let rt = Runtime::build(&config, 1, &Metrics::new(200, 200)).expect("runtime");
+    let client = Client {
+        ip: None,
+        tls: false,
+    };
+    let head = BROWSER_HEAD.replacen(
+        "GET /reports/42/export/?format=csv ",
+        "GET /app7/orders/12/?format=csv ",
+        1,
+    );
+    assert!(authz_edge::relay::plan(head.as_bytes(), &rt, &client, || None).is_some());
+    c.bench_function("relay_plan/browser_50_locations", |b| {
+        b.iter(|| {
+            authz_edge::relay::plan(black_box(head.as_bytes()), &rt, &client, || None).is_some()
+        })
+    });
+    let site = rt.sites.for_host(Some("example.com"), None);
+    assert_eq!(site.regex_count(), 10);
+    for (name, path) in [
+        ("locate_50/prefix_after_10_regexes", "/app7/orders/12/"),
+        ("locate_50/tenth_regex", "/api/v9/items/12/"),
+        ("locate_50/exact", "/page3"),
+    ] {
+        assert!(site.locate(path, path).is_some(), "{path}");
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let uri = authz_edge::rules::locations::uri_of(black_box(path));
+                site.locate(path, &uri).map(|f| f.index)
+            })
+        });
+    }
 }
 
 fn bench_record(c: &mut Criterion) {
@@ -275,6 +345,7 @@ criterion_group!(
     bench_forwarding,
     bench_head_check,
     bench_relay_plan,
+    bench_locations,
     bench_record,
     bench_sampler
 );
