@@ -158,6 +158,7 @@ fn bench_forwarding(c: &mut Criterion) {
                 trusted: &rt.trusted,
                 client: &client,
                 request_id: "0123456789abcdef0123456789abcdef",
+                set: &[],
             };
             authz_edge::upstream::request_head::write_parsed(&fwd, black_box(&h2), None, &mut wire);
             wire.len()
