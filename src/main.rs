@@ -157,7 +157,7 @@ fn check(path: &std::path::Path) -> ExitCode {
     // The same compile as at start and on reload, with metrics of its own.
     let metrics = authz_edge::telemetry::metrics::Metrics::new(1, 1);
     match authz_edge::runtime::compile(path, 1, &metrics) {
-        Ok((c, _)) => {
+        Ok((c, rt)) => {
             if permission_errors(&c) {
                 eprintln!(
                     "{}: the proxy's user cannot use the paths above",
@@ -181,6 +181,19 @@ fn check(path: &std::path::Path) -> ExitCode {
             );
             let servers: Vec<String> = c.upstream.servers.iter().map(|s| s.to_string()).collect();
             println!("upstreams: {} ({hc})", servers.join(", "));
+            for (name, u) in &c.upstreams {
+                let servers: Vec<String> = u.servers.iter().map(|s| s.to_string()).collect();
+                println!("upstreams.{name}: {}", servers.join(", "));
+            }
+            if !c.sites.is_empty() || !c.locations.is_empty() {
+                let sites = &rt.sites.list;
+                let locations: usize = sites.iter().map(|s| s.locations.len()).sum();
+                let regexes: usize = sites.iter().map(|s| s.regex_count()).sum();
+                println!(
+                    "sites: {} ({locations} locations, {regexes} of them regexes)",
+                    sites.len()
+                );
+            }
             println!("routes: {} configured", c.routes.len());
             for r in &c.routes {
                 println!("  {}", r.pattern.text);

@@ -423,41 +423,23 @@ limit_req = {{ per_second = 1.0, burst = 2, nodelay = true }}
 }
 
 #[test]
-fn check_names_each_bad_location_key() {
+fn check_refuses_a_pool_named_default_and_a_relative_unix_socket() {
     let dir = tempfile::tempdir().expect("tmp");
     let bad = dir.path().join("bad.toml");
-    std::fs::write(
-        &bad,
-        r#"[upstream]
-servers = ["127.0.0.1:8000"]
-[upstreams.default]
-servers = ["unix:relative.sock"]
-[[locations]]
-path = "/"
-proxy = "nope"
-[[locations]]
-path = "~ ("
-return = { status = 404 }
-[[locations]]
-path = "/both/"
-proxy = "default"
-root = "/srv"
-[[locations]]
-path = "/hdr/"
-proxy = "default"
-set_headers = { "X-A" = "$geoip_country" }
-access = ["permit all"]
-"#,
-    )
-    .expect("write");
+    let text = "[upstream]\nservers = [\"127.0.0.1:8000\"]\n\
+                [upstreams.default]\nservers = [\"unix:relative.sock\"]\n";
+    std::fs::write(&bad, text).expect("write");
     let out = Command::new(bin())
         .args(["check", "--config", &bad.display().to_string()])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("upstreams.default.servers[0]"), "{stderr}");
-    assert!(stderr.contains("unix socket"), "{stderr}");
+    assert!(
+        stderr.contains("upstreams.default.servers[0]: `unix:relative.sock` is not a unix socket"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
 #[test]
@@ -510,4 +492,47 @@ access = ["permit all"]
         );
     }
     assert_eq!(lines.len(), 5, "{stderr}");
+}
+
+#[test]
+fn locations_and_pools_reload_live_and_serve_http2_alike() {
+    let django = Upstream::start(|s| Reply::new(200, &format!("django {}", s.path)));
+    let events = Upstream::start(|s| Reply::new(200, &format!("events {}", s.path)));
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert_pem, tls) = self_signed_tls(dir.path(), "");
+    let first = config(
+        django.addr,
+        &events.addr.to_string(),
+        &format!("{tls}\n[[locations]]\npath = \"/\"\nproxy = \"default\"\n"),
+    );
+    let p = Proxy::start(&first);
+    assert_eq!(get_at(p.http, "a", "/events/x").text(), "django /events/x");
+    // A SIGHUP adds a location on the second pool, a header and a refusal: all live.
+    let second = first.clone()
+        + "[[locations]]\npath = \"/events/\"\nproxy = \"events\"\nproxy_path = \"/\"\n\
+           add_headers = [{ name = \"X-Pool\", value = \"events\" }]\n\
+           [[locations]]\npath = \"= /blocked\"\nreturn = { status = 403 }\n";
+    p.reload(&second);
+    poll::until_true("the second generation", || {
+        p.metric("authz_edge_config_generation") >= 2.0
+    });
+    let r = get_at(p.http, "a", "/events/x");
+    assert_eq!(
+        (r.text().as_str(), r.header("x-pool")),
+        ("events /x", Some("events"))
+    );
+    assert_eq!(get_at(p.http, "a", "/blocked").status, 403);
+    // The same over HTTP/2.
+    let client = https_client(&cert_pem, p.https.expect("https"), false);
+    let url = format!("https://localhost:{}", p.https.expect("https").port());
+    let r = client
+        .get(format!("{url}/events/y?z=1"))
+        .send()
+        .expect("h2");
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.headers()["x-pool"], "events");
+    assert_eq!(r.text().expect("body"), "events /y?z=1");
+    let r = client.get(format!("{url}/blocked")).send().expect("h2");
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!((django.count(), events.count()), (1, 2));
 }

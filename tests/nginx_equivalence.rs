@@ -465,6 +465,32 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The ports a config listens on, and those with TLS (`ssl` on the `listen`, or `ssl on;` in
+/// its server), read with the importer's own parser.
+fn listeners(conf: &Path) -> (Vec<u16>, Vec<u16>) {
+    use authz_edge::import_nginx::parse::{read, Directive};
+    fn walk(list: &[Directive], ssl_on: bool, all: &mut Vec<u16>, tls: &mut Vec<u16>) {
+        let here = ssl_on || list.iter().any(|d| d.name == "ssl" && d.arg(0) == "on");
+        for d in list {
+            if d.name == "listen" && !d.arg(0).starts_with('[') {
+                let port = d.arg(0).rsplit(':').next().and_then(|p| p.parse().ok());
+                if let Some(p) = port {
+                    all.push(p);
+                    if here || d.args.iter().any(|a| a == "ssl") {
+                        tls.push(p);
+                    }
+                }
+            }
+            walk(d.children(), here && d.name != "server", all, tls);
+        }
+    }
+    let (mut all, mut tls) = (Vec::new(), Vec::new());
+    walk(&read(conf).expect("parses"), false, &mut all, &mut tls);
+    all.sort();
+    all.dedup();
+    (all, tls)
+}
+
 /// Runs one case; its row of the table, and the labels of the requests that differed.
 fn run(case: &Case) -> (String, Vec<(String, Outcome, Outcome)>) {
     let dir = tempfile::tempdir().expect("dir");
@@ -496,42 +522,10 @@ fn run(case: &Case) -> (String, Vec<(String, Outcome, Outcome)>) {
         };
         ups.insert(name, addr);
     }
-    // Each port the config listens on, for nginx; then for authz-edge.
-    let raw =
-        std::fs::read_to_string(format!("tests/nginx_configs/{}", case.file)).expect("config");
-    let mut written_ports: Vec<u16> = raw
-        .lines()
-        .filter(|l| l.trim().starts_with("listen") && !l.contains("[::]"))
-        .filter_map(|l| {
-            l.split_whitespace()
-                .nth(1)?
-                .trim_end_matches(';')
-                .rsplit(':')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
-    written_ports.sort();
-    written_ports.dedup();
-    let tls_ports: Vec<u16> = raw
-        .lines()
-        .filter(|l| {
-            l.trim().starts_with("listen")
-                && (l.contains(" ssl") || raw.contains("ssl on;"))
-                && !l.contains("[::]")
-        })
-        .filter(|l| l.contains(" ssl") || l.contains("443"))
-        .filter_map(|l| {
-            l.split_whitespace()
-                .nth(1)?
-                .trim_end_matches(';')
-                .rsplit(':')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect();
+    // Each port the config listens on (IPv6 ones left out), and whether it is TLS: for
+    // nginx, then for authz-edge.
+    let (written_ports, tls_ports) =
+        listeners(Path::new(&format!("tests/nginx_configs/{}", case.file)));
     let nginx_ports: BTreeMap<u16, u16> = written_ports.iter().map(|p| (*p, free_port())).collect();
     let edge_ports: BTreeMap<u16, u16> = written_ports.iter().map(|p| (*p, free_port())).collect();
 

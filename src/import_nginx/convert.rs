@@ -95,6 +95,20 @@ struct Own {
 }
 
 impl Inherited {
+    /// The http level: every list is its own from the start.
+    fn top() -> Inherited {
+        Inherited {
+            own: Own {
+                set_headers: true,
+                add_headers: true,
+                hide_headers: true,
+                access: true,
+                error_pages: true,
+            },
+            ..Inherited::default()
+        }
+    }
+
     /// What the next level down starts from.
     fn below(&self) -> Inherited {
         Inherited {
@@ -328,14 +342,7 @@ impl Converter {
             .iter()
             .any(|d| matches!(d.name.as_str(), "http" | "events"));
         if !has_main {
-            let mut inh = Inherited::default();
-            inh.own = Own {
-                set_headers: true,
-                add_headers: true,
-                hide_headers: true,
-                access: true,
-                error_pages: true,
-            };
+            let mut inh = Inherited::top();
             for d in top {
                 self.http_pre(d);
             }
@@ -352,14 +359,7 @@ impl Converter {
     fn main(&mut self, d: &Directive) {
         match d.name.as_str() {
             "http" => {
-                let mut inh = Inherited::default();
-                inh.own = Own {
-                    set_headers: true,
-                    add_headers: true,
-                    hide_headers: true,
-                    access: true,
-                    error_pages: true,
-                };
+                let mut inh = Inherited::top();
                 // `upstream` and `limit_req_zone` first: servers refer to them.
                 for c in d.children() {
                     self.http_pre(c);

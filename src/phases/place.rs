@@ -87,6 +87,21 @@ impl Request {
         }
     }
 
+    /// Only who the client is: for a location whose rules read no other value.
+    fn bare(session: &ServerSession) -> Request {
+        Request {
+            host: String::new(),
+            http_host: String::new(),
+            scheme: "http",
+            client: client_of(session),
+            local: None,
+            request_uri: String::new(),
+            args: String::new(),
+            port: 0,
+            method: String::new(),
+        }
+    }
+
     fn vars<'a>(
         &'a self,
         headers: &'a http::HeaderMap,
@@ -117,6 +132,9 @@ pub async fn serve(
     ctx: &mut RequestCtx,
 ) -> Result<bool> {
     let rt = ctx.rt.clone();
+    if rt.sites.is_plain() {
+        return plain(shared, session, ctx, &rt).await;
+    }
     let request = Request::of(session);
     let host = Some(request.http_host.as_str()).filter(|h| !h.is_empty());
     let site = rt.sites.for_host(host, request.local);
@@ -171,18 +189,14 @@ pub async fn serve(
                 if let Some(d) = delay {
                     tokio::time::sleep(d).await;
                 }
-                act(
-                    shared,
-                    session,
-                    ctx,
+                let at = At {
                     site,
                     loc,
-                    &request,
-                    &uri,
-                    &found,
-                    &mut body_read,
-                )
-                .await
+                    request: &request,
+                    uri: &uri,
+                    found: &found,
+                };
+                act(shared, session, ctx, &at, &mut body_read).await
             }
         };
         if too_large {
@@ -220,6 +234,35 @@ pub async fn serve(
     tracing::warn!("more than {MAX_HOPS} internal redirects: {}", uri);
     ctx.status = error_page::respond(session, 500, None).await;
     Ok(true)
+}
+
+/// The config has no sites or locations: its one location proxies everything to `[upstream]`,
+/// with no rule that reads the request's values, so none are gathered.
+async fn plain(
+    shared: &Shared,
+    session: &mut ServerSession,
+    ctx: &mut RequestCtx,
+    rt: &crate::runtime::Runtime,
+) -> Result<bool> {
+    let (Some(site), found) = (rt.sites.list.first(), Found::default()) else {
+        return Ok(true);
+    };
+    let Some(loc) = site.locations.first() else {
+        return Ok(true);
+    };
+    let request = Request::bare(session);
+    let at = At {
+        site,
+        loc,
+        request: &request,
+        uri: "",
+        found: &found,
+    };
+    match proxy(shared, session, ctx, &at, &mut false).await {
+        Step::Done(r) => r,
+        // A plain site has no internal locations to go on to.
+        Step::Goto { .. } => Ok(true),
+    }
 }
 
 /// The location's own refusals before its action, as a status: `access` (403), then
@@ -291,18 +334,31 @@ async fn answer_status(
     Step::Done(Ok(true))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where a request stands: its site, its location and how it matched, and its values.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    site: &'a Site,
+    loc: &'a Location,
+    request: &'a Request,
+    uri: &'a str,
+    found: &'a Found,
+}
+
+/// The location's action.
 async fn act(
     shared: &Shared,
     session: &mut ServerSession,
     ctx: &mut RequestCtx,
-    site: &Site,
-    loc: &Location,
-    request: &Request,
-    uri: &str,
-    found: &Found,
+    at: &At<'_>,
     body_read: &mut bool,
 ) -> Step {
+    let At {
+        loc,
+        request,
+        uri,
+        found,
+        ..
+    } = *at;
     match &loc.action {
         Action::Return { .. } => returned(session, ctx, &loc.action, request, uri, found).await,
         Action::Files {
@@ -314,15 +370,12 @@ async fn act(
                 &mount.prefix
             };
             ctx.obs.route = Some(shared.metrics.routes.get(route));
-            files(shared, session, ctx, mount, try_files, request, uri, found).await
+            files(shared, session, ctx, mount, try_files, at).await
         }
         Action::Nothing => answer_status(session, ctx, loc, 404).await,
         Action::Proxy { pool } => {
             ctx.pool = *pool;
-            proxy(
-                shared, session, ctx, site, loc, request, uri, found, body_read,
-            )
-            .await
+            proxy(shared, session, ctx, at, body_read).await
         }
     }
 }
@@ -430,17 +483,20 @@ fn absolute(target: &str, r: &Request) -> String {
 
 /// Files: the request's own path, or the first `try_files` entry that is a file, else the
 /// last entry (a named location, a status, or a URI redirected to).
-#[allow(clippy::too_many_arguments)]
 async fn files(
     shared: &Shared,
     session: &mut ServerSession,
     ctx: &mut RequestCtx,
     mount: &StaticMount,
     try_files: &[TryFile],
-    request: &Request,
-    uri: &str,
-    found: &Found,
+    at: &At<'_>,
 ) -> Step {
+    let At {
+        request,
+        uri,
+        found,
+        ..
+    } = *at;
     let raw_path = session.req_header().uri.path().to_string();
     let mut path = raw_path;
     if !try_files.is_empty() {
@@ -566,18 +622,20 @@ async fn is_file(mount: &StaticMount, path: &str) -> bool {
 /// To a pool: the body read whole (within the location's limit), the location's request
 /// rules applied to the head, then one exchange (`forward`), whose outcome may send the
 /// request on to another location.
-#[allow(clippy::too_many_arguments)]
 async fn proxy(
     shared: &Shared,
     session: &mut ServerSession,
     ctx: &mut RequestCtx,
-    site: &Site,
-    loc: &Location,
-    request: &Request,
-    uri: &str,
-    found: &Found,
+    at: &At<'_>,
     body_read: &mut bool,
 ) -> Step {
+    let At {
+        site,
+        loc,
+        request,
+        uri,
+        found,
+    } = *at;
     let rt = ctx.rt.clone();
     if ctx.obs.route.is_none() {
         ctx.obs.route = rt.routes.find(session.req_header().uri.path()).cloned();
@@ -616,7 +674,7 @@ async fn proxy(
     };
     rewrite_head(session.req_header_mut(), loc, request, uri, found);
     ctx.set_headers = set_headers(session.req_header(), loc, request, uri, found);
-    let client = client_of(session);
+    let client = request.client;
     if matches!(whole.body, body::Body::File(_)) {
         shared.metrics.count_spooled_body();
     }

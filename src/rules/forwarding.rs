@@ -187,6 +187,7 @@ pub fn forwarded_values(
 }
 
 /// What is known of the client connection.
+#[derive(Debug, Clone, Copy)]
 pub struct Client {
     pub ip: Option<IpAddr>,
     pub tls: bool,

@@ -282,12 +282,9 @@ pub fn compile(c: &Config, pools: &[&str]) -> Result<Sites, Vec<Problem>> {
             }
         }
         if s.default {
-            let clash = defaults.iter().any(|&d: &usize| {
-                let other: &Site = &list[d];
-                other.listen.is_empty()
-                    || site.listen.is_empty()
-                    || other.listen.iter().any(|a| site.listen.contains(a))
-            });
+            let clash = defaults
+                .iter()
+                .any(|&d: &usize| shares_listener(&list[d], &site));
             if clash {
                 problems.push(problem(
                     &key,
@@ -323,12 +320,7 @@ pub fn compile(c: &Config, pools: &[&str]) -> Result<Sites, Vec<Problem>> {
                 // nginx's catch-all spellings: the site is reached as the default only.
             } else {
                 let same = exact.entry(n.clone()).or_default();
-                let shared = same.iter().any(|&j| {
-                    let other: &Site = &list[j];
-                    other.listen.is_empty()
-                        || site.listen.is_empty()
-                        || other.listen.iter().any(|a| site.listen.contains(a))
-                });
+                let shared = same.iter().any(|&j| shares_listener(&list[j], &site));
                 if shared {
                     problems.push(problem(
                         &key,
@@ -362,6 +354,11 @@ pub fn compile(c: &Config, pools: &[&str]) -> Result<Sites, Vec<Problem>> {
         trailing,
         regexes,
     })
+}
+
+/// Whether two sites answer on a listener in common (one bound to none answers on all).
+fn shares_listener(a: &Site, b: &Site) -> bool {
+    a.listen.is_empty() || b.listen.is_empty() || a.listen.iter().any(|l| b.listen.contains(l))
 }
 
 fn problem(section: &str, key: &str, message: &str) -> Problem {
