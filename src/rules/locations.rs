@@ -68,6 +68,8 @@ pub struct Matcher {
     /// Longest first: (prefix, index, `^~`).
     prefixes: Vec<(String, usize, bool)>,
     regexes: Vec<(Regex, usize)>,
+    /// The same regexes as one automaton: a path that matches none is known in one pass.
+    set: Option<regex::RegexSet>,
     named: HashMap<String, usize>,
 }
 
@@ -116,6 +118,27 @@ impl Matcher {
         }
         // Stable: equal lengths cannot be equal prefixes (refused above).
         m.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        if m.regexes.len() > 1 {
+            let patterns = m.regexes.iter().map(|(r, _)| r.as_str());
+            let insensitive = m
+                .regexes
+                .iter()
+                .map(|(_, i)| matches!(kinds[*i], Kind::RegexNoCase(_)));
+            let texts: Vec<String> = patterns
+                .zip(insensitive)
+                .map(|(p, ci)| {
+                    if ci {
+                        format!("(?i:{p})")
+                    } else {
+                        p.to_string()
+                    }
+                })
+                .collect();
+            m.set = regex::RegexSetBuilder::new(texts)
+                .size_limit(1 << 22)
+                .build()
+                .ok();
+        }
         Ok(m)
     }
 
@@ -139,7 +162,12 @@ impl Matcher {
                 ..Found::default()
             });
         }
-        for (re, index) in &self.regexes {
+        // The first regex in the order written that matches: the set says which, at once.
+        let first = match &self.set {
+            Some(set) => set.matches(uri).iter().next(),
+            None => (!self.regexes.is_empty()).then_some(0),
+        };
+        for (re, index) in first.map_or(&[][..], |i| &self.regexes[i..]) {
             if let Some(c) = re.captures(uri) {
                 let captures = (0..c.len())
                     .map(|g| c.get(g).map(|m| (m.start(), m.end())))
