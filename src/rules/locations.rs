@@ -117,7 +117,7 @@ impl Matcher {
             }
         }
         // Stable: equal lengths cannot be equal prefixes (refused above).
-        m.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        m.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         if m.regexes.len() > 1 {
             let patterns = m.regexes.iter().map(|(r, _)| r.as_str());
             let insensitive = m

@@ -338,8 +338,8 @@ pub fn compile(c: &Config, pools: &[&str]) -> Result<Sites, Vec<Problem>> {
         let site = compile_site("", &c.locations, None, &c.statics, pools, &mut problems);
         list.push(site);
     }
-    leading.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
-    trailing.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    leading.sort_by_key(|l| std::cmp::Reverse(l.0.len()));
+    trailing.sort_by_key(|t| std::cmp::Reverse(t.0.len()));
     if !problems.is_empty() {
         return Err(problems);
     }
