@@ -18,7 +18,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "authz-edge",
     version,
-    about = "Edge proxy for Django that watches 401/403s"
+    about = "Edge proxy for Django that watches 401/403s",
+    after_help = "Signals:\n  \
+        SIGHUP   reload the config (a bad one is refused; the running one stays)\n  \
+        SIGTERM  graceful stop: stop accepting, finish in-flight requests within server.grace_period\n  \
+        SIGINT   fast stop\n\n\
+        Environment:\n  \
+        AUTHZ_EDGE_HASH_KEY     the key of the user, session and token hashes (share it across a fleet)\n  \
+        AUTHZ_EDGE_ADMIN_TOKEN  the admin listener's bearer token (wins over server.admin_token_file)\n  \
+        RUST_LOG                the log filter, instead of the default (warnings from Pingora)\n\n\
+        The book: docs/src/SUMMARY.md (mdbook build docs)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -213,7 +222,10 @@ fn check(path: &std::path::Path) -> ExitCode {
 /// `authz-edge hash user|session|token VALUE`: the same keyed hash the proxy records.
 fn hash(kind: &str, value: &str) -> ExitCode {
     if std::env::var_os("AUTHZ_EDGE_HASH_KEY").is_none() {
-        eprintln!("authz-edge hash: AUTHZ_EDGE_HASH_KEY is not set; use the proxy's key");
+        eprintln!(
+            "authz-edge hash: AUTHZ_EDGE_HASH_KEY is not set: give it the proxy's key. (A proxy \
+             started without one hashes with a random key of its own, which no one can match.)"
+        );
         return ExitCode::from(2);
     }
     let key = HashKey::from_env();

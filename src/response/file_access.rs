@@ -73,14 +73,19 @@ fn problem(severity: Severity, key: &str, path: &Path, what: &str, fix: String) 
         Severity::Error => "error",
         Severity::Warning => "warning",
     };
-    Problem {
-        severity,
-        line: format!(
+    // A path that is not there says so; one that is there says what the user may not do.
+    let line = match std::fs::symlink_metadata(path) {
+        Err(_) => format!(
+            "{word}: {key}: {} {what} (the proxy runs as uid {uid} gid {gid}); fix: {fix}",
+            path.display()
+        ),
+        Ok(_) => format!(
             "{word}: {key}: {} {what} by uid {uid} gid {gid} (the proxy's user); it is {}; fix: {fix}",
             path.display(),
             found(path)
         ),
-    }
+    };
+    Problem { severity, line }
 }
 
 /// Every permission problem the config's paths have for the running user.
@@ -242,6 +247,14 @@ mod tests {
             "{}",
             out[0].line
         );
-        assert!(out[0].line.contains("does not exist"), "{}", out[0].line);
+        let (uid, gid) = running_as();
+        let missing = dir.path().join("missing");
+        assert_eq!(
+            out[0].line,
+            format!(
+                "error: sink.path: {0} does not exist (the proxy runs as uid {uid} gid {gid}); fix: mkdir -p {0} && chown {uid}:{gid} {0}",
+                missing.display()
+            )
+        );
     }
 }
