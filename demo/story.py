@@ -35,6 +35,7 @@ USERS = [("alice", "alice-pw"), ("bob", "bob-pw")] + [(f"u{i}", "pw") for i in r
 
 procs = []
 stop = threading.Event()
+temp_dirs = []
 
 
 def say(msg):
@@ -139,6 +140,7 @@ def main():
     args = ap.parse_args()
     fast = args.fast or args.browser
     tmp = Path(tempfile.mkdtemp(prefix="authz-edge-demo-"))
+    temp_dirs.append(tmp)
     env = dict(os.environ, DJANGO_DB_PATH=str(tmp / "db.sqlite3"), STATIC_ROOT=str(tmp / "static"),
                AUTHZ_COMPANION="1", APP_RELEASE="v1", MEDIA_ROOT=str(tmp / "media"))
     say("Django: migrating the example app and creating its users")
@@ -191,6 +193,16 @@ path = "{tmp}/diagnostics.jsonl"
         raise SystemExit("no finding within a minute")
     f = next(f for f in console(admin)["findings"] if f["active"])
     say(f"finding: {f['cause']} on {f['route']}: {f['fix']}")
+    if not args.browser:
+        # The incident holds, for a person to look at the console: until Enter, or 60 s.
+        enter = threading.Event()
+        if sys.stdin.isatty():
+            say("the incident goes on: look at the console, then press Enter for the fix "
+                "(it comes by itself in 60 s)")
+            threading.Thread(target=lambda: (sys.stdin.readline(), enter.set()), daemon=True).start()
+        else:
+            say("the incident goes on for 60 s, then the fix")
+        play(60, users, True, 0.1, until=enter.is_set)
     if args.browser:
         # Some more of the incident, so that the chart has a shape.
         play(12, users, True, 0.1)
@@ -198,11 +210,11 @@ path = "{tmp}/diagnostics.jsonl"
 
     say("3/3 the fix: `manage.py migrate`, and the approvers get the permission")
     manage(env2, "migrate", "--noinput", "-v", "0")
-    subprocess.run([PY, "manage.py", "shell", "-c",
+    subprocess.run([PY, "manage.py", "shell", "-v", "0", "-c",
                     "from django.contrib.auth.models import Permission, User\n"
                     "p = Permission.objects.get(codename='approve_report')\n"
                     "[u.user_permissions.add(p) for u in User.objects.all()]"],
-                   cwd=APP, env=env2, check=True)
+                   cwd=APP, env=env2, check=True, stdout=subprocess.DEVNULL)
 
     def closed():
         return not any(f["active"] for f in console(admin)["findings"])
@@ -237,8 +249,8 @@ def check_console(args, admin, tmp):
     for what, ok in checks.items():
         print(f"  {'ok  ' if ok else 'FAIL'} {what}")
     if not all(checks.values()):
-        (tmp / "console-dom.html").write_text(dom)
-        raise SystemExit(f"the console check failed; DOM in {tmp / 'console-dom.html'}")
+        (shot.parent / "console-dom.html").write_text(dom)
+        raise SystemExit(f"the console check failed; DOM in {shot.parent / 'console-dom.html'}")
     say(f"console checked in {args.browser}; screenshot: {shot}")
 
 
@@ -271,3 +283,6 @@ if __name__ == "__main__":
         say("stopping")
     finally:
         shutdown()
+        # Nothing is left in the temp directory (the screenshot is under target/).
+        for d in temp_dirs:
+            shutil.rmtree(d, ignore_errors=True)
