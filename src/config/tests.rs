@@ -92,6 +92,21 @@ fn the_admin_listener_needs_a_port_of_its_own() {
 }
 
 #[test]
+fn an_address_used_twice_is_named_by_both_keys() {
+    let text = "[server]\nlisten = [\"127.0.0.1:8080\", \"127.0.0.1:8443\"]\n\
+                [tls]\nlisten = [\"127.0.0.1:8443\"]\ncert = \"c\"\nkey = \"k\"\n\
+                [upstream]\nservers = [\"127.0.0.1:8000\"]\n";
+    let p = crate::config::validate(&parse(text).expect("parses"));
+    let dup: Vec<_> = p.iter().filter(|p| p.key.contains("listen")).collect();
+    assert_eq!(dup.len(), 1, "{p:?}");
+    assert_eq!(dup[0].key, "tls.listen[0]");
+    assert_eq!(
+        dup[0].message,
+        "127.0.0.1:8443 is server.listen[1] too: give each listener its own address"
+    );
+}
+
+#[test]
 fn a_bare_number_duration_says_what_to_write() {
     let e = parse("[upstream]\nservers = [\"127.0.0.1:8000\"]\nread_timeout = 60\n")
         .expect_err("refused");

@@ -67,6 +67,24 @@ fn server(c: &Config, p: &mut Problems) {
             format!("{clash} is also a proxy listener: give the admin listener its own port"),
         );
     }
+    // An address given twice among the proxy's listeners: named by both keys.
+    let mut seen: Vec<(String, std::net::SocketAddr)> = Vec::new();
+    let plain = s
+        .listen
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (format!("server.listen[{i}]"), *a));
+    let tls = c.tls.iter().flat_map(|t| t.listen.iter().enumerate());
+    let tls = tls.map(|(i, a)| (format!("tls.listen[{i}]"), *a));
+    for (key, addr) in plain.chain(tls) {
+        match seen.iter().find(|(_, a)| *a == addr && addr.port() != 0) {
+            Some((first, _)) => p.bad(
+                key,
+                format!("{addr} is {first} too: give each listener its own address"),
+            ),
+            None => seen.push((key, addr)),
+        }
+    }
     if s.threads == 0 || s.threads > 1024 {
         let threads = s.threads;
         p.bad(
