@@ -2,6 +2,7 @@
 
 use crate::accept::connection::EdgeApp;
 use crate::admin::Admin;
+use crate::background::exit_on_panic::ExitOnPanic;
 use crate::background::health::HealthChecker;
 use crate::background::sighup::Reloader;
 use crate::background::spike_tick::DetectorService;
@@ -247,44 +248,68 @@ pub fn build(
     server.add_service(admin);
     server.add_service(background_service(
         "config reload",
-        Reloader {
-            shared: shared.clone(),
+        ExitOnPanic {
+            name: "config reload",
+            service: Reloader {
+                shared: shared.clone(),
+            },
         },
     ));
     server.add_service(background_service(
         "findings",
-        crate::background::findings_tick::FindingsService {
-            shared: shared.clone(),
+        ExitOnPanic {
+            name: "findings",
+            service: crate::background::findings_tick::FindingsService {
+                shared: shared.clone(),
+            },
         },
     ));
     server.add_service(background_service(
         "drain watch",
-        crate::background::shutdown_watch::DrainWatch {
-            shared: shared.clone(),
+        ExitOnPanic {
+            name: "drain watch",
+            service: crate::background::shutdown_watch::DrainWatch {
+                shared: shared.clone(),
+            },
         },
     ));
     server.add_service(background_service(
         "upstream health",
-        HealthChecker {
-            shared: shared.clone(),
+        ExitOnPanic {
+            name: "upstream health",
+            service: HealthChecker {
+                shared: shared.clone(),
+            },
         },
     ));
     server.add_service(background_service(
         "spike detector",
-        DetectorService {
-            shared: shared.clone(),
+        ExitOnPanic {
+            name: "spike detector",
+            service: DetectorService {
+                shared: shared.clone(),
+            },
         },
     ));
     server.add_service(background_service(
         "announce",
-        Announce {
-            bound: bound.clone(),
-            shared: shared.clone(),
+        ExitOnPanic {
+            name: "announce",
+            service: Announce {
+                bound: bound.clone(),
+                shared: shared.clone(),
+            },
         },
     ));
     let writer = shared.sink_writer.lock().ok().and_then(|mut w| w.take());
     if let Some(writer) = writer {
-        server.add_service(background_service("diagnostics sink", writer));
+        server.add_service(background_service(
+            "diagnostics sink",
+            ExitOnPanic {
+                name: "diagnostics sink",
+                service: writer,
+            },
+        ));
     }
     Ok(server)
 }

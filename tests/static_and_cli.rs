@@ -531,3 +531,34 @@ fn a_port_another_process_holds_is_refused_at_start() {
     }
     drop(taken);
 }
+
+#[test]
+fn a_background_service_that_panics_ends_the_process() {
+    let up = Upstream::fixed(Reply::new(200, "ok"));
+    let dir = tempfile::tempdir().expect("tmp");
+    for service in ["findings", "upstream health", "config reload"] {
+        let path = dir.path().join("panics.toml");
+        let config = config_for(&[up.addr], "")
+            .replace("@SOCK@", &dir.path().join("s.sock").display().to_string())
+            .replace("@PID@", &dir.path().join("p.pid").display().to_string());
+        std::fs::write(&path, config).expect("write");
+        let mut child = Command::new(bin())
+            .args(["--config", &path.display().to_string()])
+            .env("AUTHZ_EDGE_HASH_KEY", "test-key")
+            .env("AUTHZ_EDGE_FAULT", format!("panic:{service}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run");
+        // Before: the thread died and the process answered on, without the service.
+        let status = wait_exit(&mut child, std::time::Duration::from_secs(20));
+        let out = child.wait_with_output().expect("output");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(status.code(), Some(70), "{service}: {stderr}");
+        let said: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains(&format!("the {service} service panicked")))
+            .collect();
+        assert_eq!(said.len(), 1, "{service}: {stderr}");
+    }
+}
