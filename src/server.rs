@@ -185,6 +185,26 @@ impl pingora::services::background::BackgroundService for Announce {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         println!("authz-edge listening {}", self.bound);
+        ANNOUNCED.store(true, std::sync::atomic::Ordering::Release);
+        // SAFETY: registers a plain function to run at exit; it only writes to a descriptor.
+        unsafe {
+            libc::atexit(say_stopped);
+        }
+    }
+}
+
+/// Whether `authz-edge listening` was printed: only then does the process say it stopped.
+static ANNOUNCED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// At exit, after a `listening` line: `authz-edge stopped`, the last line of a run (SIGINT,
+/// SIGTERM after its drain, or an upgrade handing over).
+extern "C" fn say_stopped() {
+    if ANNOUNCED.load(std::sync::atomic::Ordering::Acquire) {
+        let line = b"authz-edge stopped\n";
+        // SAFETY: writing a static buffer to standard output; nothing else runs at exit.
+        unsafe {
+            libc::write(1, line.as_ptr().cast(), line.len());
+        }
     }
 }
 

@@ -562,3 +562,51 @@ fn a_background_service_that_panics_ends_the_process() {
         assert_eq!(said.len(), 1, "{service}: {stderr}");
     }
 }
+
+#[test]
+fn start_stop_and_an_upstream_leaving_and_rejoining_are_a_line_each() {
+    let port = free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let p = Proxy::start(&config_for(&[addr], ""));
+    let down = format!("upstream {addr} (pool default) failed its health check twice: out of the pool until it passes");
+    p.wait_stderr(&down);
+    // Django comes up: one line when the next check passes.
+    let listener = std::net::TcpListener::bind(addr).expect("bind the upstream's port");
+    let back = format!("upstream {addr} (pool default) passed its health check: back in the pool");
+    p.wait_stderr(&back);
+    drop(listener);
+    let stderr_at_stop = p.stderr_text();
+    let stdout = p.stdout.clone();
+    let stderr = p.stderr.clone();
+    let status = p.stop();
+    assert!(status.success(), "{status:?}");
+    // The reader threads see the last lines a little after the process ends.
+    poll::until_true("the stop line", || {
+        stdout
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|l| l == "authz-edge stopped")
+    });
+    let out = stdout.lock().expect("lock").clone();
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        out[0].starts_with("authz-edge listening http=127.0.0.1:"),
+        "{out:?}"
+    );
+    assert_eq!(out[1], "authz-edge stopped");
+    let err = stderr.lock().expect("lock").clone();
+    assert_eq!(
+        err.len(),
+        2,
+        "start, an upstream down and back, and a stop: {err:?} ({stderr_at_stop})"
+    );
+    assert!(
+        err[0].ends_with(&down) && err[0].contains(" WARN "),
+        "{err:?}"
+    );
+    assert!(
+        err[1].ends_with(&back) && err[1].contains(" INFO "),
+        "{err:?}"
+    );
+}
