@@ -39,7 +39,13 @@ fn locations_follow_nginx_precedence_and_send_each_to_its_pool() {
     let django = Upstream::start(|s| {
         Reply::new(200, &format!("django {}", s.path)).header("X-Powered-By", "Django")
     });
-    let events = Upstream::start(|s| Reply::new(200, &format!("events {}", s.path)));
+    let events = Upstream::start(|s| match s.path.as_str() {
+        "/denied/9" => Reply::new(403, "no")
+            .header("X-Authz-Route", "/events/denied/<int:id>")
+            .header("X-Authz-Kind", "permission")
+            .header("X-Authz-Permission", "events.view_stream"),
+        _ => Reply::new(200, &format!("events {}", s.path)),
+    });
     let files = tempfile::tempdir().expect("dir");
     write_file(files.path(), "app.css", b"body{}");
     write_file(files.path(), "x.php", b"not php");
@@ -106,6 +112,18 @@ return = {{ status = 301, location = "https://$host$request_uri" }}
     );
     assert_eq!(events.count(), 1);
 
+    // A denial from the second pool: its context headers read and stripped, and counted.
+    let r = get_at(a, "app.local", "/events/denied/9");
+    assert_eq!(r.status, 403);
+    assert!(
+        !r.names().iter().any(|n| n.starts_with("x-authz")),
+        "{:?}",
+        r.names()
+    );
+    let m = proxy.metrics();
+    let series = "authz_edge_denials_total{authn=\"anonymous\",kind=\"permission\",route=\"/events/denied/<int:id>\",status=\"403\"}";
+    assert_eq!(metric_value(&m, series), 1.0, "{m}");
+
     let r = get_at(a, "app.local", "/favicon.ico");
     assert_eq!((r.status, r.body.len()), (204, 0));
     assert_eq!(
@@ -130,7 +148,7 @@ return = {{ status = 301, location = "https://$host$request_uri" }}
 
     // Nothing else reached Django.
     assert_eq!(django.count(), 1);
-    assert_eq!(events.count(), 1);
+    assert_eq!(events.count(), 2);
 }
 
 #[test]
