@@ -163,6 +163,32 @@ pub struct Converter {
     pool_keys: BTreeMap<String, Table>,
 }
 
+/// What a directive's one value becomes in the config: `key` in `table`, if it parses.
+enum Parsed {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+/// Sets `key` in `table` from `value` and says the directive's fate: converted, or
+/// unsupported when the value does not parse.
+fn set(table: &mut Table, key: &str, value: Parsed) -> Fate {
+    let v = match value {
+        Parsed::Int(n) => n.map(Value::Integer),
+        Parsed::Text(t) => t.map(Value::String),
+    };
+    match v {
+        Some(v) => {
+            table.insert(key.into(), v);
+            Fate::Converted
+        }
+        None => Fate::Unsupported,
+    }
+}
+
+fn int(s: &str) -> Parsed {
+    Parsed::Int(s.parse().ok())
+}
+
 /// A size (`10m`, `4G`, `512k`, `1024`) in bytes.
 fn size(s: &str) -> Option<u64> {
     let (n, mult) = match s.chars().last()? {
@@ -371,14 +397,10 @@ impl Converter {
             "events" => {
                 for c in d.children() {
                     match c.name.as_str() {
-                        "worker_connections" => match c.arg(0).parse::<i64>() {
-                            Ok(n) => {
-                                self.server
-                                    .insert("max_connections".into(), Value::Integer(n));
-                                self.report.note(c, Fate::Converted);
-                            }
-                            Err(_) => self.report.note(c, Fate::Unsupported),
-                        },
+                        "worker_connections" => {
+                            let fate = set(&mut self.server, "max_connections", int(c.arg(0)));
+                            self.report.note(c, fate)
+                        }
                         _ => self
                             .report
                             .note(c, ignored("authz-edge's event loop is tokio's")),
@@ -484,13 +506,10 @@ impl Converter {
                         false => self.report.note(c, partial(why.join("; "))),
                     }
                 }
-                "keepalive" => match c.arg(0).parse::<i64>() {
-                    Ok(n) => {
-                        keys.insert("keepalive_pool".into(), Value::Integer(n));
-                        self.report.note(c, Fate::Converted);
-                    }
-                    Err(_) => self.report.note(c, Fate::Unsupported),
-                },
+                "keepalive" => {
+                    let fate = set(&mut keys, "keepalive_pool", int(c.arg(0)));
+                    self.report.note(c, fate)
+                }
                 "keepalive_timeout" => match duration(c.arg(0)) {
                     Some(t) => {
                         keys.insert("idle_timeout".into(), s(&t));
@@ -592,21 +611,14 @@ impl Converter {
                 self.compression.insert("types".into(), Value::Array(types));
                 self.report.note(d, Fate::Converted);
             }
-            "gzip_min_length" => match d.arg(0).parse::<i64>() {
-                Ok(n) => {
-                    self.compression
-                        .insert("min_length".into(), Value::Integer(n));
-                    self.report.note(d, Fate::Converted);
-                }
-                Err(_) => self.report.note(d, Fate::Unsupported),
-            },
-            "gzip_comp_level" => match d.arg(0).parse::<i64>() {
-                Ok(n) => {
-                    self.compression.insert("level".into(), Value::Integer(n));
-                    self.report.note(d, Fate::Converted);
-                }
-                Err(_) => self.report.note(d, Fate::Unsupported),
-            },
+            "gzip_min_length" => {
+                let fate = set(&mut self.compression, "min_length", int(d.arg(0)));
+                self.report.note(d, fate)
+            }
+            "gzip_comp_level" => {
+                let fate = set(&mut self.compression, "level", int(d.arg(0)));
+                self.report.note(d, fate)
+            }
             "gzip_vary" | "gzip_proxied" | "gzip_http_version" | "gzip_buffers"
             | "gzip_disable" => self.report.note(
                 d,
@@ -802,25 +814,23 @@ impl Converter {
                 d,
                 partial("request bodies are always read whole before Django gets them"),
             ),
-            "client_body_buffer_size" => match size(d.arg(0)) {
-                Some(n) => {
-                    self.limits
-                        .insert("body_buffer_bytes".into(), Value::Integer(n as i64));
-                    self.report.note(d, Fate::Converted);
-                }
-                None => self.report.note(d, Fate::Unsupported),
-            },
+            "client_body_buffer_size" => {
+                let n = size(d.arg(0)).map(|n| n as i64);
+                let fate = set(&mut self.limits, "body_buffer_bytes", Parsed::Int(n));
+                self.report.note(d, fate)
+            }
             "client_body_temp_path" => {
                 self.limits.insert("body_temp_dir".into(), s(d.arg(0)));
                 self.report.note(d, Fate::Converted);
             }
-            "client_header_timeout" => match duration(d.arg(0)) {
-                Some(t) => {
-                    self.limits.insert("header_timeout".into(), s(&t));
-                    self.report.note(d, Fate::Converted);
-                }
-                None => self.report.note(d, Fate::Unsupported),
-            },
+            "client_header_timeout" => {
+                let fate = set(
+                    &mut self.limits,
+                    "header_timeout",
+                    Parsed::Text(duration(d.arg(0))),
+                );
+                self.report.note(d, fate)
+            }
             "large_client_header_buffers" => match size(d.arg(1)) {
                 Some(n) => {
                     self.limits
@@ -840,21 +850,22 @@ impl Converter {
                 }
                 None => self.report.note(d, Fate::Unsupported),
             },
-            "keepalive_requests" => match d.arg(0).parse::<i64>() {
-                Ok(n) => {
-                    self.limits
-                        .insert("max_requests_per_connection".into(), Value::Integer(n));
-                    self.report.note(d, Fate::Converted);
-                }
-                Err(_) => self.report.note(d, Fate::Unsupported),
-            },
-            "keepalive_time" => match duration(d.arg(0)) {
-                Some(t) => {
-                    self.server.insert("max_connection_age".into(), s(&t));
-                    self.report.note(d, Fate::Converted);
-                }
-                None => self.report.note(d, Fate::Unsupported),
-            },
+            "keepalive_requests" => {
+                let fate = set(
+                    &mut self.limits,
+                    "max_requests_per_connection",
+                    int(d.arg(0)),
+                );
+                self.report.note(d, fate)
+            }
+            "keepalive_time" => {
+                let fate = set(
+                    &mut self.server,
+                    "max_connection_age",
+                    Parsed::Text(duration(d.arg(0))),
+                );
+                self.report.note(d, fate)
+            }
             "client_body_timeout" | "send_timeout" => self.report.note(
                 d,
                 partial("authz-edge allows 60 s per read or write of a client"),
