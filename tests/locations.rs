@@ -483,6 +483,15 @@ path = "/hdr/"
 proxy = "default"
 set_headers = { "X-A" = "$geoip_country" }
 access = ["permit all"]
+[[sites]]
+names = ["a.example"]
+add_headers = [{ name = "bad name", value = "x" }]
+[[sites.locations]]
+path = "/"
+proxy = "default"
+[[sites.locations]]
+path = "/b/"
+proxy = "default"
 "#,
     )
     .expect("write");
@@ -499,6 +508,7 @@ access = ["permit all"]
         "locations[2]",
         "locations[3].set_headers.X-A",
         "locations[3].access[0]",
+        "sites[0].add_headers[0].name",
     ] {
         assert_eq!(
             lines
@@ -509,7 +519,8 @@ access = ["permit all"]
             "{key} once in:\n{stderr}"
         );
     }
-    assert_eq!(lines.len(), 5, "{stderr}");
+    // The site's bad header once, not once per location.
+    assert_eq!(lines.len(), 6, "{stderr}");
 }
 
 #[test]

@@ -419,12 +419,22 @@ fn compile_site(
             Err(e) => problems.push(problem(&key, "path", &e)),
         }
     }
+    // The site's own rules, checked once under its own keys (its locations take them
+    // without saying their problems again).
+    if let Some(s) = site {
+        apply(
+            &mut bare("/", Action::Nothing),
+            section,
+            &of_site(s),
+            problems,
+        );
+    }
     if locations.is_empty() {
         // No locations: everything else goes to `[upstream]`, as before sites existed.
         kinds.push(Kind::Prefix("/".into()));
         let mut loc = bare("/", Action::Proxy { pool: 0 });
         if let Some(s) = site {
-            apply_site_defaults(&mut loc, section, s, problems);
+            apply(&mut loc, section, &of_site(s), &mut Vec::new());
         }
         loc.plain = loc.is_plain();
         out.push(loc);
@@ -550,15 +560,6 @@ fn of_location(l: &conf::Location) -> Inherited<'_> {
         access: l.access.as_ref(),
         error_pages: l.error_pages.as_ref(),
     }
-}
-
-fn apply_site_defaults(
-    loc: &mut Location,
-    section: &str,
-    s: &conf::Site,
-    problems: &mut Vec<Problem>,
-) {
-    apply(loc, section, &of_site(s), problems);
 }
 
 /// Fills `loc`'s inherited rules from `inh` (keys under `key`), each only where `loc` has
@@ -753,7 +754,8 @@ fn compile_location(
     }
     apply(&mut loc, key, &of_location(l), problems);
     if let Some(s) = site {
-        apply(&mut loc, key, &of_site(s), problems);
+        // Said once under the site's keys (`compile_site`).
+        apply(&mut loc, key, &of_site(s), &mut Vec::new());
     }
     loc.plain = loc.is_plain();
     loc
