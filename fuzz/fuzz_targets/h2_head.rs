@@ -69,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
         trusted: &rt.trusted,
         client: &client,
         request_id: "rid",
+        set: &[],
     };
     authz_edge::upstream::request_head::write_parsed(&fwd, &req, Some(3), &mut wire);
     let mut headers = [httparse::EMPTY_HEADER; 512];
