@@ -175,3 +175,19 @@ fn every_full_config_example_passes_check() {
     }
     assert!(examples >= 2, "{examples} full config examples");
 }
+
+#[test]
+fn every_alert_s_runbook_is_a_heading_of_the_book() {
+    let rules = std::fs::read_to_string("deploy/prometheus/authz-edge.rules.yml").expect("rules");
+    let headings = anchors(Path::new("docs/src/findings.md"));
+    let mut urls = 0;
+    for line in rules.lines().filter(|l| l.contains("runbook_url:")) {
+        urls += 1;
+        let anchor = line.rsplit('#').next().unwrap_or("").trim_end_matches('"');
+        assert!(
+            line.contains("/docs/src/findings.md#") && headings.contains(anchor),
+            "{line}: no such heading in docs/src/findings.md"
+        );
+    }
+    assert!(urls >= 10, "{urls} runbook URLs");
+}
