@@ -151,6 +151,9 @@ pub fn diagnose(shared: &Shared, route: &RouteStats, status: u16, obs: &Observed
     if let Some(reason) = findings::signal::anonymous_label(d) {
         shared.metrics.count_anonymous_with_session(reason);
     }
+    for fact in &d.diagnosis.permissions {
+        shared.metrics.count_permission_state(fact.state);
+    }
     if d.kind_from_django {
         shared.findings.companion_seen(&route.label);
     }

@@ -45,6 +45,24 @@ pub enum PermissionState {
 }
 
 impl PermissionState {
+    /// Every state, in the order of `label`'s values.
+    pub const ALL: [PermissionState; 4] = [
+        PermissionState::Exists,
+        PermissionState::NotMigrated,
+        PermissionState::Unknown,
+        PermissionState::Malformed,
+    ];
+
+    /// The metric label value (`authz_edge_permission_state_denials_total{state}`).
+    pub fn label(self) -> &'static str {
+        match self {
+            PermissionState::Exists => "exists",
+            PermissionState::NotMigrated => "not_migrated",
+            PermissionState::Unknown => "unknown",
+            PermissionState::Malformed => "malformed",
+        }
+    }
+
     fn parse(v: &str) -> Option<Self> {
         Some(match v {
             "exists" => PermissionState::Exists,

@@ -56,6 +56,8 @@ pub struct Metrics {
     /// Denials of requests that carried a session cookie or credentials yet had no user, by
     /// why (the companion's reason, or `unexplained` from the edge alone).
     anonymous_with_session: [IntCounter; 8],
+    /// Denied permissions by their state in Django (the companion's facts).
+    permission_states: [IntCounter; 4],
     /// `authz_edge_config_restart_required{key}`: 1 while the loaded config changes a key the
     /// running process cannot apply (`config::Process`).
     restart_required: IntGaugeVec,
@@ -262,6 +264,14 @@ impl Metrics {
             &["reason"],
         );
         let anonymous_with_session = ANONYMOUS_REASONS.map(|r| anonymous.with_label_values(&[r]));
+        let states = counter_vec(
+            &r,
+            "authz_edge_permission_state_denials_total",
+            "Denied permissions by their state in Django, from the companion: exists (granted to no one who asked), not_migrated (declared, no row: a migration not run), unknown (no such codename), malformed (no app label).",
+            &["state"],
+        );
+        let permission_states = crate::telemetry::classify::PermissionState::ALL
+            .map(|s| states.with_label_values(&[s.label()]));
         let restart_required = int_gauge_vec(
             &r,
             "authz_edge_config_restart_required",
@@ -311,6 +321,7 @@ impl Metrics {
             denial_baseline,
             finding_active,
             anonymous_with_session,
+            permission_states,
             restart_required,
             registry: r,
         }
@@ -366,6 +377,11 @@ impl Metrics {
     }
 
     /// Counts a denial of a request that carried a session or credentials without a user.
+    /// Counts a denied permission by its state in Django.
+    pub fn count_permission_state(&self, state: crate::telemetry::classify::PermissionState) {
+        self.permission_states[state as usize].inc();
+    }
+
     pub fn count_anonymous_with_session(&self, reason: &str) {
         if let Some(i) = ANONYMOUS_REASONS.iter().position(|r| *r == reason) {
             self.anonymous_with_session[i].inc();
