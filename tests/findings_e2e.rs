@@ -496,6 +496,15 @@ fn a_restarted_proxy_names_an_incident_still_going_on() {
         },
     );
     assert_eq!(f["permission"], "reports.approve_report");
+    // It never saw the release change, yet knows when it began: Django's workers say when
+    // they started serving it (X-Authz-Release-Since), and the evidence says so again.
+    let evidence = f["evidence"].as_str().expect("evidence");
+    assert!(
+        evidence.contains("after the release changed to v2"),
+        "{evidence}"
+    );
+    let changed = restarted.metric("authz_edge_release_changed_timestamp_seconds");
+    assert!(changed > 0.0, "the release's start, from Django");
 }
 
 #[test]

@@ -64,6 +64,22 @@ pub fn observe_context(
     }
 }
 
+/// The companion's `X-Authz-Release-Since` on a denial: when the current release began in
+/// Django, for a proxy that has not seen the change itself.
+fn release_since(shared: &Shared, resp: &ResponseHeader) {
+    let since = resp
+        .headers
+        .get("x-authz-release-since")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let (Some(since), Some(release)) = (since, shared.metrics.release.current()) {
+        shared
+            .metrics
+            .release
+            .observe_since(&release, since as f64, unix_now().1);
+    }
+}
+
 /// Classifies a 401 or 403 and prepares its sample's body excerpt; other statuses pass.
 pub fn observe_denial(
     shared: &Shared,
@@ -75,6 +91,7 @@ pub fn observe_denial(
     let names = &rt.context;
     let status = resp.status.as_u16();
     if classify::is_denial(status) {
+        release_since(shared, resp);
         let d = classify::classify(status, &req.headers, &resp.headers, names, &shared.hash_key);
         if let Some(d) = d {
             if status == 403 && !d.kind_from_django {

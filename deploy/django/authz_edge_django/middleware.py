@@ -2,6 +2,7 @@
 
 import os
 import sys
+import time
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -16,6 +17,10 @@ USER = "X-Authz-User"
 KIND = "X-Authz-Kind"
 PERMISSION = "X-Authz-Permission"
 REASON = "X-Authz-Reason"
+# When this process started serving its release (its import, at the worker's boot): a proxy
+# restarted after a deploy still knows when the release began.
+RELEASE_SINCE = "X-Authz-Release-Since"
+STARTED = int(time.time())
 
 
 def release():
@@ -86,6 +91,8 @@ class AuthzEdgeMiddleware:
             return
         if response.status_code not in (401, 403):
             return
+        if rel:
+            response[RELEASE_SINCE] = str(STARTED)
         user = getattr(request, "user", None)
         authenticated = bool(user is not None and user.is_authenticated)
         if authenticated:

@@ -39,6 +39,17 @@ class DenialKinds(TestCase):
         self.assertEqual(r["X-Authz-Permission"], "app.view_thing")
         self.assertNotIn("X-Authz-User", r)
 
+    def test_a_denial_says_when_the_release_began_in_this_process(self):
+        import time
+
+        from authz_edge_django import middleware
+
+        r = self.client.get("/perms/")
+        since = int(r["X-Authz-Release-Since"])
+        self.assertEqual(since, middleware.STARTED)
+        self.assertLessEqual(since, int(time.time()))
+        self.assertNotIn("X-Authz-Release-Since", self.client.get("/ok/hello/"))
+
     def test_authenticated_permission_denial_carries_the_user(self):
         self.client.force_login(self.user)
         r = self.client.get("/perms/")
