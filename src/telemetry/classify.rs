@@ -95,10 +95,12 @@ pub enum AnonymousReason {
     SessionWithoutUser,
     /// Signed in once, then invalidated (password change, user deleted): ordinary too.
     SessionInvalidated,
+    /// The session is past its age (`SESSION_COOKIE_AGE`): ordinary, a visitor who came back.
+    SessionExpired,
 }
 
 impl AnonymousReason {
-    pub const ALL: [AnonymousReason; 7] = [
+    pub const ALL: [AnonymousReason; 8] = [
         AnonymousReason::SessionUndecodable,
         AnonymousReason::SessionUnknown,
         AnonymousReason::BackendRemoved,
@@ -106,6 +108,7 @@ impl AnonymousReason {
         AnonymousReason::CredentialsRejected,
         AnonymousReason::SessionWithoutUser,
         AnonymousReason::SessionInvalidated,
+        AnonymousReason::SessionExpired,
     ];
 
     pub fn label(self) -> &'static str {
@@ -117,6 +120,7 @@ impl AnonymousReason {
             AnonymousReason::CredentialsRejected => "credentials_rejected",
             AnonymousReason::SessionWithoutUser => "session_without_user",
             AnonymousReason::SessionInvalidated => "session_invalidated",
+            AnonymousReason::SessionExpired => "session_expired",
         }
     }
 
@@ -131,7 +135,9 @@ impl AnonymousReason {
     pub fn is_fault(self) -> bool {
         !matches!(
             self,
-            AnonymousReason::SessionWithoutUser | AnonymousReason::SessionInvalidated
+            AnonymousReason::SessionWithoutUser
+                | AnonymousReason::SessionInvalidated
+                | AnonymousReason::SessionExpired
         )
     }
 }

@@ -55,7 +55,7 @@ pub struct Metrics {
     pub finding_active: IntGaugeVec,
     /// Denials of requests that carried a session cookie or credentials yet had no user, by
     /// why (the companion's reason, or `unexplained` from the edge alone).
-    anonymous_with_session: [IntCounter; 8],
+    anonymous_with_session: [IntCounter; 9],
     /// Denied permissions by their state in Django (the companion's facts).
     permission_states: [IntCounter; 4],
     /// `authz_edge_config_restart_required{key}`: 1 while the loaded config changes a key the

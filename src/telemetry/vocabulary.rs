@@ -243,7 +243,7 @@ pub fn status_class(status: u16) -> usize {
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Labels of `authz_edge_anonymous_session_denials_total{reason}`.
-pub const ANONYMOUS_REASONS: [&str; 8] = [
+pub const ANONYMOUS_REASONS: [&str; 9] = [
     "session_undecodable",
     "session_unknown",
     "backend_removed",
@@ -251,6 +251,7 @@ pub const ANONYMOUS_REASONS: [&str; 8] = [
     "credentials_rejected",
     "session_without_user",
     "session_invalidated",
+    "session_expired",
     "unexplained",
 ];
 

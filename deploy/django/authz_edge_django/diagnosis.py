@@ -144,12 +144,18 @@ def anonymous_reason(request):
 
 
 def _session_reason(key):
+    engine_name = settings.SESSION_ENGINE
+    signed = engine_name.endswith("signed_cookies")
     try:
-        engine = import_module(settings.SESSION_ENGINE)
+        engine = import_module(engine_name)
         store = engine.SessionStore(key)
+        if signed and _signed_cookie_expired(store, key):
+            return "session_expired"
         data = store.load()
-        if not settings.SESSION_ENGINE.endswith("signed_cookies") and not store.exists(key):
+        if not signed and not store.exists(key):
             return "session_unknown"
+        if not data and _db_session_expired(engine_name, key):
+            return "session_expired"
     except Exception:
         return "session_undecodable"
     if not data:
@@ -161,6 +167,38 @@ def _session_reason(key):
     if backend and backend not in settings.AUTHENTICATION_BACKENDS:
         return "backend_removed"
     return "session_invalidated"
+
+
+def _db_session_expired(engine_name, key):
+    """A database session whose row is still there but past its expiry date (Django loads it
+    as empty, as it loads one signed with another key)."""
+    if engine_name not in (
+        "django.contrib.sessions.backends.db",
+        "django.contrib.sessions.backends.cached_db",
+    ):
+        return False
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    return Session.objects.filter(session_key=key, expire_date__lte=timezone.now()).exists()
+
+
+def _signed_cookie_expired(store, key):
+    """A signed-cookie session whose signature is good but whose age is past the limit."""
+    from django.core import signing
+
+    try:
+        signing.loads(
+            key,
+            serializer=store.serializer,
+            max_age=store.get_session_cookie_age(),
+            salt="django.contrib.sessions.backends.signed_cookies",
+        )
+    except signing.SignatureExpired:
+        return True
+    except Exception:
+        return False
+    return False
 
 
 def csrf_context(request):

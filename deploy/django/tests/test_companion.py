@@ -178,6 +178,29 @@ class WhyAnonymous(TestCase):
         r = self.client.get("/plain/")
         self.assertEqual(r["X-Authz-Anonymous"], "session_undecodable")
 
+    def test_an_expired_session_is_ordinary_not_undecodable(self):
+        from datetime import timedelta
+
+        from django.contrib.sessions.models import Session
+        from django.utils import timezone
+
+        self.client.login(username="u", password="pw")
+        key = self.client.cookies["sessionid"].value
+        Session.objects.filter(session_key=key).update(expire_date=timezone.now() - timedelta(minutes=1))
+        r = self.client.get("/plain/")
+        self.assertEqual(r.status_code, 403)
+        self.assertEqual(r["X-Authz-Anonymous"], "session_expired")
+
+    def test_an_expired_signed_cookie_session(self):
+        from django.test import override_settings
+
+        engine = "django.contrib.sessions.backends.signed_cookies"
+        with override_settings(SESSION_ENGINE=engine):
+            self.client.login(username="u", password="pw")
+        with override_settings(SESSION_ENGINE=engine, SESSION_COOKIE_AGE=-1):
+            r = self.client.get("/plain/")
+        self.assertEqual(r["X-Authz-Anonymous"], "session_expired")
+
     def test_a_backend_no_longer_listed(self):
         from django.test import override_settings
 
