@@ -1,7 +1,8 @@
 //! A real Prometheus (unpacked from Debian's package, not installed as a service) scrapes the
 //! proxy every second with the shipped rules, in front of a real Django app. After a release
 //! change and a 403 burst on one route, the deploy-spike alert must be pending or firing for
-//! that route within 60 s, and no alert may name a quiet route.
+//! that route within 60 s, and no alert may name a quiet route. With two proxies in front of
+//! the same broken release, the fleet rule counts both and `AuthzEdgeFinding` fires once.
 
 mod common;
 
@@ -24,6 +25,16 @@ impl Drop for Prometheus {
 }
 
 fn start_prometheus(target: std::net::SocketAddr) -> Prometheus {
+    start_prometheus_for(&[target])
+}
+
+/// Prometheus scraping each of `targets` (admin listeners) with the shipped rules.
+fn start_prometheus_for(targets: &[std::net::SocketAddr]) -> Prometheus {
+    let target = targets
+        .iter()
+        .map(|t| format!("\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let dir = tempfile::tempdir().expect("tmp");
     let rules = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -31,7 +42,7 @@ fn start_prometheus(target: std::net::SocketAddr) -> Prometheus {
     );
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\n\
-         scrape_configs:\n  - job_name: authz-edge\n    static_configs:\n      - targets: [\"{target}\"]\n"
+         scrape_configs:\n  - job_name: authz-edge\n    static_configs:\n      - targets: [{target}]\n"
     );
     let config_path = dir.path().join("prometheus.yml");
     std::fs::write(&config_path, config).expect("config");
@@ -66,6 +77,20 @@ fn start_prometheus(target: std::net::SocketAddr) -> Prometheus {
         std::thread::sleep(Duration::from_millis(200));
     }
     prom
+}
+
+/// The instant vector of `expr`, as Prometheus answers it.
+fn query(prom: &Prometheus, expr: &str) -> Vec<serde_json::Value> {
+    let encoded: String = expr
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b':' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let r = get(prom.addr, &format!("/api/v1/query?query={encoded}"));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("query json");
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
 }
 
 fn alerts(prom: &Prometheus) -> Vec<serde_json::Value> {
@@ -148,4 +173,70 @@ fn prometheus_alerts_on_the_spike_route_after_a_deploy() {
             assert_eq!(route, approve, "an alert names a quiet route: {a}");
         }
     }
+}
+
+#[test]
+fn a_finding_on_two_proxies_is_one_fleet_alert() {
+    let mut sc = DeployScenario::start(|upstream| config_for(&[upstream], ""));
+    sc.deploy_with(true, &[("REPORTS_V2", "1")]);
+    // A second proxy in front of the same broken release.
+    let v2 = sc.v2.as_ref().expect("v2").addr;
+    let second = Proxy::start(&config_for(&[v2], ""));
+    let prom = start_prometheus_for(&[sc.proxy.admin, second.admin]);
+    let approve = "/reports/<int:pk>/approve/";
+    let started = Instant::now();
+    let counted = loop {
+        sc.burst(Duration::from_millis(500));
+        sc.burst_to(second.http, Duration::from_millis(500));
+        let fleet = query(
+            &prom,
+            "authz_edge:finding_active:fleet_instances{cause=\"permission_not_migrated\"}",
+        );
+        if let Some(v) = fleet.first().filter(|v| v["value"][1] == "2") {
+            break v.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the fleet rule never counted both proxies: {fleet:?}"
+        );
+    };
+    assert_eq!(counted["metric"]["route"], approve);
+    // One alert for the cause and route, not one per instance; its value is the count.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let found = loop {
+        let all: Vec<serde_json::Value> = alerts(&prom)
+            .into_iter()
+            .filter(|a| a["labels"]["alertname"] == "AuthzEdgeFinding")
+            .collect();
+        if all.iter().any(|a| {
+            a["annotations"]["description"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("2 "))
+        }) {
+            break all;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no fleet AuthzEdgeFinding: {all:?}"
+        );
+        sc.burst(Duration::from_millis(300));
+        sc.burst_to(second.http, Duration::from_millis(300));
+    };
+    assert_eq!(found.len(), 1, "{found:?}");
+    let a = &found[0];
+    assert_eq!(a["labels"]["cause"], "permission_not_migrated");
+    assert_eq!(a["labels"]["route"], approve);
+    assert!(a["labels"]["instance"].is_null(), "{a}");
+    // The permission states of both proxies' denials, summed for the fleet.
+    let states = query(
+        &prom,
+        "sum by (state) (authz_edge_permission_state_denials_total)",
+    );
+    let not_migrated = states
+        .iter()
+        .find(|s| s["metric"]["state"] == "not_migrated")
+        .and_then(|s| s["value"][1].as_str())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(not_migrated > 0.0, "{states:?}");
 }
