@@ -514,6 +514,30 @@ fn sighup_swaps_a_good_config_and_refuses_a_bad_one() {
     assert_eq!(get(p.http, "/").status, 200);
     assert_eq!(b.count(), 2, "the old config keeps serving");
     p.wait_stderr("upstream.colour");
+    // One ERROR line per problem, and no stray line: a file with two bad keys gives two.
+    p.reload(&config_for(&[b.addr], "").replace(
+        "[upstream]\n",
+        "[upstream]\ncolour = \"blue\"\nread_timeout = 60\n",
+    ));
+    let text = p.wait_stderr("upstream.read_timeout");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("config reload refused"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines.iter().all(|l| l.contains(" ERROR ")), "{text}");
+    assert!(
+        lines[2].ends_with(
+            "upstream.read_timeout: 60 has no unit: write a duration such as \"60s\" (a string)"
+        ) || lines[1].ends_with(
+            "upstream.read_timeout: 60 has no unit: write a duration such as \"60s\" (a string)"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.lines().any(|l| l.trim_start().starts_with("in `")),
+        "no stray line: {text}"
+    );
 
     // A listener change is applied only by a restart or --upgrade; the reload says so.
     let moved = config_for(&[b.addr], "").replace(
