@@ -146,17 +146,23 @@ fn a_deploy_whose_permission_migration_was_not_run_is_named() {
     );
     // Each denial of the permission is counted under its state in Django, for the fleet rule
     // (authz_edge:permission_state_denials:fleet_rate5m): as many as the permission's denials.
-    let m = sc.proxy.metrics();
-    let denied = metric_value(
-        &m,
-        "authz_edge_permission_denials_total{permission=\"reports.approve_report\",route=\"/reports/<int:pk>/approve/\"}",
-    );
-    let not_migrated = metric_value(
-        &m,
-        "authz_edge_permission_state_denials_total{state=\"not_migrated\"}",
-    );
-    assert!(denied > 0.0, "{m}");
-    assert_eq!(not_migrated, denied, "{m}");
+    // (Both are counted as a request ends, a little after its response: read until they agree.)
+    poll::until("the permission's denials counted under its state", || {
+        let m = sc.proxy.metrics();
+        let denied = metric_value(
+            &m,
+            "authz_edge_permission_denials_total{permission=\"reports.approve_report\",route=\"/reports/<int:pk>/approve/\"}",
+        );
+        let state = metric_value(
+            &m,
+            "authz_edge_permission_state_denials_total{state=\"not_migrated\"}",
+        );
+        if denied > 0.0 && state == denied {
+            Ok(())
+        } else {
+            Err(format!("{denied} denials, {state} not_migrated"))
+        }
+    });
     // The sink has the finding as it opened: the same fields, and a timestamp.
     let deadline = Instant::now() + Duration::from_secs(10);
     let record = loop {
