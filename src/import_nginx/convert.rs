@@ -485,7 +485,7 @@ impl Converter {
                         }
                     };
                     servers.push(addr);
-                    for p in &c.args[1..] {
+                    for p in c.args.get(1..).unwrap_or_default() {
                         if let Some(t) = p.strip_prefix("fail_timeout=") {
                             match duration(t) {
                                 Some(d) => {
@@ -965,7 +965,10 @@ impl Converter {
                             if !own_listen.contains(&addr) {
                                 own_listen.push(addr.clone());
                             }
-                            let extra: Vec<&String> = c.args[1..]
+                            let extra: Vec<&String> = c
+                                .args
+                                .get(1..)
+                                .unwrap_or_default()
                                 .iter()
                                 .filter(|a| {
                                     !matches!(

@@ -349,6 +349,21 @@ mod tests {
     }
 
     #[test]
+    fn directives_without_arguments_convert_without_a_panic() {
+        // Found by the nginx_config fuzz target: `server;` in an upstream block.
+        for text in [
+            "http { upstream u { server; keepalive; } server { listen; location { proxy_pass; } } }",
+            "server { listen 80; return; error_page; add_header; allow; try_files; rewrite; }",
+            "events { worker_connections; } http { gzip_types; client_max_body_size; }",
+        ] {
+            let d = parse_text(text, "f.conf").expect("parses");
+            let import = crate::import_nginx::convert_all(&d);
+            assert!(import.config.parse::<toml::Table>().is_ok(), "{text}");
+            assert_eq!(import.code, 3, "{text}: {:?}", import.report);
+        }
+    }
+
+    #[test]
     fn errors_name_file_and_line() {
         let dir = tempfile::tempdir().expect("dir");
         let p = dir.path().join("bad.conf");
