@@ -159,6 +159,8 @@ pub struct Converter {
     /// Pools in the order locations first name them.
     pools_used: Vec<String>,
     sites: Vec<SiteOut>,
+    /// Host names in `upstream` blocks are not looked up (the fuzz target).
+    pub offline: bool,
     /// Server and location pool keys (timeouts, buffering), per pool key.
     pool_keys: BTreeMap<String, Table>,
 }
@@ -219,14 +221,19 @@ fn duration(s: &str) -> Option<String> {
 
 /// A host name's address, looked up now as nginx looks it up at start (authz-edge takes
 /// addresses), or a stand-in to replace; with the report's reason.
-fn resolved(name: &str) -> (String, String) {
+/// `lookup` false: no lookup at all (the fuzz target, which must not touch the network).
+fn resolved(name: &str, lookup: bool) -> (String, String) {
     use std::net::ToSocketAddrs;
     let with_port = if name.contains(':') {
         name.to_string()
     } else {
         format!("{name}:80")
     };
-    match with_port.to_socket_addrs().ok().and_then(|mut a| a.next()) {
+    let found = match lookup {
+        true => with_port.to_socket_addrs().ok().and_then(|mut a| a.next()),
+        false => None,
+    };
+    match found {
         Some(a) => (a.to_string(), format!("`{name}` looked up once, here: {a}")),
         None => {
             let port = with_port.rsplit(':').next().unwrap_or("80");
@@ -479,7 +486,7 @@ impl Converter {
                     let addr = match server_addr(c.arg(0)) {
                         Some(a) => a,
                         None => {
-                            let (a, w) = resolved(c.arg(0));
+                            let (a, w) = resolved(c.arg(0), !self.offline);
                             why.push(w);
                             a
                         }

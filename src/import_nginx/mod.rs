@@ -22,12 +22,14 @@ pub struct Import {
 /// Imports `file`; `Err` with the reason when it cannot be read or parsed.
 pub fn import(file: &Path) -> Result<Import, String> {
     let directives = parse::read(file).map_err(|e| e.0)?;
-    Ok(convert_all(&directives))
+    Ok(convert_all(&directives, true))
 }
 
-/// Converts directives already read (the fuzz target reads them from bytes).
-pub fn convert_all(directives: &[parse::Directive]) -> Import {
+/// Converts directives already read (the fuzz target reads them from bytes); `lookup` false
+/// stands in for host names instead of looking them up.
+pub fn convert_all(directives: &[parse::Directive], lookup: bool) -> Import {
     let mut c = convert::Converter::default();
+    c.offline = !lookup;
     c.run(directives);
     let code = if c.report.incomplete() { 3 } else { 0 };
     Import {

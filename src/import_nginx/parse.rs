@@ -357,7 +357,7 @@ mod tests {
             "events { worker_connections; } http { gzip_types; client_max_body_size; }",
         ] {
             let d = parse_text(text, "f.conf").expect("parses");
-            let import = crate::import_nginx::convert_all(&d);
+            let import = crate::import_nginx::convert_all(&d, false);
             assert!(import.config.parse::<toml::Table>().is_ok(), "{text}");
             assert_eq!(import.code, 3, "{text}: {:?}", import.report);
         }
