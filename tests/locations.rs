@@ -483,6 +483,9 @@ path = "/hdr/"
 proxy = "default"
 set_headers = { "X-A" = "$geoip_country" }
 access = ["permit all"]
+[[locations]]
+path = '~ ^/media/(.+)$'
+alias = "/srv/media/$1"
 [[sites]]
 names = ["a.example"]
 add_headers = [{ name = "bad name", value = "x" }]
@@ -509,6 +512,7 @@ proxy = "default"
         "locations[3].set_headers.X-A",
         "locations[3].access[0]",
         "sites[0].add_headers[0].name",
+        "locations[4].alias",
     ] {
         assert_eq!(
             lines
@@ -520,7 +524,7 @@ proxy = "default"
         );
     }
     // The site's bad header once, not once per location.
-    assert_eq!(lines.len(), 6, "{stderr}");
+    assert_eq!(lines.len(), 7, "{stderr}");
 }
 
 #[test]

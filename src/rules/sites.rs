@@ -38,8 +38,6 @@ pub enum Action {
     Files {
         mount: StaticMount,
         try_files: Vec<TryFile>,
-        /// `alias` in a regex location: the file path is this, with the captures.
-        alias_template: Option<Template>,
     },
     /// A status of the proxy's own, with a redirect target or a body.
     Return {
@@ -397,7 +395,6 @@ fn compile_site(
                     cache_control: s.cache_control.clone(),
                 },
                 try_files: Vec::new(),
-                alias_template: None,
             },
         );
         loc.plain = false;
@@ -689,17 +686,14 @@ fn compile_location(
                 Err(e) => bad(&format!("try_files[{i}]"), e),
             }
         }
-        let alias_template = if alias && regex {
-            match Template::parse(dir) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    bad("alias", e);
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        if alias && regex {
+            // nginx fills such an alias with the regex's captures; here an alias cuts a
+            // prefix, which a regex location has not: refused rather than served wrong.
+            bad(
+                "alias",
+                "alias in a regex location is not supported: use root".into(),
+            );
+        }
         Action::Files {
             mount: StaticMount {
                 prefix: if alias { prefix.clone() } else { String::new() },
@@ -708,7 +702,6 @@ fn compile_location(
                 cache_control: l.cache_control.clone(),
             },
             try_files,
-            alias_template,
         }
     } else if let Some(r) = &l.ret {
         compile_return(r, &mut bad)
