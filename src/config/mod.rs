@@ -312,6 +312,9 @@ pub struct Context {
     #[serde(deserialize_with = "header_name")]
     pub release_header: http::HeaderName,
     pub session_cookie: String,
+    /// Paths of the login page: a 302 whose `Location` has one of them is a denial (Django's
+    /// `login_required`), also without the companion, which marks the ones it knows anyway.
+    pub login_paths: Vec<String>,
 }
 
 impl Default for Context {
@@ -324,6 +327,7 @@ impl Default for Context {
             reason_header: http::HeaderName::from_static("x-authz-reason"),
             release_header: http::HeaderName::from_static("x-app-release"),
             session_cookie: "sessionid".into(),
+            login_paths: vec!["/accounts/login/".into()],
         }
     }
 }

@@ -239,6 +239,21 @@ fn context(c: &Config, p: &mut Problems) {
             format!("`{cookie}` is not a valid cookie name"),
         );
     }
+    let paths = &c.context.login_paths;
+    if paths.len() > 16 {
+        p.bad("context.login_paths", "at most 16 paths".to_string());
+    }
+    for (i, path) in paths.iter().enumerate() {
+        let ok = path.starts_with('/')
+            && path.len() <= 200
+            && path.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#'));
+        if !ok {
+            p.bad(
+                format!("context.login_paths[{i}]"),
+                format!("`{path}` is not a path (it starts with `/`, without a query or spaces)"),
+            );
+        }
+    }
 }
 
 /// `[metrics]` and `[spike]`.

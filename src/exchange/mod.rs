@@ -129,7 +129,7 @@ pub fn response_seen(
     if head.status >= 500 {
         observe::observe_filesystem(obs, c.kind, c.fs_path, c.run_as);
     }
-    if classify::is_denial(head.status) {
+    if head.is_denial(&rt.context.login_paths) {
         if let (Some(req), Some(resp)) = (req, head.denial_head()) {
             observe::observe_denial(shared, rt, req, &resp, obs);
         }

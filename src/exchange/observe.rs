@@ -80,7 +80,8 @@ fn release_since(shared: &Shared, resp: &ResponseHeader) {
     }
 }
 
-/// Classifies a 401 or 403 and prepares its sample's body excerpt; other statuses pass.
+/// Classifies a denial (a 401, a 403, a 302 to the login page) and prepares its sample's body
+/// excerpt; other responses pass.
 pub fn observe_denial(
     shared: &Shared,
     rt: &Runtime,
@@ -90,7 +91,9 @@ pub fn observe_denial(
 ) {
     let names = &rt.context;
     let status = resp.status.as_u16();
-    if classify::is_denial(status) {
+    let marked = resp.headers.contains_key(&names.kind);
+    let location = resp.headers.get(http::header::LOCATION).map(|v| v.as_bytes());
+    if classify::is_denial(status, marked, location, &names.login_paths) {
         release_since(shared, resp);
         let d = classify::classify(status, &req.headers, &resp.headers, names, &shared.hash_key);
         if let Some(d) = d {
@@ -208,7 +211,7 @@ pub fn sample(
         return;
     }
     let spiking =
-        route.spiking[usize::from(d.status == 403)].load(std::sync::atomic::Ordering::Relaxed);
+        route.spiking[crate::telemetry::vocabulary::denial_index(d.status)].load(std::sync::atomic::Ordering::Relaxed);
     let (_, now) = unix_now();
     let Some(reason) =
         shared

@@ -8,7 +8,6 @@ use crate::exchange::{self, observe, RequestCtx};
 use crate::response::delivery::{self, ClientSide};
 use crate::response::error_page;
 use crate::runtime::{Runtime, Shared};
-use crate::telemetry::classify;
 use crate::telemetry::vocabulary::UpstreamErrorKind;
 use crate::upstream::response_body::{Broken, Reply};
 use crate::upstream::response_head::{Framing, ResponseHead};
@@ -56,7 +55,7 @@ fn answer(
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let raw = head;
     let mut head = ResponseHead::read(raw, &mut headers, &rt.limits, &rt.context, head_only)?;
-    if rt.telemetry && classify::is_denial(head.status) && req.header.is_none() {
+    if rt.telemetry && head.is_denial(&rt.context.login_paths) && req.header.is_none() {
         *req.header = req.plan.request_header();
     }
     exchange::response_seen(shared, rt, &head, req.header.as_ref(), obs);

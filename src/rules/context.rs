@@ -15,6 +15,8 @@ pub struct ContextHeaders {
     /// Every configured name, for stripping.
     pub all: [HeaderName; 6],
     pub session_cookie: String,
+    /// `[context] login_paths`: a 302 to one of them is a denial.
+    pub login_paths: Vec<String>,
 }
 
 impl ContextHeaders {
@@ -38,6 +40,7 @@ impl ContextHeaders {
             release,
             all: names,
             session_cookie: c.session_cookie.clone(),
+            login_paths: c.login_paths.clone(),
         }
     }
 }

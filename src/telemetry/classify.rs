@@ -210,13 +210,49 @@ pub fn diagnosis(response: &HeaderMap) -> Diagnosis {
     }
 }
 
-/// Whether a status is a denial this proxy watches.
+/// Whether a response is a denial this proxy watches: a 401 or 403, or a 302 to the login
+/// page. The companion marks the redirects it knows are (its kind header on a 302); without
+/// it, a `Location` whose path is one of `[context] login_paths` is one.
 #[inline]
-pub fn is_denial(status: u16) -> bool {
-    status == 401 || status == 403
+pub fn is_denial(status: u16, marked: bool, location: Option<&[u8]>, login_paths: &[String]) -> bool {
+    match status {
+        401 | 403 => true,
+        302 => marked || location.is_some_and(|l| is_login_location(l, login_paths)),
+        _ => false,
+    }
 }
 
-/// Classifies a response from Django; `None` unless it is a 401 or 403.
+/// Whether a `Location` (relative or absolute) points at one of `login_paths`, by its path
+/// alone (the query, such as `?next=`, and the host do not matter).
+pub fn is_login_location(location: &[u8], login_paths: &[String]) -> bool {
+    if login_paths.is_empty() {
+        return false;
+    }
+    let mut rest = location.trim_ascii();
+    // `scheme://host/path` or `//host/path`: the path starts at the first `/` after the host.
+    let after_scheme = rest
+        .windows(3)
+        .position(|w| w == b"://")
+        .filter(|i| rest[..*i].iter().all(u8::is_ascii_alphabetic))
+        .map(|i| i + 3)
+        .or_else(|| rest.starts_with(b"//").then_some(2));
+    if let Some(host_at) = after_scheme {
+        rest = &rest[host_at..];
+        rest = match rest.iter().position(|b| *b == b'/') {
+            Some(i) => &rest[i..],
+            None => b"/",
+        };
+    }
+    let end = rest
+        .iter()
+        .position(|b| matches!(b, b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let path = &rest[..end];
+    login_paths.iter().any(|p| p.as_bytes() == path)
+}
+
+/// Classifies a response from Django; `None` unless it is a 401, a 403 or a 302 (which the
+/// caller found to be a redirect to the login page, `is_denial`).
 pub fn classify(
     status: u16,
     request: &HeaderMap,
@@ -224,14 +260,15 @@ pub fn classify(
     names: &ContextHeaders,
     key: &HashKey,
 ) -> Option<Denial> {
-    if !is_denial(status) {
+    if !matches!(status, 401 | 403 | 302) {
         return None;
     }
     let kind_header = response.get(&names.kind);
     let companion = kind_header.is_some() || response.contains_key(&names.route);
     let (kind, kind_from_django) = match kind_header {
         Some(v) => (Kind::parse(v.as_bytes()), true),
-        None if status == 401 => (Kind::Login, false),
+        // A 401, or a redirect to the login page.
+        None if status != 403 => (Kind::Login, false),
         None => (Kind::Other, false),
     };
 

@@ -8,7 +8,7 @@
 use crate::clock::rfc3339_millis;
 use crate::telemetry::metrics::{Metrics, RouteStats};
 use crate::telemetry::spike::{Series, Tick, Tuning};
-use crate::telemetry::vocabulary::Kind;
+use crate::telemetry::vocabulary::{Kind, DENIAL_STATUSES, DENIAL_STATUS_LABELS};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -46,7 +46,9 @@ pub struct SpikeRecord {
     pub top_kinds: Vec<KindCount>,
 }
 
-const STATUSES: [u16; 2] = [401, 403];
+const STATUSES: [u16; N] = DENIAL_STATUSES;
+/// Per-status arrays: 401, 403, 302.
+const N: usize = DENIAL_STATUSES.len();
 /// Entries in the top lists of records and /debug/authz.
 const TOP: usize = 5;
 /// Ticks of rate and baseline kept per route and status for the console's chart (10 minutes
@@ -65,26 +67,26 @@ struct Point {
 /// One tick's deltas for a route.
 #[derive(Default)]
 struct Deltas {
-    kinds: [[u64; 5]; 2],
+    kinds: [[u64; 5]; N],
     permissions: Vec<(Arc<str>, u64)>,
 }
 
 struct RouteState {
     stats: Arc<RouteStats>,
-    series: [Series; 2],
-    last_kinds: [[u64; 5]; 2],
+    series: [Series; N],
+    last_kinds: [[u64; 5]; N],
     last_permissions: HashMap<Arc<str>, u64>,
     /// The last `window` ticks of deltas, for the top lists.
     window: VecDeque<Deltas>,
-    last: [Option<Tick>; 2],
-    spike_since: [Option<SystemTime>; 2],
+    last: [Option<Tick>; N],
+    spike_since: [Option<SystemTime>; N],
     /// Gauges exist once the route has had a denial of that status.
-    seen: [bool; 2],
+    seen: [bool; N],
     /// Seconds after the detector started that this route was first seen, and whether its
     /// past counted as known-zero (for /debug/authz).
     created_after: f64,
     zero_history: bool,
-    history: [VecDeque<Point>; 2],
+    history: [VecDeque<Point>; N],
 }
 
 /// The detector state of every route.
@@ -139,16 +141,16 @@ impl Detector {
                 .entry(stats.label.clone())
                 .or_insert_with(|| RouteState {
                     stats: stats.clone(),
-                    series: [fresh(), fresh()],
-                    last_kinds: [[0; 5]; 2],
+                    series: std::array::from_fn(|_| fresh()),
+                    last_kinds: [[0; 5]; N],
                     last_permissions: HashMap::new(),
                     window: VecDeque::with_capacity(t.window),
-                    last: [None, None],
-                    spike_since: [None, None],
-                    seen: [false, false],
+                    last: [None; N],
+                    spike_since: [None; N],
+                    seen: [false; N],
                     created_after: self.started.elapsed().as_secs_f64(),
                     zero_history: may_alarm,
-                    history: [VecDeque::new(), VecDeque::new()],
+                    history: std::array::from_fn(|_| VecDeque::new()),
                 });
             let deltas = state.read_deltas();
             let counts = deltas.kinds.map(|k| k.iter().sum::<u64>());
@@ -179,7 +181,7 @@ impl Detector {
                 });
                 let labels = [
                     &*state.stats.label,
-                    if *status == 401 { "401" } else { "403" },
+                    DENIAL_STATUS_LABELS[s],
                 ];
                 metrics
                     .denial_rate

@@ -2,7 +2,9 @@
 //! permission labels. Past the bound, every new value is `other`.
 
 use crate::telemetry::sketch::UserSketch;
-use crate::telemetry::vocabulary::{status_class, Authn, Kind, STATUS_CLASSES};
+use crate::telemetry::vocabulary::{
+    denial_index, status_class, Authn, Kind, DENIAL_STATUSES, DENIAL_STATUS_LABELS, STATUS_CLASSES,
+};
 use prometheus::{IntCounter, IntCounterVec};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -12,15 +14,15 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 pub struct RouteStats {
     pub label: Arc<str>,
     requests: [IntCounter; 5],
-    /// `[status 401|403][kind][authn]`, resolved on first use.
-    denials: [OnceLock<IntCounter>; 30],
+    /// `[status 401|403|302][kind][authn]`, resolved on first use.
+    denials: [OnceLock<IntCounter>; DENIAL_STATUSES.len() * 15],
     permissions: Mutex<HashMap<Arc<str>, IntCounter>>,
     /// Distinct denied users over the last five minutes.
     pub users: Mutex<Option<Box<UserSketch>>>,
-    /// Denials by `[status 401|403][kind]`, read by the spike detector's tick.
-    pub denied: [[AtomicU64; 5]; 2],
+    /// Denials by `[status 401|403|302][kind]`, read by the spike detector's tick.
+    pub denied: [[AtomicU64; 5]; DENIAL_STATUSES.len()],
     /// Set by the spike detector while a spike is on, per status; read by the sampler.
-    pub spiking: [AtomicBool; 2],
+    pub spiking: [AtomicBool; DENIAL_STATUSES.len()],
     family: Arc<Families>,
 }
 
@@ -45,19 +47,18 @@ impl RouteStats {
         self.requests[status_class(status)].inc();
     }
 
-    /// Counts one 401/403 with its kind and authn.
+    /// Counts one denial (401, 403, a login redirect) with its kind and authn.
     pub fn count_denial(&self, status: u16, kind: Kind, authn: Authn) {
-        let s = usize::from(status == 403);
+        let s = denial_index(status);
         let k = Kind::ALL.iter().position(|x| *x == kind).unwrap_or(4);
         let a = Authn::ALL.iter().position(|x| *x == authn).unwrap_or(2);
         self.denied[s][k].fetch_add(1, Ordering::Relaxed);
         let idx = s * 15 + k * 3 + a;
         self.denials[idx]
             .get_or_init(|| {
-                let status = if status == 403 { "403" } else { "401" };
                 self.family.denials.with_label_values(&[
                     &self.label,
-                    status,
+                    DENIAL_STATUS_LABELS[s],
                     kind.label(),
                     authn.label(),
                 ])
@@ -80,9 +81,9 @@ impl RouteStats {
         map.insert(permission.clone(), c);
     }
 
-    /// Denials of `status` (401 or 403) on this route so far.
+    /// Denials of `status` (401, 403 or 302) on this route so far.
     pub fn denials_of(&self, status: u16) -> u64 {
-        self.denied[usize::from(status == 403)]
+        self.denied[denial_index(status)]
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
             .sum()

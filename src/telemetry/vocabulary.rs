@@ -235,6 +235,23 @@ impl Authn {
     }
 }
 
+/// The statuses counted as denials, in the order of the per-status arrays: 401, 403, and a
+/// 302 to the login page (Django's `login_required`, `permission_required` without
+/// `raise_exception`, `user_passes_test`).
+pub const DENIAL_STATUSES: [u16; 3] = [401, 403, 302];
+/// `DENIAL_STATUSES` as label values.
+pub const DENIAL_STATUS_LABELS: [&str; 3] = ["401", "403", "302"];
+
+/// A denial status's index in `DENIAL_STATUSES` (anything else counts as a 403).
+#[inline]
+pub fn denial_index(status: u16) -> usize {
+    match status {
+        401 => 0,
+        302 => 2,
+        _ => 1,
+    }
+}
+
 /// `1xx`..`5xx` as an index 0..=4.
 pub fn status_class(status: u16) -> usize {
     ((status / 100).clamp(1, 5) - 1) as usize

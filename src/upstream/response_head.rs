@@ -98,7 +98,8 @@ pub fn connection_keepalive(value: &[u8]) -> Option<bool> {
 }
 
 /// The values of Django's context headers in a response head, which the client never gets:
-/// the route and release always, the kind, path and user of a `PermissionError` only on a 5xx.
+/// the route and release always, the kind, path and user of a `PermissionError` only on a 5xx,
+/// the kind of a login redirect on a 302.
 #[derive(Default, Debug, PartialEq, Eq)]
 pub struct ContextValues<'a> {
     pub route: Option<&'a [u8]>,
@@ -119,6 +120,9 @@ impl<'a> ContextValues<'a> {
             &mut self.route
         } else if is(names.release.as_str()) {
             &mut self.release
+        } else if is(names.kind.as_str()) && (status >= 500 || status == 302) {
+            // On a 5xx the mark of a `PermissionError`; on a 302, of a login redirect.
+            &mut self.kind
         } else if status < 500 {
             return true;
         } else if is(names.kind.as_str()) {
@@ -153,6 +157,8 @@ pub struct ResponseHead<'h, 'b> {
     /// The content coding the body goes out in (`response::compression`), which the writers
     /// state: `Content-Encoding`, `Vary: Accept-Encoding`, no `Content-Length`, a weak `ETag`.
     pub coding: Option<&'static str>,
+    /// A 302's `Location`, to tell a redirect to the login page (`ResponseHead::is_denial`).
+    pub location: Option<&'b [u8]>,
     /// Every header as received; the ones that go on to the client first.
     headers: &'h [httparse::Header<'b>],
     forwarded: usize,
@@ -206,6 +212,7 @@ impl<'h, 'b> ResponseHead<'h, 'b> {
         let mut server_keeps = version == 1;
         let mut streams = false;
         let mut context = ContextValues::default();
+        let mut location = None;
         // The headers that go on are moved to the front, in their order.
         let mut forwarded = 0;
         for i in 0..headers.len() {
@@ -217,6 +224,8 @@ impl<'h, 'b> ResponseHead<'h, 'b> {
             } else if h.name.eq_ignore_ascii_case("content-type") {
                 let t = h.value.split(|b| *b == b';').next().unwrap_or_default();
                 streams |= t.trim_ascii().eq_ignore_ascii_case(b"text/event-stream");
+            } else if status == 302 && h.name.eq_ignore_ascii_case("location") {
+                location = Some(h.value);
             }
             if is_hop_by_hop(h.name) || context.take(names, status, h.name, h.value) {
                 continue;
@@ -233,9 +242,21 @@ impl<'h, 'b> ResponseHead<'h, 'b> {
             context,
             streams,
             coding: None,
+            location,
             headers,
             forwarded,
         })
+    }
+
+    /// Whether this is a denial telemetry watches: a 401, a 403, or a 302 to the login page
+    /// (`classify::is_denial`).
+    pub fn is_denial(&self, login_paths: &[String]) -> bool {
+        classify::is_denial(
+            self.status,
+            self.context.kind.is_some(),
+            self.location,
+            login_paths,
+        )
     }
 
     /// The headers that go on to the client: not hop-by-hop, not framing, not context.
