@@ -246,7 +246,9 @@ fn context(c: &Config, p: &mut Problems) {
     for (i, path) in paths.iter().enumerate() {
         let ok = path.starts_with('/')
             && path.len() <= 200
-            && path.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#'));
+            && path
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#'));
         if !ok {
             p.bad(
                 format!("context.login_paths[{i}]"),

@@ -92,7 +92,10 @@ pub fn observe_denial(
     let names = &rt.context;
     let status = resp.status.as_u16();
     let marked = resp.headers.contains_key(&names.kind);
-    let location = resp.headers.get(http::header::LOCATION).map(|v| v.as_bytes());
+    let location = resp
+        .headers
+        .get(http::header::LOCATION)
+        .map(|v| v.as_bytes());
     if classify::is_denial(status, marked, location, &names.login_paths) {
         release_since(shared, resp);
         let d = classify::classify(status, &req.headers, &resp.headers, names, &shared.hash_key);
@@ -210,8 +213,8 @@ pub fn sample(
     if !shared.sink.enabled() {
         return;
     }
-    let spiking =
-        route.spiking[crate::telemetry::vocabulary::denial_index(d.status)].load(std::sync::atomic::Ordering::Relaxed);
+    let spiking = route.spiking[crate::telemetry::vocabulary::denial_index(d.status)]
+        .load(std::sync::atomic::Ordering::Relaxed);
     let (_, now) = unix_now();
     let Some(reason) =
         shared

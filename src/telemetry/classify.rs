@@ -42,15 +42,34 @@ pub enum PermissionState {
     Unknown,
     /// No `app_label.`.
     Malformed,
+    /// The check denied, but the primary database grants it: a cached permission set that is
+    /// stale (`X-Authz-Grant` says how it is granted).
+    StaleCache,
+    /// The check read a replica that does not have the grant yet; the primary has it (the
+    /// replica's alias follows `~`).
+    ReplicaLag,
+    /// The user holds it, but `is_active` is false: `ModelBackend` grants nothing then.
+    InactiveUser,
+    /// `has_perm(perm, obj)`, and no backend implements object permissions (`ModelBackend`
+    /// ignores `obj`): never granted, whatever the user holds.
+    NoObjectBackend,
+    /// An object permission backend refused this object: a policy at work (an owner-only
+    /// rule), nothing to grant.
+    ObjectDenied,
 }
 
 impl PermissionState {
     /// Every state, in the order of `label`'s values.
-    pub const ALL: [PermissionState; 4] = [
+    pub const ALL: [PermissionState; 9] = [
         PermissionState::Exists,
         PermissionState::NotMigrated,
         PermissionState::Unknown,
         PermissionState::Malformed,
+        PermissionState::StaleCache,
+        PermissionState::ReplicaLag,
+        PermissionState::InactiveUser,
+        PermissionState::NoObjectBackend,
+        PermissionState::ObjectDenied,
     ];
 
     /// The metric label value (`authz_edge_permission_state_denials_total{state}`).
@@ -60,26 +79,74 @@ impl PermissionState {
             PermissionState::NotMigrated => "not_migrated",
             PermissionState::Unknown => "unknown",
             PermissionState::Malformed => "malformed",
+            PermissionState::StaleCache => "stale_cache",
+            PermissionState::ReplicaLag => "replica_lag",
+            PermissionState::InactiveUser => "inactive_user",
+            PermissionState::NoObjectBackend => "no_object_backend",
+            PermissionState::ObjectDenied => "object_denied",
         }
     }
 
     fn parse(v: &str) -> Option<Self> {
-        Some(match v {
-            "exists" => PermissionState::Exists,
-            "not_migrated" => PermissionState::NotMigrated,
-            "unknown" => PermissionState::Unknown,
-            "malformed" => PermissionState::Malformed,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|s| s.label() == v)
     }
 }
 
-/// One denied permission with its state and, for a typo, the nearest existing one.
+/// One denied permission with its state and, for a typo, the nearest existing one (for a
+/// lagging replica, its alias).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PermissionFact {
     pub permission: String,
     pub state: PermissionState,
     pub nearest: Option<String>,
+}
+
+/// A role test that refused a signed-in user (`X-Authz-Role`): the test's name (`is_superuser`,
+/// `is_staff`, a `user_passes_test` function's) and the user's flags now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleTest {
+    pub test: String,
+    /// `is_superuser=False, is_staff=True, is_active=True`, the flags the companion reported.
+    pub flags: String,
+}
+
+impl RoleTest {
+    /// Parses `test=NAME; is_superuser=0; is_staff=1; is_active=1`; `None` without a usable
+    /// test name.
+    pub fn parse(v: &[u8]) -> Option<RoleTest> {
+        let text = std::str::from_utf8(v).ok()?;
+        let mut test = None;
+        let mut flags = Vec::new();
+        for part in text.split(';') {
+            let Some((k, val)) = part.trim().split_once('=') else {
+                continue;
+            };
+            let (k, val) = (k.trim(), val.trim());
+            match k {
+                "test" => {
+                    let ok = !val.is_empty()
+                        && val.len() <= 64
+                        && val.bytes().all(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'<' | b'>')
+                        });
+                    test = ok.then(|| val.to_string());
+                }
+                "is_superuser" | "is_staff" | "is_active" if flags.len() < 3 => {
+                    let on = match val {
+                        "1" => "True",
+                        "0" => "False",
+                        _ => continue,
+                    };
+                    flags.push(format!("{k}={on}"));
+                }
+                _ => {}
+            }
+        }
+        Some(RoleTest {
+            test: test?,
+            flags: flags.join(", "),
+        })
+    }
 }
 
 /// Why Django had no user although the request carried a session or credentials
@@ -151,6 +218,11 @@ pub struct Diagnosis {
     pub anonymous: Option<AnonymousReason>,
     /// On a CSRF failure: `scheme=… host=… origin=…` as Django saw them.
     pub csrf: Option<String>,
+    /// How the primary database grants the first denied permission (`direct`, `group:NAME`),
+    /// for a stale cache, a lagging replica, an inactive user.
+    pub grant: Option<String>,
+    /// The role test that refused a signed-in user, without a permission in question.
+    pub role: Option<RoleTest>,
 }
 
 /// The companion's diagnosis header names (all under `X-Authz-`, so always stripped).
@@ -160,6 +232,8 @@ pub const ANONYMOUS_HEADER: &str = "x-authz-anonymous";
 pub const CSRF_HEADER: &str = "x-authz-csrf";
 pub const PATH_HEADER: &str = "x-authz-path";
 pub const RUN_AS_HEADER: &str = "x-authz-run-as";
+pub const GRANT_HEADER: &str = "x-authz-grant";
+pub const ROLE_HEADER: &str = "x-authz-role";
 
 /// Parses `perm=state[~nearest],…` (at most eight entries, each name checked like a permission).
 pub fn parse_permission_states(v: &[u8]) -> Vec<PermissionFact> {
@@ -207,6 +281,10 @@ pub fn diagnosis(response: &HeaderMap) -> Diagnosis {
             .get(ANONYMOUS_HEADER)
             .and_then(|v| AnonymousReason::parse(v.as_bytes())),
         csrf: text(CSRF_HEADER, 300),
+        grant: text(GRANT_HEADER, 120),
+        role: response
+            .get(ROLE_HEADER)
+            .and_then(|v| RoleTest::parse(v.as_bytes())),
     }
 }
 
@@ -214,7 +292,12 @@ pub fn diagnosis(response: &HeaderMap) -> Diagnosis {
 /// page. The companion marks the redirects it knows are (its kind header on a 302); without
 /// it, a `Location` whose path is one of `[context] login_paths` is one.
 #[inline]
-pub fn is_denial(status: u16, marked: bool, location: Option<&[u8]>, login_paths: &[String]) -> bool {
+pub fn is_denial(
+    status: u16,
+    marked: bool,
+    location: Option<&[u8]>,
+    login_paths: &[String],
+) -> bool {
     match status {
         401 | 403 => true,
         302 => marked || location.is_some_and(|l| is_login_location(l, login_paths)),
@@ -500,6 +583,31 @@ mod tests {
         let resp = headers(&[("x-authz-kind", "permission")]);
         let d = classify(403, &req, &resp, &names(), &k).expect("denial");
         assert_eq!(d.authn, Authn::Anonymous);
+    }
+
+    #[test]
+    fn a_302_is_a_denial_when_marked_or_sent_to_a_login_path() {
+        let paths = vec!["/accounts/login/".to_string()];
+        let is =
+            |status, marked, loc: &str| is_denial(status, marked, Some(loc.as_bytes()), &paths);
+        assert!(is(302, false, "/accounts/login/?next=/x/"));
+        assert!(is(
+            302,
+            false,
+            "https://example.com/accounts/login/?next=/x/"
+        ));
+        assert!(is(302, false, "//example.com/accounts/login/"));
+        assert!(is(302, false, "/accounts/login/#top"));
+        assert!(is(302, true, "/elsewhere/"), "the companion's mark");
+        assert!(!is(302, false, "/accounts/login/extra"));
+        assert!(!is(302, false, "/accounts/logout/"));
+        assert!(!is(302, false, "https://example.com"));
+        assert!(!is(302, false, "/x/?next=/accounts/login/"));
+        assert!(!is(301, true, "/accounts/login/"), "only Django's 302");
+        assert!(!is(303, false, "/accounts/login/"));
+        assert!(is(401, false, "") && is(403, false, ""));
+        assert!(!is_denial(302, false, None, &paths));
+        assert!(!is_denial(302, false, Some(b"/accounts/login/"), &[]));
     }
 
     #[test]

@@ -179,10 +179,7 @@ impl Detector {
                     baseline: tick.baseline as f32,
                     spike: tick.active,
                 });
-                let labels = [
-                    &*state.stats.label,
-                    DENIAL_STATUS_LABELS[s],
-                ];
+                let labels = [&*state.stats.label, DENIAL_STATUS_LABELS[s]];
                 metrics
                     .denial_rate
                     .with_label_values(&labels)

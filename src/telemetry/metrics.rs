@@ -57,7 +57,7 @@ pub struct Metrics {
     /// why (the companion's reason, or `unexplained` from the edge alone).
     anonymous_with_session: [IntCounter; 9],
     /// Denied permissions by their state in Django (the companion's facts).
-    permission_states: [IntCounter; 4],
+    permission_states: [IntCounter; crate::telemetry::classify::PermissionState::ALL.len()],
     /// `authz_edge_config_restart_required{key}`: 1 while the loaded config changes a key the
     /// running process cannot apply (`config::Process`).
     restart_required: IntGaugeVec,

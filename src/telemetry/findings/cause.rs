@@ -10,10 +10,15 @@ pub enum Cause {
     CsrfFailures,
     SpikeAfterRelease,
     FilesystemPermission,
+    StalePermissionCache,
+    InactiveUser,
+    NoObjectPermissionBackend,
+    RoleRequired,
+    LoginRedirectLoop,
 }
 
 impl Cause {
-    pub const ALL: [Cause; 7] = [
+    pub const ALL: [Cause; 12] = [
         Cause::PermissionNotGranted,
         Cause::UnknownPermission,
         Cause::PermissionNotMigrated,
@@ -21,6 +26,11 @@ impl Cause {
         Cause::CsrfFailures,
         Cause::SpikeAfterRelease,
         Cause::FilesystemPermission,
+        Cause::StalePermissionCache,
+        Cause::InactiveUser,
+        Cause::NoObjectPermissionBackend,
+        Cause::RoleRequired,
+        Cause::LoginRedirectLoop,
     ];
 
     pub fn label(self) -> &'static str {
@@ -32,6 +42,11 @@ impl Cause {
             Cause::CsrfFailures => "csrf_failures",
             Cause::SpikeAfterRelease => "spike_after_release",
             Cause::FilesystemPermission => "filesystem_permission",
+            Cause::StalePermissionCache => "stale_permission_cache",
+            Cause::InactiveUser => "inactive_user",
+            Cause::NoObjectPermissionBackend => "no_object_permission_backend",
+            Cause::RoleRequired => "role_required",
+            Cause::LoginRedirectLoop => "login_redirect_loop",
         }
     }
 }
@@ -58,10 +73,19 @@ impl Cause {
             above_baseline,
         };
         match self {
-            // Always a fault in the code or the deploy: several denials, more than one user.
-            Cause::PermissionNotMigrated | Cause::UnknownPermission => n(5, 2, false),
-            // Users without a permission they lack is normal; a surge of them, for several, is not.
-            Cause::PermissionNotGranted => n(10, 3, true),
+            // Always a fault in the code, the deploy or the data, which Django's own facts
+            // show: several denials, more than one user.
+            Cause::PermissionNotMigrated
+            | Cause::UnknownPermission
+            | Cause::StalePermissionCache
+            | Cause::InactiveUser
+            | Cause::NoObjectPermissionBackend => n(5, 2, false),
+            // Users without a permission or a role they lack is normal; a surge of them, for
+            // several, is not (users who passed before). So is a signed-in user sent to the
+            // login page now and then.
+            Cause::PermissionNotGranted | Cause::RoleRequired | Cause::LoginRedirectLoop => {
+                n(10, 3, true)
+            }
             // Django said why it had no user, and the reason is a broken set-up.
             Cause::SessionNotRecognised if companion => n(5, 2, false),
             // The edge alone: stale cookies are common, so only a surge over several sessions.

@@ -375,7 +375,7 @@ impl Findings {
         }
         // Spikes after a release that no candidate explains.
         for p in spikes.iter_mut() {
-            let s = usize::from(p.status == 403);
+            let s = crate::telemetry::vocabulary::denial_index(p.status);
             let spiking = p.stats.spiking[s].load(Ordering::Relaxed);
             let key = Key {
                 cause: Cause::SpikeAfterRelease,
@@ -603,3 +603,5 @@ pub const TICK: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_django;

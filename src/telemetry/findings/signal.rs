@@ -70,27 +70,51 @@ pub fn of_denial(d: &Denial) -> Option<Signal> {
         // The edge alone: a 401 to a request that carried a session cookie or credentials.
         return Some(Signal::new(Cause::SessionNotRecognised, d, false));
     }
+    let signed_in = d.authn == Authn::Authenticated;
+    // A signed-in user sent to the login page: the login page sends them back (a loop).
+    let bounced = signed_in && d.status == 302;
     // The first denied permission with a state says what the denial is.
-    let fact = facts.permissions.first()?;
+    let Some(fact) = facts.permissions.first() else {
+        if let (Some(role), true) = (&facts.role, signed_in) {
+            let mut s = Signal::new(Cause::RoleRequired, d, true);
+            s.detail = Some(format!("{}|{}", role.test, role.flags));
+            return Some(s);
+        }
+        return bounced.then(|| Signal::new(Cause::LoginRedirectLoop, d, d.kind_from_django));
+    };
     let cause = match fact.state {
-        PermissionState::Exists if d.authn == Authn::Authenticated => Cause::PermissionNotGranted,
-        PermissionState::Exists => return None,
+        // An object check refused with the permission held at large is a policy at work (or,
+        // without the companion's word on backends, unknown): never "grant it".
+        PermissionState::Exists if d.kind == Kind::Object => return None,
+        PermissionState::Exists if bounced => Cause::LoginRedirectLoop,
+        PermissionState::Exists if signed_in => Cause::PermissionNotGranted,
+        PermissionState::Exists | PermissionState::ObjectDenied => return None,
         PermissionState::NotMigrated => Cause::PermissionNotMigrated,
         PermissionState::Unknown | PermissionState::Malformed => Cause::UnknownPermission,
+        PermissionState::StaleCache | PermissionState::ReplicaLag => Cause::StalePermissionCache,
+        PermissionState::InactiveUser => Cause::InactiveUser,
+        PermissionState::NoObjectBackend => Cause::NoObjectPermissionBackend,
     };
     let mut s = Signal::new(cause, d, true);
     s.subject = Some(fact.permission.clone());
+    let grant = || facts.grant.clone();
     s.detail = match fact.state {
         PermissionState::NotMigrated => facts.migrations.clone(),
-        PermissionState::Unknown | PermissionState::Malformed => fact.nearest.clone(),
-        PermissionState::Exists => None,
-    };
-    if fact.state == PermissionState::Malformed {
-        s.detail = Some(format!(
+        PermissionState::Unknown => fact.nearest.clone(),
+        PermissionState::Malformed => Some(format!(
             "malformed:{}",
             fact.nearest.as_deref().unwrap_or("")
-        ));
-    }
+        )),
+        // `replica:ALIAS|GRANT` or `|GRANT`: the words say which (text.rs).
+        PermissionState::ReplicaLag => Some(format!(
+            "replica:{}|{}",
+            fact.nearest.as_deref().unwrap_or("replica"),
+            grant().unwrap_or_default()
+        )),
+        PermissionState::StaleCache => Some(format!("|{}", grant().unwrap_or_default())),
+        PermissionState::InactiveUser | PermissionState::NoObjectBackend => grant(),
+        PermissionState::Exists | PermissionState::ObjectDenied => None,
+    };
     Some(s)
 }
 

@@ -9,7 +9,7 @@ use crate::telemetry::identity::HashKey;
 use http::HeaderMap;
 use std::time::Duration;
 
-fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+pub(super) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut m = HeaderMap::new();
     for (k, v) in pairs {
         m.append(
@@ -21,7 +21,7 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
 }
 
 /// A denial as classification makes it from a request and Django's response headers.
-fn denial(status: u16, req: &[(&str, &str)], resp: &[(&str, &str)]) -> Denial {
+pub(super) fn denial(status: u16, req: &[(&str, &str)], resp: &[(&str, &str)]) -> Denial {
     classify(
         status,
         &headers(req),
@@ -33,7 +33,7 @@ fn denial(status: u16, req: &[(&str, &str)], resp: &[(&str, &str)]) -> Denial {
 }
 
 /// User `u`'s denial of `perm` in state `state` (the companion's headers).
-fn perm_denial(u: u32, perm: &str, state: &str) -> Denial {
+pub(super) fn perm_denial(u: u32, perm: &str, state: &str) -> Denial {
     let user = u.to_string();
     denial(
         403,
@@ -48,7 +48,7 @@ fn perm_denial(u: u32, perm: &str, state: &str) -> Denial {
     )
 }
 
-fn engine() -> Findings {
+pub(super) fn engine() -> Findings {
     let gauge = IntGaugeVec::new(
         prometheus::Opts::new("authz_edge_finding_active", "test"),
         &["cause", "route"],
@@ -57,13 +57,13 @@ fn engine() -> Findings {
     Findings::new(gauge)
 }
 
-const T0: u64 = 1_800_000_000;
+pub(super) const T0: u64 = 1_800_000_000;
 
-fn at(secs: u64) -> SystemTime {
+pub(super) fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(T0 + secs)
 }
 
-fn world(secs: u64) -> World<'static> {
+pub(super) fn world(secs: u64) -> World<'static> {
     World {
         now: at(secs),
         release: Some("r2"),
@@ -75,13 +75,13 @@ fn world(secs: u64) -> World<'static> {
 }
 
 /// Feeds `d` on `route` at second `secs`.
-fn feed(f: &Findings, route: &str, d: &Denial, secs: u64) {
+pub(super) fn feed(f: &Findings, route: &str, d: &Denial, secs: u64) {
     if let Some(s) = signal::of_denial(d) {
         f.observe(&Arc::from(route), s, (T0 + secs) as f64);
     }
 }
 
-fn gauge_of(f: &Findings, cause: &str, route: &str) -> i64 {
+pub(super) fn gauge_of(f: &Findings, cause: &str, route: &str) -> i64 {
     f.gauge.with_label_values(&[cause, route]).get()
 }
 

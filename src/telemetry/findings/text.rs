@@ -75,6 +75,11 @@ fn who(f: &Facts<'_>, noun: &str) -> String {
 pub fn evidence(f: &Facts<'_>) -> String {
     // "{n} denials of {permission} for {k} users on {route} in the last 60 s"
     let head = |noun: &str, of: bool, actor: &str| {
+        let noun = if f.status == 302 && noun == "denials" {
+            "redirects to the login page"
+        } else {
+            noun
+        };
         format!(
             "{} {noun}{}{} on {} in the last {} s",
             f.denials,
@@ -147,6 +152,52 @@ pub fn evidence(f: &Facts<'_>) -> String {
                 }
             )
         }
+        Cause::StalePermissionCache => {
+            let (replica, grant) = stale_detail(f.detail);
+            match replica {
+                Some(alias) => format!(
+                    "{}, all signed in: the check denied, yet the primary database grants it {}; the read replica '{alias}' the check read does not have the grant yet (it lags)",
+                    head("denials", true, "user"),
+                    grant_words(grant)
+                ),
+                None => format!(
+                    "{}, all signed in: the check denied, yet a query on the primary database that bypasses every cache finds the grant ({}): the permission set the check read is stale (a cached permission set)",
+                    head("denials", true, "user"),
+                    grant_words(grant)
+                ),
+            }
+        }
+        Cause::InactiveUser => format!(
+            "{}: the users hold the permission ({}) but their accounts are inactive (is_active=False), and ModelBackend grants nothing to an inactive user",
+            head("denials", true, "user"),
+            grant_words(f.detail.unwrap_or(""))
+        ),
+        Cause::NoObjectPermissionBackend => format!(
+            "{}: the view checks has_perm({}, obj) and no backend in AUTHENTICATION_BACKENDS implements object permissions (ModelBackend refuses every check with an object){}",
+            head("denials", true, "user"),
+            f.subject.unwrap_or("?"),
+            f.detail
+                .filter(|g| !g.is_empty())
+                .map(|g| format!(", although the users hold it {}", grant_words(g)))
+                .unwrap_or_default()
+        ),
+        Cause::RoleRequired => {
+            let (test, flags) = role_detail(f.detail);
+            format!(
+                "{}, all signed in and above the route's baseline: the view's role test {test} refused them{}{}",
+                head("denials", false, "user"),
+                if flags.is_empty() { String::new() } else { format!(" (their flags now: {flags})") },
+                if f.status == 302 { ", sending them to the login page" } else { "" }
+            )
+        }
+        Cause::LoginRedirectLoop => format!(
+            "{}, all signed in: Django sends a signed-in user who {} to the login page, which sends them back (a redirect loop)",
+            head("denials", true, "user"),
+            match f.subject {
+                Some(p) => format!("lacks {p}"),
+                None => "fails the view's test".to_string(),
+            }
+        ),
         Cause::FilesystemPermission => format!(
             "{}: {} could not open files under {} (permission denied)",
             head("failures", false, ""),
@@ -158,6 +209,37 @@ pub fn evidence(f: &Facts<'_>) -> String {
         ),
     };
     format!("{body}{}.", when(f))
+}
+
+/// `replica:ALIAS|GRANT` or `|GRANT` (signal.rs): the lagging replica, if any, and the grant.
+fn stale_detail(detail: Option<&str>) -> (Option<&str>, &str) {
+    let (head, grant) = detail.unwrap_or("").split_once('|').unwrap_or(("", ""));
+    (head.strip_prefix("replica:"), grant)
+}
+
+/// `TEST|FLAGS` (signal.rs).
+fn role_detail(detail: Option<&str>) -> (&str, &str) {
+    detail.unwrap_or("?").split_once('|').unwrap_or(("?", ""))
+}
+
+/// How the primary database grants a permission, in words: `direct`, `group:NAME`.
+fn grant_words(grant: &str) -> String {
+    match grant.split_once(':') {
+        Some(("group", name)) => format!("through the group '{name}'"),
+        _ if grant == "direct" => "directly".to_string(),
+        _ => "granted".to_string(),
+    }
+}
+
+/// The flag a role test asks for, by its name.
+fn role_flag(test: &str) -> &'static str {
+    if test.contains("superuser") {
+        "is_superuser"
+    } else if test.contains("staff") {
+        "is_staff"
+    } else {
+        "the role the test asks for"
+    }
 }
 
 fn anonymous_words(why: &str) -> &'static str {
@@ -226,6 +308,35 @@ pub fn fix(f: &Facts<'_>) -> String {
                 .unwrap_or_else(|| "the release just deployed".to_string()),
             f.route
         ),
+        Cause::StalePermissionCache => match stale_detail(f.detail).0 {
+            Some(alias) => format!(
+                "Nothing needs granting: read permissions from the primary (route the auth tables to it in DATABASE_ROUTERS' db_for_read) or wait for the replica '{alias}' to catch up; check its replication lag."
+            ),
+            None => format!(
+                "Nothing needs granting: clear the cached permission sets (the cache the permission checks read, e.g. django.core.cache's) and expire them when grants change; {subject} is granted in the database."
+            ),
+        },
+        Cause::InactiveUser => "Reactivate the accounts (is_active=True) if they were deactivated by mistake; if they are meant to be inactive, stop them signing in (AllowAllUsersModelBackend lets inactive users in).".to_string(),
+        Cause::NoObjectPermissionBackend => format!(
+            "Check has_perm('{subject}') without the object in the view, or add an object permission backend (django-guardian's ObjectPermissionBackend, django-rules) to AUTHENTICATION_BACKENDS; granting {subject} will not help."
+        ),
+        Cause::RoleRequired => {
+            let test = role_detail(f.detail).0;
+            format!(
+                "If these users' roles changed by mistake, restore {} for them (the admin, or `manage.py shell`); if the change was meant, update the view's test ({test}) to the role they have now.",
+                role_flag(test)
+            )
+        }
+        Cause::LoginRedirectLoop => match f.subject {
+            Some(p) => format!(
+                "Answer 403 to signed-in users: raise_exception=True on permission_required (or PermissionRequiredMixin.raise_exception = True) in the view of {}; then grant {p} to the users who need it.",
+                f.route
+            ),
+            None => format!(
+                "Answer 403 to signed-in users: UserPassesTestMixin.raise_exception = True, or raise PermissionDenied in the view of {} instead of user_passes_test's redirect.",
+                f.route
+            ),
+        },
         Cause::FilesystemPermission => match f.source {
             Some("proxy") => format!(
                 "chown -R {}:{} {subject} (the proxy's user), or chmod -R o+rX {subject}.",
