@@ -12,23 +12,38 @@ KINDS = ("permission", "csrf", "login", "object", "other", "filesystem")
 class Record:
     """What the companion learned about one request."""
 
-    __slots__ = ("denied_permissions", "object_checks", "kind", "reason", "csrf", "path")
+    __slots__ = (
+        "denied_permissions",
+        "object_checks",
+        "object_perms",
+        "kind",
+        "reason",
+        "csrf",
+        "path",
+        "role",
+    )
 
     def __init__(self):
         self.denied_permissions = []
         self.object_checks = 0
+        # The denied permissions that were asked about an object (`has_perm(perm, obj)`).
+        self.object_perms = set()
         self.kind = None
         self.reason = None
         # On a CSRF failure: what Django saw (diagnosis.csrf_context).
         self.csrf = None
         # On a PermissionError: the directory it concerns (diagnosis.path_prefix).
         self.path = None
+        # The role test (`is_superuser`, a test function's name) that raised PermissionDenied.
+        self.role = None
 
     def deny(self, perm, obj=None):
         if perm not in self.denied_permissions and len(self.denied_permissions) < 8:
             self.denied_permissions.append(perm)
         if obj is not None:
             self.object_checks += 1
+            if len(self.object_perms) < 8:
+                self.object_perms.add(perm)
 
 
 def begin():

@@ -15,6 +15,8 @@ from importlib import import_module
 from django.conf import settings
 from django.db.models.signals import post_migrate
 
+from . import grants
+
 # Headers (stripped by the proxy like every X-Authz-* header).
 PERMISSION_STATE = "X-Authz-Permission-State"
 MIGRATIONS = "X-Authz-Migrations"
@@ -100,16 +102,23 @@ def nearest(perm, f):
     return by_codename[match[0]] if match else None
 
 
-def permission_states(perms):
-    """`perm=state[~nearest]` for each denied permission, and the unapplied migrations that
-    matter (those of the apps whose permissions are not migrated)."""
+def permission_states(perms, user=None, object_perms=()):
+    """`perm=state[~nearest]` for each denied permission, the unapplied migrations that matter
+    (those of the apps whose permissions are not migrated), and how the primary database
+    grants the first existing one to the signed-in `user` (`grants.explain`): a permission
+    that exists may still be stale in a cache, lag on a replica, belong to an inactive user, or
+    be asked about an object no backend can grant."""
     f = facts()
-    out, apps_missing = [], set()
+    out, apps_missing, grant = [], set(), None
     for perm in perms:
+        near = None
         if "." not in perm:
             state = "malformed"
         elif perm in f.existing:
             state = "exists"
+            if user is not None:
+                state, near, how = grants.explain(user, perm, perm in object_perms)
+                grant = grant or how
         elif perm in f.declared:
             state = "not_migrated"
             apps_missing.add(perm.split(".", 1)[0])
@@ -118,13 +127,13 @@ def permission_states(perms):
         entry = f"{perm}={state}"
         if state in ("unknown", "malformed"):
             near = nearest(perm, f)
-            if near and near != perm:
-                entry += f"~{near}"
+        if near and near != perm:
+            entry += f"~{near}"
         out.append(entry)
     migrations = [m for m in f.unapplied if m.split(".", 1)[0] in apps_missing]
     if apps_missing and not migrations:
         migrations = list(f.unapplied)
-    return ",".join(out), ",".join(migrations[:MAX_MIGRATIONS])
+    return ",".join(out), ",".join(migrations[:MAX_MIGRATIONS]), grant
 
 
 def anonymous_reason(request):

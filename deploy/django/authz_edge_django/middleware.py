@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.signals import got_request_exception
 
-from . import ObjectPermissionDenied, diagnosis
+from . import ObjectPermissionDenied, diagnosis, redirects, roles
 from .context import begin, current, end
 
 ROUTE = "X-Authz-Route"
@@ -20,6 +20,10 @@ REASON = "X-Authz-Reason"
 # When this process started serving its release (its import, at the worker's boot): a proxy
 # restarted after a deploy still knows when the release began.
 RELEASE_SINCE = "X-Authz-Release-Since"
+# How the primary database grants a denied permission (a stale cache, an inactive user), and
+# the role test that refused a signed-in user.
+GRANT = "X-Authz-Grant"
+ROLE = "X-Authz-Role"
 STARTED = int(time.time())
 
 
@@ -74,6 +78,9 @@ class AuthzEdgeMiddleware:
             record.kind = record.kind or "object"
         if record.reason is None and str(exception):
             record.reason = str(exception)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and not record.denied_permissions:
+            record.role = roles.from_exception(exception)
         return None
 
     def annotate(self, request, response, record):
@@ -89,7 +96,8 @@ class AuthzEdgeMiddleware:
                 response[diagnosis.PATH] = clean(record.path, 200)
             response[diagnosis.RUN_AS] = diagnosis.run_as()
             return
-        if response.status_code not in (401, 403):
+        redirect = response.status_code == 302 and redirects.is_login_redirect(request, response)
+        if response.status_code not in (401, 403) and not redirect:
             return
         if rel:
             response[RELEASE_SINCE] = str(STARTED)
@@ -97,13 +105,26 @@ class AuthzEdgeMiddleware:
         authenticated = bool(user is not None and user.is_authenticated)
         if authenticated:
             response[USER] = clean(user.pk, 64)
-        response[KIND] = self.kind(record, authenticated)
+        if redirect:
+            # A visitor asked to sign in, or a signed-in user refused (and sent to sign in).
+            response[KIND] = "permission" if authenticated else "login"
+        else:
+            response[KIND] = self.kind(record, authenticated)
         if record.denied_permissions:
             response[PERMISSION] = clean(",".join(record.denied_permissions), 400)
-            states, migrations = diagnosis.permission_states(record.denied_permissions)
+            signed_in = user if authenticated else None
+            states, migrations, grant = diagnosis.permission_states(
+                record.denied_permissions, signed_in, record.object_perms
+            )
             response[diagnosis.PERMISSION_STATE] = clean(states, 600)
             if migrations:
                 response[diagnosis.MIGRATIONS] = clean(migrations, 300)
+            if grant:
+                response[GRANT] = clean(grant, 120)
+        elif authenticated:
+            test = record.role or roles.from_view(request)
+            if test:
+                response[ROLE] = clean(roles.header(test, user), 200)
         if record.reason:
             response[REASON] = clean(record.reason)
         if not authenticated:

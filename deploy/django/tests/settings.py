@@ -21,7 +21,11 @@ AUTHENTICATION_BACKENDS = [
 ]
 CSRF_FAILURE_VIEW = "authz_edge_django.csrf.csrf_failure"
 ROOT_URLCONF = "tests.urls"
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+DATABASES = {
+    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    # For the lagging replica's test (tests.backends.ReplicaRouter): a database of its own.
+    "replica": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+}
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 AUTHZ_EDGE_RELEASE = "test-release"
 USE_TZ = True

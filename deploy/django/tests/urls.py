@@ -1,5 +1,7 @@
 """URLs for the companion's tests, with an include to check nested route names."""
-from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.decorators import login_required, permission_required, user_passes_test
+from django.contrib.auth.mixins import UserPassesTestMixin
+from django.views import View
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.urls import include, path, re_path
@@ -47,6 +49,59 @@ def view_users(request):
     return HttpResponse("ok")
 
 
+def superusers_only(request):
+    if not request.user.is_superuser:
+        raise PermissionDenied("superusers only")
+    return HttpResponse("ok")
+
+
+def is_operator(user):
+    return user.is_staff
+
+
+@user_passes_test(is_operator)
+def operators(request):
+    return HttpResponse("ok")
+
+
+@login_required
+def profile(request):
+    return HttpResponse("ok")
+
+
+@permission_required("auth.view_user")
+def users_page(request):
+    """Without raise_exception: a signed-in user without the permission goes to the login page."""
+    return HttpResponse("ok")
+
+
+def report(request, pk):
+    """An object check: `has_perm(perm, obj)`."""
+    from django.contrib.auth.models import User
+
+    if not request.user.has_perm("auth.change_user", User(pk=pk)):
+        raise PermissionDenied
+    return HttpResponse("ok")
+
+
+class StaffView(UserPassesTestMixin, View):
+    raise_exception = True
+
+    def test_func(self):
+        return self.request.user.is_staff
+
+    def get(self, request):
+        return HttpResponse("ok")
+
+
+def logout_view(request):
+    from django.contrib.auth import logout
+    from django.shortcuts import redirect
+
+    logout(request)
+    return redirect("/accounts/login/")
+
+
 def unreadable(request):
     raise PermissionError(13, "Permission denied", "/srv/app/media/uploads/2026/alice-cv.pdf")
 
@@ -64,5 +119,13 @@ urlpatterns = [
     path("nolabel/", no_label),
     path("users/", view_users),
     path("unreadable/", unreadable),
+    path("superusers/", superusers_only),
+    path("operators/", operators),
+    path("profile/", profile),
+    path("users-page/", users_page),
+    path("report/<int:pk>/", report),
+    path("staff-view/", StaffView.as_view()),
+    path("logout/", logout_view),
+    path("accounts/login/", ok),
     re_path(r"^legacy/(?P<x>\d+)/$", ok),
 ]

@@ -227,6 +227,7 @@ fn grant_words(grant: &str) -> String {
     match grant.split_once(':') {
         Some(("group", name)) => format!("through the group '{name}'"),
         _ if grant == "direct" => "directly".to_string(),
+        _ if grant == "superuser" => "as a superuser".to_string(),
         _ => "granted".to_string(),
     }
 }
