@@ -39,7 +39,11 @@ fn named(p: &Proxy, cause: &str, route: &str, mut traffic: impl FnMut()) -> Valu
                 others.is_empty(),
                 "other findings beside {cause}: {others:?}"
             );
-            eprintln!("named after {:?}: {f:#}", started.elapsed());
+            eprintln!(
+                "FIGURE {cause} on {route}: opened {:.1} s after its traffic began",
+                started.elapsed().as_secs_f64()
+            );
+            eprintln!("{f:#}");
             return f.clone();
         }
         assert!(
@@ -48,6 +52,45 @@ fn named(p: &Proxy, cause: &str, route: &str, mut traffic: impl FnMut()) -> Valu
             String::from_utf8_lossy(&get(p.admin, "/debug/authz").body)
         );
     }
+}
+
+/// After the traffic that named it has stopped: waits for the finding of `cause` on `route` to
+/// close (it closes `QUIET_SECS`, 30 s, after the last denial), then checks that it closed
+/// once: one finding of its cause and route, inactive, and nothing else opened meanwhile.
+fn closes_once(p: &Proxy, cause: &str, route: &str) {
+    let stopped = Instant::now();
+    let mine = |all: &[Value]| -> Vec<Value> {
+        all.iter()
+            .filter(|f| f["cause"] == cause && f["route"] == route)
+            .cloned()
+            .collect()
+    };
+    loop {
+        let all = findings(p);
+        let found = mine(&all);
+        assert_eq!(found.len(), 1, "{cause} reopened: {all:#?}");
+        if found[0]["active"] == false {
+            assert!(found[0]["closed"].is_string(), "{found:?}");
+            let others: Vec<&Value> = all
+                .iter()
+                .filter(|o| !(o["cause"] == cause && o["route"] == route))
+                .collect();
+            assert!(others.is_empty(), "other findings: {others:?}");
+            eprintln!(
+                "FIGURE {cause} on {route}: closed {:.1} s after the traffic stopped, reopenings 0",
+                stopped.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(75),
+            "{cause} still open 75 s after the traffic stopped: {found:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Still closed a little later: the window that holds the incident does not reopen it.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(mine(&findings(p)).len(), 1);
 }
 
 /// `named` with the scenario's burst of denials on the approve route as the traffic.
@@ -110,6 +153,11 @@ fn a_permission_never_granted_is_named() {
     assert_eq!(
         sc.proxy.metric("authz_edge_finding_active{cause=\"permission_not_granted\",route=\"/reports/<int:pk>/export/\"}"),
         1.0
+    );
+    closes_once(
+        &sc.proxy,
+        "permission_not_granted",
+        "/reports/<int:pk>/export/",
     );
 }
 
@@ -182,6 +230,11 @@ fn a_deploy_whose_permission_migration_was_not_run_is_named() {
     assert_eq!(record["route"], "/reports/<int:pk>/approve/");
     assert_eq!(record["fix"], f["fix"]);
     assert!(record["ts"].is_string());
+    closes_once(
+        &sc.proxy,
+        "permission_not_migrated",
+        "/reports/<int:pk>/approve/",
+    );
 }
 
 /// Deploys v2 with the approve view checking `permission`, and waits for the finding that
@@ -191,6 +244,11 @@ fn unknown_after_deploy(permission: &str) -> Value {
     sc.deploy_with(true, &[("APPROVE_PERMISSION", permission)]);
     let f = named_in_burst(&sc, "unknown_permission", "/reports/<int:pk>/approve/");
     assert_eq!(f["permission"], permission);
+    closes_once(
+        &sc.proxy,
+        "unknown_permission",
+        "/reports/<int:pk>/approve/",
+    );
     f
 }
 
@@ -261,6 +319,7 @@ fn a_rotated_secret_key_is_named() {
             .metric("authz_edge_anonymous_session_denials_total{reason=\"session_undecodable\"}")
             >= 5.0
     );
+    closes_once(&sc.proxy, "session_not_recognised", "/reports/<int:pk>/");
 }
 
 /// A "load balancer" (this test) posting forms over HTTPS-terminated traffic: it sends
@@ -342,15 +401,33 @@ fn a_reload_that_stops_trusting_the_load_balancer_is_named() {
             .contains("trust the load balancer again in forwarding.trusted_proxies"),
         "{f}"
     );
+    closes_once(&p, "csrf_failures", "/form/");
+}
+
+/// What a healthy site also answers all day, at a steady rate: a non-owner refused by the
+/// owner-only object policy (OBJECT_BACKEND=owner), a plain user refused the superusers' page,
+/// a visitor sent to the login page.
+fn everyday_refusals(p: SocketAddr, bob: &str, d: Duration) {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        assert_eq!(as_user(p, "GET", "/reports/1/edit/", bob).status, 403);
+        assert_eq!(as_user(p, "GET", "/staff/", bob).status, 403);
+        assert_eq!(get(p, "/accounts/profile/").status, 302);
+        std::thread::sleep(Duration::from_millis(400));
+    }
 }
 
 #[test]
 fn normal_traffic_a_harmless_deploy_and_reload_name_nothing() {
-    let mut sc = DeployScenario::start(|up| config_for(&[up], TRUST_LB));
+    let owner = [("OBJECT_BACKEND", "owner")];
+    let mut sc = DeployScenario::start_env(true, &owner, |up| config_for(&[up], TRUST_LB));
     let p = sc.proxy.http;
+    // The owner edits her report; everybody else is refused by the policy.
+    assert_eq!(as_user(p, "GET", "/reports/1/edit/", &sc.alice).status, 200);
+    everyday_refusals(p, &sc.bob, Duration::from_secs(3));
     sc.steady(Duration::from_secs(3));
     // A deploy that changes nothing but the release, and a reload that changes a limit.
-    sc.deploy_with(true, &[]);
+    sc.deploy_with(true, &owner);
     let v2 = sc.v2.as_ref().expect("v2").addr;
     sc.proxy.reload(&config_for(
         &[v2],
@@ -378,8 +455,16 @@ fn normal_traffic_a_harmless_deploy_and_reload_name_nothing() {
         401
     );
     assert_eq!(browser.post(p), 200);
-    sc.steady(Duration::from_secs(15));
+    everyday_refusals(p, &sc.bob, Duration::from_secs(5));
+    sc.steady(Duration::from_secs(10));
     assert_eq!(findings(&sc.proxy), Vec::<Value>::new());
+    // The policy's refusals were seen for what they are: object checks an object backend
+    // refused, nothing to grant.
+    assert!(
+        sc.proxy
+            .metric("authz_edge_permission_state_denials_total{state=\"object_denied\"}")
+            >= 10.0
+    );
 }
 
 #[test]
@@ -511,6 +596,11 @@ fn a_restarted_proxy_names_an_incident_still_going_on() {
     );
     let changed = restarted.metric("authz_edge_release_changed_timestamp_seconds");
     assert!(changed > 0.0, "the release's start, from Django");
+    closes_once(
+        &restarted,
+        "permission_not_migrated",
+        "/reports/<int:pk>/approve/",
+    );
 }
 
 #[test]
@@ -568,4 +658,237 @@ fn a_deploy_that_leaves_media_root_to_another_user_is_named() {
         f["fix"],
         format!("chown -R 0:0 {dir} (the user Django runs as), or chmod -R u+rwX {dir} for it; check that the volume is not mounted read-only.")
     );
+    closes_once(&sc.proxy, "filesystem_permission", "/upload/");
+}
+
+#[test]
+fn a_stale_permission_cache_is_named_with_the_group_that_grants() {
+    // The app caches each user's permission set for ten minutes (CachedPermissionBackend).
+    let up = common::django::Django::start_env(true, Some("v1"), &[("PERMISSION_CACHE", "1")]);
+    let p = Proxy::start(&config(up.addr));
+    let users = sessions(p.http, &["u1", "u2", "u3"]);
+    // Each asks once before the grant: refused, and the empty set is cached.
+    for u in &users {
+        assert_eq!(as_user(p.http, "GET", "/reports/1/export/", u).status, 403);
+    }
+    // An admin grants the permission through a group; the cache still says no.
+    up.manage(&[
+        "e2e_change",
+        "grant",
+        "exporters",
+        "reports.export_report",
+        "u1",
+        "u2",
+        "u3",
+    ]);
+    let route = "/reports/<int:pk>/export/";
+    let f = named(&p, "stale_permission_cache", route, || {
+        for_a_second(p.http, &users, "GET", "/reports/1/export/", 403)
+    });
+    assert_eq!(f["permission"], "reports.export_report");
+    let evidence = f["evidence"].as_str().expect("evidence");
+    assert!(
+        evidence.contains("yet a query on the primary database that bypasses every cache finds the grant (through the group 'exporters'): the permission set the check read is stale"),
+        "{evidence}"
+    );
+    assert_eq!(
+        f["fix"],
+        "Nothing needs granting: clear the cached permission sets (the cache the permission checks read, e.g. django.core.cache's) and expire them when grants change; reports.export_report is granted in the database."
+    );
+    poll::until("the denials counted under stale_cache", || {
+        let n = p.metric("authz_edge_permission_state_denials_total{state=\"stale_cache\"}");
+        if n >= 5.0 {
+            Ok(())
+        } else {
+            Err(format!("{n}"))
+        }
+    });
+    closes_once(&p, "stale_permission_cache", route);
+}
+
+#[test]
+fn inactive_users_who_hold_the_permission_are_named() {
+    // The app lets inactive users sign in (AllowAllUsersModelBackend), to show them a notice.
+    let up = common::django::Django::start_env(true, Some("v1"), &[("ALLOW_INACTIVE", "1")]);
+    let p = Proxy::start(&config(up.addr));
+    up.manage(&[
+        "e2e_change",
+        "grant",
+        "exporters",
+        "reports.export_report",
+        "u1",
+        "u2",
+        "u3",
+    ]);
+    let users = sessions(p.http, &["u1", "u2", "u3"]);
+    for_a_second(p.http, &users, "GET", "/reports/1/export/", 200);
+    // A directory sync deactivates them by mistake; their sessions go on.
+    up.manage(&["e2e_change", "flags", "u1", "u2", "u3", "--active", "0"]);
+    let route = "/reports/<int:pk>/export/";
+    let f = named(&p, "inactive_user", route, || {
+        for_a_second(p.http, &users, "GET", "/reports/1/export/", 403)
+    });
+    assert_eq!(f["permission"], "reports.export_report");
+    assert!(
+        f["evidence"].as_str().expect("evidence").contains(
+            "the users hold the permission (through the group 'exporters') but their accounts are inactive (is_active=False)"
+        ),
+        "{f}"
+    );
+    assert_eq!(
+        f["fix"],
+        "Reactivate the accounts (is_active=True) if they were deactivated by mistake; if they are meant to be inactive, stop them signing in (AllowAllUsersModelBackend lets inactive users in)."
+    );
+    closes_once(&p, "inactive_user", route);
+}
+
+#[test]
+fn an_object_check_that_no_backend_can_grant_is_named() {
+    // The view asks has_perm("reports.change_report", report); only ModelBackend is installed.
+    let up = common::django::Django::start_env(true, Some("v1"), &[]);
+    let p = Proxy::start(&config(up.addr));
+    up.manage(&[
+        "e2e_change",
+        "grant",
+        "editors",
+        "reports.change_report",
+        "u1",
+        "u2",
+        "u3",
+    ]);
+    let users = sessions(p.http, &["u1", "u2", "u3"]);
+    let route = "/reports/<int:pk>/edit/";
+    let f = named(&p, "no_object_permission_backend", route, || {
+        for_a_second(p.http, &users, "GET", "/reports/1/edit/", 403)
+    });
+    assert_eq!(f["permission"], "reports.change_report");
+    assert!(
+        f["evidence"].as_str().expect("evidence").contains(
+            "the view checks has_perm(reports.change_report, obj) and no backend in AUTHENTICATION_BACKENDS implements object permissions (ModelBackend refuses every check with an object), although the users hold it through the group 'editors'"
+        ),
+        "{f}"
+    );
+    assert_eq!(
+        f["fix"],
+        "Check has_perm('reports.change_report') without the object in the view, or add an object permission backend (django-guardian's ObjectPermissionBackend, django-rules) to AUTHENTICATION_BACKENDS; granting reports.change_report will not help."
+    );
+    closes_once(&p, "no_object_permission_backend", route);
+}
+
+#[test]
+fn superusers_demoted_to_staff_are_named_with_the_test_and_their_flags() {
+    let up = common::django::Django::start_env(true, Some("v1"), &[]);
+    let p = Proxy::start(&config(up.addr));
+    let names = ["u1", "u2", "u3", "u4"];
+    let mut args = vec!["e2e_change", "flags"];
+    args.extend(names);
+    up.manage(&[&args[..], &["--superuser", "1"]].concat());
+    let users = sessions(p.http, &names);
+    // The superusers' page works for them; a plain user is refused now and then, as designed.
+    let bob = login(p.http, "bob", "bob-pw");
+    for _ in 0..3 {
+        for_a_second(p.http, &users, "GET", "/staff/", 200);
+        assert_eq!(as_user(p.http, "GET", "/staff/", &bob).status, 403);
+    }
+    // The role change: superusers become staff. The view still asks is_superuser.
+    up.manage(&[&args[..], &["--superuser", "0", "--staff", "1"]].concat());
+    let f = named(&p, "role_required", "/staff/", || {
+        for_a_second(p.http, &users, "GET", "/staff/", 403)
+    });
+    assert_eq!(f["permission"], Value::Null);
+    assert!(
+        f["evidence"].as_str().expect("evidence").contains(
+            "the view's role test is_superuser refused them (their flags now: is_superuser=False, is_staff=True, is_active=True)"
+        ),
+        "{f}"
+    );
+    assert_eq!(
+        f["fix"],
+        "If these users' roles changed by mistake, restore is_superuser for them (the admin, or `manage.py shell`); if the change was meant, update the view's test (is_superuser) to the role they have now."
+    );
+    closes_once(&p, "role_required", "/staff/");
+}
+
+#[test]
+fn login_redirects_on_an_html_view_after_a_rotated_secret_key_are_named() {
+    let mut sc = DeployScenario::start(config);
+    let p = sc.proxy.http;
+    let users = sessions(p, &["u1", "u2", "u3"]);
+    for_a_second(p, &users, "GET", "/accounts/profile/", 200);
+    // Visitors who never signed in are sent to the login page: login_required at work.
+    for _ in 0..5 {
+        let r = get(p, "/accounts/profile/");
+        assert_eq!(r.status, 302);
+        assert_eq!(
+            r.header("location"),
+            Some("/accounts/login/?next=/accounts/profile/")
+        );
+        assert!(
+            r.names().iter().all(|n| !n.starts_with("x-authz")),
+            "{:?}",
+            r.names()
+        );
+    }
+    sc.deploy_with(true, &[("DJANGO_SECRET_KEY", "rotated-for-the-html-site")]);
+    let route = "/accounts/profile/";
+    let f = named(&sc.proxy, "session_not_recognised", route, || {
+        for_a_second(p, &users, "GET", "/accounts/profile/", 302)
+    });
+    assert_eq!(f["status"], 302);
+    let evidence = f["evidence"].as_str().expect("evidence");
+    assert!(
+        evidence.contains("redirects to the login page for 3 sessions on /accounts/profile/"),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains("the session did not decode (signed with another SECRET_KEY)"),
+        "{evidence}"
+    );
+    // Counted as denials under status 302, beside the anonymous visitors' redirects.
+    poll::until("the redirects counted as denials", || {
+        let n = sc.proxy.metric(
+            "authz_edge_denials_total{authn=\"anonymous\",kind=\"login\",route=\"/accounts/profile/\",status=\"302\"}",
+        );
+        if n >= 10.0 {
+            Ok(())
+        } else {
+            Err(format!("{n}"))
+        }
+    });
+    closes_once(&sc.proxy, "session_not_recognised", route);
+}
+
+#[test]
+fn signed_in_users_sent_to_the_login_page_are_a_redirect_loop() {
+    let up = common::django::Django::start_env(true, Some("v1"), &[]);
+    let p = Proxy::start(&config(up.addr));
+    let users = sessions(p.http, &["u1", "u2", "u3"]);
+    let route = "/reports/<int:pk>/print/";
+    let f = named(&p, "login_redirect_loop", route, || {
+        for_a_second(p.http, &users, "GET", "/reports/1/print/", 302)
+    });
+    assert_eq!(f["status"], 302);
+    assert_eq!(f["permission"], "reports.export_report");
+    assert!(
+        f["evidence"].as_str().expect("evidence").contains(
+            "all signed in: Django sends a signed-in user who lacks reports.export_report to the login page, which sends them back (a redirect loop)"
+        ),
+        "{f}"
+    );
+    assert_eq!(
+        f["fix"],
+        "Answer 403 to signed-in users: raise_exception=True on permission_required (or PermissionRequiredMixin.raise_exception = True) in the view of /reports/<int:pk>/print/; then grant reports.export_report to the users who need it."
+    );
+    poll::until(
+        "the loop's redirects counted as denials of signed-in users",
+        || {
+            let n = p.metric("authz_edge_denials_total{authn=\"authenticated\",kind=\"permission\",route=\"/reports/<int:pk>/print/\",status=\"302\"}");
+            if n >= 10.0 {
+                Ok(())
+            } else {
+                Err(format!("{n}"))
+            }
+        },
+    );
+    closes_once(&p, "login_redirect_loop", route);
 }

@@ -43,6 +43,8 @@ pub struct Django {
     pub static_root: PathBuf,
     pub dir: tempfile::TempDir,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The environment it runs in, for `manage`.
+    env: Vec<(String, String)>,
 }
 
 fn manage(env: &[(String, String)], args: &[&str]) -> String {
@@ -66,6 +68,19 @@ impl Django {
     pub fn start(companion: bool, release: Option<&str>) -> Django {
         let dir = tempfile::tempdir().expect("tmp");
         Django::start_with_db(dir, companion, release, true, &[])
+    }
+
+    /// A fresh app, with or without the companion, with `extra` in its environment
+    /// (`PERMISSION_CACHE`, `ALLOW_INACTIVE`, `OBJECT_BACKEND`: see testproj/settings.py).
+    pub fn start_env(companion: bool, release: Option<&str>, extra: &[(&str, &str)]) -> Django {
+        let dir = tempfile::tempdir().expect("tmp");
+        Django::start_with_db(dir, companion, release, true, extra)
+    }
+
+    /// Runs `manage.py ARGS` on this deployment's database and settings (`e2e_change`: a grant,
+    /// a role change, made while it serves).
+    pub fn manage(&self, args: &[&str]) -> String {
+        manage(&self.env, args)
     }
 
     /// A fresh app started with `extra` in its environment (`AUTHZ_E2E_ONE_SYNC_WORKER`).
@@ -199,6 +214,7 @@ impl Django {
             static_root,
             dir,
             log,
+            env,
         }
     }
 }
@@ -293,7 +309,16 @@ impl DeployScenario {
 
     /// Starts v1 with or without the companion.
     pub fn start_with(companion: bool, config: impl Fn(SocketAddr) -> String + 'static) -> Self {
-        let v1 = Django::start(companion, Some("v1"));
+        Self::start_env(companion, &[], config)
+    }
+
+    /// Starts v1 with `env` in its environment (`Django::start_env`).
+    pub fn start_env(
+        companion: bool,
+        env: &[(&str, &str)],
+        config: impl Fn(SocketAddr) -> String + 'static,
+    ) -> Self {
+        let v1 = Django::start_env(companion, Some("v1"), env);
         let proxy = super::Proxy::start(&config(v1.addr));
         let alice = login(proxy.http, "alice", "alice-pw");
         let bob = login(proxy.http, "bob", "bob-pw");

@@ -1,8 +1,9 @@
 """Why a signed-in user was refused a permission that exists: what the primary database says.
 
 Asked only on a denial of an existing permission, and at most once per user and permission per
-GRANT_SECONDS in each process (the answers are cached, the cache bounded): a stale permission
-cache, a read replica that lags, an inactive user, an object check that no backend can grant.
+second (a plain refusal) or GRANT_SECONDS (a fault) in each process: the answers are cached, the
+cache bounded. It tells a stale permission cache, a read replica that lags, an inactive user,
+an object check that no backend can grant.
 """
 
 import threading
@@ -10,8 +11,12 @@ import time
 
 from django.conf import settings
 
-# How long an answer is kept per (user, permission), and how many are kept.
+# How long an answer is kept per (user, permission), and how many are kept. A plain refusal
+# (`exists`: the user lacks it) is kept only a second, so that a grant made since is seen at
+# once as a stale cache rather than reported as a refusal; the other answers describe a fault
+# that lasts until it is fixed, and a fixed fault sends no more denials to ask about.
 GRANT_SECONDS = 10
+PLAIN_REFUSAL_SECONDS = 1
 MAX_ENTRIES = 1024
 
 _lock = threading.Lock()
@@ -117,8 +122,10 @@ def explain(user, perm, on_object):
     now = time.monotonic()
     with _lock:
         hit = _answers.get(key)
-        if hit is not None and now - hit[0] < GRANT_SECONDS:
-            return hit[1]
+        if hit is not None:
+            ttl = PLAIN_REFUSAL_SECONDS if hit[1][0] == "exists" else GRANT_SECONDS
+            if now - hit[0] < ttl:
+                return hit[1]
     try:
         answer = _compute(user, perm, on_object)
     except Exception:

@@ -45,13 +45,23 @@ class Grants(TestCase):
         self.user.user_permissions.add(view_user())
         self.client.force_login(self.user)
         self.client.get("/users/")
-        # Revoked since: the cached answer stands for GRANT_SECONDS, no query is made.
+        # Revoked since: the cached answer (a fault) stands for GRANT_SECONDS, no query is made.
         self.user.user_permissions.clear()
         with self.assertNumQueries(0, using="default"):
             state, _, grant = grants.explain(self.user, "auth.view_user", False)
         self.assertEqual((state, grant), ("stale_cache", "direct"))
         grants.forget()
         self.assertEqual(grants.explain(self.user, "auth.view_user", False)[0], "exists")
+
+    def test_a_plain_refusal_is_asked_again_after_a_second(self):
+        import time
+
+        self.assertEqual(grants.explain(self.user, "auth.view_user", False)[0], "exists")
+        with self.assertNumQueries(0, using="default"):
+            grants.explain(self.user, "auth.view_user", False)
+        self.user.user_permissions.add(view_user())
+        time.sleep(grants.PLAIN_REFUSAL_SECONDS + 0.1)
+        self.assertEqual(grants.explain(self.user, "auth.view_user", False)[0], "stale_cache")
 
     @override_settings(
         AUTHENTICATION_BACKENDS=[MODEL, RECORDING],

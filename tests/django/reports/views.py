@@ -80,6 +80,22 @@ def report_detail(request, pk):
     return HttpResponse(report.title)
 
 
+def report_edit(request, pk):
+    """An object check: `has_perm(perm, report)`, which ModelBackend alone always refuses."""
+    report = get_object_or_404(Report, pk=pk)
+    if not request.user.has_perm("reports.change_report", report):
+        raise PermissionDenied
+    return HttpResponse(f"editing {report.title}")
+
+
+@permission_required("reports.export_report")
+def report_print(request, pk):
+    """An HTML page behind permission_required without raise_exception: a signed-in user who
+    lacks the permission is sent to the login page."""
+    report = get_object_or_404(Report, pk=pk)
+    return HttpResponse(f"<html><body>{report.title}</body></html>")
+
+
 def staff_only(request):
     if not request.user.is_superuser:
         raise PermissionDenied("superusers only")

@@ -33,6 +33,24 @@ AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
 }
+# Scenarios switch the backends: a permission cache shared by the workers (PERMISSION_CACHE=1),
+# inactive users allowed to sign in (ALLOW_INACTIVE=1), an owner-only object policy
+# (OBJECT_BACKEND=owner).
+if os.environ.get("PERMISSION_CACHE") == "1":
+    AUTHENTICATION_BACKENDS = ["reports.backends.CachedPermissionBackend"]
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": os.path.join(
+                os.path.dirname(os.environ.get("DJANGO_DB_PATH", str(BASE_DIR / "e2e.sqlite3"))),
+                "cache",
+            ),
+        }
+    }
+if os.environ.get("ALLOW_INACTIVE") == "1":
+    AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.AllowAllUsersModelBackend"]
+if os.environ.get("OBJECT_BACKEND") == "owner":
+    AUTHENTICATION_BACKENDS.append("reports.backends.OwnerBackend")
 if COMPANION:
     MIDDLEWARE.append("authz_edge_django.middleware.AuthzEdgeMiddleware")
     AUTHENTICATION_BACKENDS.append("authz_edge_django.backends.RecordingBackend")

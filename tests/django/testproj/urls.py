@@ -20,6 +20,8 @@ urlpatterns = [
     path("reports/<int:pk>/", views.report_detail),
     path("reports/<int:pk>/export/", views.report_export),
     path("reports/<int:pk>/approve/", views.report_approve),
+    path("reports/<int:pk>/edit/", views.report_edit),
+    path("reports/<int:pk>/print/", views.report_print),
     path("staff/", views.staff_only),
     path("upload/", views.upload),
     path("api/", include(api)),
