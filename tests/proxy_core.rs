@@ -1167,3 +1167,72 @@ fn a_response_head_over_max_header_bytes_is_a_502_on_every_loop() {
         3.0
     );
 }
+
+/// Django's redirects to the login page are denials: the companion marks them with its kind;
+/// without it, a `Location` on `[context] login_paths` (`/accounts/login/` by default) is one.
+/// Counted under `status="302"` by every loop (HTTP/1 here, HTTP/2 below); other redirects are
+/// not denials.
+#[test]
+fn redirects_to_the_login_page_are_counted_as_denials() {
+    let up = Upstream::start(|seen: &Seen| {
+        let to = |loc: &str| Reply::new(302, "").header("Location", loc);
+        match seen.path.as_str() {
+            "/private" => to("/accounts/login/?next=/private"),
+            "/absolute" => to("https://example.com/accounts/login/?next=/absolute"),
+            "/moved" => to("/new/"),
+            "/sso" => to("https://id.example.com/sso/start?next=/sso"),
+            "/marked" => to("/welcome/")
+                .header("X-Authz-Kind", "permission")
+                .header("X-Authz-User", "5")
+                .header("X-Authz-Route", "/marked/"),
+            _ => Reply::new(200, "ok"),
+        }
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert_pem, tls) = self_signed_tls(dir.path(), "");
+    let p = Proxy::start(&config_for(&[up.addr], &tls));
+    for path in ["/private", "/absolute", "/moved", "/sso", "/marked"] {
+        let r = get(p.http, path);
+        assert_eq!(r.status, 302, "{path}");
+        assert!(
+            r.names().iter().all(|n| !n.starts_with("x-authz")),
+            "{path}: {:?}",
+            r.names()
+        );
+    }
+    let denials = |route: &str, kind: &str, authn: &str| {
+        format!("authz_edge_denials_total{{authn=\"{authn}\",kind=\"{kind}\",route=\"{route}\",status=\"302\"}}")
+    };
+    p.wait_metric(&denials("/private", "login", "anonymous"), 1.0);
+    p.wait_metric(&denials("/absolute", "login", "anonymous"), 1.0);
+    p.wait_metric(&denials("/marked/", "permission", "authenticated"), 1.0);
+    let m = p.metrics();
+    assert_eq!(
+        m.lines()
+            .filter(|l| l.starts_with("authz_edge_denials_total{") && l.contains("status=\"302\""))
+            .count(),
+        3,
+        "only the three login redirects: {m}"
+    );
+    // Over HTTP/2, the same.
+    let https = p.https.expect("https listener");
+    let client = https_client(&cert_pem, https, false);
+    let r = client
+        .get(format!("https://localhost:{}/private", https.port()))
+        .send()
+        .expect("h2 request");
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 302);
+    p.wait_metric(&denials("/private", "login", "anonymous"), 2.0);
+
+    // An app whose login page is elsewhere says so.
+    let p = Proxy::start(&config_for(
+        &[up.addr],
+        "[context]\nlogin_paths = [\"/sso/start\"]\n",
+    ));
+    assert_eq!(get(p.http, "/sso").status, 302);
+    assert_eq!(get(p.http, "/private").status, 302);
+    p.wait_metric(&denials("/sso", "login", "anonymous"), 1.0);
+    let m = p.metrics();
+    assert!(!m.contains("route=\"/private\",status=\"302\""), "{m}");
+}

@@ -118,3 +118,29 @@ fn a_bare_number_duration_says_what_to_write() {
         "{e:?}"
     );
 }
+
+#[test]
+fn login_paths_are_paths_without_a_query() {
+    let c = parse(MIN).expect("parses");
+    assert_eq!(c.context.login_paths, ["/accounts/login/"]);
+    let c = parse(&format!(
+        "{MIN}[context]\nlogin_paths = [\"/sso/start\", \"/admin/login/\"]\n"
+    ))
+    .expect("parses");
+    assert!(validate(&c).is_empty());
+    for (bad, why) in [
+        ("accounts/login/", "relative"),
+        ("/login/?next=/", "a query"),
+        ("/log in/", "a space"),
+        ("https://id.example.com/sso", "a URL"),
+    ] {
+        let c = parse(&format!(
+            "{MIN}[context]\nlogin_paths = [\"/ok/\", \"{bad}\"]\n"
+        ))
+        .expect("parses");
+        let p = validate(&c);
+        assert_eq!(p.len(), 1, "{why}: {p:?}");
+        assert_eq!(p[0].key, "context.login_paths[1]", "{why}");
+        assert!(p[0].message.contains("is not a path"), "{why}: {p:?}");
+    }
+}
