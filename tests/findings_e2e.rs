@@ -892,3 +892,30 @@ fn signed_in_users_sent_to_the_login_page_are_a_redirect_loop() {
     );
     closes_once(&p, "login_redirect_loop", route);
 }
+
+#[test]
+fn expired_sessions_are_ordinary_and_name_nothing() {
+    let up = common::django::Django::start_env(true, Some("v1"), &[]);
+    let p = Proxy::start(&config(up.addr));
+    let users = sessions(p.http, &["u1", "u2", "u3"]);
+    for_a_second(p.http, &users, "GET", "/accounts/profile/", 200);
+    // Their sessions pass SESSION_COOKIE_AGE: the login page again, as it should be.
+    up.manage(&["e2e_change", "expire", "u1", "u2", "u3"]);
+    for _ in 0..5 {
+        for_a_second(p.http, &users, "GET", "/accounts/profile/", 302);
+    }
+    poll::until("the expired sessions counted by their reason", || {
+        let n = p.metric("authz_edge_anonymous_session_denials_total{reason=\"session_expired\"}");
+        if n >= 30.0 {
+            Ok(())
+        } else {
+            Err(format!("{n}"))
+        }
+    });
+    assert_eq!(
+        p.metric("authz_edge_anonymous_session_denials_total{reason=\"session_undecodable\"}"),
+        0.0
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(findings(&p), Vec::<Value>::new());
+}

@@ -125,8 +125,6 @@ impl<'a> ContextValues<'a> {
             &mut self.kind
         } else if status < 500 {
             return true;
-        } else if is(names.kind.as_str()) {
-            &mut self.kind
         } else if is(classify::PATH_HEADER) {
             &mut self.fs_path
         } else if is(classify::RUN_AS_HEADER) {
@@ -618,6 +616,33 @@ mod tests {
             .expect("map");
         assert_eq!(map.headers.len(), 3);
         assert!(map.headers.get("x-authz-route").is_none());
+    }
+
+    #[test]
+    fn a_redirect_to_the_login_page_is_a_denial_by_its_mark_or_its_location() {
+        let paths = vec!["/accounts/login/".to_string()];
+        let cases: [(&[u8], bool); 5] = [
+            (b"HTTP/1.1 302 Found\r\nLocation: /accounts/login/?next=/a/\r\nContent-Length: 0\r\n\r\n", true),
+            (b"HTTP/1.1 302 Found\r\nLocation: /welcome/\r\nX-Authz-Kind: permission\r\nContent-Length: 0\r\n\r\n", true),
+            (b"HTTP/1.1 302 Found\r\nLocation: /welcome/\r\nContent-Length: 0\r\n\r\n", false),
+            (b"HTTP/1.1 301 Moved\r\nLocation: /accounts/login/\r\nContent-Length: 0\r\n\r\n", false),
+            (b"HTTP/1.1 200 OK\r\nX-Authz-Kind: permission\r\nContent-Length: 0\r\n\r\n", false),
+        ];
+        for (raw, denial) in cases {
+            let mut headers = [httparse::EMPTY_HEADER; 8];
+            let head = read_head(raw, &mut headers, false).expect("valid");
+            assert_eq!(
+                head.is_denial(&paths),
+                denial,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+            // The mark never reaches the client; Location always does.
+            assert!(head
+                .forwarded()
+                .iter()
+                .all(|h| !h.name.eq_ignore_ascii_case("x-authz-kind")));
+        }
     }
 
     #[test]
