@@ -39,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = head.header_map(&raw, coding.is_none());
         }
         let _ = head.denial_head();
+        let _ = head.is_denial(&names.login_paths);
     }
     let _ = response_head::digits(data);
 });
