@@ -661,17 +661,47 @@ fn a_deploy_that_leaves_media_root_to_another_user_is_named() {
     closes_once(&sc.proxy, "filesystem_permission", "/upload/");
 }
 
+/// What a scenario expects of its finding: the words its evidence contains, its exact fix.
+struct Expect<'a> {
+    cause: &'a str,
+    route: &'a str,
+    permission: Option<&'a str>,
+    evidence: &'a str,
+    fix: &'a str,
+}
+
+/// `named` with `traffic`, the finding checked against `e`, then `closes_once`.
+fn named_then_closed(p: &Proxy, e: Expect<'_>, traffic: impl FnMut()) -> Value {
+    let f = named(p, e.cause, e.route, traffic);
+    assert_eq!(
+        f["permission"],
+        e.permission.map_or(Value::Null, Value::from)
+    );
+    let evidence = f["evidence"].as_str().expect("evidence");
+    assert!(evidence.contains(e.evidence), "{evidence}");
+    assert_eq!(f["fix"], e.fix);
+    closes_once(p, e.cause, e.route);
+    f
+}
+
+/// The test app with the companion and `env` (see testproj/settings.py), the proxy in front.
+fn app_with(env: &[(&str, &str)]) -> (common::django::Django, Proxy) {
+    let up = common::django::Django::start_env(true, Some("v1"), env);
+    let p = Proxy::start(&config(up.addr));
+    (up, p)
+}
+
 #[test]
 fn a_stale_permission_cache_is_named_with_the_group_that_grants() {
     // The app caches each user's permission set for ten minutes (CachedPermissionBackend).
-    let up = common::django::Django::start_env(true, Some("v1"), &[("PERMISSION_CACHE", "1")]);
-    let p = Proxy::start(&config(up.addr));
+    let (up, p) = app_with(&[("PERMISSION_CACHE", "1")]);
     let users = sessions(p.http, &["u1", "u2", "u3"]);
     // Each asks once before the grant: refused, and the empty set is cached.
     for u in &users {
         assert_eq!(as_user(p.http, "GET", "/reports/1/export/", u).status, 403);
     }
-    // An admin grants the permission through a group; the cache still says no.
+    // An admin grants the permission through a group; the cache still says no. (The companion
+    // keeps a plain refusal's answer a second; from then on it sees the grant.)
     up.manage(&[
         "e2e_change",
         "grant",
@@ -681,36 +711,25 @@ fn a_stale_permission_cache_is_named_with_the_group_that_grants() {
         "u2",
         "u3",
     ]);
-    let route = "/reports/<int:pk>/export/";
-    let f = named(&p, "stale_permission_cache", route, || {
+    std::thread::sleep(Duration::from_millis(1100));
+    let expect = Expect {
+        cause: "stale_permission_cache",
+        route: "/reports/<int:pk>/export/",
+        permission: Some("reports.export_report"),
+        evidence: "yet a query on the primary database that bypasses every cache finds the grant (through the group 'exporters'): the permission set the check read is stale",
+        fix: "Nothing needs granting: clear the cached permission sets (the cache the permission checks read, e.g. django.core.cache's) and expire them when grants change; reports.export_report is granted in the database.",
+    };
+    named_then_closed(&p, expect, || {
         for_a_second(p.http, &users, "GET", "/reports/1/export/", 403)
     });
-    assert_eq!(f["permission"], "reports.export_report");
-    let evidence = f["evidence"].as_str().expect("evidence");
-    assert!(
-        evidence.contains("yet a query on the primary database that bypasses every cache finds the grant (through the group 'exporters'): the permission set the check read is stale"),
-        "{evidence}"
-    );
-    assert_eq!(
-        f["fix"],
-        "Nothing needs granting: clear the cached permission sets (the cache the permission checks read, e.g. django.core.cache's) and expire them when grants change; reports.export_report is granted in the database."
-    );
-    poll::until("the denials counted under stale_cache", || {
-        let n = p.metric("authz_edge_permission_state_denials_total{state=\"stale_cache\"}");
-        if n >= 5.0 {
-            Ok(())
-        } else {
-            Err(format!("{n}"))
-        }
-    });
-    closes_once(&p, "stale_permission_cache", route);
+    let n = p.metric("authz_edge_permission_state_denials_total{state=\"stale_cache\"}");
+    assert!(n >= 5.0, "{n}");
 }
 
 #[test]
 fn inactive_users_who_hold_the_permission_are_named() {
     // The app lets inactive users sign in (AllowAllUsersModelBackend), to show them a notice.
-    let up = common::django::Django::start_env(true, Some("v1"), &[("ALLOW_INACTIVE", "1")]);
-    let p = Proxy::start(&config(up.addr));
+    let (up, p) = app_with(&[("ALLOW_INACTIVE", "1")]);
     up.manage(&[
         "e2e_change",
         "grant",
@@ -724,29 +743,22 @@ fn inactive_users_who_hold_the_permission_are_named() {
     for_a_second(p.http, &users, "GET", "/reports/1/export/", 200);
     // A directory sync deactivates them by mistake; their sessions go on.
     up.manage(&["e2e_change", "flags", "u1", "u2", "u3", "--active", "0"]);
-    let route = "/reports/<int:pk>/export/";
-    let f = named(&p, "inactive_user", route, || {
+    let expect = Expect {
+        cause: "inactive_user",
+        route: "/reports/<int:pk>/export/",
+        permission: Some("reports.export_report"),
+        evidence: "the users hold the permission (through the group 'exporters') but their accounts are inactive (is_active=False)",
+        fix: "Reactivate the accounts (is_active=True) if they were deactivated by mistake; if they are meant to be inactive, stop them signing in (AllowAllUsersModelBackend lets inactive users in).",
+    };
+    named_then_closed(&p, expect, || {
         for_a_second(p.http, &users, "GET", "/reports/1/export/", 403)
     });
-    assert_eq!(f["permission"], "reports.export_report");
-    assert!(
-        f["evidence"].as_str().expect("evidence").contains(
-            "the users hold the permission (through the group 'exporters') but their accounts are inactive (is_active=False)"
-        ),
-        "{f}"
-    );
-    assert_eq!(
-        f["fix"],
-        "Reactivate the accounts (is_active=True) if they were deactivated by mistake; if they are meant to be inactive, stop them signing in (AllowAllUsersModelBackend lets inactive users in)."
-    );
-    closes_once(&p, "inactive_user", route);
 }
 
 #[test]
 fn an_object_check_that_no_backend_can_grant_is_named() {
     // The view asks has_perm("reports.change_report", report); only ModelBackend is installed.
-    let up = common::django::Django::start_env(true, Some("v1"), &[]);
-    let p = Proxy::start(&config(up.addr));
+    let (up, p) = app_with(&[]);
     up.manage(&[
         "e2e_change",
         "grant",
@@ -757,32 +769,29 @@ fn an_object_check_that_no_backend_can_grant_is_named() {
         "u3",
     ]);
     let users = sessions(p.http, &["u1", "u2", "u3"]);
-    let route = "/reports/<int:pk>/edit/";
-    let f = named(&p, "no_object_permission_backend", route, || {
+    let expect = Expect {
+        cause: "no_object_permission_backend",
+        route: "/reports/<int:pk>/edit/",
+        permission: Some("reports.change_report"),
+        evidence: "the view checks has_perm(reports.change_report, obj) and no backend in AUTHENTICATION_BACKENDS implements object permissions (ModelBackend refuses every check with an object), although the users hold it through the group 'editors'",
+        fix: "Check has_perm('reports.change_report') without the object in the view, or add an object permission backend (django-guardian's ObjectPermissionBackend, django-rules) to AUTHENTICATION_BACKENDS; granting reports.change_report will not help.",
+    };
+    named_then_closed(&p, expect, || {
         for_a_second(p.http, &users, "GET", "/reports/1/edit/", 403)
     });
-    assert_eq!(f["permission"], "reports.change_report");
-    assert!(
-        f["evidence"].as_str().expect("evidence").contains(
-            "the view checks has_perm(reports.change_report, obj) and no backend in AUTHENTICATION_BACKENDS implements object permissions (ModelBackend refuses every check with an object), although the users hold it through the group 'editors'"
-        ),
-        "{f}"
-    );
-    assert_eq!(
-        f["fix"],
-        "Check has_perm('reports.change_report') without the object in the view, or add an object permission backend (django-guardian's ObjectPermissionBackend, django-rules) to AUTHENTICATION_BACKENDS; granting reports.change_report will not help."
-    );
-    closes_once(&p, "no_object_permission_backend", route);
 }
 
 #[test]
 fn superusers_demoted_to_staff_are_named_with_the_test_and_their_flags() {
-    let up = common::django::Django::start_env(true, Some("v1"), &[]);
-    let p = Proxy::start(&config(up.addr));
+    let (up, p) = app_with(&[]);
     let names = ["u1", "u2", "u3", "u4"];
-    let mut args = vec!["e2e_change", "flags"];
-    args.extend(names);
-    up.manage(&[&args[..], &["--superuser", "1"]].concat());
+    let flags = |set: &[&str]| {
+        let mut args = vec!["e2e_change", "flags"];
+        args.extend(names);
+        args.extend(set);
+        up.manage(&args);
+    };
+    flags(&["--superuser", "1"]);
     let users = sessions(p.http, &names);
     // The superusers' page works for them; a plain user is refused now and then, as designed.
     let bob = login(p.http, "bob", "bob-pw");
@@ -791,22 +800,17 @@ fn superusers_demoted_to_staff_are_named_with_the_test_and_their_flags() {
         assert_eq!(as_user(p.http, "GET", "/staff/", &bob).status, 403);
     }
     // The role change: superusers become staff. The view still asks is_superuser.
-    up.manage(&[&args[..], &["--superuser", "0", "--staff", "1"]].concat());
-    let f = named(&p, "role_required", "/staff/", || {
+    flags(&["--superuser", "0", "--staff", "1"]);
+    let expect = Expect {
+        cause: "role_required",
+        route: "/staff/",
+        permission: None,
+        evidence: "the view's role test is_superuser refused them (their flags now: is_superuser=False, is_staff=True, is_active=True)",
+        fix: "If these users' roles changed by mistake, restore is_superuser for them (the admin, or `manage.py shell`); if the change was meant, update the view's test (is_superuser) to the role they have now.",
+    };
+    named_then_closed(&p, expect, || {
         for_a_second(p.http, &users, "GET", "/staff/", 403)
     });
-    assert_eq!(f["permission"], Value::Null);
-    assert!(
-        f["evidence"].as_str().expect("evidence").contains(
-            "the view's role test is_superuser refused them (their flags now: is_superuser=False, is_staff=True, is_active=True)"
-        ),
-        "{f}"
-    );
-    assert_eq!(
-        f["fix"],
-        "If these users' roles changed by mistake, restore is_superuser for them (the admin, or `manage.py shell`); if the change was meant, update the view's test (is_superuser) to the role they have now."
-    );
-    closes_once(&p, "role_required", "/staff/");
 }
 
 #[test]
@@ -860,37 +864,21 @@ fn login_redirects_on_an_html_view_after_a_rotated_secret_key_are_named() {
 
 #[test]
 fn signed_in_users_sent_to_the_login_page_are_a_redirect_loop() {
-    let up = common::django::Django::start_env(true, Some("v1"), &[]);
-    let p = Proxy::start(&config(up.addr));
+    let (_up, p) = app_with(&[]);
     let users = sessions(p.http, &["u1", "u2", "u3"]);
-    let route = "/reports/<int:pk>/print/";
-    let f = named(&p, "login_redirect_loop", route, || {
+    let expect = Expect {
+        cause: "login_redirect_loop",
+        route: "/reports/<int:pk>/print/",
+        permission: Some("reports.export_report"),
+        evidence: "all signed in: Django sends a signed-in user who lacks reports.export_report to the login page, which sends them back (a redirect loop)",
+        fix: "Answer 403 to signed-in users: raise_exception=True on permission_required (or PermissionRequiredMixin.raise_exception = True) in the view of /reports/<int:pk>/print/; then grant reports.export_report to the users who need it.",
+    };
+    let f = named_then_closed(&p, expect, || {
         for_a_second(p.http, &users, "GET", "/reports/1/print/", 302)
     });
     assert_eq!(f["status"], 302);
-    assert_eq!(f["permission"], "reports.export_report");
-    assert!(
-        f["evidence"].as_str().expect("evidence").contains(
-            "all signed in: Django sends a signed-in user who lacks reports.export_report to the login page, which sends them back (a redirect loop)"
-        ),
-        "{f}"
-    );
-    assert_eq!(
-        f["fix"],
-        "Answer 403 to signed-in users: raise_exception=True on permission_required (or PermissionRequiredMixin.raise_exception = True) in the view of /reports/<int:pk>/print/; then grant reports.export_report to the users who need it."
-    );
-    poll::until(
-        "the loop's redirects counted as denials of signed-in users",
-        || {
-            let n = p.metric("authz_edge_denials_total{authn=\"authenticated\",kind=\"permission\",route=\"/reports/<int:pk>/print/\",status=\"302\"}");
-            if n >= 10.0 {
-                Ok(())
-            } else {
-                Err(format!("{n}"))
-            }
-        },
-    );
-    closes_once(&p, "login_redirect_loop", route);
+    let n = p.metric("authz_edge_denials_total{authn=\"authenticated\",kind=\"permission\",route=\"/reports/<int:pk>/print/\",status=\"302\"}");
+    assert!(n >= 10.0, "{n}");
 }
 
 #[test]

@@ -51,6 +51,21 @@ impl Cause {
     }
 }
 
+impl Cause {
+    /// Whether Django's facts behind this cause say more of a permission than "not granted":
+    /// while it has signals on a route and permission, `permission_not_granted` does not open
+    /// there (the grant exists; a refusal answered a moment before the grant is stale).
+    pub fn explains_not_granted(self) -> bool {
+        matches!(
+            self,
+            Cause::StalePermissionCache
+                | Cause::InactiveUser
+                | Cause::NoObjectPermissionBackend
+                | Cause::PermissionNotMigrated
+        )
+    }
+}
+
 /// How much evidence a candidate needs before its finding opens.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Needs {

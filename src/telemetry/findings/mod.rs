@@ -337,6 +337,14 @@ impl Findings {
             spikes,
         } = &mut *st;
         let tuning = Self::own(w.tuning);
+        // Routes and permissions that Django's facts explain more precisely than "not
+        // granted" right now (a stale cache, an inactive user, ...): the grant is there, so
+        // no `permission_not_granted` opens for them, even from answers a moment old.
+        let explained: Vec<(Arc<str>, Option<String>)> = candidates
+            .iter()
+            .filter(|(k, c)| k.cause.explains_not_granted() && now < c.last + WINDOW_SECS)
+            .map(|(k, _)| (k.route.clone(), k.subject.clone()))
+            .collect();
         for (key, c) in candidates.iter_mut() {
             let pending = std::mem::take(&mut c.pending);
             let t = c.series.tick(pending, &tuning, true);
@@ -364,7 +372,11 @@ impl Findings {
             let enough = new_count >= needs.denials
                 && actors >= needs.actors
                 && (!needs.above_baseline || t.active);
-            if !enough {
+            let superseded = key.cause == Cause::PermissionNotGranted
+                && explained
+                    .iter()
+                    .any(|(r, s)| *r == key.route && *s == key.subject);
+            if !enough || superseded {
                 continue;
             }
             let f = open(key, c, w, now_f, new_count, actors);

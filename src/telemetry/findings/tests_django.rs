@@ -273,3 +273,30 @@ fn role_headers_parse_strictly() {
     let r = RoleTest::parse(b"test=t; is_active=yes").expect("role");
     assert_eq!(r.flags, "");
 }
+
+#[test]
+fn refusals_answered_just_before_a_grant_do_not_open_permission_not_granted() {
+    // Three users refused (a plain `exists`), then the grant: the same users' denials now say
+    // the primary grants it, with a few `exists` answers still among them (the companion
+    // keeps a plain refusal a second). One finding: the stale cache.
+    let f = engine();
+    let route = "/reports/<int:pk>/export/";
+    let perm = "reports.export_report";
+    let mut opened = Vec::new();
+    let denial = |u: u32, state: &str| {
+        let grant = [("x-authz-grant", "direct")];
+        signed_in(u, "permission", perm, &format!("{perm}={state}"), &grant)
+    };
+    for s in 0..10 {
+        for u in 0..3 {
+            // In the first second, four cached refusals per user beside a fresh answer.
+            let refusals = if s == 0 { 4 } else { 0 };
+            for _ in 0..refusals {
+                feed(&f, route, &denial(u, "exists"), s);
+            }
+            feed(&f, route, &denial(u, "stale_cache"), s);
+        }
+        opened.extend(f.tick(&world(s)).into_iter().map(|x| x.cause));
+    }
+    assert_eq!(opened, ["stale_permission_cache"]);
+}
