@@ -756,6 +756,28 @@ fn inactive_users_who_hold_the_permission_are_named() {
 }
 
 #[test]
+fn users_deactivated_by_mistake_are_named_although_django_signs_them_out() {
+    // The default ModelBackend: an inactive user is no longer loaded, the login page again.
+    let (up, p) = app_with(&[]);
+    let users = sessions(p.http, &["u1", "u2", "u3"]);
+    for_a_second(p.http, &users, "GET", "/accounts/profile/", 200);
+    up.manage(&["e2e_change", "flags", "u1", "u2", "u3", "--active", "0"]);
+    let expect = Expect {
+        cause: "inactive_user",
+        route: "/accounts/profile/",
+        permission: None,
+        evidence: "redirects to the login page for 3 users on /accounts/profile/ in the last 60 s: the sessions' users are now inactive (is_active=False)",
+        fix: "Reactivate the accounts (is_active=True) if they were deactivated by mistake (a directory sync, a bulk admin action); if it was meant, nothing to do: Django signs inactive users out.",
+    };
+    let f = named_then_closed(&p, expect, || {
+        for_a_second(p.http, &users, "GET", "/accounts/profile/", 302)
+    });
+    assert_eq!(f["status"], 302);
+    let n = p.metric("authz_edge_anonymous_session_denials_total{reason=\"user_inactive\"}");
+    assert!(n >= 5.0, "{n}");
+}
+
+#[test]
 fn an_object_check_that_no_backend_can_grant_is_named() {
     // The view asks has_perm("reports.change_report", report); only ModelBackend is installed.
     let (up, p) = app_with(&[]);

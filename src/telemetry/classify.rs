@@ -164,10 +164,13 @@ pub enum AnonymousReason {
     SessionInvalidated,
     /// The session is past its age (`SESSION_COOKIE_AGE`): ordinary, a visitor who came back.
     SessionExpired,
+    /// The session's user exists but is inactive: Django signs them out (`ModelBackend`
+    /// refuses inactive users). Not a session fault: findings name it `inactive_user`.
+    UserInactive,
 }
 
 impl AnonymousReason {
-    pub const ALL: [AnonymousReason; 8] = [
+    pub const ALL: [AnonymousReason; 9] = [
         AnonymousReason::SessionUndecodable,
         AnonymousReason::SessionUnknown,
         AnonymousReason::BackendRemoved,
@@ -176,6 +179,7 @@ impl AnonymousReason {
         AnonymousReason::SessionWithoutUser,
         AnonymousReason::SessionInvalidated,
         AnonymousReason::SessionExpired,
+        AnonymousReason::UserInactive,
     ];
 
     pub fn label(self) -> &'static str {
@@ -188,6 +192,7 @@ impl AnonymousReason {
             AnonymousReason::SessionWithoutUser => "session_without_user",
             AnonymousReason::SessionInvalidated => "session_invalidated",
             AnonymousReason::SessionExpired => "session_expired",
+            AnonymousReason::UserInactive => "user_inactive",
         }
     }
 
@@ -205,6 +210,7 @@ impl AnonymousReason {
             AnonymousReason::SessionWithoutUser
                 | AnonymousReason::SessionInvalidated
                 | AnonymousReason::SessionExpired
+                | AnonymousReason::UserInactive
         )
     }
 }

@@ -55,7 +55,7 @@ pub struct Metrics {
     pub finding_active: IntGaugeVec,
     /// Denials of requests that carried a session cookie or credentials yet had no user, by
     /// why (the companion's reason, or `unexplained` from the edge alone).
-    anonymous_with_session: [IntCounter; 9],
+    anonymous_with_session: [IntCounter; ANONYMOUS_REASONS.len()],
     /// Denied permissions by their state in Django (the companion's facts).
     permission_states: [IntCounter; crate::telemetry::classify::PermissionState::ALL.len()],
     /// `authz_edge_config_restart_required{key}`: 1 while the loaded config changes a key the

@@ -260,7 +260,7 @@ pub fn status_class(status: u16) -> usize {
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// Labels of `authz_edge_anonymous_session_denials_total{reason}`.
-pub const ANONYMOUS_REASONS: [&str; 9] = [
+pub const ANONYMOUS_REASONS: [&str; 10] = [
     "session_undecodable",
     "session_unknown",
     "backend_removed",
@@ -269,6 +269,7 @@ pub const ANONYMOUS_REASONS: [&str; 9] = [
     "session_without_user",
     "session_invalidated",
     "session_expired",
+    "user_inactive",
     "unexplained",
 ];
 

@@ -192,3 +192,22 @@ class LoginRedirects(TestCase):
         from authz_edge_django import redirects
 
         self.assertEqual(redirects.login_paths(), {"/sso/start/"})
+
+
+class InactiveSignedOut(TestCase):
+    def test_a_deactivated_user_signed_out_by_django_is_named(self):
+        user = User.objects.create_user("u", password="pw")
+        self.client.force_login(user)
+        self.assertEqual(self.client.get("/profile/").status_code, 200)
+        user.is_active = False
+        user.save()
+        r = self.client.get("/profile/")
+        self.assertEqual(r.status_code, 302)
+        self.assertEqual(r["X-Authz-Kind"], "login")
+        self.assertEqual(r["X-Authz-Anonymous"], "user_inactive")
+
+    def test_a_deleted_user_is_still_an_invalidated_session(self):
+        user = User.objects.create_user("u", password="pw")
+        self.client.force_login(user)
+        user.delete()
+        self.assertEqual(self.client.get("/profile/")["X-Authz-Anonymous"], "session_invalidated")

@@ -3,7 +3,7 @@
 //! Pure functions of what classification found, so that every rule has a unit test.
 
 use super::Cause;
-use crate::telemetry::classify::{Denial, PermissionState};
+use crate::telemetry::classify::{AnonymousReason, Denial, PermissionState};
 use crate::telemetry::vocabulary::{Authn, Kind};
 
 /// What a denial, a PermissionError or an unreadable static file contributes to findings.
@@ -59,6 +59,13 @@ pub fn of_denial(d: &Denial) -> Option<Signal> {
     }
     let carried = d.session.is_some() || d.token.is_some();
     if let Some(why) = facts.anonymous {
+        if why == AnonymousReason::UserInactive {
+            // Signed out by Django for being inactive: `signed_out` tells the words so.
+            let mut s = Signal::new(Cause::InactiveUser, d, true);
+            s.subject = d.permissions.first().cloned();
+            s.detail = Some("signed_out".to_string());
+            return Some(s);
+        }
         if !why.is_fault() {
             return None;
         }

@@ -300,3 +300,31 @@ fn refusals_answered_just_before_a_grant_do_not_open_permission_not_granted() {
     }
     assert_eq!(opened, ["stale_permission_cache"]);
 }
+
+#[test]
+fn users_signed_out_for_being_inactive_are_named_inactive_not_a_session_fault() {
+    let x = one_episode("/accounts/profile/", 2, 3, |u| {
+        let cookie = format!("sessionid=s{u}");
+        denial(
+            302,
+            &[("cookie", cookie.as_str())],
+            &[
+                ("location", "/accounts/login/?next=/accounts/profile/"),
+                ("x-authz-kind", "login"),
+                ("x-authz-anonymous", "user_inactive"),
+            ],
+        )
+    });
+    assert_eq!(x.cause, "inactive_user");
+    assert_eq!(x.status, 302);
+    assert_eq!(
+        x.evidence,
+        "6 redirects to the login page for 2 users on /accounts/profile/ in the last 60 s: the sessions' users are now inactive (is_active=False), and ModelBackend no longer loads an inactive user, so Django answers them as anonymous; they began 20 s after the release changed to r2."
+    );
+    assert!(
+        x.fix
+            .starts_with("Reactivate the accounts (is_active=True)"),
+        "{}",
+        x.fix
+    );
+}

@@ -167,6 +167,10 @@ pub fn evidence(f: &Facts<'_>) -> String {
                 ),
             }
         }
+        Cause::InactiveUser if f.detail == Some("signed_out") => format!(
+            "{}: the sessions' users are now inactive (is_active=False), and ModelBackend no longer loads an inactive user, so Django answers them as anonymous",
+            head("denials", true, "user"),
+        ),
         Cause::InactiveUser => format!(
             "{}: the users hold the permission ({}) but their accounts are inactive (is_active=False), and ModelBackend grants nothing to an inactive user",
             head("denials", true, "user"),
@@ -317,6 +321,7 @@ pub fn fix(f: &Facts<'_>) -> String {
                 "Nothing needs granting: clear the cached permission sets (the cache the permission checks read, e.g. django.core.cache's) and expire them when grants change; {subject} is granted in the database."
             ),
         },
+        Cause::InactiveUser if f.detail == Some("signed_out") => "Reactivate the accounts (is_active=True) if they were deactivated by mistake (a directory sync, a bulk admin action); if it was meant, nothing to do: Django signs inactive users out.".to_string(),
         Cause::InactiveUser => "Reactivate the accounts (is_active=True) if they were deactivated by mistake; if they are meant to be inactive, stop them signing in (AllowAllUsersModelBackend lets inactive users in).".to_string(),
         Cause::NoObjectPermissionBackend => format!(
             "Check has_perm('{subject}') without the object in the view, or add an object permission backend (django-guardian's ObjectPermissionBackend, django-rules) to AUTHENTICATION_BACKENDS; granting {subject} will not help."
