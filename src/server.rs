@@ -2,7 +2,7 @@
 
 use crate::accept::connection::EdgeApp;
 use crate::admin::Admin;
-use crate::background::exit_on_panic::ExitOnPanic;
+use crate::background::exit_on_panic::supervised;
 use crate::background::health::HealthChecker;
 use crate::background::sighup::Reloader;
 use crate::background::spike_tick::DetectorService;
@@ -13,7 +13,6 @@ use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
-use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -266,70 +265,46 @@ pub fn build(
 
     server.add_service(edge);
     server.add_service(admin);
-    server.add_service(background_service(
+    server.add_service(supervised(
         "config reload",
-        ExitOnPanic {
-            name: "config reload",
-            service: Reloader {
-                shared: shared.clone(),
-            },
+        Reloader {
+            shared: shared.clone(),
         },
     ));
-    server.add_service(background_service(
+    server.add_service(supervised(
         "findings",
-        ExitOnPanic {
-            name: "findings",
-            service: crate::background::findings_tick::FindingsService {
-                shared: shared.clone(),
-            },
+        crate::background::findings_tick::FindingsService {
+            shared: shared.clone(),
         },
     ));
-    server.add_service(background_service(
+    server.add_service(supervised(
         "drain watch",
-        ExitOnPanic {
-            name: "drain watch",
-            service: crate::background::shutdown_watch::DrainWatch {
-                shared: shared.clone(),
-            },
+        crate::background::shutdown_watch::DrainWatch {
+            shared: shared.clone(),
         },
     ));
-    server.add_service(background_service(
+    server.add_service(supervised(
         "upstream health",
-        ExitOnPanic {
-            name: "upstream health",
-            service: HealthChecker {
-                shared: shared.clone(),
-            },
+        HealthChecker {
+            shared: shared.clone(),
         },
     ));
-    server.add_service(background_service(
+    server.add_service(supervised(
         "spike detector",
-        ExitOnPanic {
-            name: "spike detector",
-            service: DetectorService {
-                shared: shared.clone(),
-            },
+        DetectorService {
+            shared: shared.clone(),
         },
     ));
-    server.add_service(background_service(
+    server.add_service(supervised(
         "announce",
-        ExitOnPanic {
-            name: "announce",
-            service: Announce {
-                bound: bound.clone(),
-                shared: shared.clone(),
-            },
+        Announce {
+            bound: bound.clone(),
+            shared: shared.clone(),
         },
     ));
     let writer = shared.sink_writer.lock().ok().and_then(|mut w| w.take());
     if let Some(writer) = writer {
-        server.add_service(background_service(
-            "diagnostics sink",
-            ExitOnPanic {
-                name: "diagnostics sink",
-                service: writer,
-            },
-        ));
+        server.add_service(supervised("diagnostics sink", writer));
     }
     Ok(server)
 }

@@ -8,11 +8,19 @@
 use async_trait::async_trait;
 use futures_util::FutureExt;
 use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
+use pingora::services::background::{background_service, BackgroundService, GenBackgroundService};
 use std::panic::AssertUnwindSafe;
 
 /// The exit code of a process whose background service panicked (`EX_SOFTWARE`).
 pub const EXIT_CODE: i32 = 70;
+
+/// `service` as the Pingora background service `name`, ending the process if it panics.
+pub fn supervised<S: BackgroundService + Send + Sync + 'static>(
+    name: &'static str,
+    service: S,
+) -> GenBackgroundService<ExitOnPanic<S>> {
+    background_service(name, ExitOnPanic { name, service })
+}
 
 /// `service` under its `name`, ending the process if it panics.
 pub struct ExitOnPanic<S> {
