@@ -267,7 +267,7 @@ impl Metrics {
         let states = counter_vec(
             &r,
             "authz_edge_permission_state_denials_total",
-            "Denied permissions by their state in Django, from the companion: exists (granted to no one who asked), not_migrated (declared, no row: a migration not run), unknown (no such codename), malformed (no app label).",
+            "Denied permissions by their state in Django, from the companion: exists (granted to no one who asked), not_migrated (declared, no row: a migration not run), unknown (no such codename), malformed (no app label), stale_cache and replica_lag (the primary database grants it), inactive_user, no_object_backend (an object check no backend can grant), object_denied (an object policy refused).",
             &["state"],
         );
         let permission_states = crate::telemetry::classify::PermissionState::ALL
@@ -376,12 +376,12 @@ impl Metrics {
             .set(i64::from(needed));
     }
 
-    /// Counts a denial of a request that carried a session or credentials without a user.
     /// Counts a denied permission by its state in Django.
     pub fn count_permission_state(&self, state: crate::telemetry::classify::PermissionState) {
         self.permission_states[state as usize].inc();
     }
 
+    /// Counts a denial of a request that carried a session or credentials without a user.
     pub fn count_anonymous_with_session(&self, reason: &str) {
         if let Some(i) = ANONYMOUS_REASONS.iter().position(|r| *r == reason) {
             self.anonymous_with_session[i].inc();
