@@ -175,23 +175,13 @@ def _session_reason(key):
     backend = data.get("_auth_user_backend")
     if backend and backend not in settings.AUTHENTICATION_BACKENDS:
         return "backend_removed"
-    if _user_inactive(data["_auth_user_id"]):
-        return "user_inactive"
-    return "session_invalidated"
-
-
-def _user_inactive(user_id):
-    """The session's user exists but is inactive: ModelBackend's get_user refuses them, so
-    Django answers them as anonymous."""
     from django.contrib.auth import get_user_model
 
-    model = get_user_model()
-    if not any(f.name == "is_active" for f in model._meta.concrete_fields):
-        return False
-    try:
-        return model._default_manager.filter(pk=user_id, is_active=False).exists()
-    except (ValueError, TypeError):
-        return False
+    # The user exists but is inactive: ModelBackend's get_user refuses them, so Django
+    # answers them as anonymous.
+    if grants.is_inactive(get_user_model(), data["_auth_user_id"]):
+        return "user_inactive"
+    return "session_invalidated"
 
 
 def _db_session_expired(engine_name, key):
