@@ -478,6 +478,32 @@ fn check_and_start_refuse_paths_the_proxy_user_cannot_use() {
     assert!(stdout.contains(&warning), "{stdout}");
 }
 
+/// Runs the proxy on `config` (its @SOCK@ and @PID@ placed in `dir`) with `env` until it exits
+/// by itself, within 20 s: its exit code, stdout and stderr.
+fn run_to_exit(
+    dir: &std::path::Path,
+    config: &str,
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
+    let path = dir.join("run.toml");
+    let config = config
+        .replace("@SOCK@", &dir.join("s.sock").display().to_string())
+        .replace("@PID@", &dir.join("p.pid").display().to_string());
+    std::fs::write(&path, config).expect("write");
+    let mut child = Command::new(bin())
+        .args(["--config", &path.display().to_string()])
+        .env("AUTHZ_EDGE_HASH_KEY", "test-key")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(20));
+    let out = child.wait_with_output().expect("output");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (status.code(), text(&out.stdout), text(&out.stderr))
+}
+
 /// A listener whose port another process holds: the proxy says which key and exits 1 at once,
 /// never printing `authz-edge listening` (it used to print it, connecting to the other
 /// process, then retry for 30 s and go on running without its proxy listener).
@@ -503,24 +529,9 @@ fn a_port_another_process_holds_is_refused_at_start() {
             ),
         ),
     ] {
-        let path = dir.path().join("taken.toml");
-        let config = config
-            .replace("@SOCK@", &dir.path().join("s.sock").display().to_string())
-            .replace("@PID@", &dir.path().join("p.pid").display().to_string());
-        std::fs::write(&path, config).expect("write");
-        let mut child = Command::new(bin())
-            .args(["--config", &path.display().to_string()])
-            .env("AUTHZ_EDGE_HASH_KEY", "test-key")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run");
         // Before: it ran on without its listener. Now it must end by itself.
-        let status = wait_exit(&mut child, std::time::Duration::from_secs(20));
-        let out = child.wait_with_output().expect("output");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(status.code(), Some(1), "{stderr}");
+        let (code, stdout, stderr) = run_to_exit(dir.path(), &config, &[]);
+        assert_eq!(code, Some(1), "{stderr}");
         assert!(
             stderr.contains(&format!(
                 "{key}: cannot listen on 127.0.0.1:{port}: Address already in use"
@@ -537,24 +548,11 @@ fn a_background_service_that_panics_ends_the_process() {
     let up = Upstream::fixed(Reply::new(200, "ok"));
     let dir = tempfile::tempdir().expect("tmp");
     for service in ["findings", "upstream health", "config reload"] {
-        let path = dir.path().join("panics.toml");
-        let config = config_for(&[up.addr], "")
-            .replace("@SOCK@", &dir.path().join("s.sock").display().to_string())
-            .replace("@PID@", &dir.path().join("p.pid").display().to_string());
-        std::fs::write(&path, config).expect("write");
-        let mut child = Command::new(bin())
-            .args(["--config", &path.display().to_string()])
-            .env("AUTHZ_EDGE_HASH_KEY", "test-key")
-            .env("AUTHZ_EDGE_FAULT", format!("panic:{service}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run");
         // Before: the thread died and the process answered on, without the service.
-        let status = wait_exit(&mut child, std::time::Duration::from_secs(20));
-        let out = child.wait_with_output().expect("output");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(status.code(), Some(70), "{service}: {stderr}");
+        let fault = format!("panic:{service}");
+        let config = config_for(&[up.addr], "");
+        let (code, _, stderr) = run_to_exit(dir.path(), &config, &[("AUTHZ_EDGE_FAULT", &fault)]);
+        assert_eq!(code, Some(70), "{service}: {stderr}");
         let said: Vec<&str> = stderr
             .lines()
             .filter(|l| l.contains(&format!("the {service} service panicked")))
