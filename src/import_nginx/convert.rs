@@ -191,6 +191,11 @@ fn int(s: &str) -> Parsed {
     Parsed::Int(s.parse().ok())
 }
 
+/// An nginx time (`75s`, `1h`) as the config's duration text.
+fn dur(s: &str) -> Parsed {
+    Parsed::Text(duration(s))
+}
+
 /// A size (`10m`, `4G`, `512k`, `1024`) in bytes.
 fn size(s: &str) -> Option<u64> {
     let (n, mult) = match s.chars().last()? {
@@ -517,13 +522,10 @@ impl Converter {
                     let fate = set(&mut keys, "keepalive_pool", int(c.arg(0)));
                     self.report.note(c, fate)
                 }
-                "keepalive_timeout" => match duration(c.arg(0)) {
-                    Some(t) => {
-                        keys.insert("idle_timeout".into(), s(&t));
-                        self.report.note(c, Fate::Converted);
-                    }
-                    None => self.report.note(c, Fate::Unsupported),
-                },
+                "keepalive_timeout" => {
+                    let fate = set(&mut keys, "idle_timeout", dur(c.arg(0)));
+                    self.report.note(c, fate)
+                }
                 "keepalive_requests" | "keepalive_time" => self.report.note(
                     c,
                     ignored("upstream connections are reused until they idle out"),
@@ -794,16 +796,15 @@ impl Converter {
                     );
                 }
             }
-            "proxy_max_temp_file_size" => match size(d.arg(0)) {
-                Some(n) => {
-                    self.upstream_keys.insert(
-                        "max_buffered_bytes".into(),
-                        Value::Integer(n.max(65536) as i64),
-                    );
-                    self.report.note(d, Fate::Converted);
-                }
-                None => self.report.note(d, Fate::Unsupported),
-            },
+            "proxy_max_temp_file_size" => {
+                let n = size(d.arg(0)).map(|n| n.max(65536) as i64);
+                let fate = set(
+                    &mut self.upstream_keys,
+                    "max_buffered_bytes",
+                    Parsed::Int(n),
+                );
+                self.report.note(d, fate)
+            }
             "proxy_buffers"
             | "proxy_buffer_size"
             | "proxy_busy_buffers_size"
@@ -831,11 +832,7 @@ impl Converter {
                 self.report.note(d, Fate::Converted);
             }
             "client_header_timeout" => {
-                let fate = set(
-                    &mut self.limits,
-                    "header_timeout",
-                    Parsed::Text(duration(d.arg(0))),
-                );
+                let fate = set(&mut self.limits, "header_timeout", dur(d.arg(0)));
                 self.report.note(d, fate)
             }
             "large_client_header_buffers" => match size(d.arg(1)) {
@@ -866,11 +863,7 @@ impl Converter {
                 self.report.note(d, fate)
             }
             "keepalive_time" => {
-                let fate = set(
-                    &mut self.server,
-                    "max_connection_age",
-                    Parsed::Text(duration(d.arg(0))),
-                );
+                let fate = set(&mut self.server, "max_connection_age", dur(d.arg(0)));
                 self.report.note(d, fate)
             }
             "client_body_timeout" | "send_timeout" => self.report.note(
