@@ -151,8 +151,13 @@ pub fn response_head_seen(
         let header = |n: &str| resp.headers.get(n).map(|v| v.as_bytes());
         let (route, release) = (header(names.route.as_str()), header(names.release.as_str()));
         observe::observe_context(shared, obs, route, release);
-        observe::observe_denial(shared, rt, req, resp, obs);
-        if resp.status.as_u16() >= 500 {
+        let status = resp.status.as_u16();
+        let marked = resp.headers.contains_key(&names.kind);
+        let location = header(http::header::LOCATION.as_str());
+        if classify::is_denial(status, marked, location, &names.login_paths) {
+            observe::observe_denial(shared, rt, req, resp, obs);
+        }
+        if status >= 500 {
             let kind = header(names.kind.as_str());
             let (path, run_as) = (
                 header(classify::PATH_HEADER),

@@ -80,8 +80,8 @@ fn release_since(shared: &Shared, resp: &ResponseHeader) {
     }
 }
 
-/// Classifies a denial (a 401, a 403, a 302 to the login page) and prepares its sample's body
-/// excerpt; other responses pass.
+/// Classifies a denial (a 401, a 403, a 302 to the login page: the caller asked
+/// `classify::is_denial`) and prepares its sample's body excerpt.
 pub fn observe_denial(
     shared: &Shared,
     rt: &Runtime,
@@ -91,29 +91,22 @@ pub fn observe_denial(
 ) {
     let names = &rt.context;
     let status = resp.status.as_u16();
-    let marked = resp.headers.contains_key(&names.kind);
-    let location = resp
-        .headers
-        .get(http::header::LOCATION)
-        .map(|v| v.as_bytes());
-    if classify::is_denial(status, marked, location, &names.login_paths) {
-        release_since(shared, resp);
-        let d = classify::classify(status, &req.headers, &resp.headers, names, &shared.hash_key);
-        if let Some(d) = d {
-            if status == 403 && !d.kind_from_django {
-                obs.sniffer = Some(CsrfSniffer::default());
-            }
-            obs.denial = Some(Box::new(d));
-            let cap = rt.sample_body_bytes;
-            let textual = resp
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| static_files::is_textual(&ct.to_ascii_lowercase()));
-            if cap > 0 && textual && shared.sink.enabled() {
-                obs.body = Some(Vec::with_capacity(cap.min(4096)));
-                obs.body_cap = cap;
-            }
+    release_since(shared, resp);
+    let d = classify::classify(status, &req.headers, &resp.headers, names, &shared.hash_key);
+    if let Some(d) = d {
+        if status == 403 && !d.kind_from_django {
+            obs.sniffer = Some(CsrfSniffer::default());
+        }
+        obs.denial = Some(Box::new(d));
+        let cap = rt.sample_body_bytes;
+        let textual = resp
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| static_files::is_textual(&ct.to_ascii_lowercase()));
+        if cap > 0 && textual && shared.sink.enabled() {
+            obs.body = Some(Vec::with_capacity(cap.min(4096)));
+            obs.body_cap = cap;
         }
     }
 }
