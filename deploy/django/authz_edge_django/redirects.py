@@ -2,6 +2,7 @@
 `LoginRequiredMixin`, `LoginRequiredMiddleware` for anonymous users, and `permission_required`
 or `user_passes_test` without `raise_exception` for a signed-in user."""
 
+import functools
 from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
@@ -13,13 +14,19 @@ def login_paths():
     """The login page's paths: settings.AUTHZ_EDGE_LOGIN_URLS (for an app whose login page is
     not LOGIN_URL), else LOGIN_URL, resolved (a URL name is allowed)."""
     urls = getattr(settings, "AUTHZ_EDGE_LOGIN_URLS", None) or [settings.LOGIN_URL]
+    return _resolved(tuple(str(u) for u in urls))
+
+
+@functools.lru_cache(maxsize=8)
+def _resolved(urls):
+    """The paths of `urls`, resolved once per set of settings (not on every redirect)."""
     paths = set()
     for url in urls:
         try:
             paths.add(urlsplit(str(resolve_url(url))).path)
         except Exception:  # a URL name that does not resolve
             continue
-    return paths
+    return frozenset(paths)
 
 
 def is_login_redirect(request, response):
